@@ -1,0 +1,110 @@
+"""The one typed config that flows from the CLI (or the Python API, or a study grid) to the trainer.
+
+It is flat on purpose: every field is a CLI flag of the same name (``lr`` is ``--lr``), a keyword of
+``visionlab.train`` and a key a study can put in its grid. A run folder keeps it as ``config.yaml``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    # --- run ------------------------------------------------------------------------------------
+    name: Optional[str] = Field(None, description="run name; default <model>-<time>")
+    out: Optional[str] = Field(None, description="run folder; default runs/<name> under the current folder")
+    seed: int = Field(0, description="seed for splits, initialisation, shuffling and dropout")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; default all cores")
+    quiet: bool = Field(False, description="no progress bar")
+
+    # --- data -----------------------------------------------------------------------------------
+    data: str = Field("synthetic", description="a folder, 'cifar10' (torchvision cache) or 'synthetic'")
+    source: Literal["auto", "folder", "cifar10", "synthetic"] = "auto"
+    image_size: Optional[int] = Field(None, ge=8, description="square side images are resized to; default per model")
+    val_split: float = Field(0.1, ge=0.0, lt=1.0, description="share of train held out when the data has no validation split")
+    test_split: float = Field(0.15, ge=0.0, lt=1.0, description="share held out for test when the data has no test split")
+    split_ratios: Optional[tuple[float, float, float]] = Field(
+        None, description="pool every image and re-split train:val:test by these ratios"
+    )
+    limit_per_class: Optional[int] = Field(None, ge=1, description="keep at most this many train images per class")
+    positive_class: Optional[str] = Field(None, description="class treated as positive in binary metrics")
+    synthetic_per_class: int = Field(300, ge=4)
+    cache_dir: Optional[str] = Field(None, description="decoded-image cache; default $VISIONLAB_CACHE or ~/.cache/visionlab")
+    augment: bool = Field(False, description="random crop with padding and horizontal flip on training batches")
+
+    # --- model ----------------------------------------------------------------------------------
+    model: str = Field("cnn_baseline", description="a name from `visionlab models`")
+    widths: Optional[list[int]] = Field(None, description="hidden widths for model 'mlp'; channels for 'cnn'")
+    activation: str = "relu"
+    init: str = "glorot_uniform"
+    batchnorm: bool = False
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    weights: str = Field("imagenet", description="backbones: imagenet, none or a file path")
+    mode: Literal["frozen", "finetune", "full"] = "frozen"
+    finetune_blocks: int = Field(2, ge=0, description="finetune mode: how many of the last blocks to unfreeze")
+    finetune_lr_scale: float = Field(0.1, gt=0.0, description="finetune mode: backbone lr = lr * this")
+
+    # --- training -------------------------------------------------------------------------------
+    optimizer: str = "minibatch_sgd"
+    lr: float = Field(0.01, gt=0.0)
+    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(10, ge=1)
+    schedule: Literal["constant", "step", "cosine", "onecycle"] = "constant"
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    l1: float = Field(0.0, ge=0.0, description="L1 penalty on weights, added to the loss")
+    l2: float = Field(0.0, ge=0.0, description="L2 penalty on weights, added to the loss (Keras style)")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    early_stopping: bool = False
+    patience: int = Field(5, ge=1)
+    monitor: Literal["val_loss", "val_acc"] = "val_loss"
+    restore_best: bool = True
+    compile: bool = Field(False, description="torch.compile the model")
+    channels_last: Optional[bool] = Field(None, description="channels_last memory format; default on for CNNs")
+
+    @field_validator("split_ratios")
+    @classmethod
+    def _ratios(cls, v):
+        if v is None:
+            return v
+        if any(r < 0 for r in v) or v[0] <= 0:
+            raise ValueError("split ratios must be non-negative with a positive train share")
+        total = sum(v)
+        return tuple(r / total for r in v)
+
+    # ---------------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, base: "RunConfig | dict | None" = None, **overrides: Any) -> "RunConfig":
+        """A validated config from a base (config or dict) and keyword overrides; None values are ignored."""
+        values: dict[str, Any] = {}
+        if isinstance(base, RunConfig):
+            values.update(base.model_dump())
+        elif base:
+            values.update(base)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - set(cls.model_fields))
+        if unknown:
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)}; see `visionlab train --help`")
+        try:
+            return cls(**values)
+        except ValidationError as e:
+            msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            raise ConfigError(f"invalid config: {msgs}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        return cls.build(yaml.safe_load(p.read_text()) or {})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
