@@ -1,0 +1,98 @@
+"""Model registry: one way to build any model from a RunConfig.
+
+Every built model is ``nn.Sequential(Normalize, net)``: it takes raw 0..255 RGB pixels (see
+docs/architecture.md), so export, detection and the service never re-implement preprocessing.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from ..config import RunConfig
+from ..registry import Registry
+from .cnn import CNN
+from .init import INITIALIZERS, apply_init
+from .layers import ACTIVATIONS, Normalize
+from .mlp import MLP
+
+Builder = Callable[[RunConfig, int, int], nn.Module]
+MODELS: Registry[Builder] = Registry("model")
+
+
+class Classifier(nn.Sequential):
+    """Normalize + network. ``net`` may expose ``features``/``head`` (frozen backbones) or ``manual_step`` (NumPy)."""
+
+    def __init__(self, normalize: Normalize, net: nn.Module) -> None:
+        super().__init__()
+        self.normalize = normalize
+        self.net = net
+
+    def forward(self, x):
+        return self.net(self.normalize(x))
+
+
+def _mlp(widths: list[int]) -> Builder:
+    def build(cfg: RunConfig, num_classes: int, image_size: int) -> nn.Module:
+        net = MLP(3 * image_size * image_size, cfg.widths or widths, num_classes, cfg.activation, cfg.batchnorm, cfg.dropout)
+        apply_init(net, cfg.init, cfg.activation)
+        return net
+    return build
+
+
+def _cnn(spec: str) -> Builder:
+    def build(cfg: RunConfig, num_classes: int, image_size: int) -> nn.Module:
+        s = spec
+        if cfg.widths:  # `--model cnn --widths 32,64`: conv-pool per width, then one fc128
+            s = "-".join(f"conv{w}-pool" for w in cfg.widths) + "-fc128"
+        net = CNN(s, num_classes, image_size, cfg.activation, cfg.batchnorm, cfg.dropout)
+        apply_init(net, cfg.init, cfg.activation)
+        return net
+    return build
+
+
+# The dissertation's networks (chapter 3: CIFAR-10 32x32; chapter 4: face masks at 128x128).
+MODELS.register("mlp", family="mlp", image_size=32)(_mlp([128, 64]))
+MODELS.register("ann_baseline", family="mlp", image_size=32)(_mlp([128, 64]))
+MODELS.register("dense_ann", family="mlp", image_size=32)(_mlp([256, 512, 512, 256, 128, 128, 64, 64]))
+MODELS.register("cnn", family="cnn", image_size=32)(_cnn("conv32-pool-conv64-pool-fc128"))
+MODELS.register("cnn_baseline", family="cnn", image_size=32)(_cnn("conv32-pool-conv64-pool-fc128-fc64"))
+MODELS.register("dense_cnn", family="cnn", image_size=32)(
+    _cnn("conv256-pool-conv256-pool-conv128-fc128-fc128-fc64-fc64"))
+MODELS.register("mask_ann", family="mlp", image_size=128)(_mlp([256, 128, 64]))
+MODELS.register("mask_cnn", family="cnn", image_size=128)(
+    _cnn("conv32-pool-conv64-pool-conv128-pool-conv128-pool-fc128"))
+MODELS.register("small_cnn", family="cnn", image_size=64)(_cnn("conv16-pool-conv32-pool-conv64-pool-fc64"))
+
+
+def _load_plugins() -> None:
+    # Optional model families live in their own modules and register themselves on import.
+    for mod in ("backbones", "scratch_adapter"):
+        try:
+            __import__(f"{__name__}.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{mod}":
+                raise
+
+
+def default_image_size(name: str) -> int | None:
+    _load_plugins()
+    return MODELS.meta(name).get("image_size")
+
+
+def build(cfg: RunConfig, num_classes: int, image_size: int) -> Classifier:
+    """Build ``cfg.model`` for ``num_classes`` classes at ``image_size`` x ``image_size`` input."""
+    _load_plugins()
+    meta = MODELS.meta(cfg.model)
+    ACTIVATIONS.get(cfg.activation)
+    INITIALIZERS.get(cfg.init)
+    net = MODELS.get(cfg.model)(cfg, num_classes, image_size)
+    return Classifier(Normalize(meta.get("mean"), meta.get("std")), net)
+
+
+def model_names() -> list[str]:
+    _load_plugins()
+    return MODELS.names()
+
+
+__all__ = ["MODELS", "ACTIVATIONS", "INITIALIZERS", "Classifier", "build", "default_image_size", "model_names"]

@@ -1,0 +1,54 @@
+"""Convolutional networks described by a layer string such as ``conv32-pool-conv64-pool-fc128-fc64``."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .layers import activation
+from .mlp import dense_block
+
+
+class CNN(nn.Module):
+    def __init__(self, spec: str, num_classes: int, image_size: int, act: str = "relu",
+                 batchnorm: bool = False, dropout: float = 0.0) -> None:
+        super().__init__()
+        conv: list[nn.Module] = []
+        fc_widths: list[int] = []
+        channels = 3
+        for tok in spec.split("-"):
+            if tok.startswith("conv"):
+                if fc_widths:
+                    raise ConfigError(f"cnn spec {spec!r}: conv layers must come before fc layers")
+                out = int(tok[4:])
+                conv.append(nn.Conv2d(channels, out, 3))  # 'valid' padding, as Keras' default
+                if batchnorm:
+                    conv.append(nn.BatchNorm2d(out))
+                conv.append(activation(act))
+                channels = out
+            elif tok == "pool":
+                conv.append(nn.MaxPool2d(2))
+            elif tok == "gap":
+                conv.append(nn.AdaptiveAvgPool2d(1))
+            elif tok.startswith("fc"):
+                fc_widths.append(int(tok[2:]))
+            else:
+                raise ConfigError(f"cnn spec {spec!r}: unknown layer {tok!r} (use convN, pool, gap, fcN)")
+        self.features = nn.Sequential(*conv)
+        with torch.no_grad():
+            try:
+                flat = self.features(torch.zeros(1, 3, image_size, image_size)).numel()
+            except RuntimeError:
+                flat = 0
+        if flat == 0:
+            raise ConfigError(f"cnn spec {spec!r} shrinks a {image_size}px image to nothing; use a larger --image-size")
+        head: list[nn.Module] = [nn.Flatten()]
+        n = flat
+        for w in fc_widths:
+            head += dense_block(n, w, act, batchnorm, dropout)
+            n = w
+        head.append(nn.Linear(n, num_classes))
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
