@@ -1,0 +1,146 @@
+"""The Python API. Its verbs and keywords mirror the CLI: ``visionlab train --model cnn`` is
+``visionlab.train(model="cnn")``."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from .config import RunConfig
+from .errors import ConfigError
+from .progress import console
+from .runs import INFO_FILE, MODEL_FILE, list_runs, load_run, new_run_dir
+
+
+@dataclass
+class RunResult:
+    path: Path
+    status: str
+    history: list[dict] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def test_acc(self) -> Optional[float]:
+        return self.metrics.get("test_acc")
+
+
+def _setup_torch(cfg: RunConfig) -> None:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+
+
+def load_data(cfg: RunConfig, image_size: Optional[int] = None):
+    from . import data as data_mod
+    from .models import default_image_size
+
+    size = cfg.image_size or image_size or default_image_size(cfg.model)
+    if cfg.image_size is None and cfg.source in ("auto", "cifar10") and str(cfg.data) == "cifar10":
+        size = None
+    return data_mod.build(cfg, image_size=size)
+
+
+def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool = False, **fields: Any) -> RunResult:
+    """Train a model as the config says and evaluate it; returns the run folder and its metrics.
+
+    ``config`` may be a RunConfig, a dict or a YAML file; keywords override it. ``resume=True`` continues the
+    run in ``out`` from its last checkpoint, with the config saved there.
+    """
+    from . import models
+    from .evaluate import evaluate_model
+    from .train import checkpoint as ckpt
+    from .train.trainer import fit
+
+    if isinstance(config, (str, Path)):
+        config = RunConfig.load(config)
+    cfg = RunConfig.build(config, **fields)
+    run_dir = new_run_dir(cfg)
+    if resume:
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"nothing to resume in {run_dir}: pass --out with the folder of the interrupted run")
+        saved = RunConfig.load(run_dir / "config.yaml")
+        cfg = saved.model_copy(update={"quiet": cfg.quiet})
+    elif (run_dir / "checkpoint.pt").exists() or (run_dir / MODEL_FILE).exists():
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    cfg = cfg.model_copy(update={"out": str(run_dir)})
+    _setup_torch(cfg)
+
+    data = load_data(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    ckpt.write_json(run_dir / INFO_FILE, {"model": cfg.model, "classes": data.classes, "image_size": data.image_size,
+                                         "input": "float32 or uint8 N x 3 x S x S, RGB, 0..255 (normalised inside)"})
+    ckpt.atomic_write_text(run_dir / "skipped.txt", "".join(f"{p}\t{r}\n" for p, r in data.skipped))
+    if data.skipped:
+        console.print(f"[yellow]skipped {len(data.skipped)} unreadable files (listed in {run_dir / 'skipped.txt'})")
+
+    torch.manual_seed(cfg.seed)
+    model = models.build(cfg, data.num_classes, data.image_size)
+    result = fit(cfg, model, data, run_dir, resume=resume)
+    model.to("cpu")
+    ckpt.save_weights(run_dir / MODEL_FILE, model.state_dict())
+
+    last = result.history[-1] if result.history else {}
+    metrics: dict[str, Any] = {
+        "status": result.status, "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+        "train_seconds": round(sum(h["seconds"] for h in result.history), 2),
+        "final_train_loss": last.get("train_loss"), "final_train_acc": last.get("train_acc"),
+        "val_acc": last.get("val_acc"), "val_loss": last.get("val_loss"),
+        "images": {k: len(s) for k, s in data.splits().items()}, "skipped": len(data.skipped),
+    }
+    if result.status == "diverged":
+        console.print(f"[red]the loss became NaN or infinite at epoch {len(result.history)}: run marked diverged "
+                      f"(lower --lr); history kept in {run_dir / 'history.csv'}")
+    else:
+        ev = evaluate_model(model, data, run_dir, history=result.history, positive_class=cfg.positive_class,
+                            title=f"{cfg.model} on {Path(str(cfg.data)).name}", config_yaml=cfg.to_yaml(),
+                            extra_summary={"status": result.status, "epochs": len(result.history),
+                                           "train seconds": metrics["train_seconds"]}, quiet=cfg.quiet)
+        metrics["test_acc"] = ev["accuracy"] if data.test is not None else None
+        metrics["test"] = ev
+        if result.history and cfg.early_stopping and cfg.restore_best:
+            best = result.history[result.best_epoch - 1]
+            metrics["val_acc"], metrics["val_loss"] = best["val_acc"], best["val_loss"]
+    ckpt.write_json(run_dir / "metrics.json", metrics)
+    (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # finished: model.safetensors and history.csv hold the rest
+    return RunResult(run_dir, result.status, result.history, metrics)
+
+
+def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Path] = None, **fields: Any) -> dict:
+    """Evaluate a finished run on ``data`` (default: its own data) and write metrics, plots and a report."""
+    from .evaluate import evaluate_model
+    from .train import checkpoint as ckpt
+
+    loaded = load_run(run)
+    cfg = loaded.config.model_copy(update={"quiet": True})
+    cfg = RunConfig.build(cfg, data=data, **fields)
+    if data is not None:
+        cfg = cfg.model_copy(update={"split_ratios": None, "limit_per_class": None})
+    ds = load_data(cfg.model_copy(update={"image_size": loaded.image_size}))
+    if ds.classes != loaded.classes:
+        raise ConfigError(f"{data} has classes {ds.classes} but the run was trained on {loaded.classes}")
+    out_dir = Path(out) if out else loaded.path / "eval"
+    m = evaluate_model(loaded.model, ds, out_dir, positive_class=cfg.positive_class,
+                       title=f"{cfg.model} evaluated on {Path(str(cfg.data)).name}")
+    ckpt.write_json(out_dir / "metrics.json", m)
+    return m
+
+
+def runs(root: str | Path = "runs") -> list[dict]:
+    """The run folders under ``root`` with their key metrics, newest first."""
+    return list_runs(root)
+
+
+def demo(data: Optional[str] = None, out: Optional[str] = None, epochs: int = 6, quiet: bool = False) -> RunResult:
+    """The main job end to end: data (synthetic when none is given) -> small CNN -> evaluation and report."""
+    fields: dict[str, Any] = dict(model="small_cnn", optimizer="adam", lr=0.002, batch_size=32, epochs=epochs,
+                                  image_size=64, seed=0, out=out, name=None if out else time.strftime("demo-%Y%m%d-%H%M%S"), quiet=quiet)
+    if data:
+        fields.update(data=data)
+    else:
+        fields.update(data="synthetic", synthetic_per_class=300)
+    return train(**fields)

@@ -1,0 +1,167 @@
+"""The command line: a thin typer layer over the Python API, with the same names."""
+from __future__ import annotations
+
+import inspect
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from .config import RunConfig
+from .errors import ConfigError, VisionlabError
+from .progress import console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="visionlab: image classification from a folder of images to a deployed model.")
+out = __import__("rich.console", fromlist=["Console"]).Console()
+
+
+def _parse_field(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name == "split_ratios":
+        parts = [float(p) for p in str(value).replace(",", ":").split(":")]
+        if len(parts) != 3:
+            raise ConfigError("--split-ratios takes three numbers such as 70:15:15")
+        return tuple(parts)
+    if name == "widths":
+        return [int(p) for p in str(value).replace(":", ",").split(",") if p]
+    return value
+
+
+def _cli_type(ann: Any) -> Any:
+    args = typing.get_args(ann)
+    origin = typing.get_origin(ann)
+    if origin is typing.Union:
+        inner = [a for a in args if a is not type(None)][0]
+        return _cli_type(inner)
+    if origin is typing.Literal or origin in (tuple, list):
+        return str
+    return ann
+
+
+def config_options(fn):
+    """Give ``fn`` one --option per RunConfig field (default None: only what is given overrides)."""
+    params = [p for p in inspect.signature(fn).parameters.values() if p.kind != p.VAR_KEYWORD]
+    for name, f in RunConfig.model_fields.items():
+        typ = _cli_type(f.annotation)
+        default = f.default
+        extra = ""
+        if typing.get_origin(f.annotation) is typing.Literal:
+            extra = " [" + "|".join(map(str, typing.get_args(f.annotation))) + "]"
+        help_ = f"{f.description or ''}{extra} (default: {default})"
+        flag = "--" + name.replace("_", "-")
+        decls = [f"{flag}/--no-{name.replace('_', '-')}"] if typ is bool else [flag]
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[typ],
+                                        default=typer.Option(None, *decls, help=help_, show_default=False)))
+    fn.__signature__ = inspect.Signature(params)
+    return fn
+
+
+def _fields(kwargs: dict) -> dict:
+    return {k: _parse_field(k, v) for k, v in kwargs.items() if k in RunConfig.model_fields and v is not None}
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@config_options
+def train(config: Optional[Path] = typer.Option(None, "--config", help="a YAML RunConfig; flags override it"),
+          resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
+          **kwargs: Any) -> None:
+    """Train a model and evaluate it; writes a run folder with config, history, metrics, model and report."""
+    from .api import train as api_train
+
+    res = api_train(config, resume=resume, **_fields(kwargs))
+    m = res.metrics
+    colour = "green" if res.status != "diverged" else "red"
+    acc = f"test accuracy {m['test_acc']:.4f}" if m.get("test_acc") is not None else \
+        f"validation accuracy {m.get('val_acc')}"
+    out.print(f"[{colour}]{res.status}[/]: {acc} after {m['epochs_run']} epochs in {m['train_seconds']:.1f} s")
+    out.print(f"run folder: {res.path}   report: {res.path / 'report.html'}")
+
+
+@app.command()
+def evaluate(run: Path = typer.Argument(..., help="a run folder"),
+             data: Optional[str] = typer.Option(None, "--data", help="data to evaluate on (default: the run's own)"),
+             out_dir: Optional[Path] = typer.Option(None, "--out", help="where metrics, plots and report go"),
+             positive_class: Optional[str] = typer.Option(None, "--positive-class")) -> None:
+    """Evaluate a trained run: accuracy, confusion matrix, precision/recall/F1, ROC-AUC, plots, report."""
+    from .api import evaluate as api_evaluate
+
+    m = api_evaluate(run, data=data, out=out_dir, positive_class=positive_class)
+    out.print(f"accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  ROC-AUC {m.get('roc_auc', float('nan')):.4f}  "
+              f"({m['n']} images)")
+    out.print(f"report: {(out_dir or Path(run) / 'eval') / 'report.html'}")
+
+
+@app.command("runs")
+def runs_cmd(root: Path = typer.Argument(Path("runs"), help="folder holding run folders")) -> None:
+    """A table of runs with their key metrics."""
+    from .api import runs as api_runs
+
+    rows = api_runs(root)
+    if not rows:
+        out.print(f"no runs under {root}")
+        return
+    t = Table("run", "model", "optimizer", "lr", "status", "epochs", "val acc", "test acc", "seconds")
+    f = lambda v: "" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    for r in rows:
+        t.add_row(r["run"], r["model"], r["optimizer"], f(r["lr"]), r["status"], f(r["epochs"]),
+                  f(r["val_acc"]), f(r["test_acc"]), f(r["seconds"]))
+    out.print(t)
+
+
+@app.command()
+def demo(data: Optional[str] = typer.Option(None, "--data", help="a real image folder instead of synthetic data"),
+         out_dir: Optional[str] = typer.Option(None, "--out"),
+         epochs: int = typer.Option(6, "--epochs"), quiet: bool = typer.Option(False, "--quiet")) -> None:
+    """The main job end to end: data -> small CNN -> evaluation -> report (synthetic data when none is given)."""
+    from .api import demo as api_demo
+
+    res = api_demo(data=data, out=out_dir, epochs=epochs, quiet=quiet)
+    m = res.metrics
+    out.print(f"[green]demo finished[/]: test accuracy {m.get('test_acc') or 0:.4f}, {m['epochs_run']} epochs, "
+              f"{m['train_seconds']:.1f} s of training")
+    out.print(f"report: {res.path / 'report.html'}")
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """The registered models."""
+    from .models import MODELS, model_names
+
+    t = Table("model", "family", "default input")
+    for n in model_names():
+        meta = MODELS.meta(n)
+        t.add_row(n, str(meta.get("family", "")), str(meta.get("image_size", "")))
+    out.print(t)
+
+
+def _register_subapps() -> None:
+    # Optional command groups register themselves if their modules are present.
+    for mod, attr in (("visionlab.cli_extra", "register"),):
+        try:
+            m = __import__(mod, fromlist=[attr])
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+            continue
+        getattr(m, attr)(app)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    _register_subapps()
+    try:
+        app(args=argv, standalone_mode=True)
+    except VisionlabError as e:
+        console.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

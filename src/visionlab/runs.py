@@ -1,0 +1,93 @@
+"""Run folders: everything a run needs is in its config, everything it produced is in its folder."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .errors import ModelError
+
+MODEL_FILE = "model.safetensors"
+INFO_FILE = "model.json"
+
+
+def new_run_dir(cfg: RunConfig) -> Path:
+    if cfg.out:
+        return Path(cfg.out)
+    name = cfg.name or f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = Path("runs") / name
+    i = 1
+    while path.exists():
+        i += 1
+        path = Path("runs") / f"{name}-{i}"
+    return path
+
+
+@dataclass
+class LoadedRun:
+    path: Path
+    config: RunConfig
+    model: torch.nn.Module
+    classes: list[str]
+    image_size: int
+    metrics: dict = field(default_factory=dict)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+        from .evaluate.metrics import predict_proba
+        return predict_proba(self.model, x, batch_size)
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    """Load a finished run's model (CPU, eval mode) with its classes and input size."""
+    from .models import build
+    from .train.checkpoint import load_weights
+
+    p = Path(path)
+    if not p.is_dir():
+        raise ModelError(f"run folder {p} does not exist; pass a folder written by `visionlab train`")
+    for f in ("config.yaml", INFO_FILE, MODEL_FILE):
+        if not (p / f).is_file():
+            raise ModelError(f"{p} has no {f}: it is not a finished visionlab run (train it, or resume it with "
+                             f"`visionlab train --resume --out {p}`)")
+    cfg = RunConfig.load(p / "config.yaml")
+    info = json.loads((p / INFO_FILE).read_text())
+    # never download weights to load a trained model: its own file holds every parameter
+    build_cfg = cfg.model_copy(update={"weights": "none"})
+    model = build(build_cfg, len(info["classes"]), int(info["image_size"]))
+    try:
+        missing, unexpected = model.load_state_dict(load_weights(p / MODEL_FILE), strict=False)
+    except Exception as e:  # a truncated or foreign file
+        raise ModelError(f"cannot load {p / MODEL_FILE}: {e}") from None
+    if missing or unexpected:
+        raise ModelError(f"{p / MODEL_FILE} does not match model {cfg.model!r} "
+                         f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")
+    model.eval()
+    metrics = json.loads((p / "metrics.json").read_text()) if (p / "metrics.json").is_file() else {}
+    return LoadedRun(p, cfg, model, list(info["classes"]), int(info["image_size"]), metrics)
+
+
+def list_runs(root: str | Path = "runs") -> list[dict]:
+    """One row per run folder under ``root`` (recursively one level), newest first."""
+    rows = []
+    root = Path(root)
+    if not root.is_dir():
+        return rows
+    for cfg_path in sorted(root.glob("*/config.yaml")) + sorted(root.glob("*/*/config.yaml")):
+        d = cfg_path.parent
+        m = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").is_file() else {}
+        try:
+            cfg = RunConfig.load(cfg_path)
+        except Exception:
+            continue
+        rows.append({"run": str(d), "model": cfg.model, "data": cfg.data, "optimizer": cfg.optimizer, "lr": cfg.lr,
+                     "status": m.get("status", "running/killed" if (d / "checkpoint.pt").exists() else "?"),
+                     "epochs": m.get("epochs_run"), "test_acc": m.get("test_acc"), "val_acc": m.get("val_acc"),
+                     "seconds": m.get("train_seconds"), "mtime": d.stat().st_mtime})
+    return sorted(rows, key=lambda r: -r["mtime"])

@@ -1,0 +1,219 @@
+"""The training loop: one function, ``fit``, driven entirely by a RunConfig.
+
+Determinism: the batch order and the dropout RNG of epoch ``e`` are derived from (seed, e) alone, so a run
+resumed from the checkpoint of epoch ``e-1`` replays exactly what an uninterrupted run would have done.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import RunConfig
+from ..data.types import ImageData, Split
+from ..progress import console, progress
+from . import checkpoint as ckpt
+from .features import frozen_feature_splits
+from .optim import OPTIMIZERS, effective_batch_size, make_scheduler
+from .regularize import EarlyStopping, penalized_weights, penalty
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class FitResult:
+    status: str  # ok | diverged | stopped_early
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    seconds: float = 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919) % (2**63 - 1)
+
+
+def _batches(split: Split, batch_size: int, shuffle: bool, seed: int, epoch: int, augment: bool):
+    from ..data.loader import batches
+
+    return batches(split, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, augment=augment)
+
+
+@torch.no_grad()
+def evaluate_split(model: nn.Module, split: Split, batch_size: int = 1024) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``split`` (eval mode)."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct, n = 0.0, 0, 0
+    for i in range(0, len(split), batch_size):
+        xb, yb = split.x[i:i + batch_size], split.y[i:i + batch_size]
+        logits = model(xb).float()
+        total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
+        n += len(yb)
+    model.train(was_training)
+    return total_loss / max(n, 1), correct / max(n, 1)
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    if not history:
+        return
+    keys = list(history[0].keys())
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(history)
+    ckpt.atomic_write_text(path, buf.getvalue())
+
+
+def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume: bool = False) -> FitResult:
+    """Train ``model`` on ``data`` as ``cfg`` says, checkpointing every epoch into ``run_dir``."""
+    device = resolve_device(cfg.device)
+    model.to(device)
+    net = getattr(model, "net", model)
+    manual = hasattr(net, "manual_step")
+
+    # What is trained, and on what: the whole model on pixels, or a frozen backbone's head on cached features.
+    trainable: nn.Module = model
+    train_split, val_split = data.train, data.val
+    if getattr(net, "frozen", False) and hasattr(net, "features") and not cfg.augment:
+        train_split, val_split = frozen_feature_splits(cfg, model, data, device)
+        trainable = net.head
+    augment = cfg.augment and train_split.x.dtype == torch.uint8
+    if device.type != "cpu":
+        train_split = Split(train_split.x.to(device), train_split.y.to(device))
+        val_split = Split(val_split.x.to(device), val_split.y.to(device)) if val_split is not None else None
+    if cfg.channels_last is not False and train_split.x.dim() == 4 and _has_conv(trainable):
+        trainable.to(memory_format=torch.channels_last)
+
+    n_train = len(train_split)
+    bs = effective_batch_size(cfg, n_train)
+    full_batch = bs >= n_train and OPTIMIZERS.meta(cfg.optimizer)["batch"] == "full"
+    chunk = min(bs, 2048) if full_batch else bs  # full-batch GD accumulates gradients over chunks
+    steps_per_epoch = 1 if full_batch else math.ceil(n_train / bs)
+
+    params = net.param_groups(cfg.lr) if hasattr(net, "param_groups") and trainable is model else \
+        [p for p in trainable.parameters() if p.requires_grad]
+    opt = OPTIMIZERS.get(cfg.optimizer)(params, cfg) if not manual else None
+    sched = make_scheduler(opt, cfg, steps_per_epoch) if opt is not None else None
+    weights = penalized_weights(trainable)
+    early = EarlyStopping(cfg.monitor, cfg.patience) if cfg.early_stopping and val_split is not None else None
+
+    history: list[dict] = []
+    best_state: Optional[dict] = None
+    start_epoch = 0
+    status = "ok"
+    ck_path = Path(run_dir) / CHECKPOINT
+    if resume and ck_path.exists():
+        state = ckpt.load_state(ck_path)
+        model.load_state_dict(state["model"])
+        if opt is not None:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+        history = list(state["history"])
+        best_state = state.get("best_model")
+        if early is not None and state.get("early"):
+            early.load_state_dict(state["early"])
+        start_epoch = int(state["epoch"]) + 1
+        status = state.get("status", "ok")
+        console.print(f"resuming {run_dir} after epoch {start_epoch} of {cfg.epochs}")
+
+    t_start = time.perf_counter()
+    done = status != "ok" or start_epoch >= cfg.epochs
+    with progress(disable=cfg.quiet) as bar:
+        task = bar.add_task("train", total=cfg.epochs * steps_per_epoch, info="",
+                            completed=start_epoch * steps_per_epoch)
+        for epoch in range(start_epoch, cfg.epochs):
+            if done:
+                break
+            t0 = time.perf_counter()
+            torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout and any other global-RNG use
+            trainable.train()
+            sum_loss, correct, seen = 0.0, 0, 0
+            diverged = False
+            if full_batch:
+                opt.zero_grad(set_to_none=True)
+            for xb, yb in _batches(train_split, chunk, not full_batch, cfg.seed, epoch, augment):
+                if manual:
+                    loss_v = float(net.manual_step(xb, yb, cfg.lr))
+                    with torch.no_grad():
+                        logits = model(xb)
+                elif full_batch:
+                    logits = trainable(xb)
+                    loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+                    loss_v = loss.item()
+                    (loss * (len(yb) / n_train) + penalty(weights, cfg.l1, cfg.l2) * (len(yb) / n_train)).backward()
+                else:
+                    logits = trainable(xb)
+                    loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+                    total = loss + penalty(weights, cfg.l1, cfg.l2)
+                    opt.zero_grad(set_to_none=True)
+                    total.backward()
+                    opt.step()
+                    sched.step()
+                    loss_v = loss.item()
+                if not math.isfinite(loss_v):
+                    diverged = True
+                    break
+                sum_loss += loss_v * len(yb)
+                correct += (logits.argmax(1) == yb).sum().item()
+                seen += len(yb)
+                if not full_batch:
+                    bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs} loss {sum_loss / seen:.4f}")
+            if full_batch and not diverged:
+                opt.step()
+                sched.step()
+                bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs} loss {sum_loss / seen:.4f}")
+            row = {"epoch": epoch + 1,
+                   "train_loss": sum_loss / seen if seen and not diverged else float("nan"),
+                   "train_acc": correct / seen if seen and not diverged else float("nan"),
+                   "val_loss": float("nan"), "val_acc": float("nan"),
+                   "lr": opt.param_groups[-1]["lr"] if opt is not None else cfg.lr}
+            if diverged:
+                status = "diverged"
+            elif val_split is not None and len(val_split):
+                row["val_loss"], row["val_acc"] = evaluate_split(trainable, val_split)
+                if not math.isfinite(row["val_loss"]):
+                    status = "diverged"
+            row["seconds"] = round(time.perf_counter() - t0, 3)
+            history.append(row)
+            if early is not None and status == "ok":
+                value = row[cfg.monitor]
+                if early.better(value):
+                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                if early.update(epoch, value):
+                    status = "stopped_early"
+            ckpt.save_state(ck_path, {
+                "epoch": epoch, "model": model.state_dict(), "history": history, "status": status,
+                "optimizer": opt.state_dict() if opt is not None else {},
+                "scheduler": sched.state_dict() if sched is not None else {},
+                "early": early.state_dict() if early is not None else None, "best_model": best_state,
+            })
+            _write_history(Path(run_dir) / "history.csv", history)
+            if status != "ok":
+                break
+
+    if early is not None and cfg.restore_best and best_state is not None and status != "diverged":
+        model.load_state_dict(best_state)
+    if trainable is not model:
+        model.to(memory_format=torch.contiguous_format)
+    best_epoch = early.best_epoch + 1 if early is not None and early.best_epoch >= 0 else len(history)
+    return FitResult(status, history, best_epoch, time.perf_counter() - t_start)
+
+
+def _has_conv(m: nn.Module) -> bool:
+    return any(isinstance(x, nn.Conv2d) for x in m.modules())

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from visionlab.evaluate.metrics import choose_threshold, compute, expected_calibration_error, positive_index
+
+
+def test_binary_metrics_match_definitions():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    p1 = np.clip(0.5 + (y - 0.5) * 0.6 + rng.normal(0, 0.25, 400), 0.01, 0.99)
+    probs = np.stack([1 - p1, p1], 1)
+    m = compute(y, probs, ["WithMask", "WithoutMask"], positive_class="WithoutMask", threshold=0.5)
+    pred = (p1 >= 0.5).astype(int)
+    tp = ((pred == 1) & (y == 1)).sum()
+    assert m["accuracy"] == pytest.approx((pred == y).mean())
+    assert m["precision"] == pytest.approx(tp / (pred == 1).sum())
+    assert m["recall"] == pytest.approx(tp / (y == 1).sum())
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p1))
+    assert np.array(m["confusion_matrix"]).sum() == 400
+    assert m["at_threshold"]["accuracy"] == pytest.approx(m["accuracy"])
+
+
+def test_multiclass_auc_and_perfect_predictions():
+    y = np.repeat(np.arange(3), 10)
+    probs = np.eye(3)[y] * 0.9 + 0.1 / 3
+    m = compute(y, probs, ["a", "b", "c"])
+    assert m["accuracy"] == 1.0 and m["roc_auc"] == 1.0 and m["f1"] == 1.0
+
+
+def test_ece_zero_for_calibrated_and_large_for_overconfident():
+    y = np.array([0, 1] * 50)
+    half = np.full((100, 2), 0.5)
+    half[:, 0] += 1e-6
+    assert expected_calibration_error(y, half)[0] == pytest.approx(0.0, abs=1e-3)
+    wrong = np.eye(2)[1 - y] * 0.98 + 0.01
+    assert expected_calibration_error(y, wrong)[0] > 0.9
+
+
+def test_threshold_and_positive_class():
+    assert positive_index(["WithMask", "WithoutMask"], None) == 0
+    assert positive_index(["cat", "dog"], None) == 1
+    y = np.array([0, 0, 1, 1])
+    assert 0.3 < choose_threshold(y, np.array([0.1, 0.3, 0.4, 0.9]), 1) <= 0.4
