@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,18 +59,26 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     if isinstance(config, (str, Path)):
         config = RunConfig.load(config)
     cfg = RunConfig.build(config, **fields)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     run_dir = new_run_dir(cfg)
+    if world > 1 and cfg.out is None:
+        raise ConfigError("under torchrun pass --out: every rank must write to (and resume from) the same folder")
     if resume:
         if not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"nothing to resume in {run_dir}: pass --out with the folder of the interrupted run")
         saved = RunConfig.load(run_dir / "config.yaml")
         cfg = saved.model_copy(update={"quiet": cfg.quiet})
-    elif (run_dir / "checkpoint.pt").exists() or (run_dir / MODEL_FILE).exists():
+    elif rank == 0 and ((run_dir / "checkpoint.pt").exists() or (run_dir / MODEL_FILE).exists()):
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     cfg = cfg.model_copy(update={"out": str(run_dir)})
     _setup_torch(cfg)
 
     data = load_data(cfg)
+    torch.manual_seed(cfg.seed)
+    model = models.build(cfg, data.num_classes, data.image_size)
+    if rank != 0:  # other torchrun ranks train; rank 0 alone writes the run folder
+        result = fit(cfg, model, data, run_dir, resume=resume)
+        return RunResult(run_dir, result.status, result.history, {})
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt.atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     ckpt.write_json(run_dir / INFO_FILE, {"model": cfg.model, "classes": data.classes, "image_size": data.image_size,
@@ -78,8 +87,6 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     if data.skipped:
         console.print(f"[yellow]skipped {len(data.skipped)} unreadable files (listed in {run_dir / 'skipped.txt'})")
 
-    torch.manual_seed(cfg.seed)
-    model = models.build(cfg, data.num_classes, data.image_size)
     result = fit(cfg, model, data, run_dir, resume=resume)
     model.to("cpu")
     ckpt.save_weights(run_dir / MODEL_FILE, model.state_dict())

@@ -127,6 +127,33 @@ def demo(data: Optional[str] = typer.Option(None, "--data", help="a real image f
     out.print(f"report: {res.path / 'report.html'}")
 
 
+@app.command("predict")
+def predict_cmd(run: Path = typer.Argument(..., help="a run folder"),
+                inputs: list[Path] = typer.Argument(..., help="image files and/or folders"),
+                out_dir: Path = typer.Option(..., "--out", help="where predictions.csv/json and annotated copies go"),
+                annotate: bool = typer.Option(True, "--annotate/--no-annotate")) -> None:
+    """Label unseen images (any format or size); unreadable files are reported, not fatal."""
+    from .predict import predict
+
+    res = predict(run, inputs, out_dir, annotate=annotate)
+    counts: dict[str, int] = {}
+    for r in res["predictions"]:
+        counts[r["label"]] = counts.get(r["label"], 0) + 1
+    out.print(f"{len(res['predictions'])} images predicted: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for p, why in res["unreadable"]:
+        console.print(f"[yellow]skipped[/] {p}: {why}", highlight=False)
+    out.print(f"results: {out_dir / 'predictions.csv'}")
+
+
+@app.command("compare")
+def compare_cmd(runs: list[Path] = typer.Argument(..., help="run folders"),
+                out_dir: Path = typer.Option(Path("comparison"), "--out")) -> None:
+    """One report comparing runs: table, overlaid ROC curves, metric bars, confusion matrices."""
+    from .compare import compare
+
+    out.print(f"report: {compare(runs, out_dir)}")
+
+
 @app.command("models")
 def models_cmd() -> None:
     """The registered models."""
@@ -137,6 +164,40 @@ def models_cmd() -> None:
         meta = MODELS.meta(n)
         t.add_row(n, str(meta.get("family", "")), str(meta.get("image_size", "")))
     out.print(t)
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Look at a data folder before training on it.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("inspect")
+def data_inspect(root: Path = typer.Argument(..., help="an image folder"),
+                 out_dir: Path = typer.Option(Path("inspect"), "--out")) -> None:
+    """Counts per split and class, image sizes, unreadable files, a distribution and a sample-grid PNG."""
+    from .data.inspect import inspect
+
+    s = inspect(root, out_dir)
+    t = Table("split", *s["classes"], "total")
+    for split, cs in s["splits"].items():
+        t.add_row(split, *[str(cs.get(c, 0)) for c in s["classes"]], str(sum(cs.values())))
+    out.print(t)
+    z = s["size"]
+    out.print(f"sizes: width {z['min_w']}-{z['max_w']} (median {z['median_w']:.0f}), height {z['min_h']}-{z['max_h']} "
+              f"(median {z['median_h']:.0f}); modes {s['modes']}")
+    for p, why in s["unreadable"]:
+        console.print(f"[yellow]unreadable[/] {p} ({why})", highlight=False)
+    out.print(f"plots: {out_dir / 'class_distribution.png'}, {out_dir / 'samples.png'}")
+
+
+@data_app.command("split")
+def data_split(root: Path = typer.Argument(..., help="one folder of class folders"),
+               ratios: str = typer.Option("70:15:15", "--ratios"), seed: int = typer.Option(0, "--seed"),
+               out_file: Optional[Path] = typer.Option(None, "--out", help="manifest CSV path")) -> None:
+    """Write a seeded, stratified split manifest (path, class, split); no image is copied or moved."""
+    from .data.inspect import split_manifest
+
+    r = _parse_field("split_ratios", ratios)
+    out.print(f"manifest: {split_manifest(root, r, seed, out_file)}")
 
 
 def _register_subapps() -> None:

@@ -68,6 +68,8 @@ class RunConfig(BaseModel):
     monitor: Literal["val_loss", "val_acc"] = "val_loss"
     restore_best: bool = True
     compile: bool = Field(False, description="torch.compile the model")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast where the hardware does bf16 natively (CUDA, CPUs with AMX), else fp32")
     channels_last: Optional[bool] = Field(None, description="channels_last memory format; default on for CNNs")
 
     @field_validator("split_ratios")

@@ -37,6 +37,22 @@ def cpu_ms_per_image(model: torch.nn.Module, image_size: int, batch: int = 16, r
     return float(np.median(times))
 
 
+def write_predictions(path: Path, paths, y: np.ndarray, probs: np.ndarray, classes: list[str]) -> None:
+    """Per-image predictions of the evaluated split, so runs can be compared without recomputing."""
+    import csv
+    import io
+
+    from ..train.checkpoint import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "true", "pred", *[f"p_{c}" for c in classes]])
+    for i in range(len(y)):
+        w.writerow([paths[i] if paths else i, classes[y[i]], classes[int(probs[i].argmax())],
+                    *[f"{v:.6f}" for v in probs[i]]])
+    atomic_write_text(path, buf.getvalue())
+
+
 def evaluate_model(model: torch.nn.Module, data: ImageData, out_dir: Path, *, history: Optional[list] = None,
                    positive_class: Optional[str] = None, title: str = "", config_yaml: str = "",
                    extra_summary: Optional[dict] = None, split: str = "test", quiet: bool = False) -> dict:
@@ -53,6 +69,7 @@ def evaluate_model(model: torch.nn.Module, data: ImageData, out_dir: Path, *, hi
         pos = positive_index(classes, positive_class)
         threshold = choose_threshold(data.val.y.numpy(), predict_proba(model, data.val.x)[:, pos], pos)
     m = compute(y, probs, classes, positive_class, threshold)
+    write_predictions(out_dir / "predictions.csv", target.paths, y, probs, classes)
     n_params = sum(p.numel() for p in model.parameters())
     m["parameters"] = int(n_params)
     m["ms_per_image_cpu"] = cpu_ms_per_image(model, data.image_size)

@@ -5,6 +5,7 @@ resumed from the checkpoint of epoch ``e-1`` replays exactly what an uninterrupt
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import time
@@ -20,6 +21,7 @@ from ..config import RunConfig
 from ..data.types import ImageData, Split
 from ..progress import console, progress
 from . import checkpoint as ckpt
+from .distributed import local_device, setup, wrap
 from .features import frozen_feature_splits
 from .optim import OPTIMIZERS, effective_batch_size, make_scheduler
 from .regularize import EarlyStopping, penalized_weights, penalty
@@ -33,12 +35,31 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = -1
     seconds: float = 0.0
+    rank: int = 0
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def resolve_precision(cfg: RunConfig, device: torch.device) -> Optional[torch.dtype]:
+    """bf16 autocast only where it is native and fast; fp32 otherwise. The loss is always computed in fp32."""
+    if cfg.precision == "fp32":
+        return None
+    if cfg.precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    try:  # AMX tiles make oneDNN's bf16 convolutions and matmuls ~2x faster than fp32 on 2 cores
+        return torch.bfloat16 if torch.cpu._is_amx_tile_supported() else None
+    except AttributeError:
+        return None
+
+
+def autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -52,14 +73,16 @@ def _batches(split: Split, batch_size: int, shuffle: bool, seed: int, epoch: int
 
 
 @torch.no_grad()
-def evaluate_split(model: nn.Module, split: Split, batch_size: int = 1024) -> tuple[float, float]:
+def evaluate_split(model: nn.Module, split: Split, batch_size: int = 1024,
+                   amp: Optional[torch.dtype] = None) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``split`` (eval mode)."""
     was_training = model.training
     model.eval()
     total_loss, correct, n = 0.0, 0, 0
     for i in range(0, len(split), batch_size):
         xb, yb = split.x[i:i + batch_size], split.y[i:i + batch_size]
-        logits = model(xb).float()
+        with autocast(xb.device, amp):
+            logits = model(xb).float()
         total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
         correct += (logits.argmax(1) == yb).sum().item()
         n += len(yb)
@@ -82,10 +105,14 @@ def _write_history(path: Path, history: list[dict]) -> None:
 
 def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume: bool = False) -> FitResult:
     """Train ``model`` on ``data`` as ``cfg`` says, checkpointing every epoch into ``run_dir``."""
-    device = resolve_device(cfg.device)
+    device = resolve_device(local_device(cfg.device))
+    d = setup(device)
     model.to(device)
     net = getattr(model, "net", model)
     manual = hasattr(net, "manual_step")
+    if manual and d.active:
+        from ..errors import ConfigError
+        raise ConfigError(f"{cfg.model} trains by hand-written NumPy steps and cannot run under torchrun")
 
     # What is trained, and on what: the whole model on pixels, or a frozen backbone's head on cached features.
     trainable: nn.Module = model
@@ -97,8 +124,13 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
     if device.type != "cpu":
         train_split = Split(train_split.x.to(device), train_split.y.to(device))
         val_split = Split(val_split.x.to(device), val_split.y.to(device)) if val_split is not None else None
-    if cfg.channels_last is not False and train_split.x.dim() == 4 and _has_conv(trainable):
+    channels_last = cfg.channels_last is not False and train_split.x.dim() == 4 and _has_conv(trainable)
+    if channels_last:
         trainable.to(memory_format=torch.channels_last)
+    amp = None if manual else resolve_precision(cfg, device)
+    step_model = wrap(trainable, d, device)
+    if cfg.compile and not manual:
+        step_model = torch.compile(step_model)
 
     n_train = len(train_split)
     bs = effective_batch_size(cfg, n_train)
@@ -134,7 +166,7 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
 
     t_start = time.perf_counter()
     done = status != "ok" or start_epoch >= cfg.epochs
-    with progress(disable=cfg.quiet) as bar:
+    with progress(disable=cfg.quiet or not d.main) as bar:
         task = bar.add_task("train", total=cfg.epochs * steps_per_epoch, info="",
                             completed=start_epoch * steps_per_epoch)
         for epoch in range(start_epoch, cfg.epochs):
@@ -148,25 +180,31 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
             if full_batch:
                 opt.zero_grad(set_to_none=True)
             for xb, yb in _batches(train_split, chunk, not full_batch, cfg.seed, epoch, augment):
+                xb, yb = d.shard(xb, yb)
+                if channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
                 if manual:
                     loss_v = float(net.manual_step(xb, yb, cfg.lr))
                     with torch.no_grad():
                         logits = model(xb)
                 elif full_batch:
-                    logits = trainable(xb)
-                    loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+                    with autocast(device, amp):
+                        logits = step_model(xb)
+                    loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
                     loss_v = loss.item()
-                    (loss * (len(yb) / n_train) + penalty(weights, cfg.l1, cfg.l2) * (len(yb) / n_train)).backward()
+                    share = len(yb) * d.world / n_train  # DDP averages over ranks; undo that for a sum over chunks
+                    ((loss + penalty(weights, cfg.l1, cfg.l2)) * share).backward()
                 else:
-                    logits = trainable(xb)
-                    loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+                    with autocast(device, amp):
+                        logits = step_model(xb)
+                    loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
                     total = loss + penalty(weights, cfg.l1, cfg.l2)
                     opt.zero_grad(set_to_none=True)
                     total.backward()
                     opt.step()
                     sched.step()
                     loss_v = loss.item()
-                if not math.isfinite(loss_v):
+                if not math.isfinite(loss_v) and not d.active:  # ranks agree at the epoch's end instead
                     diverged = True
                     break
                 sum_loss += loss_v * len(yb)
@@ -174,6 +212,10 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
                 seen += len(yb)
                 if not full_batch:
                     bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs} loss {sum_loss / seen:.4f}")
+            train_time = time.perf_counter() - t0
+            if d.active:
+                sum_loss, correct, seen = d.sum(sum_loss, correct, seen)
+                diverged = not math.isfinite(sum_loss)
             if full_batch and not diverged:
                 opt.step()
                 sched.step()
@@ -186,10 +228,11 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
             if diverged:
                 status = "diverged"
             elif val_split is not None and len(val_split):
-                row["val_loss"], row["val_acc"] = evaluate_split(trainable, val_split)
+                row["val_loss"], row["val_acc"] = evaluate_split(trainable, val_split, amp=amp)
                 if not math.isfinite(row["val_loss"]):
                     status = "diverged"
             row["seconds"] = round(time.perf_counter() - t0, 3)
+            row["train_img_per_s"] = round(seen / max(train_time, 1e-9), 1)
             history.append(row)
             if early is not None and status == "ok":
                 value = row[cfg.monitor]
@@ -197,22 +240,24 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
                     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                 if early.update(epoch, value):
                     status = "stopped_early"
-            ckpt.save_state(ck_path, {
-                "epoch": epoch, "model": model.state_dict(), "history": history, "status": status,
-                "optimizer": opt.state_dict() if opt is not None else {},
-                "scheduler": sched.state_dict() if sched is not None else {},
-                "early": early.state_dict() if early is not None else None, "best_model": best_state,
-            })
-            _write_history(Path(run_dir) / "history.csv", history)
+            if d.main:
+                ckpt.save_state(ck_path, {
+                    "epoch": epoch, "model": model.state_dict(), "history": history, "status": status,
+                    "optimizer": opt.state_dict() if opt is not None else {},
+                    "scheduler": sched.state_dict() if sched is not None else {},
+                    "early": early.state_dict() if early is not None else None, "best_model": best_state,
+                })
+                _write_history(Path(run_dir) / "history.csv", history)
             if status != "ok":
                 break
 
+    d.barrier()
     if early is not None and cfg.restore_best and best_state is not None and status != "diverged":
         model.load_state_dict(best_state)
     if trainable is not model:
         model.to(memory_format=torch.contiguous_format)
     best_epoch = early.best_epoch + 1 if early is not None and early.best_epoch >= 0 else len(history)
-    return FitResult(status, history, best_epoch, time.perf_counter() - t_start)
+    return FitResult(status, history, best_epoch, time.perf_counter() - t_start, rank=d.rank)
 
 
 def _has_conv(m: nn.Module) -> bool:
