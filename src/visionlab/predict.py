@@ -1,0 +1,99 @@
+"""Prediction on unseen images of any format or size: labels, confidences, annotated copies, CSV and JSON.
+Unreadable files are reported and skipped, never fatal; the input images are only read."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from PIL import Image, ImageDraw, ImageOps
+
+from .errors import DataError
+from .progress import progress
+from .runs import load_run
+from .train.checkpoint import atomic_write_bytes, atomic_write_text
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+
+
+def collect_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    files, missing = [], []
+    for i in inputs:
+        p = Path(i)
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        elif p.is_file():
+            files.append(p)
+        else:
+            missing.append((str(p), "does not exist"))
+    return files, missing
+
+
+def _annotate(path: Path, label: str, conf: float, dest: Path) -> None:
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im).convert("RGB")
+    scale = max(1.0, 400 / max(im.size))
+    if scale > 1:
+        im = im.resize((round(im.width * scale), round(im.height * scale)))
+    d = ImageDraw.Draw(im)
+    text = f"{label} {conf:.2f}"
+    h = max(14, im.height // 14)
+    d.rectangle([0, 0, im.width, h + 6], fill=(0, 0, 0))
+    d.text((4, 3), text, fill=(255, 255, 255), font_size=h)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=90)
+    atomic_write_bytes(dest, buf.getvalue())
+
+
+def predict(run: str | Path, inputs: Iterable[str | Path], out: str | Path | None = None,
+            annotate: bool = True, batch_size: int = 32, quiet: bool = False) -> dict:
+    """Predict every image in ``inputs`` (files or folders) with the model of ``run``."""
+    from .data import decode_image
+
+    loaded = load_run(run)
+    files, problems = collect_images(inputs)
+    rows: list[dict] = []
+    out_dir = Path(out) if out else None
+    with progress(disable=quiet) as bar:
+        task = bar.add_task("predict", total=len(files), info="")
+        for start in range(0, len(files), batch_size):
+            chunk, xs = [], []
+            for f in files[start:start + batch_size]:
+                try:
+                    xs.append(decode_image(f, loaded.image_size))
+                    chunk.append(f)
+                except DataError as e:
+                    problems.append((str(f), str(e)))
+            if xs:
+                probs = loaded.predict_proba(torch.stack(xs))
+                for f, p in zip(chunk, probs):
+                    k = int(p.argmax())
+                    rows.append({"path": str(f), "label": loaded.classes[k], "confidence": float(p[k]),
+                                 **{f"p_{c}": float(v) for c, v in zip(loaded.classes, p)}})
+            bar.update(task, advance=len(files[start:start + batch_size]))
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        buf = io.StringIO()
+        if rows:
+            w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        atomic_write_text(out_dir / "predictions.csv", buf.getvalue())
+        atomic_write_text(out_dir / "predictions.json", json.dumps(
+            {"run": str(loaded.path), "classes": loaded.classes, "predictions": rows,
+             "unreadable": [{"path": p, "reason": r} for p, r in problems]}, indent=2))
+        if annotate:
+            names: set[str] = set()
+            for r in rows:
+                src = Path(r["path"])
+                name = f"{src.stem}.jpg"
+                i = 1
+                while name in names:  # same file name in different folders
+                    i += 1
+                    name = f"{src.stem}-{i}.jpg"
+                names.add(name)
+                _annotate(src, r["label"], r["confidence"], out_dir / "annotated" / name)
+    return {"predictions": rows, "unreadable": problems, "classes": loaded.classes}
