@@ -58,7 +58,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
 
     if isinstance(config, (str, Path)):
         config = RunConfig.load(config)
-    cfg = RunConfig.build(config, **fields)
+    cfg = models.apply_recipe(RunConfig.build(config, **fields))
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     run_dir = new_run_dir(cfg)
     if world > 1 and cfg.out is None:
@@ -75,7 +75,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
 
     data = load_data(cfg)
     torch.manual_seed(cfg.seed)
-    model = models.build(cfg, data.num_classes, data.image_size)
+    model = models.build(cfg, data.num_classes, data.image_size) if cfg.framework == "torch" else None
     if rank != 0:  # other torchrun ranks train; rank 0 alone writes the run folder
         result = fit(cfg, model, data, run_dir, resume=resume)
         return RunResult(run_dir, result.status, result.history, {})
@@ -87,9 +87,17 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     if data.skipped:
         console.print(f"[yellow]skipped {len(data.skipped)} unreadable files (listed in {run_dir / 'skipped.txt'})")
 
-    result = fit(cfg, model, data, run_dir, resume=resume)
-    model.to("cpu")
-    ckpt.save_weights(run_dir / MODEL_FILE, model.state_dict())
+    if cfg.framework == "keras":
+        from .models.keras_models import fit_keras
+        from .train.trainer import FitResult, write_history
+
+        model, hist, status = fit_keras(cfg, data, run_dir)
+        write_history(run_dir / "history.csv", hist)
+        result = FitResult(status, hist, len(hist))
+    else:
+        result = fit(cfg, model, data, run_dir, resume=resume)
+        model.to("cpu")
+        ckpt.save_weights(run_dir / MODEL_FILE, model.state_dict())
 
     last = result.history[-1] if result.history else {}
     metrics: dict[str, Any] = {

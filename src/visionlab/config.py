@@ -42,6 +42,8 @@ class RunConfig(BaseModel):
 
     # --- model ----------------------------------------------------------------------------------
     model: str = Field("cnn_baseline", description="a name from `visionlab models`")
+    framework: Literal["torch", "keras"] = Field(
+        "torch", description="keras: the same mlp/cnn presets built and fit with Keras 3 (torch backend)")
     widths: Optional[list[int]] = Field(None, description="hidden widths for model 'mlp'; channels for 'cnn'")
     activation: str = "relu"
     init: str = "glorot_uniform"

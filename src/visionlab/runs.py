@@ -52,12 +52,17 @@ def load_run(path: str | Path) -> LoadedRun:
     p = Path(path)
     if not p.is_dir():
         raise ModelError(f"run folder {p} does not exist; pass a folder written by `visionlab train`")
-    for f in ("config.yaml", INFO_FILE, MODEL_FILE):
+    cfg = RunConfig.load(p / "config.yaml") if (p / "config.yaml").is_file() else None
+    weights = "model.keras" if cfg is not None and cfg.framework == "keras" else MODEL_FILE
+    for f in ("config.yaml", INFO_FILE, weights):
         if not (p / f).is_file():
             raise ModelError(f"{p} has no {f}: it is not a finished visionlab run (train it, or resume it with "
                              f"`visionlab train --resume --out {p}`)")
-    cfg = RunConfig.load(p / "config.yaml")
     info = json.loads((p / INFO_FILE).read_text())
+    metrics = json.loads((p / "metrics.json").read_text()) if (p / "metrics.json").is_file() else {}
+    if cfg.framework == "keras":
+        from .models.keras_models import load_keras
+        return LoadedRun(p, cfg, load_keras(p), list(info["classes"]), int(info["image_size"]), metrics)
     # never download weights to load a trained model: its own file holds every parameter
     build_cfg = cfg.model_copy(update={"weights": "none"})
     model = build(build_cfg, len(info["classes"]), int(info["image_size"]))
@@ -69,7 +74,6 @@ def load_run(path: str | Path) -> LoadedRun:
         raise ModelError(f"{p / MODEL_FILE} does not match model {cfg.model!r} "
                          f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")
     model.eval()
-    metrics = json.loads((p / "metrics.json").read_text()) if (p / "metrics.json").is_file() else {}
     return LoadedRun(p, cfg, model, list(info["classes"]), int(info["image_size"]), metrics)
 
 

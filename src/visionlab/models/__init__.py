@@ -12,6 +12,8 @@ from torch import nn
 from ..config import RunConfig
 from ..registry import Registry
 from .cnn import CNN
+from .fast import RECIPE as FAST_RECIPE
+from .fast import FastNet
 from .init import INITIALIZERS, apply_init
 from .layers import ACTIVATIONS, Normalize
 from .mlp import MLP
@@ -52,17 +54,40 @@ def _cnn(spec: str) -> Builder:
 
 
 # The dissertation's networks (chapter 3: CIFAR-10 32x32; chapter 4: face masks at 128x128).
-MODELS.register("mlp", family="mlp", image_size=32)(_mlp([128, 64]))
-MODELS.register("ann_baseline", family="mlp", image_size=32)(_mlp([128, 64]))
-MODELS.register("dense_ann", family="mlp", image_size=32)(_mlp([256, 512, 512, 256, 128, 128, 64, 64]))
-MODELS.register("cnn", family="cnn", image_size=32)(_cnn("conv32-pool-conv64-pool-fc128"))
-MODELS.register("cnn_baseline", family="cnn", image_size=32)(_cnn("conv32-pool-conv64-pool-fc128-fc64"))
-MODELS.register("dense_cnn", family="cnn", image_size=32)(
-    _cnn("conv256-pool-conv256-pool-conv128-fc128-fc128-fc64-fc64"))
-MODELS.register("mask_ann", family="mlp", image_size=128)(_mlp([256, 128, 64]))
-MODELS.register("mask_cnn", family="cnn", image_size=128)(
-    _cnn("conv32-pool-conv64-pool-conv128-pool-conv128-pool-fc128"))
-MODELS.register("small_cnn", family="cnn", image_size=64)(_cnn("conv16-pool-conv32-pool-conv64-pool-fc64"))
+def _register_mlp(name: str, widths: list[int], image_size: int) -> None:
+    MODELS.register(name, family="mlp", image_size=image_size, widths=widths)(_mlp(widths))
+
+
+def _register_cnn(name: str, spec: str, image_size: int) -> None:
+    MODELS.register(name, family="cnn", image_size=image_size, spec=spec)(_cnn(spec))
+
+
+_register_mlp("mlp", [128, 64], 32)
+_register_mlp("ann_baseline", [128, 64], 32)
+_register_mlp("dense_ann", [256, 512, 512, 256, 128, 128, 64, 64], 32)
+_register_mlp("mask_ann", [256, 128, 64], 128)
+_register_cnn("cnn", "conv32-pool-conv64-pool-fc128", 32)
+_register_cnn("cnn_baseline", "conv32-pool-conv64-pool-fc128-fc64", 32)
+_register_cnn("dense_cnn", "conv256-pool-conv256-pool-conv128-fc128-fc128-fc64-fc64", 32)
+_register_cnn("mask_cnn", "conv32-pool-conv64-pool-conv128-pool-conv128-pool-fc128", 128)
+_register_cnn("small_cnn", "conv16-pool-conv32-pool-conv64-pool-fc64", 64)
+
+
+
+@MODELS.register("fast_cifar10", family="cnn", image_size=32, recipe=FAST_RECIPE,
+                 mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+def _fast(cfg: RunConfig, num_classes: int, image_size: int) -> nn.Module:
+    net = FastNet(num_classes, tuple(cfg.widths) if cfg.widths else (64, 256, 256))
+    apply_init(net, cfg.init, "relu")
+    return net
+
+
+def apply_recipe(cfg: RunConfig) -> RunConfig:
+    """Fill the fields the user did not set from the model's recipe (e.g. fast_cifar10's schedule)."""
+    _load_plugins()
+    recipe = MODELS.meta(cfg.model).get("recipe") or {}
+    update = {k: v for k, v in recipe.items() if k not in cfg.model_fields_set}
+    return cfg.model_copy(update=update) if update else cfg
 
 
 def _load_plugins() -> None:
@@ -95,4 +120,4 @@ def model_names() -> list[str]:
     return MODELS.names()
 
 
-__all__ = ["MODELS", "ACTIVATIONS", "INITIALIZERS", "Classifier", "build", "default_image_size", "model_names"]
+__all__ = ["apply_recipe", "MODELS", "ACTIVATIONS", "INITIALIZERS", "Classifier", "build", "default_image_size", "model_names"]

@@ -90,7 +90,7 @@ def evaluate_split(model: nn.Module, split: Split, batch_size: int = 1024,
     return total_loss / max(n, 1), correct / max(n, 1)
 
 
-def _write_history(path: Path, history: list[dict]) -> None:
+def write_history(path: Path, history: list[dict]) -> None:
     if not history:
         return
     keys = list(history[0].keys())
@@ -247,7 +247,7 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
                     "scheduler": sched.state_dict() if sched is not None else {},
                     "early": early.state_dict() if early is not None else None, "best_model": best_state,
                 })
-                _write_history(Path(run_dir) / "history.csv", history)
+                write_history(Path(run_dir) / "history.csv", history)
             if status != "ok":
                 break
 
