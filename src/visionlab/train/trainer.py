@@ -164,6 +164,7 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
         status = state.get("status", "ok")
         console.print(f"resuming {run_dir} after epoch {start_epoch} of {cfg.epochs}")
 
+    sync_every = 1 if device.type == "cpu" else 50  # a GPU must not wait for the host every step
     t_start = time.perf_counter()
     done = status != "ok" or start_epoch >= cfg.epochs
     with progress(disable=cfg.quiet or not d.main) as bar:
@@ -175,7 +176,10 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
             t0 = time.perf_counter()
             torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout and any other global-RNG use
             trainable.train()
-            sum_loss, correct, seen = 0.0, 0, 0
+            # running sums stay on the device; reading them (a sync) happens every `sync_every` steps only
+            sum_loss_t = torch.zeros((), dtype=torch.float64, device=device)
+            correct_t = torch.zeros((), dtype=torch.long, device=device)
+            seen, step = 0, 0
             diverged = False
             if full_batch:
                 opt.zero_grad(set_to_none=True)
@@ -184,14 +188,13 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 if manual:
-                    loss_v = float(net.manual_step(xb, yb, cfg.lr))
+                    loss = torch.tensor(float(net.manual_step(xb, yb, cfg.lr)))
                     with torch.no_grad():
                         logits = model(xb)
                 elif full_batch:
                     with autocast(device, amp):
                         logits = step_model(xb)
                     loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
-                    loss_v = loss.item()
                     share = len(yb) * d.world / n_train  # DDP averages over ranks; undo that for a sum over chunks
                     ((loss + penalty(weights, cfg.l1, cfg.l2)) * share).backward()
                 else:
@@ -203,15 +206,22 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
                     total.backward()
                     opt.step()
                     sched.step()
-                    loss_v = loss.item()
-                if not math.isfinite(loss_v) and not d.active:  # ranks agree at the epoch's end instead
-                    diverged = True
-                    break
-                sum_loss += loss_v * len(yb)
-                correct += (logits.argmax(1) == yb).sum().item()
+                sum_loss_t += loss.detach().double() * len(yb)
+                correct_t += (logits.detach().argmax(1) == yb).sum()
                 seen += len(yb)
-                if not full_batch:
-                    bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs} loss {sum_loss / seen:.4f}")
+                step += 1
+                if step % sync_every == 0:
+                    running = sum_loss_t.item() / seen
+                    if not math.isfinite(running) and not d.active:  # ranks agree at the epoch's end instead
+                        diverged = True
+                        break
+                    if not full_batch:
+                        bar.update(task, advance=sync_every,
+                                   info=f"epoch {epoch + 1}/{cfg.epochs} loss {running:.4f}")
+            sum_loss, correct = sum_loss_t.item(), int(correct_t.item())
+            diverged = diverged or not math.isfinite(sum_loss)
+            if not full_batch:
+                bar.update(task, completed=(epoch + 1) * steps_per_epoch)
             train_time = time.perf_counter() - t0
             if d.active:
                 sum_loss, correct, seen = d.sum(sum_loss, correct, seen)
