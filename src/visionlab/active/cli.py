@@ -1,0 +1,174 @@
+"""``visionlab active ...``: the loop's commands, each a few lines over the functions in loop.py/simulate.py.
+
+The main CLI mounts this with ``app.add_typer(active_app, name="active")``; ``python -m visionlab.active.cli``
+runs it alone (with the same one-line error messages).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import VisionlabError
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Active learning: label the images the model is least sure about, retrain, repeat.")
+out = Console(highlight=False)
+PROJECT = typer.Argument(Path("."), help="the project folder (default: the current folder)")
+
+
+def _split(v: Optional[str]) -> Optional[list[str]]:
+    return [p.strip() for p in v.split(",") if p.strip()] if v else None
+
+
+@app.command()
+def init(pool: Path = typer.Option(..., "--pool", help="folder of unlabelled images (only ever read)"),
+         out_dir: Path = typer.Option(..., "--out", help="new project folder"),
+         labelled: Optional[Path] = typer.Option(None, "--labelled", help="class-folder training set (may hold "
+                                                 "train/val/test splits; val or test then give metrics)"),
+         model: Optional[str] = typer.Option(None, "--model", help="frozen-backbone run folder, config YAML, backbone "
+                                             "name or 'pixels' (default: efficientnet_lite0 ImageNet features)"),
+         classes: Optional[str] = typer.Option(None, "--classes", help="comma-separated, when there is no --labelled"),
+         eval_dir: Optional[Path] = typer.Option(None, "--eval", help="class-folder set for per-round accuracy"),
+         strategy: str = typer.Option("least_confidence", "--strategy", help="default query strategy"),
+         seed: int = typer.Option(0, "--seed"),
+         cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="feature cache (default $VISIONLAB_CACHE "
+                                                 "or ~/.cache/visionlab)"),
+         train: bool = typer.Option(True, "--train/--no-train", help="train round 0 on the labelled folder now")) -> None:
+    """Create a project: pool + labelled set + model; trains round 0 when labelled images exist."""
+    from .loop import init as api_init
+
+    s = api_init(pool, out_dir, labelled, model, _split(classes), eval_dir, strategy, seed, cache_dir, train)
+    _print_status(s)
+    out.print(f"next: visionlab active query {out_dir} --k 20")
+
+
+@app.command()
+def query(project: Path = PROJECT, k: int = typer.Option(20, "--k", help="how many images to queue"),
+          strategy: Optional[str] = typer.Option(None, "--strategy", help="random, least_confidence, margin, entropy, "
+                                                 "bald, kcenter or hybrid (default: the project's)"),
+          seed: Optional[int] = typer.Option(None, "--seed"),
+          pseudo_threshold: Optional[float] = typer.Option(None, "--pseudo-threshold", help="opt-in: also label "
+                                                           "images predicted with at least this confidence, as 'pseudo'"),
+          mc_samples: int = typer.Option(20, "--mc-samples", help="dropout samples for bald")) -> None:
+    """Score the unlabelled pool with the current model and write queue.json."""
+    from .loop import query as api_query
+
+    q = api_query(project, k, strategy, seed, pseudo_threshold, mc_samples)
+    out.print(f"queued {len(q['items'])} of {q['pool_unlabelled']} unlabelled images by {q['strategy']} "
+              f"(model {q['model_version']})")
+    if q.get("pseudo_labelled"):
+        out.print(f"[yellow]{q['pseudo_labelled']} images pseudo-labelled[/] at confidence >= {pseudo_threshold}")
+    out.print(f"next: visionlab active label {project}")
+
+
+@app.command()
+def label(project: Path = PROJECT, preview: bool = typer.Option(True, "--preview/--no-preview"),
+          width: int = typer.Option(32, "--width", help="preview width in characters")) -> None:
+    """Label the queue in the terminal: class keys 1-9, u undo, s skip, q quit. Each label is saved at once."""
+    from .loop import label as api_label
+
+    api_label(project, preview, width)
+
+
+@app.command()
+def retrain(project: Path = PROJECT, epochs: Optional[int] = typer.Option(None, "--epochs"),
+            pseudo: bool = typer.Option(True, "--pseudo/--no-pseudo", help="train on pseudo labels too"),
+            warm_start: bool = typer.Option(True, "--warm-start/--cold-start"),
+            seed: Optional[int] = typer.Option(None, "--seed")) -> None:
+    """Train the next round on the labelled folder + the store's labels (warm start from the last round)."""
+    from .loop import retrain as api_retrain
+
+    r = api_retrain(project, epochs, pseudo, seed, warm_start, quiet=False)
+    m = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in r["metrics"].items())
+    out.print(f"round {r['round']}: model {r['model_version']} on {r['n_train']} images ({m}) in {r['seconds']:.1f} s")
+
+
+def _print_status(s: dict) -> None:
+    st = s["store"]
+    out.print(f"project {s['project']}: round {s['round']} (model {s['model_version']}), classes {', '.join(s['classes'])}")
+    out.print(f"pool {s['pool_images']} images, {s['pool_unlabelled']} unlabelled; labelled folder "
+              f"{s['labelled_folder']}; store: {st['human']} human, {st['oracle']} oracle, {st['pseudo']} pseudo")
+    if s["queue"]:
+        q = s["queue"]
+        out.print(f"queue: {q['labelled']}/{q['items']} labelled ({q['strategy']}, model {q['model_version']})")
+    if s.get("note"):
+        out.print(f"[yellow]{s['note']}[/]")
+    if s["rounds"]:
+        t = Table("round", "model", "train images", "train acc", "eval acc")
+        f = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
+        for r in s["rounds"]:
+            t.add_row(str(r["round"]), r["model_version"], str(r["n_train"]), f(r.get("train_acc")), f(r.get("eval_acc")))
+        out.print(t)
+
+
+@app.command()
+def status(project: Path = PROJECT, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Labels by source, pool left, queue progress, rounds with their metrics."""
+    from .loop import status as api_status
+
+    s = api_status(project)
+    if as_json:
+        print(json.dumps(s, indent=2))
+    else:
+        _print_status(s)
+
+
+@app.command()
+def undo(project: Path = PROJECT, entry: Optional[int] = typer.Option(None, "--id", help="entry id (default: last)")) -> None:
+    """Cancel a label (recorded as an undo entry; nothing is erased)."""
+    from .loop import undo as api_undo
+
+    lab = api_undo(project, entry)
+    out.print(f"undone #{lab.id}: {lab.path} (was {lab.label})" if lab else "nothing to undo")
+
+
+@app.command()
+def export(project: Path = PROJECT, dest: Path = typer.Option(..., "--dest", help="new class-folder tree"),
+           mode: str = typer.Option("copy", "--mode", help="copy or link (symlinks)"),
+           labelled: bool = typer.Option(True, "--labelled/--no-labelled", help="include the labelled folder"),
+           pseudo: bool = typer.Option(False, "--pseudo/--no-pseudo", help="include pseudo labels")) -> None:
+    """Write everything labelled as class folders (copies or links); originals are never touched."""
+    from .loop import export as api_export
+
+    counts = api_export(project, dest, mode, labelled, pseudo)
+    out.print(f"exported {sum(counts.values())} images to {dest}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+@app.command()
+def simulate(data: Path = typer.Option(..., "--data", help="class folders with Train and Test splits (the oracle)"),
+             strategies: str = typer.Option("random,least_confidence,margin,entropy,kcenter,hybrid", "--strategies"),
+             rounds: int = typer.Option(10, "--rounds"), k: int = typer.Option(20, "--k", help="labels per round"),
+             seeds: int = typer.Option(3, "--seeds"), init_labels: int = typer.Option(20, "--init", help="random start"),
+             out_dir: Path = typer.Option(Path("active-sim"), "--out"),
+             targets: str = typer.Option("0.9,0.95", "--target", help="accuracies to report labels-needed for"),
+             model: Optional[str] = typer.Option(None, "--model", help="backbone name or 'pixels'"),
+             cache_dir: Optional[str] = typer.Option(None, "--cache-dir"),
+             epochs: int = typer.Option(200, "--epochs", help="head training steps per round"),
+             mc_samples: int = typer.Option(20, "--mc-samples")) -> None:
+    """Replay active learning with an oracle: accuracy vs labels per strategy, with 95% bands, and a report."""
+    from .simulate import simulate as api_simulate
+
+    res = api_simulate(data, _split(strategies), rounds, k, seeds, init_labels, out_dir,
+                       targets=[float(t) for t in _split(targets)], model=model, cache_dir=cache_dir,
+                       epochs=epochs, mc_samples=mc_samples, quiet=False)
+    out.print(f"report: {res['report']}  plot: {res['plot']}  results: {res['results']}")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    try:
+        app(args=argv, standalone_mode=True)
+    except VisionlabError as e:
+        Console(stderr=True).print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
