@@ -71,9 +71,10 @@ def query(project: Path = PROJECT, k: int = typer.Option(20, "--k", help="how ma
 def label(project: Path = PROJECT, preview: bool = typer.Option(True, "--preview/--no-preview"),
           width: int = typer.Option(32, "--width", help="preview width in characters")) -> None:
     """Label the queue in the terminal: class keys 1-9, u undo, s skip, q quit. Each label is saved at once."""
-    from .loop import label as api_label
+    from .session import Project  # not via loop.py: labelling never needs torch, so it starts at once
+    from .ui import run_labeller
 
-    api_label(project, preview, width)
+    run_labeller(Project(project), preview, width)
 
 
 @app.command()

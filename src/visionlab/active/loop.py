@@ -21,7 +21,7 @@ import torch
 from ..errors import ConfigError, DataError
 from . import head as H
 from .features import DEFAULT_BACKBONE, default_spec
-from .session import (QUEUE, ROUNDS, Item, Project, check_free, class_folders, create, split_folders)
+from .session import QUEUE, ROUNDS, Item, Project, check_free, class_folders, create, load_queue, split_folders
 from .store import append_jsonl, export_files, now_iso, sha256_file, write_atomic
 from .strategies import STRATEGIES, select
 
@@ -161,13 +161,6 @@ def query(project: str | Path, k: int = 20, strategy: Optional[str] = None, seed
                     pseudo += 1
         queue["pseudo_labelled"] = pseudo
     return queue
-
-
-def load_queue(proj: Project) -> dict:
-    p = proj.path / QUEUE
-    if not p.is_file():
-        raise ConfigError(f"{proj.path} has no queue yet: run `visionlab active query {proj.path} --k 20` first")
-    return json.loads(p.read_text())
 
 
 # --- labels ---------------------------------------------------------------------------------------------
@@ -331,4 +324,4 @@ def _is_json(line: bytes) -> bool:
         return False
 
 
-__all__ = ["init", "query", "label", "add_label", "undo", "retrain", "status", "export", "check_integrity"]
+__all__ = ["init", "query", "label", "add_label", "undo", "retrain", "status", "export", "check_integrity", "load_queue"]

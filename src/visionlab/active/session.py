@@ -17,14 +17,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError, DataError
-from .features import FeatureCache, Featurizer, load_featurizer
 from .store import LabelStore, file_lock, list_images, read_jsonl, sha256_file, write_atomic
+
+if TYPE_CHECKING:  # torch and the backbones load only for commands that need features (not for `label`)
+    import torch
+
+    from .features import FeatureCache, Featurizer
 
 FORMAT = 1
 STATE, LABELS, QUEUE, ROUNDS, MODELS = "state.json", "labels.jsonl", "queue.json", "rounds.jsonl", "models"
@@ -74,8 +77,8 @@ class Project:
             self.state = json.loads((self.path / STATE).read_text())
         except ValueError as e:
             raise DataError(f"{self.path / STATE} is not valid JSON ({e})") from None
-        self._featurizer: Optional[Featurizer] = None
-        self._cache: Optional[FeatureCache] = None
+        self._featurizer: Optional["Featurizer"] = None
+        self._cache: Optional["FeatureCache"] = None
         self.sync_rounds()
 
     # --- settings -----------------------------------------------------------------------------------------
@@ -129,7 +132,7 @@ class Project:
     def model_file(self, round_: int) -> Path:
         return self.path / MODELS / f"round-{round_:03d}.safetensors"
 
-    def head_state(self) -> Optional[dict[str, torch.Tensor]]:
+    def head_state(self) -> Optional[dict[str, "torch.Tensor"]]:
         """The current round's head, or None before the first retrain."""
         if self.round < 0:
             return None
@@ -142,13 +145,17 @@ class Project:
 
     # --- images -------------------------------------------------------------------------------------------
     @property
-    def featurizer(self) -> Featurizer:
+    def featurizer(self) -> "Featurizer":
+        from .features import load_featurizer
+
         if self._featurizer is None:
             self._featurizer = load_featurizer(self.state["featurizer"])
         return self._featurizer
 
     @property
-    def cache(self) -> FeatureCache:
+    def cache(self) -> "FeatureCache":
+        from .features import FeatureCache
+
         if self._cache is None:
             self._cache = FeatureCache(self.featurizer, self.state.get("cache_dir"))
         return self._cache
@@ -182,6 +189,13 @@ class Project:
                 seen.add(it.sha256)
                 out.append(it)
         return out
+
+
+def load_queue(proj: Project) -> dict:
+    p = proj.path / QUEUE
+    if not p.is_file():
+        raise ConfigError(f"{proj.path} has no queue yet: run `visionlab active query {proj.path} --k 20` first")
+    return json.loads(p.read_text())
 
 
 def create(out: Path, state: dict) -> Project:

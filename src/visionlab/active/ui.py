@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
-from .session import Project
+from .session import Project, load_queue
 
 RESERVED = {"u": "undo", "s": "skip", "q": "quit"}
 
@@ -48,22 +48,25 @@ def half_blocks(path: str | os.PathLike, width: int = 32, max_rows: int = 24) ->
 
 
 def terminal_keys() -> Iterator[Optional[str]]:
-    """Single key presses: unbuffered on a terminal, else characters from stdin (blank ones skipped)."""
+    """Single key presses: unbuffered on a terminal (cbreak mode for the whole session, so no key typed
+    between two reads waits in a line buffer), else characters from stdin with blanks skipped. Close the
+    generator to restore the terminal."""
     if sys.stdin.isatty():
         import termios
         import tty
 
         fd = sys.stdin.fileno()
-        while True:
-            old = termios.tcgetattr(fd)
-            try:
-                tty.setcbreak(fd)
-                ch = os.read(fd, 1).decode(errors="replace")
-            except KeyboardInterrupt:
-                ch = "q"
-            finally:
-                termios.tcsetattr(fd, termios.TCSADRAIN, old)
-            yield ch if ch else None
+        old = termios.tcgetattr(fd)
+        try:
+            tty.setcbreak(fd)
+            while True:
+                try:
+                    ch = os.read(fd, 1).decode(errors="replace")
+                except KeyboardInterrupt:
+                    ch = "q"
+                yield ch if ch else None
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, old)
     else:
         while True:
             ch = sys.stdin.read(1)
@@ -75,66 +78,81 @@ def terminal_keys() -> Iterator[Optional[str]]:
 
 def run_labeller(proj: Project, preview: bool = True, width: int = 32, keys: Optional[Iterable[str]] = None,
                  console: Optional[Console] = None) -> dict:
-    from .loop import load_queue
-
-    con = console or Console(highlight=False)
-    queue = load_queue(proj)
-    store = proj.store
-    keymap = class_keys(proj.classes)
-    by_hash = {it["sha256"]: it for it in queue["items"]}
-    live = store.current()
-    todo = deque(it for it in queue["items"] if it["sha256"] not in live)
-    total = len(queue["items"])
-    done = {"labelled": 0, "undone": 0, "skipped": 0}
     reader = iter(keys) if keys is not None else terminal_keys()
-    legend = "  ".join(f"[bold]{k}[/] {c}" for k, c in keymap.items()) + \
-        "   [bold]u[/] undo  [bold]s[/] skip  [bold]q[/] quit"
-    if not todo:
-        con.print(f"nothing to label: all {total} queued images have labels. Next: `visionlab active retrain "
-                  f"{proj.path}` then `query`")
-    while todo:
-        item = todo[0]
-        if item["sha256"] in store.current():  # labelled meanwhile (another terminal)
-            todo.popleft()
-            continue
-        labelled_now = sum(1 for it in queue["items"] if it["sha256"] in store.current())
-        path = proj.pool / item["path"]
-        con.rule(f"{labelled_now + 1}/{total}  {item['path']}")
-        if preview:
+    try:
+        return Labeller(proj, console or Console(highlight=False), preview, width).run(reader)
+    finally:
+        if hasattr(reader, "close"):
+            reader.close()  # the terminal leaves cbreak mode
+
+
+class Labeller:
+    def __init__(self, proj: Project, con: Console, preview: bool, width: int) -> None:
+        self.proj, self.con, self.preview, self.width = proj, con, preview, width
+        self.queue = load_queue(proj)
+        self.items = self.queue["items"]
+        self.store = proj.store
+        self.keymap = class_keys(proj.classes)
+        self.done = {"labelled": 0, "undone": 0, "skipped": 0}
+
+    def left(self) -> int:
+        live = self.store.current()
+        return sum(1 for it in self.items if it["sha256"] not in live)
+
+    def show(self, item: dict) -> None:
+        con, path = self.con, self.proj.pool / item["path"]
+        con.rule(f"{len(self.items) - self.left() + 1}/{len(self.items)}  {item['path']}")
+        if self.preview:
             try:
-                con.print(half_blocks(path, width), end="")
+                con.print(half_blocks(path, self.width), end="")
             except Exception as e:  # a preview must never stop labelling
                 con.print(f"[yellow](no preview: {e})[/]")
-        con.print(f"image: {path}", highlight=False, markup=False)
+        con.print(f"image: {path}", markup=False)
         if "prediction" in item:
-            con.print(f"model {queue.get('model_version')}: {item['prediction']} ({item['confidence']:.2f})",
-                      highlight=False)
-        con.print(legend)
-        key = next(reader, None)
-        if key is None or key == "q":
-            break
-        key = key.lower()
-        if key in keymap:
-            lab = store.add(path, keymap[key], "human", queue.get("model_version"), sha256=item["sha256"])
-            con.print(f"saved #{lab.id}: {item['path']} -> {lab.label}", highlight=False, markup=False)
-            done["labelled"] += 1
-            todo.popleft()
-        elif key == "u":
-            undone = store.undo(source="human")
-            if undone is None:
-                con.print("nothing to undo")
+            con.print(f"model {self.queue.get('model_version')}: {item['prediction']} ({item['confidence']:.2f})")
+        con.print("  ".join(f"[bold]{k}[/] {c}" for k, c in self.keymap.items())
+                  + "   [bold]u[/] undo  [bold]s[/] skip  [bold]q[/] quit")
+
+    def run(self, reader: Iterator[Optional[str]]) -> dict:
+        con, store = self.con, self.store
+        live = store.current()
+        todo = deque(it for it in self.items if it["sha256"] not in live)
+        by_hash = {it["sha256"]: it for it in self.items}
+        if not todo:
+            con.print(f"nothing to label: all {len(self.items)} queued images have labels. Next: "
+                      f"`visionlab active retrain {self.proj.path}`, then `query`", markup=False)
+        while todo:
+            item = todo[0]
+            if item["sha256"] in store.current():  # labelled meanwhile, in another terminal
+                todo.popleft()
                 continue
-            con.print(f"undone #{undone.id}: {undone.path} (was {undone.label})", highlight=False, markup=False)
-            done["undone"] += 1
-            back = by_hash.get(undone.sha256, {"path": undone.path, "sha256": undone.sha256})
-            todo.appendleft(back)
-        elif key == "s":
-            con.print(f"skipped: {item['path']}", highlight=False, markup=False)
-            done["skipped"] += 1
-            todo.popleft()
-        else:
-            con.print(f"unknown key {key!r}")
-    left = sum(1 for it in queue["items"] if it["sha256"] not in store.current())
-    con.print(f"{done['labelled']} labelled, {done['undone']} undone, {done['skipped']} skipped; "
-              f"{left} of {total} queued images still without a label")
-    return dict(done, left=left)
+            self.show(item)
+            key = next(reader, None)
+            if key is None or key == "q":
+                break
+            key = key.lower()
+            if key in self.keymap:
+                lab = store.add(self.proj.pool / item["path"], self.keymap[key], "human",
+                                self.queue.get("model_version"), sha256=item["sha256"])
+                con.print(f"saved #{lab.id}: {item['path']} -> {lab.label}", markup=False)
+                self.done["labelled"] += 1
+                todo.popleft()
+            elif key == "u":
+                undone = store.undo(source="human")
+                if undone is None:
+                    con.print("nothing to undo")
+                    continue
+                con.print(f"undone #{undone.id}: {undone.path} (was {undone.label})", markup=False)
+                self.done["undone"] += 1
+                todo.appendleft(by_hash.get(undone.sha256, {"path": undone.path, "sha256": undone.sha256}))
+            elif key == "s":
+                con.print(f"skipped: {item['path']}", markup=False)
+                self.done["skipped"] += 1
+                todo.popleft()
+            else:
+                con.print(f"unknown key {key!r}", markup=False)
+        left = self.left()
+        d = self.done
+        con.print(f"{d['labelled']} labelled, {d['undone']} undone, {d['skipped']} skipped; "
+                  f"{left} of {len(self.items)} queued images still without a label")
+        return dict(d, left=left)
