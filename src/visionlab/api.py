@@ -108,7 +108,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
         "images": {k: len(s) for k, s in data.splits().items()}, "skipped": len(data.skipped),
     }
     if result.status == "diverged":
-        console.print(f"[red]the loss became NaN or infinite at epoch {len(result.history)}: run marked diverged "
+        console.print(f"[red]the loss became NaN, infinite or exploded at epoch {len(result.history)}: run marked diverged "
                       f"(lower --lr); history kept in {run_dir / 'history.csv'}")
     else:
         ev = evaluate_model(model, data, run_dir, history=result.history, positive_class=cfg.positive_class,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from .config import RunConfig
@@ -16,7 +17,7 @@ from .progress import console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="visionlab: image classification from a folder of images to a deployed model.")
-out = __import__("rich.console", fromlist=["Console"]).Console()
+out = Console(width=None if sys.stdout.isatty() else 160)  # tables stay readable when piped to a file
 
 
 def _parse_field(name: str, value: Any) -> Any:
@@ -75,6 +76,8 @@ def train(config: Optional[Path] = typer.Option(None, "--config", help="a YAML R
 
     res = api_train(config, resume=resume, **_fields(kwargs))
     m = res.metrics
+    if not m:  # a torchrun rank other than 0: rank 0 reports
+        return
     colour = "green" if res.status != "diverged" else "red"
     acc = f"test accuracy {m['test_acc']:.4f}" if m.get("test_acc") is not None else \
         f"validation accuracy {m.get('val_acc')}"

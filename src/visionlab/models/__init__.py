@@ -121,3 +121,5 @@ def model_names() -> list[str]:
 
 
 __all__ = ["apply_recipe", "MODELS", "ACTIVATIONS", "INITIALIZERS", "Classifier", "build", "default_image_size", "model_names"]
+
+_load_plugins()  # backbones and scratch_mlp register themselves; MODELS exists by now

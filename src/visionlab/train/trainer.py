@@ -62,6 +62,11 @@ def autocast(device: torch.device, dtype: Optional[torch.dtype]):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
+def exploded(loss: float, n_classes: int) -> bool:
+    """Divergence: a NaN/infinite loss, or one 100x chance level (ln C), which no learning run comes back from."""
+    return not math.isfinite(loss) or loss > 100 * math.log(max(n_classes, 2))
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**63 - 1)
 
@@ -133,6 +138,7 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
         step_model = torch.compile(step_model)
 
     n_train = len(train_split)
+    n_classes = data.num_classes
     bs = effective_batch_size(cfg, n_train)
     full_batch = bs >= n_train and OPTIMIZERS.meta(cfg.optimizer)["batch"] == "full"
     chunk = min(bs, 2048) if full_batch else bs  # full-batch GD accumulates gradients over chunks
@@ -212,20 +218,20 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
                 step += 1
                 if step % sync_every == 0:
                     running = sum_loss_t.item() / seen
-                    if not math.isfinite(running) and not d.active:  # ranks agree at the epoch's end instead
+                    if exploded(running, n_classes) and not d.active:  # ranks agree at the epoch's end instead
                         diverged = True
                         break
                     if not full_batch:
                         bar.update(task, advance=sync_every,
                                    info=f"epoch {epoch + 1}/{cfg.epochs} loss {running:.4f}")
             sum_loss, correct = sum_loss_t.item(), int(correct_t.item())
-            diverged = diverged or not math.isfinite(sum_loss)
+            diverged = diverged or exploded(sum_loss / max(seen, 1), n_classes)
             if not full_batch:
                 bar.update(task, completed=(epoch + 1) * steps_per_epoch)
             train_time = time.perf_counter() - t0
             if d.active:
                 sum_loss, correct, seen = d.sum(sum_loss, correct, seen)
-                diverged = not math.isfinite(sum_loss)
+                diverged = exploded(sum_loss / max(seen, 1), n_classes)
             if full_batch and not diverged:
                 opt.step()
                 sched.step()
