@@ -1,0 +1,209 @@
+"""Checks on what a user hands us: one image file (decode it right or say why not) and a folder's layout.
+
+Every failure is a ``DataError`` that names the file or folder and says what to do, never a Pillow traceback.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, ImageOps
+
+from ..errors import DataError
+
+# Folder names (lower case) that mark an already split data set, and the split each one means.
+SPLIT_NAMES = {"train": "train", "training": "train", "validation": "val", "val": "val", "valid": "val",
+               "test": "test", "testing": "test"}
+SPLIT_ORDER = ("train", "val", "test")
+
+# Keras' image_dataset_from_directory resizes with bilinear interpolation; Pillow's is antialiased.
+RESAMPLE = Image.Resampling.BILINEAR
+WHITE = (255, 255, 255)
+
+
+def _name(src: str | Path | bytes) -> str:
+    return "<bytes>" if isinstance(src, (bytes, bytearray, memoryview)) else str(src)
+
+
+def _truncation_hidden(data: bytes, fmt: Optional[str]) -> bool:
+    """True when Pillow was told to pad truncated files (LOAD_TRUNCATED_IMAGES) and this one lacks its end marker.
+
+    Pillow raises on truncation by default; this guard only runs when some library turned that off globally.
+    """
+    if fmt == "JPEG":  # the end-of-image marker must follow the start of the scan data
+        return data.rfind(b"\xff\xd9") < data.find(b"\xff\xda")
+    if fmt == "PNG":
+        return data.rfind(b"IEND") < 0
+    return False
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB from any Pillow mode: alpha is composited on white, high bit depths are scaled, not clipped."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode == "P":  # palette: its transparency (an index or a table) becomes alpha first
+        im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
+        return _to_rgb(im)
+    if mode in ("RGBA", "RGBa", "LA", "La", "PA"):
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, WHITE + (255,))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        if mode.startswith("I;16"):
+            a = a / 257.0  # 65535 -> 255
+        elif mode == "F" and a.size and np.nanmax(a) <= 1.0:
+            a = a * 255.0  # float images in 0..1
+        elif a.size and np.nanmax(a) > 255:
+            a = a / 257.0  # 32-bit modes holding 16-bit samples (older Pillow opens 16-bit PNGs as "I")
+        g = np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8)
+        return Image.fromarray(np.repeat(g[:, :, None], 3, axis=2), "RGB")
+    return im.convert("RGB")  # L, 1, CMYK, YCbCr, RGBX, ...
+
+
+def decode_array(src: str | Path | bytes, size: Optional[int] = None) -> np.ndarray:
+    """Like ``decode_image`` but returns a H x W x 3 uint8 NumPy array (what the cache fills its buffer with)."""
+    name = _name(src)
+    try:
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            data = bytes(src)
+        else:
+            with open(src, "rb") as f:
+                data = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{name}: file not found") from None
+    except OSError as e:
+        raise DataError(f"{name}: cannot be read ({e.strerror or e}); check its permissions") from None
+    if not data:
+        raise DataError(f"{name}: empty file (0 bytes); delete or replace it")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = im.format
+            if size is not None and fmt == "JPEG":
+                im.draft("RGB", (size, size))  # decode a big JPEG at 1/2, 1/4 or 1/8 scale: same result, faster
+            im.load()
+            if ImageFile.LOAD_TRUNCATED_IMAGES and _truncation_hidden(data, fmt):
+                raise OSError("image file is truncated")
+            try:
+                im = ImageOps.exif_transpose(im)
+            except Exception:  # a broken EXIF block should not cost an otherwise good image
+                pass
+            im = _to_rgb(im)
+            if size is not None and im.size != (size, size):
+                im = im.resize((size, size), RESAMPLE)  # aspect not kept, as Keras does
+            arr = np.asarray(im, dtype=np.uint8)
+    except DataError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{name}: image too large to decode safely ({e})") from None
+    except Exception as e:  # Pillow raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
+        msg = str(e) or type(e).__name__
+        if "cannot identify image file" in msg:
+            msg = "not an image Pillow can read (corrupt, or not an image despite its name); delete or replace it"
+        elif "truncat" in msg.lower():
+            msg = f"truncated image file ({msg}); copy it again or delete it"
+        else:
+            msg = f"corrupt or unsupported image ({msg}); delete or replace it"
+        raise DataError(f"{name}: {msg}") from None
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise DataError(f"{name}: decoded to an unexpected shape {arr.shape}")
+    return arr
+
+
+def decode_image(src: str | Path | bytes, size: Optional[int] = None) -> torch.Tensor:
+    """Decode one image into a uint8 RGB tensor 3 x S x S (3 x H x W when ``size`` is None).
+
+    EXIF orientation is applied; grayscale, palette, alpha (composited on white), CMYK and 16-bit images become
+    8-bit RGB. Resizing is bilinear with antialiasing and does not keep the aspect ratio. Raises ``DataError``
+    naming the file for a missing, empty, truncated, corrupt or non-image file.
+    """
+    return torch.from_numpy(np.ascontiguousarray(decode_array(src, size).transpose(2, 0, 1)))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Folder layout
+@dataclass
+class Layout:
+    """A checked image folder: ``splits`` maps train/val/test (or "all" when unsplit) to class folders' parent."""
+
+    root: Path
+    splits: dict[str, Path]
+    classes: list[str]
+    files: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # split -> class -> file paths
+
+    @property
+    def is_split(self) -> bool:
+        return "all" not in self.splits
+
+
+def _visible_dirs(d: Path) -> list[Path]:
+    return sorted((p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+
+
+def list_files(class_dir: str | Path) -> list[str]:
+    """Every non-hidden file under a class folder (recursive, as ImageFolder reads), in a stable order.
+
+    Plain strings, not Paths: for 60,000 files pathlib alone costs seconds, and a warm start should not.
+    """
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out.extend(os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
+    return out
+
+
+def check_layout(root: str | Path) -> Layout:
+    """Check that ``root`` is a folder of class folders, or of train/validation/test folders of class folders.
+
+    Raises ``DataError`` naming the path and saying what to do when it does not exist, has no class folders,
+    has only one class, its splits have different class names, or a split or class folder holds no files.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataError(f"{root} does not exist; pass --data with a folder of class folders "
+                        f"(<folder>/<class>/*.jpg), or 'synthetic' or 'cifar10'")
+    if not root.is_dir():
+        raise DataError(f"{root} is a file, not a folder; pass --data with a folder of class folders")
+    subs = _visible_dirs(root)
+    named = {SPLIT_NAMES[p.name.lower()]: p for p in subs if p.name.lower() in SPLIT_NAMES}
+    if named:
+        if "train" not in named:
+            raise DataError(f"{root} has {', '.join(p.name for p in named.values())} folders but no train folder; "
+                            f"add {root}/train/<class>/ or pass the folder of class folders itself")
+        splits = {k: named[k] for k in SPLIT_ORDER if k in named}
+    else:
+        splits = {"all": root}
+
+    per_split: dict[str, list[str]] = {}
+    files: dict[str, dict[str, list[str]]] = {}
+    for split, sdir in splits.items():
+        classes = [p.name for p in _visible_dirs(sdir)]
+        if not classes:
+            raise DataError(f"{sdir} has no class folders; put images in {sdir}/<class>/*.jpg "
+                            f"(one folder per class)")
+        if split == "all" and len(classes) == 1:
+            raise DataError(f"{sdir} has only one class folder ({classes[0]}); a classifier needs at least two: "
+                            f"add {sdir}/<other class>/")
+        files[split] = {c: list_files(sdir / c) for c in classes}
+        if not any(files[split].values()):
+            raise DataError(f"{sdir} is an empty split: its class folders hold no files; add images or remove it")
+        for c, fs in files[split].items():
+            if not fs:
+                raise DataError(f"{sdir / c} holds no files; add images of class {c!r} or remove the folder")
+        per_split[split] = classes
+
+    first = next(iter(per_split))
+    for split, classes in per_split.items():
+        if classes != per_split[first]:
+            raise DataError(f"{splits[split]} has classes {classes} but {splits[first]} has {per_split[first]}; "
+                            f"use the same class folder names in every split")
+    if len(per_split[first]) < 2:
+        raise DataError(f"{splits[first]} has only one class folder ({per_split[first][0]}); a classifier needs "
+                        f"at least two: add another class folder in every split")
+    return Layout(root, splits, per_split[first], files)
