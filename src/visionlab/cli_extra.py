@@ -1,0 +1,10 @@
+"""Command groups mounted on the main CLI; one line each."""
+
+
+def register(app) -> None:
+    from .studies.cli import app as study_app
+
+    app.add_typer(study_app, name="study")
+    from .serve.cli import serve_command
+
+    app.command("serve")(serve_command)

@@ -1,0 +1,499 @@
+"""A study's numbers: per-configuration statistics over seeds, what they can and cannot rank, plots and reports.
+
+Confidence intervals are two-sided 95% Student-t intervals of the mean over seeds: mean +- t(0.975, n-1) * s/sqrt(n).
+With three seeds t is 4.30, so an interval is wide; two configurations whose intervals overlap are reported as not
+ranked by the data (a conservative reading: overlap does not prove equality, it only withholds a verdict).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from .spec import StudySpec, fmt_value
+
+# Two-sided 95% Student-t quantiles t(0.975, df), used when SciPy is not installed (it is not a dependency of
+# visionlab: studies must not pull it in only for one quantile). Between tabulated df the next lower df is
+# used, which gives a slightly wider, conservative interval.
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+        20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
+        29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+
+
+def t975(df: int) -> float:
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom."""
+    if df < 1:
+        return float("nan")
+    try:
+        from scipy import stats
+
+        return float(stats.t.ppf(0.975, df))
+    except ImportError:
+        pass
+    if df in T975:
+        return T975[df]
+    if df > 120:
+        return 1.960
+    return T975[max(k for k in T975 if k <= df)]
+
+
+@dataclass
+class ArmStats:
+    label: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    values: list[float] = field(default_factory=list)  # the metric of every finished, non-diverged seed
+    trials: int = 0
+    diverged: int = 0
+    failed: int = 0
+    mean: float = float("nan")
+    std: float = float("nan")  # sample standard deviation (n-1)
+    half: float = float("nan")  # half-width of the 95% interval
+    reported: Optional[float] = None
+    val_curves: list[list[Optional[float]]] = field(default_factory=list)
+    train_curves: list[list[Optional[float]]] = field(default_factory=list)
+    plateau_epoch: Optional[int] = None
+    plateau_value: Optional[float] = None
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return self.mean - self.half, self.mean + self.half
+
+    @property
+    def diff(self) -> Optional[float]:
+        return self.mean - self.reported if self.reported is not None and self.n else None
+
+    def row(self) -> dict:
+        lo, hi = self.ci
+        return {"label": self.label, **{k: _plain(v) for k, v in self.fields.items()}, "n": self.n,
+                "trials": self.trials, "mean": _r(self.mean), "std": _r(self.std), "ci95_low": _r(lo),
+                "ci95_high": _r(hi), "diverged": self.diverged, "failed": self.failed,
+                "reported": self.reported, "diff": _r(self.diff), "plateau_epoch": self.plateau_epoch,
+                "plateau_value": _r(self.plateau_value)}
+
+
+def _r(v: Optional[float], nd: int = 5) -> Optional[float]:
+    return None if v is None or not math.isfinite(v) else round(v, nd)
+
+
+def _plain(v: Any) -> Any:
+    return fmt_value(v) if isinstance(v, (list, tuple)) else v
+
+
+def mean_std_ci(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean, sample standard deviation and 95% half-width (NaN where n is too small)."""
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = sum(values) / n
+    if n == 1:
+        return mean, float("nan"), float("nan")
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, std, t975(n - 1) * std / math.sqrt(n)
+
+
+def smooth(curve: Sequence[float], window: int) -> list[float]:
+    """Centred moving average; the window shrinks at the ends instead of padding."""
+    h = window // 2
+    out = []
+    for i in range(len(curve)):
+        seg = curve[max(0, i - h): i + h + 1]
+        out.append(sum(seg) / len(seg))
+    return out
+
+
+def smoothing_window(n_epochs: int) -> int:
+    w = max(1, round(n_epochs / 20))
+    return w if w % 2 else w + 1
+
+
+def plateau(curve: Sequence[float], tolerance: float = 0.005) -> tuple[Optional[int], Optional[float]]:
+    """(epoch, value): the first epoch (1-based) whose smoothed accuracy is within ``tolerance`` (0.5 point) of the
+    smoothed curve's maximum, and that maximum."""
+    vals = [v for v in curve if v is not None and math.isfinite(v)]
+    if len(vals) != len(curve) or not vals:
+        return None, None
+    s = smooth(vals, smoothing_window(len(vals)))
+    top = max(s)
+    epoch = next(i for i, v in enumerate(s) if v >= top - tolerance) + 1
+    return epoch, top
+
+
+def mean_curve(curves: list[list[Optional[float]]]) -> tuple[list[float], list[float]]:
+    """Per-epoch mean and 95% half-width over the seeds that reached that epoch (NaN where none did)."""
+    length = max((len(c) for c in curves), default=0)
+    means, halves = [], []
+    for e in range(length):
+        vals = [c[e] for c in curves if e < len(c) and c[e] is not None and math.isfinite(c[e])]
+        m, _, h = mean_std_ci(vals)
+        means.append(m)
+        halves.append(h)
+    return means, halves
+
+
+def summarize(spec: StudySpec, records: list[dict]) -> list[ArmStats]:
+    """One ArmStats per arm of ``spec``, in spec order."""
+    arms = {a.label: ArmStats(a.label, {k: a.overrides.get(k) for k in spec.arm_fields()}) for a in spec.arms()}
+    for r in records:
+        s = arms.get(r["label"])
+        if s is None:
+            continue
+        s.trials += 1
+        if r["status"] == "diverged":
+            s.diverged += 1
+        elif r["status"] == "failed":
+            s.failed += 1
+        elif r.get("value") is not None:
+            s.values.append(float(r["value"]))
+        if r["status"] != "failed" and r.get("val_acc_curve"):
+            s.val_curves.append(r["val_acc_curve"])
+            s.train_curves.append(r.get("train_acc_curve") or [])
+    for s in arms.values():
+        s.mean, s.std, s.half = mean_std_ci(s.values)
+        s.reported = spec.reported_value(s.label)
+        ok_curves = [c for c in s.val_curves if c and all(v is not None for v in c)]
+        if spec.plateau and ok_curves:
+            s.plateau_epoch, s.plateau_value = plateau(mean_curve(ok_curves)[0])
+    return list(arms.values())
+
+
+def overlap(a: ArmStats, b: ArmStats) -> bool:
+    """Whether the 95% intervals overlap; a missing interval (one seed) counts as overlapping: no verdict."""
+    if not (math.isfinite(a.half) and math.isfinite(b.half)):
+        return True
+    return a.ci[0] <= b.ci[1] and b.ci[0] <= a.ci[1]
+
+
+def ranked(stats: list[ArmStats]) -> list[ArmStats]:
+    return sorted([s for s in stats if s.n], key=lambda s: -s.mean)
+
+
+def tiers(stats: list[ArmStats]) -> list[list[ArmStats]]:
+    """Greedy tiers from the top: a tier holds every configuration whose interval overlaps its leader's."""
+    rest = ranked(stats)
+    out = []
+    while rest:
+        lead = rest[0]
+        tier = [s for s in rest if s is lead or overlap(lead, s)]
+        out.append(tier)
+        rest = [s for s in rest if s not in tier]
+    return out
+
+
+def pct(v: Optional[float], nd: int = 1) -> str:
+    return "n/a" if v is None or not math.isfinite(v) else f"{100 * v:.{nd}f}%"
+
+
+def ci_text(s: ArmStats) -> str:
+    if not math.isfinite(s.half):
+        return "no interval (one seed)" if s.n == 1 else "n/a"
+    lo, hi = s.ci
+    return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def ranking_statement(stats: list[ArmStats], metric: str = "test_acc") -> str:
+    r = ranked(stats)
+    if not r:
+        return "No configuration finished with a value: nothing to rank."
+    top = r[0]
+    head = f"The highest mean {metric} is **{top.label}** ({pct(top.mean)}, 95% CI {ci_text(top)}, n={top.n})."
+    if len(r) == 1:
+        return head + " It is the only configuration with a result."
+    if not math.isfinite(top.half):
+        return (head + " With one seed per configuration there are no intervals, so **the data cannot rank** the "
+                       "configurations; run with `--seeds 3` (or more) to get intervals.")
+    tied = [s for s in r[1:] if overlap(top, s)]
+    if tied:
+        names = ", ".join(s.label for s in tied)
+        return (head + f" Its interval overlaps those of {names}: **the data cannot rank {top.label} and "
+                       f"{names}**.")
+    nxt = r[1]
+    return (head + f" Its interval lies above every other configuration's (next: {nxt.label}, {pct(nxt.mean)}, "
+                   f"95% CI {ci_text(nxt)}): the data rank it first.")
+
+
+def settle_answers(spec: StudySpec, stats: list[ArmStats], quick: bool) -> list[str]:
+    by = {s.label: s for s in stats}
+    out = []
+    for q in spec.settle:
+        cands = [by[c] for c in q.candidates if c in by and by[c].n]
+        if len(cands) < 2:
+            out.append(f"{q.question} Not enough finished candidates to answer.")
+            continue
+        cands.sort(key=lambda s: abs(s.mean - q.reported))
+        best, second = cands[0], cands[1]
+        d1, d2 = abs(best.mean - q.reported), abs(second.mean - q.reported)
+        inside = math.isfinite(best.half) and best.ci[0] <= q.reported <= best.ci[1]
+        desc = lambda s, d: f"'{s.label}' ({pct(s.mean)}, 95% CI {ci_text(s)}; {100 * d:.1f} points away)"
+        if d1 < d2 / 2 and not overlap(best, second):
+            verdict = (f"the reported {pct(q.reported)} matches {desc(best, d1)}, not {desc(second, d2)}."
+                       + ("" if inside else " It lies outside that interval, which the JPEG copy of CIFAR-10 and "
+                          "framework differences can explain; the other candidate is much further off."))
+        else:
+            verdict = (f"the numbers do not settle it: {desc(best, d1)} and {desc(second, d2)} are both plausible "
+                       f"(or their intervals overlap).")
+        if quick:
+            verdict += " (Quick run: fewer images and epochs than the dissertation; rerun without --quick to settle it.)"
+        out.append(f"**{q.question}** Answer: {verdict}")
+    return out
+
+
+def claim_checks(spec: StudySpec, stats: list[ArmStats]) -> list[str]:
+    r = ranked(stats)
+    out = []
+    for c in spec.claims:
+        target = c.best or c.worst
+        if not r:
+            out.append(f"{c.text}: no results.")
+            continue
+        order = r if c.best else list(reversed(r))
+        who = next((s for s in r if s.label == target), None)
+        if who is None:
+            out.append(f"\"{c.text}\": cannot check, {target} has no result.")
+            continue
+        pos = order.index(who)
+        place = "best" if c.best else "worst"
+        if pos == 0:
+            other = order[1] if len(order) > 1 else None
+            if other is None:
+                out.append(f"\"{c.text}\": only one configuration has a result.")
+            elif overlap(who, other):
+                out.append(f"\"{c.text}\": ours agrees in the means ({target} {pct(who.mean)} is the {place}), but its "
+                           f"interval overlaps {other.label}'s ({pct(other.mean)}): the data cannot confirm it.")
+            else:
+                out.append(f"\"{c.text}\": **holds** ({target} {pct(who.mean)}, 95% CI {ci_text(who)}, clear of "
+                           f"{other.label} {pct(other.mean)}, CI {ci_text(other)}).")
+        else:
+            first = order[0]
+            verdict = ("but the intervals overlap, so the data cannot rank them" if overlap(who, first)
+                       else "and the intervals do not overlap: the claim **does not hold** here")
+            out.append(f"\"{c.text}\": ours puts {first.label} {place} ({pct(first.mean)}, CI {ci_text(first)}); "
+                       f"{target} is {pos + 1}{_ordinal(pos + 1)} from the {'top' if c.best else 'bottom'} "
+                       f"({pct(who.mean)}, CI {ci_text(who)}), {verdict}.")
+    return out
+
+
+def _ordinal(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
+# --- tables ------------------------------------------------------------------------------------------
+RESULT_COLUMNS = ["status", "value", "test_acc", "val_acc", "best_val_acc", "final_train_acc", "epochs_run",
+                  "train_seconds", "wall_seconds", "error"]
+
+
+def results_table(spec: StudySpec, records: list[dict]) -> tuple[list[str], list[list]]:
+    """results.csv: one row per trial; the study's metric comes right after the status."""
+    fields = spec.arm_fields()
+    others = [c for c in RESULT_COLUMNS[2:] if c != spec.metric]
+    header = ["trial_id", "label", "seed", *fields, "status", spec.metric, *others]
+    rows = []
+    for r in records:
+        fv = r.get("fields") or {}
+        rows.append([r["trial_id"], r["label"], r["seed"], *[_plain(fv.get(f)) for f in fields],
+                     r["status"], r.get("value"), *[r.get(c) for c in others]])
+    return header, rows
+
+
+# --- the report --------------------------------------------------------------------------------------
+def write_report(out: str | Path) -> tuple[list[ArmStats], Path]:
+    """Plots, summary.csv, report.md and report.html of the study folder ``out``; returns (stats, report.html)."""
+    import csv
+    import io
+
+    from ..evaluate.report import figures, page, table
+    from ..train.checkpoint import atomic_write_text
+    from . import plots
+    from .runner import STUDY_FILE, read_records
+
+    out = Path(out)
+    info = json.loads((out / STUDY_FILE).read_text())
+    spec = StudySpec(**info["spec"])
+    quick = bool(info.get("quick"))
+    wanted = {t["trial_id"] for t in info["trials"]}
+    order = {t["trial_id"]: i for i, t in enumerate(info["trials"])}
+    records = sorted([r for k, r in read_records(out).items() if k in wanted], key=lambda r: order[r["trial_id"]])
+    stats = summarize(spec, records)
+
+    rows = [s.row() for s in stats]
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    atomic_write_text(out / "summary.csv", buf.getvalue())
+
+    pdir = out / "plots"
+    figs: list[Path] = []
+    metric_name = spec.metric.replace("_", " ").replace("acc", "accuracy")
+    if any(s.n for s in stats):
+        figs.append(plots.bars(spec, stats, pdir / "bars.png", metric_name, quick))
+    if spec.heatmap:
+        figs.append(plots.heatmap(spec, stats, pdir / "heatmap.png", metric_name, quick))
+    if any(s.val_curves for s in stats):
+        figs.append(plots.curves(spec, stats, pdir / "curves.png", quick))
+    if any(s.reported is not None and s.n for s in stats):
+        figs.append(plots.versus_reported(spec, stats, pdir / "vs_dissertation.png", metric_name, quick))
+    if spec.plateau and any(isinstance(v, dict) for v in spec.reported.values()) and any(s.plateau_epoch for s in stats):
+        figs.append(plots.plateau_vs_reported(spec, stats, pdir / "plateau_vs_dissertation.png", quick))
+    figs = [f for f in figs if f is not None]
+
+    sections = _sections(spec, info, records, stats, quick)
+    md = [f"# Study {spec.name}", "", spec.description.strip(), ""]
+    for head, md_body, _ in sections:
+        md += [f"## {head}", "", md_body, ""]
+    md += ["## Plots", ""] + [f"![{f.stem}](plots/{f.name})" for f in figs] + [""]
+    atomic_write_text(out / "report.md", "\n".join(md))
+
+    html_sections = [(h, body) for h, _, body in sections]
+    html_sections.insert(min(3, len(html_sections)), ("Plots", figures(figs)))
+    subtitle = spec.description.strip() + (" QUICK RUN." if quick else "")
+    atomic_write_text(out / "report.html", page(f"Study {spec.name}" + (" (quick)" if quick else ""),
+                                                html_sections, subtitle))
+    return stats, out / "report.html"
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    def cell(v):
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        return str(v).replace("|", "\\|")
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _html_md(text: str) -> str:
+    """The few markdown marks our sentences use (**bold**, `code`) as HTML."""
+    import html
+    import re
+
+    t = html.escape(text)
+    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
+
+
+def _para(items: list[str], cls: str = "") -> str:
+    c = f" class='{cls}'" if cls else ""
+    return "".join(f"<p{c}>{_html_md(i)}</p>" for i in items)
+
+
+def _sections(spec: StudySpec, info: dict, records: list[dict], stats: list[ArmStats],
+              quick: bool) -> list[tuple[str, str, str]]:
+    """(heading, markdown, html) for each part of the report."""
+    from ..evaluate.report import table
+
+    secs: list[tuple[str, str, str]] = []
+    sessions = info.get("sessions", [])
+    last = sessions[-1] if sessions else {}
+    status_counts: dict[str, int] = {}
+    for r in records:
+        status_counts[r["status"]] = status_counts.get(r["status"], 0) + 1
+    n_total = len(info["trials"])
+
+    # what was run
+    settings = []
+    if quick:
+        settings.append(f"**QUICK RUN**: the spec's quick overrides {json.dumps(info.get('quick_overrides'))} were "
+                        f"applied (fewer images and epochs). These are smoke-test numbers, not comparable with the "
+                        f"dissertation's; run without `--quick` for those.")
+    settings.append(f"Data: `{info.get('data')}`. Seeds: {info.get('seeds')}. {len(spec.arms())} configurations x "
+                    f"{len(info.get('seeds', []))} seeds = {n_total} trials; finished {len(records)} "
+                    f"({', '.join(f'{v} {k}' for k, v in sorted(status_counts.items())) or 'none'}).")
+    base = {k: v for k, v in spec.base.items()}
+    settings.append("Base settings: " + ", ".join(f"{k}={fmt_value(v)}" for k, v in base.items()) + ".")
+    if last:
+        wall = last.get("wall_seconds")
+        sum_trials = sum(r.get("wall_seconds") or 0 for r in records)
+        settings.append(f"Last run: {last.get('ran', '?')} trials on {last.get('workers')} workers x "
+                        f"{last.get('threads')} threads ({last.get('backend')}, {last.get('cores')} cores)"
+                        + (f", wall time {wall:.0f} s" if isinstance(wall, (int, float)) else "")
+                        + f"; trial times add up to {sum_trials:.0f} s over {len(sessions)} session(s).")
+    settings.append(f"Metric: {spec.metric}. Intervals: 95% Student-t over seeds.")
+    secs.append(("What was run", "\n\n".join(settings),
+                 _para(settings[:1], "note") + _para(settings[1:]) if quick else _para(settings)))
+
+    # findings
+    findings = [ranking_statement(stats, spec.metric)]
+    tl = tiers(stats)
+    if len(tl) > 1 and any(math.isfinite(s.half) for s in stats):
+        findings.append("Tiers (each holds the configurations whose intervals overlap its leader's): " + "; ".join(
+            f"{i + 1}. " + ", ".join(s.label for s in t) for i, t in enumerate(tl)) + ".")
+    findings += settle_answers(spec, stats, quick)
+    findings += claim_checks(spec, stats)
+    div = [s for s in stats if s.diverged]
+    if div:
+        findings.append("Diverged (NaN or infinite loss): " + ", ".join(
+            f"{s.label} ({s.diverged}/{s.trials})" for s in div) + ".")
+    failed = [r for r in records if r["status"] == "failed"]
+    if failed:
+        findings.append(f"{len(failed)} trial(s) failed and will run again on the next `visionlab study run` into "
+                        f"this folder: " + "; ".join(f"{r['trial_id']}: {r.get('error')}" for r in failed[:5]))
+    missing = n_total - len(records)
+    if missing:
+        findings.append(f"{missing} trial(s) have not run yet: rerun the same command to finish the study.")
+    secs.append(("Findings", "\n\n".join(findings), _para(findings)))
+
+    # the table per configuration
+    fields = spec.arm_fields()
+    has_rep = any(s.reported is not None for s in stats)
+    header = ["configuration", "n", "mean", "std", "95% CI", "diverged", "failed"]
+    if has_rep:
+        header += ["dissertation", "ours - dissertation"]
+    rows = []
+    for s in stats:
+        row = [s.label, s.n, pct(s.mean, 2), "n/a" if not math.isfinite(s.std) else f"{100 * s.std:.2f}",
+               ci_text(s), s.diverged, s.failed]
+        if has_rep:
+            row += [pct(s.reported, 2) if s.reported is not None else "",
+                    f"{100 * s.diff:+.1f} pts" if s.diff is not None else ""]
+        rows.append(row)
+    note = (f"{spec.metric} in percent (std in points). " + (spec.reported_note.strip() if spec.reported_note else ""))
+    secs.append(("Per configuration", _md_table(header, rows) + "\n\n" + note,
+                 table(header, rows) + f"<p class='muted'>{_html_md(note)}</p>"))
+
+    if spec.plateau:
+        ph = ["configuration", "epochs run", "plateau epoch", "plateau value (val acc)"]
+        has_r = any(isinstance(v, dict) for v in spec.reported.values())
+        if has_r:
+            ph += ["dissertation epoch", "dissertation value"]
+        prow = []
+        for s in stats:
+            ep = max((len(c) for c in s.val_curves), default=0)
+            row = [s.label, ep, s.plateau_epoch if s.plateau_epoch else "n/a", pct(s.plateau_value)]
+            if has_r:
+                e, v = spec.reported_value(s.label, "plateau_epoch"), spec.reported_value(s.label, "plateau_value")
+                row += [f"{e:g}" if e is not None else "", pct(v) if v is not None else ""]
+            prow.append(row)
+        pnote = ("Plateau epoch: the first epoch whose smoothed mean validation accuracy (centred moving average) is "
+                 "within 0.5 points of the smoothed curve's maximum; plateau value: that maximum."
+                 + (" With the quick run's few epochs the curves may not have flattened yet." if quick else ""))
+        secs.append(("Where validation accuracy stops improving", _md_table(ph, prow) + "\n\n" + pnote,
+                     table(ph, prow) + f"<p class='muted'>{_html_md(pnote)}</p>"))
+
+    if spec.notes:
+        secs.append(("Settings and assumptions", "\n".join(f"- {n}" for n in spec.notes),
+                     "<ul>" + "".join(f"<li>{_html_md(n)}</li>" for n in spec.notes) + "</ul>"))
+
+    th, trows = results_table(spec, records)
+    keep = [i for i, h in enumerate(th) if h not in ("trial_id", "error")]
+    th2 = [th[i] for i in keep]
+    trows2 = [[_short(r[i]) for i in keep] for r in trows]
+    secs.append(("Every trial", f"See `results.csv` ({len(records)} rows) and each trial's folder under `trials/`.",
+                 table(th2, trows2) + "<p class='muted'>Also in results.csv; each trial's run folder (config, "
+                                      "history, model, report) is under trials/.</p>"))
+    return secs
+
+
+def _short(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 4)
+    return "" if v is None else v
