@@ -13,58 +13,34 @@ from PIL import Image
 
 from ..errors import DataError
 from ..train.checkpoint import atomic_write_text
-
-SPLIT_NAMES = {"train": "train", "training": "train", "validation": "val", "val": "val", "valid": "val",
-               "test": "test", "testing": "test"}
-
-
-def _class_dirs(d: Path) -> list[Path]:
-    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def layout(root: Path) -> dict[str, Path]:
-    """{split: folder} for a split tree, or {"all": root} for one folder of class folders."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root} does not exist or is not a folder; pass a folder of class folders")
-    subs = _class_dirs(root)
-    splits = {SPLIT_NAMES[p.name.lower()]: p for p in subs if p.name.lower() in SPLIT_NAMES}
-    if splits:
-        return splits
-    if not subs:
-        raise DataError(f"{root} has no class folders; put images in {root}/<class>/*.jpg")
-    return {"all": root}
-
-
-def _files(class_dir: Path) -> list[Path]:
-    return sorted(f for f in class_dir.rglob("*") if f.is_file() and not f.name.startswith("."))
-
+from .checks import check_layout
 
 def inspect(root: str | Path, out: Optional[str | Path] = None, samples_per_class: int = 6) -> dict:
     """Counts per split and class, image sizes, unreadable files; a distribution and a sample-grid PNG."""
     from ..evaluate import plots
 
     root = Path(root)
+    lay = check_layout(root)
     counts: dict[str, dict[str, int]] = {}
     sizes: list[tuple[int, int]] = []
     modes: Counter = Counter()
     bad: list[tuple[str, str]] = []
     samples: dict[str, list[Path]] = {}
-    for split, sdir in layout(root).items():
+    for split, per_class in lay.files.items():
         counts[split] = {}
-        for cdir in _class_dirs(sdir):
+        for cls, files in per_class.items():
             ok = 0
-            for f in _files(cdir):
-                try:
+            for f in files:
+                try:  # header only: sizes and modes without decoding every image
                     with Image.open(f) as im:
                         sizes.append(im.size)
                         modes[im.mode] += 1
                     ok += 1
-                    samples.setdefault(cdir.name, []).append(f)
+                    samples.setdefault(cls, []).append(Path(f))
                 except Exception as e:  # Pillow raises many types for non-images
                     bad.append((str(f), type(e).__name__))
-            counts[split][cdir.name] = ok
-    classes = sorted({c for s in counts.values() for c in s})
+            counts[split][cls] = ok
+    classes = lay.classes
     wh = np.array(sizes) if sizes else np.zeros((0, 2))
     summary = {
         "root": str(root), "splits": counts, "classes": classes,
@@ -111,16 +87,15 @@ def split_manifest(root: str | Path, ratios: tuple[float, float, float], seed: i
     from sklearn.model_selection import train_test_split
 
     root = Path(root)
-    lay = layout(root)
-    if "all" not in lay:
-        raise DataError(f"{root} is already split into {sorted(lay)}; `data split` is for one folder of class folders")
+    lay = check_layout(root)
+    if lay.is_split:
+        raise DataError(f"{root} is already split into {sorted(lay.splits)}; `data split` is for one folder of "
+                        f"class folders")
     paths, labels = [], []
-    for cdir in _class_dirs(root):
-        for f in _files(cdir):
-            paths.append(str(f.relative_to(root)))
-            labels.append(cdir.name)
-    if len(set(labels)) < 2:
-        raise DataError(f"{root} needs at least two class folders with images")
+    for cls, files in lay.files["all"].items():
+        for f in files:
+            paths.append(str(Path(f).relative_to(root)))
+            labels.append(cls)
     r = np.array(ratios, float) / sum(ratios)
     idx = np.arange(len(paths))
     tr, rest = train_test_split(idx, train_size=r[0], stratify=labels, random_state=seed)

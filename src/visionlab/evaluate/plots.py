@@ -114,7 +114,7 @@ def image_grid(images: np.ndarray, captions: list[str], path: Path, title: str, 
     n = len(images)
     cols = max(1, min(cols, n))
     rows = max(1, int(np.ceil(n / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.8 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
