@@ -1,0 +1,167 @@
+"""Export a classifier to ONNX with its preprocessing written into the file, verified with ONNX Runtime.
+
+The graph takes ``pixels``: float32 N x 3 x S x S, RGB, 0..255 (the model's first layer normalises, see
+docs/architecture.md), and returns ``logits`` N x C. The batch axis is dynamic so detection can send every
+face of a frame in one call.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ModelError
+
+INPUT_NAME = "pixels"
+OUTPUT_NAME = "logits"
+ONNX_FILE = "model.onnx"
+VERIFY_ATOL = 1e-3  # export fails above this; the parity test holds small models to 1e-4
+
+
+def _normalisation(model: nn.Module) -> Optional[tuple[list[float], list[float]]]:
+    """Mean/std (0..1 scale) of the model's pixel-normalising layer, for the metadata only."""
+    from ..models.layers import Normalize
+
+    for m in model.modules():
+        if isinstance(m, Normalize):
+            scale = m.scale.detach().flatten().double().cpu()
+            shift = m.shift.detach().flatten().double().cpu()
+            std = 1.0 / (255.0 * scale)
+            return (-shift * std).tolist(), std.tolist()
+    return None
+
+
+def _metadata(image_size: int, classes: Sequence[str],
+              norm: Optional[tuple[list[float], list[float]]]) -> dict[str, str]:
+    meta = {
+        "visionlab.input": f"{INPUT_NAME}: float32 N x 3 x {image_size} x {image_size}, RGB, raw pixel values 0..255",
+        "visionlab.input_range": "0..255",
+        "visionlab.channel_order": "RGB",
+        "visionlab.layout": "NCHW",
+        "visionlab.image_size": str(int(image_size)),
+        "visionlab.resize": f"resize the (face) image to {image_size} x {image_size}; no cropping inside the model",
+        "visionlab.classes": json.dumps(list(classes)),
+        "visionlab.output": f"{OUTPUT_NAME}: float32 N x {len(classes)}, unnormalised; softmax gives probabilities",
+        "visionlab.normalization": "inside the model: its first layer divides by 255 and applies mean/std; "
+                                   "feed raw pixels, do not normalise again",
+    }
+    if norm is not None:
+        meta["visionlab.mean"] = json.dumps([round(v, 6) for v in norm[0]])
+        meta["visionlab.std"] = json.dumps([round(v, 6) for v in norm[1]])
+    return meta
+
+
+def export_onnx(model: nn.Module, image_size: int, classes: Sequence[str], path: str | os.PathLike,
+                opset: int = 17, *, verify: bool = True) -> Path:
+    """Write ``model`` to ``path`` as ONNX (dynamic batch, metadata documenting preprocessing), atomically.
+
+    With ``verify`` the exported graph is run in ONNX Runtime on random pixels and compared with torch; a
+    difference above 1e-3 raises ``ModelError`` and nothing is written.
+    """
+    import onnx
+
+    path = Path(path)
+    if not classes:
+        raise ModelError("export needs the class names the model predicts")
+    was_training = model.training
+    model.eval()
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dummy = torch.zeros(1, 3, image_size, image_size, device=device)
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # the TorchScript exporter: the torch.export one needs onnxscript, which visionlab does not require
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (dummy,), buf, dynamo=False, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                              opset_version=opset, do_constant_folding=True)
+    except Exception as e:
+        raise ModelError(f"cannot export {type(model).__name__} to ONNX: {str(e).strip().splitlines()[0]}") from None
+    finally:
+        model.train(was_training)
+    proto = onnx.load_from_string(buf.getvalue())
+    meta = _metadata(image_size, classes, _normalisation(model))
+    if verify:
+        meta["visionlab.verified_max_abs_diff"] = f"{verify_onnx(model, proto.SerializeToString(), image_size):.3g}"
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.doc_string = "visionlab classifier: " + meta["visionlab.input"] + "; " + meta["visionlab.normalization"]
+    onnx.checker.check_model(proto)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(proto.SerializeToString())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def verify_onnx(model: nn.Module, onnx_model: bytes | str | os.PathLike, image_size: int, batch: int = 3,
+                seed: int = 0) -> float:
+    """Max abs difference between torch and ONNX Runtime logits on random 0..255 pixels; raises above 1e-3."""
+    import onnxruntime as ort
+
+    src = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
+    sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(seed).integers(0, 256, (batch, 3, image_size, image_size)).astype(np.float32)
+    was_training = model.training
+    model.eval()
+    param = next(model.parameters(), None)
+    try:
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x).to(param.device if param is not None else "cpu")).float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    got = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    diff = float(np.abs(got - ref).max())
+    if not diff <= VERIFY_ATOL:
+        raise ModelError(f"ONNX export does not match torch (max abs difference {diff:.3g} > {VERIFY_ATOL}); "
+                         f"the model uses an operation the exporter translates differently")
+    return diff
+
+
+def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata_props of an ONNX file (keys as written by ``export_onnx``)."""
+    import onnxruntime as ort
+
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"ONNX model {p} does not exist; create it with `visionlab export RUN --format onnx`")
+    try:
+        sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ModelError(f"cannot load ONNX model {p}: {str(e).strip().splitlines()[0]}") from None
+    return dict(sess.get_modelmeta().custom_metadata_map)
+
+
+def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, format: str = "onnx",
+               opset: int = 17) -> Path:
+    """``visionlab export RUN --format onnx``: the run's model as ``RUN/model.onnx`` (or ``out``)."""
+    from ..errors import ConfigError
+    from ..runs import load_run
+
+    if format.lower() != "onnx":
+        raise ConfigError(f"unknown export format {format!r}; choose one of: onnx")
+    loaded = load_run(run)
+    if loaded.config.framework == "keras":
+        raise ModelError(f"{run} is a Keras run: visionlab exports torch models only; "
+                         f"use keras' own export, or detect with --backend torch")
+    target = Path(out) if out is not None else loaded.path / ONNX_FILE
+    if target.is_dir():
+        target = target / ONNX_FILE
+    return export_onnx(loaded.model, loaded.image_size, loaded.classes, target, opset)

@@ -1,0 +1,197 @@
+"""Face detectors behind one interface: an image in, a list of ``Face`` out.
+
+``yunet`` (OpenCV's ``FaceDetectorYN``, a small CNN) is the default. ``haar`` (OpenCV's bundled frontal-face
+cascade) needs no model file but misses most masked faces: the cascade was trained on whole faces, and a mask
+hides the nose and mouth features it looks for (figures in docs/detection.md).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Protocol, Sequence
+
+import cv2
+import numpy as np
+
+from ..errors import ModelError
+from ..registry import Registry
+
+YUNET_FILE = "face_detection_yunet_2023mar.onnx"
+YUNET_URL = ("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
+             "face_detection_yunet_2023mar.onnx")
+# Masked faces score 0.7-0.9 in YuNet, below OpenCV's default of 0.9; at 0.7 no box on the face-mask test
+# split was a non-face, and 87% of its masked images got a face (docs/detection.md has the table).
+YUNET_SCORE_THRESHOLD = 0.7
+HAAR_FILE = "haarcascade_frontalface_default.xml"
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face. ``box`` is (x, y, w, h) in pixels, inside the image; ``landmarks`` is 5 x 2
+    (right eye, left eye, nose tip, right and left mouth corner) where the detector gives them."""
+
+    box: tuple[int, int, int, int]
+    score: float
+    landmarks: Optional[np.ndarray] = None
+
+
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in a BGR uint8 H x W x 3 image, highest score first."""
+        ...
+
+
+FACE_DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("face detector")
+
+
+def build_detector(name: str = "yunet", **options) -> FaceDetector:
+    """``build_detector("yunet", model_path=..., score_threshold=0.7)``, ``build_detector("haar")``."""
+    return FACE_DETECTORS.get(name)(**options)
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log lines (camera probing, DNN backends) so a user sees only our one-line errors."""
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if log is None:
+        yield
+        return
+    old = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        log.setLogLevel(old)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("VISIONLAB_CACHE") or Path.home() / ".cache" / "visionlab")
+
+
+def _clip_box(x: float, y: float, w: float, h: float, width: int, height: int) -> tuple[int, int, int, int]:
+    x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
+    x1, y1 = min(width, int(round(x + w))), min(height, int(round(y + h)))
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+def yunet_model_path(path: str | os.PathLike | None = None, *, download: bool = True, url: str = YUNET_URL,
+                     timeout: float = 30.0) -> Path:
+    """The YuNet ONNX file: ``path`` if given, else the cached copy, else downloaded into the cache once."""
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ModelError(f"face model {p} does not exist; pass the path of a YuNet .onnx file "
+                             f"(from the OpenCV Zoo: {YUNET_URL})")
+        return p
+    cached = cache_root() / "models" / YUNET_FILE
+    if cached.is_file():
+        return cached
+    if not download:
+        raise ModelError(f"no YuNet face model at {cached}; download {YUNET_URL} there, or pass --face-model PATH")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".yunet-", suffix=".onnx", dir=cached.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            out.write(resp.read())
+        with quiet_opencv():
+            cv2.FaceDetectorYN.create(tmp, "", (320, 320))  # a proxy's error page must not land in the cache
+        os.replace(tmp, cached)
+    except Exception as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise ModelError(f"could not download the YuNet face model from {url} ({type(e).__name__}: {e}); "
+                         f"without network, fetch that file elsewhere and put it at {cached}, "
+                         f"or pass --face-model PATH (or use --detector haar)") from None
+    return cached
+
+
+@FACE_DETECTORS.register("yunet", needs_file=True)
+class YuNetDetector:
+    """OpenCV's YuNet: boxes, scores and five landmarks. ``max_side`` shrinks large frames before detection."""
+
+    name = "yunet"
+
+    def __init__(self, model_path: str | os.PathLike | None = None, score_threshold: float = YUNET_SCORE_THRESHOLD,
+                 nms_threshold: float = 0.3, top_k: int = 5000, max_side: Optional[int] = None) -> None:
+        if not 0.0 < score_threshold <= 1.0:
+            raise ModelError(f"score_threshold must be in (0, 1], got {score_threshold}")
+        self.model_path = yunet_model_path(model_path)
+        self.score_threshold = float(score_threshold)
+        self.max_side = max_side
+        try:
+            with quiet_opencv():
+                self._net = cv2.FaceDetectorYN.create(str(self.model_path), "", (320, 320), self.score_threshold,
+                                                      nms_threshold, top_k)
+        except cv2.error as e:
+            raise ModelError(f"cannot load face model {self.model_path}: not a YuNet ONNX file "
+                             f"({str(e).strip().splitlines()[-1]})") from None
+        self._size: tuple[int, int] = (320, 320)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        scale = 1.0
+        if self.max_side and max(h, w) > self.max_side:
+            scale = self.max_side / max(h, w)
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        size = (image.shape[1], image.shape[0])
+        if size != self._size:
+            self._net.setInputSize(size)
+            self._size = size
+        _, rows = self._net.detect(image)
+        if rows is None:
+            return []
+        faces = []
+        for r in rows[np.argsort(-rows[:, 14])]:
+            r = r.astype(np.float64) / np.r_[np.full(14, scale), 1.0]
+            box = _clip_box(*r[:4], w, h)
+            if box[2] > 0 and box[3] > 0:
+                faces.append(Face(box, float(r[14]), r[4:14].reshape(5, 2).astype(np.float32)))
+        return faces
+
+
+def haar_cascade_path(path: str | os.PathLike | None = None) -> Path:
+    candidates: Sequence[Path]
+    if path is not None:
+        candidates = [Path(path).expanduser()]
+    else:
+        data = getattr(getattr(cv2, "data", None), "haarcascades", "") or ""
+        candidates = [Path(data) / HAAR_FILE, Path("/usr/share/opencv4/haarcascades") / HAAR_FILE,
+                      Path("/usr/share/opencv/haarcascades") / HAAR_FILE]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ModelError(f"no Haar cascade file found (looked at {', '.join(map(str, candidates))}); "
+                     f"this OpenCV build ships none: install 'opencv-python-headless<5' or use --detector yunet")
+
+
+@FACE_DETECTORS.register("haar", needs_file=False)
+class HaarDetector:
+    """OpenCV's bundled frontal-face Haar cascade. No calibrated score: every face gets 1.0, no landmarks."""
+
+    name = "haar"
+
+    def __init__(self, cascade_path: str | os.PathLike | None = None, scale_factor: float = 1.1,
+                 min_neighbors: int = 5, min_size: int = 20) -> None:
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise ModelError(f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 moved Haar cascades "
+                             f"out of its main build): install 'opencv-python-headless<5' for the haar detector, "
+                             f"or use --detector yunet")
+        self.cascade_path = haar_cascade_path(cascade_path)
+        self._cascade = cv2.CascadeClassifier(str(self.cascade_path))
+        if self._cascade.empty():
+            raise ModelError(f"cannot load Haar cascade {self.cascade_path}")
+        self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image)
+        boxes = self._cascade.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                                               minSize=(self.min_size, self.min_size))
+        h, w = image.shape[:2]
+        faces = [Face(_clip_box(*b, w, h), 1.0, None) for b in np.asarray(boxes).reshape(-1, 4)]
+        return sorted(faces, key=lambda f: -f.box[2] * f.box[3])

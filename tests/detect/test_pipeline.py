@@ -1,0 +1,192 @@
+"""The detection pipeline and its loop over real inputs: pic1, a folder with a corrupt image, a video made
+with OpenCV's VideoWriter, a video that cannot be opened, a camera that does not exist, Ctrl-C."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from visionlab.detect import DetectionPipeline, TorchClassifier, draw_results, load_classifier, run_detection
+from visionlab.detect.pipeline import AMBER, GREEN, RED, UNSURE, label_color, square_crop
+from visionlab.errors import ConfigError, DataError, ModelError
+
+from .conftest import CLASSES, shared_file, tiny_model
+
+FACE_KEYS = {"box", "label", "confidence", "score"}
+
+
+class CountingClassifier(TorchClassifier):
+    """A real torch classifier that also records the batch shapes it was called with."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.calls: list[tuple] = []
+
+    def predict_proba(self, batch):
+        self.calls.append(batch.shape)
+        assert batch.dtype == np.uint8
+        return super().predict_proba(batch)
+
+
+def test_square_crop_is_square_with_margin_and_inside_the_image():
+    img = np.zeros((100, 200, 3), np.uint8)
+    assert square_crop(img, (90, 40, 20, 20), 0.25) == (85, 35, 30)  # centred on (100, 50), side 20 * 1.5
+    x, y, s = square_crop(img, (0, 0, 30, 40), 0.5)  # at the corner: moved inside, not cut
+    assert (x, y, s) == (0, 0, 80)
+    x, y, s = square_crop(img, (150, 10, 60, 90), 0.5)  # larger than the image: shrunk to its height
+    assert s == 100 and y == 0 and 0 <= x <= 100
+
+
+def test_pic1_gives_one_labelled_result_per_face_from_one_batched_call(yunet, pic1):
+    clf = CountingClassifier(tiny_model(), CLASSES, 32)
+    results = DetectionPipeline(yunet, clf)(pic1)
+    assert len(results) == 2
+    assert clf.calls == [(2, 3, 32, 32)]
+    for r in results:
+        assert r.label in CLASSES + [UNSURE] and r.guess in CLASSES
+        assert 0.5 <= r.confidence <= 1 and 0.7 <= r.score < 0.9
+        assert FACE_KEYS <= set(r.to_dict())
+    # an RGB frame gives the same boxes and probabilities as its BGR original
+    rgb = DetectionPipeline(yunet, clf)(cv2.cvtColor(pic1, cv2.COLOR_BGR2RGB), color="rgb")
+    assert [r.box for r in rgb] == [r.box for r in results]
+    assert np.allclose([r.confidence for r in rgb], [r.confidence for r in results], atol=1e-6)
+
+
+def test_small_faces_and_uncertain_answers_are_unsure(yunet, pic1, tiny_classifier):
+    assert {r.label for r in DetectionPipeline(yunet, tiny_classifier, min_face=400)(pic1)} == {UNSURE}
+    band = DetectionPipeline(yunet, tiny_classifier, min_face=0, unsure_low=0.0, unsure_high=1.0)(pic1)
+    assert {r.label for r in band} == {UNSURE} and all(r.guess in CLASSES for r in band)
+    sure = DetectionPipeline(yunet, tiny_classifier, min_face=0, unsure_low=0.5, unsure_high=0.5,
+                             min_confidence=0)(pic1)
+    assert all(r.label == r.guess for r in sure)
+    with pytest.raises(ConfigError):
+        DetectionPipeline(yunet, tiny_classifier, unsure_low=0.8, unsure_high=0.2)
+
+
+def test_colours_and_drawing(yunet, pic1, tiny_classifier):
+    assert label_color("WithMask") == GREEN and label_color("with_mask") == GREEN
+    assert label_color("WithoutMask") == RED and label_color("no_mask") == RED
+    assert label_color(UNSURE) == AMBER
+    results = DetectionPipeline(yunet, tiny_classifier)(pic1)
+    drawn = draw_results(pic1, results, fps=31.5)
+    assert drawn.shape == pic1.shape and not np.array_equal(drawn, pic1)
+    x, y, w, h = results[0].box
+    assert tuple(int(v) for v in drawn[y + h // 2, x]) == label_color(results[0].label)  # the box's left edge
+
+
+def _make_video(path, n=12, size=(420, 274)):
+    pic1 = cv2.resize(cv2.imread(str(shared_file("data", "scenes", "pic1.jpeg"))), size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
+    assert writer.isOpened()
+    for i in range(n):
+        writer.write(pic1 if i % 2 == 0 else cv2.flip(pic1, 1))
+    writer.release()
+
+
+def _count_frames(path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def test_video_in_annotated_video_and_json_lines_out(tmp_path, yunet, tiny_classifier):
+    video = tmp_path / "walk.mp4"
+    _make_video(video)
+    seen = []
+    out = tmp_path / "out"
+    s = run_detection(video, tiny_classifier, out, yunet, show_progress=False,
+                      on_frame=lambda r, img: seen.append(img.shape))
+    assert s["kind"] == "video" and s["processed"] == 12 and not s["interrupted"]
+    assert s["video"] == str(out / "walk.mp4") and _count_frames(out / "walk.mp4") == 12
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # the partial file was renamed
+    lines = [json.loads(x) for x in (out / "detections.jsonl").read_text().splitlines()]
+    assert len(lines) == 12 and [x["frame"] for x in lines] == list(range(12))
+    assert all(set(x) >= {"source", "frame", "faces"} and x["source"] == str(video) for x in lines)
+    assert all(len(x["faces"]) == 2 and all(FACE_KEYS <= set(f) for f in x["faces"]) for x in lines)
+    assert s["faces"] == 24 and sum(s["labels"].values()) == 24 and len(seen) == 12
+
+
+def test_ctrl_c_stops_with_video_and_json_lines_finalised(tmp_path, yunet, tiny_classifier):
+    video = tmp_path / "clip.mp4"
+    _make_video(video)
+
+    def interrupt(record, _img):
+        if record["frame"] == 4:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    s = run_detection(video, tiny_classifier, out, yunet, show_progress=False, on_frame=interrupt)
+    assert s["interrupted"] and s["processed"] == 5
+    assert _count_frames(out / "clip.mp4") == 5
+    assert len((out / "detections.jsonl").read_text().splitlines()) == 5
+
+
+def test_folder_with_a_corrupt_image_warns_once_and_does_the_rest(tmp_path, yunet, tiny_classifier, capsys):
+    src = tmp_path / "photos"
+    (src / "street").mkdir(parents=True)
+    shutil.copy(shared_file("data", "scenes", "pic1.jpeg"), src / "pic1.jpeg")
+    masked = sorted(shared_file("data", "facemask", "Test", "WithoutMask").glob("*.jpg"))[0]
+    shutil.copy(masked, src / "street" / "face.jpg")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    (src / "notes.txt").write_text("not an image, not listed")
+    out = tmp_path / "out"
+    s = run_detection(src, tiny_classifier, out, yunet, show_progress=False)
+    assert s["kind"] == "folder" and s["processed"] == 2
+    assert [p for p, _ in s["skipped"]] == [str(src / "broken.jpg")]
+    assert (out / "pic1.jpeg").is_file() and (out / "street" / "face.jpg").is_file()
+    assert not (out / "broken.jpg").exists()
+    lines = [json.loads(x) for x in (out / "detections.jsonl").read_text().splitlines()]
+    assert [x["source"] for x in lines] == [str(src / "pic1.jpeg"), str(src / "street" / "face.jpg")]
+    assert lines[0]["frame"] is None and len(lines[0]["faces"]) == 2
+    warning = [ln for ln in capsys.readouterr().err.splitlines() if "broken.jpg" in ln]
+    assert len(warning) == 1 and "warning" in warning[0]
+
+
+def test_single_image_and_output_never_replaces_the_input(tmp_path, yunet, tiny_classifier, pic1_path):
+    s = run_detection(pic1_path, tiny_classifier, tmp_path / "o", yunet, show_progress=False)
+    assert s["processed"] == 1 and s["faces"] == 2 and (tmp_path / "o" / "pic1.jpeg").is_file()
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(pic1_path, src / "a.jpg")
+    with pytest.raises(ConfigError, match="replace the originals"):
+        run_detection(src, tiny_classifier, src, yunet, show_progress=False)
+
+
+def test_bad_inputs_are_one_clear_error(tmp_path, yunet, tiny_classifier):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 2048)
+    with pytest.raises(DataError, match="cannot open video .*broken.mp4"):
+        run_detection(bad, tiny_classifier, tmp_path / "o1", yunet, show_progress=False)
+    assert not (tmp_path / "o1").exists()  # nothing written for an input that failed
+    t = time.perf_counter()
+    with pytest.raises(DataError, match="cannot open camera 99"):
+        run_detection(99, tiny_classifier, tmp_path / "o2", yunet, show_progress=False)
+    assert time.perf_counter() - t < 10
+    with pytest.raises(DataError, match="does not exist"):
+        run_detection(tmp_path / "missing.jpg", tiny_classifier, tmp_path / "o3", yunet, show_progress=False)
+    corrupt = tmp_path / "one.jpg"
+    corrupt.write_bytes(b"garbage")
+    with pytest.raises(DataError, match="cannot decode image"):
+        run_detection(corrupt, tiny_classifier, tmp_path / "o4", yunet, show_progress=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no images"):
+        run_detection(empty, tiny_classifier, tmp_path / "o5", yunet, show_progress=False)
+
+
+def test_a_model_folder_without_a_model_is_a_model_error(tmp_path):
+    (tmp_path / "run").mkdir()
+    for backend in ("onnx", "torch"):
+        with pytest.raises(ModelError, match="not a finished visionlab run"):
+            load_classifier(tmp_path / "run", backend)
+    with pytest.raises(ModelError, match="does not exist"):
+        load_classifier(tmp_path / "missing.onnx")
+    with pytest.raises(ConfigError, match="onnx, torch"):
+        load_classifier(tmp_path / "run", "tensorrt")
