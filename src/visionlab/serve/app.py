@@ -1,0 +1,200 @@
+"""The HTTP service: ``create_app(run_dir, ...)`` returns a FastAPI app that detects faces and labels each one
+with a run folder's classifier, serves the page at ``/`` and, given an active-learning project, its
+labelling queue.
+
+No route takes a filesystem path from a request: uploads are bytes, queued images are named by content
+hash and looked up in the project's own queue.json. Errors are JSON ``{"error": code, "detail": text}``
+with the statuses listed in the OpenAPI schema (docs/service.md has the table).
+"""
+import base64
+import threading
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Literal, Optional
+
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import Field, create_model
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from .engine import Engine, annotate
+from .labelling import Labelling
+from .limits import BodyLimit, Limiter, SecurityHeaders
+from .schemas import (ErrorBody, FaceOut, Health, ItemId, LabelIn, LabelOut, ModelInfo, PredictResponse, QueueNext,
+                      Timings, UndoIn)
+from .uploads import ApiError, decode_upload
+
+STATIC = Path(__file__).with_name("static")
+
+
+def _errors(*codes: int) -> dict:
+    what = {400: "corrupt or truncated image, or a body that cannot be parsed", 404: "not found", 409: "already labelled",
+            413: "body over the upload cap, or an image over max_pixels", 415: "empty or not an image",
+            422: "invalid request", 503: "busy (Retry-After given) or the project is unreadable"}
+    return {c: {"model": ErrorBody, "description": what[c]} for c in codes}
+
+
+def _error(status: int, error: str, detail: str, headers: Optional[dict] = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def warm_up(engine: Engine, limiter: Limiter) -> None:
+    """Run the model and a detector once in every inference thread (each has its own detector), so no
+    request pays for lazy set-up. The barrier makes each warm-up task take a different thread."""
+    n = limiter.max_concurrency
+    barrier = threading.Barrier(n)
+
+    def one() -> None:
+        barrier.wait(timeout=60)
+        engine.warm_up()
+
+    for f in [limiter.pool.submit(one) for _ in range(n)]:
+        f.result()
+
+
+def create_app(run_dir: str | Path, active_project: Optional[str | Path] = None,
+               face_model: Optional[str | Path] = None, max_upload_mb: float = 10, max_pixels: float = 40e6,
+               max_concurrency: int = 2, max_queue: int = 16) -> FastAPI:
+    """Load the run's model and the face detector, run each once (warm-up), and build the app.
+
+    ``max_upload_mb`` caps a request body (413); ``max_pixels`` caps an image's decoded size (413);
+    ``max_concurrency`` inferences run at once in a thread pool and up to ``max_queue`` more wait, beyond
+    that a request gets 503 with Retry-After. Raises ``VisionlabError`` for a bad run, project or face model.
+    """
+    engine = Engine(run_dir, face_model)
+    labelling = Labelling(active_project) if active_project is not None else None
+    limiter = Limiter(max_concurrency, max_queue)
+    warm_up(engine, limiter)
+    info = engine.info()
+    started = time.time()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        limiter.close()
+
+    # no /docs or /redoc: FastAPI's pages load their scripts from a CDN; the schema is at /openapi.json
+    app = FastAPI(title="visionlab", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Face detection with a mask (or any) label per face, and an active-learning "
+                              "labelling queue. Errors are JSON {error, detail}.")
+    app.state.engine, app.state.limiter, app.state.labelling = engine, limiter, labelling
+
+    # --- errors: one JSON shape for all of them ---------------------------------------------------------
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, e: ApiError) -> JSONResponse:
+        return _error(e.status, e.error, e.detail, e.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        errs = e.errors()
+        parts = [f"{'.'.join(str(x) for x in err.get('loc', ()))}: {err.get('msg', '')}" for err in errs]
+        code = "unknown_class" if any(tuple(err.get("loc", ())) == ("body", "label") and
+                                      err.get("type") == "literal_error" for err in errs) else "invalid_request"
+        return _error(422, code, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(e.status_code, "http_error")
+        return _error(e.status_code, code, str(e.detail), getattr(e, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def crashed(_: Request, e: Exception) -> JSONResponse:  # a bug: say so without a traceback
+        return _error(500, "internal_error", f"{type(e).__name__}: the server failed on this request")
+
+    # --- page -----------------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    # --- service --------------------------------------------------------------------------------------
+    @app.get("/health", response_model=Health, tags=["service"])
+    async def health() -> Health:
+        return Health(status="ok", model_version=info["version"], uptime_s=round(time.time() - started, 3),
+                      running=limiter.running, waiting=limiter.waiting, rejected=limiter.rejected,
+                      active_project=labelling is not None)
+
+    @app.get("/v1/model", response_model=ModelInfo, tags=["service"])
+    async def model() -> ModelInfo:
+        return ModelInfo(**info)
+
+    @app.post("/v1/predict", response_model=PredictResponse, tags=["detection"],
+              responses=_errors(400, 413, 415, 422, 503))
+    async def predict(file: UploadFile = File(..., description="a photo: JPEG, PNG, WebP, BMP, GIF or TIFF"),
+                      annotated: bool = Query(False, description="also return the annotated image as base64 JPEG")
+                      ) -> PredictResponse:
+        """Every face in the photo with its box, label and confidence."""
+        data = await file.read()
+        t0 = time.perf_counter()
+
+        def work() -> PredictResponse:
+            t1 = time.perf_counter()
+            rgb = decode_upload(data, max_pixels)
+            t2 = time.perf_counter()
+            faces, times = engine.predict(rgb)
+            jpeg = base64.b64encode(annotate(rgb, [r for r, _ in faces])).decode() if annotated else None
+            t3 = time.perf_counter()
+            timings = Timings(queue_ms=round((t1 - t0) * 1e3, 3), decode_ms=round((t2 - t1) * 1e3, 3),
+                              detect_ms=round(times["detect_ms"], 3), classify_ms=round(times["classify_ms"], 3),
+                              total_ms=round((t3 - t0) * 1e3, 3))
+            return PredictResponse(faces=[FaceOut(box=[int(v) for v in r.box], label=r.label, guess=r.guess,
+                                                  confidence=round(float(r.confidence), 4),
+                                                  detector_score=round(float(r.score), 4), probs=probs)
+                                          for r, probs in faces],
+                                   width=rgb.shape[1], height=rgb.shape[0], model_version=info["version"],
+                                   timings=timings, annotated_jpeg=jpeg)
+
+        return await limiter.run(work)
+
+    # --- active learning ------------------------------------------------------------------------------
+    def need_project() -> Labelling:
+        if labelling is None:
+            raise ApiError(404, "no_active_project", "the server runs without an active-learning project; "
+                                                     "start it with `visionlab serve RUN --active PROJECT`")
+        return labelling
+
+    @app.get("/v1/queue/next", response_model=QueueNext, tags=["active learning"], responses=_errors(404, 422, 503))
+    async def queue_next(skip: list[ItemId] = Query([], max_length=100,
+                                                    description="ids to pass over (skipped in this session)")
+                         ) -> QueueNext:
+        """The next queued image without a label."""
+        lab = need_project()
+        return QueueNext(**await run_in_threadpool(lab.next, set(skip)))
+
+    @app.get("/v1/queue/image/{item_id}", tags=["active learning"], responses={
+        200: {"content": {"image/jpeg": {}}, "description": "the queued image as JPEG (at most 768 px a side)"},
+        **_errors(404, 422, 503)})
+    async def queue_image(item_id: ItemId) -> Response:
+        lab = need_project()
+        jpeg = await run_in_threadpool(lab.image_jpeg, item_id)
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    # the schema lists the project's classes, so a client (or schemathesis) knows which labels are valid
+    label_in = LabelIn if labelling is None else create_model(
+        "LabelIn", id=(ItemId, ...),
+        label=(Literal[tuple(labelling.classes)], Field(description="one of the project's classes")))
+
+    @app.post("/v1/labels", response_model=LabelOut, status_code=201, tags=["active learning"],
+              responses=_errors(400, 404, 409, 422, 503))
+    async def add_label(body: label_in) -> LabelOut:
+        """Label a queued image: appended (fsync'd) to the project's labels.jsonl, source human."""
+        lab = need_project()
+        return LabelOut(**await run_in_threadpool(lab.label, body.id, body.label))
+
+    @app.post("/v1/labels/undo", response_model=LabelOut, tags=["active learning"],
+              responses=_errors(400, 404, 422, 503))
+    async def undo_label(body: UndoIn) -> LabelOut:
+        """Cancel a human label by its entry id (an undo record is appended; nothing is rewritten)."""
+        lab = need_project()
+        return LabelOut(**await run_in_threadpool(lab.undo, body.entry_id))
+
+    # plain ASGI in front of routing: the size check acts before any body is parsed
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=int(max_upload_mb * 2 ** 20))
+    return app

@@ -1,0 +1,199 @@
+"""What the service runs per image: ``visionlab.detect``'s pipeline (faces -> square crops -> one batched
+classifier call -> a label per face, ``unsure`` where the classifier is not sure), loaded once and shared by
+the inference threads.
+
+A ``FaceDetectorYN`` keeps its input size as state, so each inference thread gets its own detector (a
+``DetectionPipeline`` per thread); the classifier (an ONNX Runtime session or a torch model in eval mode)
+is shared, both are safe to call from several threads.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import cv2
+import numpy as np
+
+from ..detect.faces import FACE_DETECTORS, FaceDetector, quiet_opencv
+from ..detect.pipeline import DetectionPipeline, FaceResult, draw_results, load_classifier
+from ..errors import ModelError, VisionlabError
+
+DETECT_MAX_SIDE = 1600  # larger photos are shrunk for the detector (a 40 MP frame would take seconds); boxes
+#                         come back in the original's pixels
+ANNOTATE_MAX_SIDE = 1600
+
+
+def shared_dir() -> Path:
+    """``shared/`` beside the repository (where the project keeps data and models), or $VISIONLAB_SHARED."""
+    env = os.environ.get("VISIONLAB_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared"
+
+
+def local_face_model() -> Optional[Path]:
+    """A YuNet file already on this machine: $VISIONLAB_FACE_MODEL, else the newest one in shared/models."""
+    env = os.environ.get("VISIONLAB_FACE_MODEL")
+    if env:
+        return Path(env)
+    found = sorted((shared_dir() / "models").glob("face_detection_yunet*.onnx"))
+    return found[-1] if found else None
+
+
+def detector_factory(face_model: Optional[str | Path]) -> Callable[[], FaceDetector]:
+    """A function making one detector: YuNet from ``face_model``, else a local YuNet file, else the detection
+    module's cached (or downloaded) YuNet, else the Haar cascade. Tried once here so a bad file fails at start."""
+    if face_model is not None:
+        path: Optional[Path] = Path(face_model)
+    else:
+        path = local_face_model()
+    make = lambda: FACE_DETECTORS.get("yunet")(model_path=path, max_side=DETECT_MAX_SIDE)  # noqa: E731
+    try:
+        make()
+        return make
+    except ModelError as e:
+        if face_model is not None:
+            raise
+        first = e
+    try:
+        FACE_DETECTORS.get("haar")()
+    except ModelError:
+        raise ModelError(f"no face detector: {first} (and no Haar cascade either); pass --face-model PATH") from None
+    print(f"visionlab serve: no YuNet model ({first}); using the Haar cascade, which misses most masked faces",
+          file=sys.stderr)
+    return lambda: FACE_DETECTORS.get("haar")()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _Timed:
+    """Wraps one thread's detector or the classifier so the pipeline's single call still yields the time each
+    stage took and the classifier's probabilities (the ``unsure`` rule stays in ``DetectionPipeline``)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+        self.probs: Optional[np.ndarray] = None
+
+    def __getattr__(self, name: str) -> Any:  # name, classes, image_size, model_path, ...
+        return getattr(self.inner, name)
+
+    def detect(self, image: np.ndarray):
+        t0 = time.perf_counter()
+        try:
+            return self.inner.detect(image)
+        finally:
+            self.seconds = time.perf_counter() - t0
+
+    def predict_proba(self, batch: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        try:
+            self.probs = self.inner.predict_proba(batch)
+            return self.probs
+        finally:
+            self.seconds = time.perf_counter() - t0
+
+
+class Engine:
+    """The run's classifier and a face detector, loaded once; ``predict`` may be called from many threads."""
+
+    def __init__(self, run_dir: str | Path, face_model: Optional[str | Path] = None,
+                 backend: str = "onnx") -> None:
+        from ..runs import MODEL_FILE, load_run
+
+        self.run = load_run(run_dir)  # a clear ModelError for a folder that is not a finished run
+        self.classifier = None
+        if backend == "onnx":
+            try:  # exports RUN/model.onnx when it is missing or stale, as `visionlab detect` does
+                self.classifier = load_classifier(run_dir, "onnx", threads=1)
+            except (VisionlabError, OSError, ImportError, RuntimeError) as e:
+                print(f"visionlab serve: ONNX Runtime unavailable for this run ({e}); using torch", file=sys.stderr)
+        if self.classifier is None:
+            self.classifier = load_classifier(run_dir, "torch")
+        self.backend = getattr(self.classifier, "backend", backend)
+        self.classes = list(self.classifier.classes)
+        weights = self.run.path / MODEL_FILE
+        if not weights.is_file():
+            weights = next(iter(sorted(self.run.path.glob("model.*"))), weights)
+        self.version = sha256_file(weights)[:12] if weights.is_file() else "unknown"
+        self._make_detector = detector_factory(face_model)
+        self._local = threading.local()
+        self.detector = self._pipeline().detector.inner
+
+    def _pipeline(self) -> DetectionPipeline:
+        p = getattr(self._local, "pipeline", None)
+        if p is None:
+            with quiet_opencv():
+                p = DetectionPipeline(_Timed(self._make_detector()), _Timed(self.classifier))
+            self._local.pipeline = p
+        return p
+
+    def predict(self, rgb: np.ndarray) -> tuple[list[tuple[FaceResult, dict[str, float]]], dict[str, float]]:
+        """Faces of an H x W x 3 uint8 RGB image, left to right, each with its class probabilities; and the
+        milliseconds spent detecting and classifying."""
+        pipe = self._pipeline()
+        pipe.classifier.probs, pipe.classifier.seconds = None, 0.0
+        results = pipe(rgb, color="rgb")
+        probs = pipe.classifier.probs if results else np.zeros((0, len(self.classes)))
+        faces = [(r, {c: round(float(v), 4) for c, v in zip(self.classes, p)}) for r, p in zip(results, probs)]
+        faces.sort(key=lambda f: (f[0].box[0], f[0].box[1]))  # as a person reads the photo
+        return faces, {"detect_ms": pipe.detector.seconds * 1e3, "classify_ms": pipe.classifier.seconds * 1e3}
+
+    def warm_up(self) -> None:
+        """One pass through the detector and the classifier, so the first request pays no lazy set-up."""
+        rng = np.random.default_rng(0)
+        self.predict(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))  # random pixels: no face, detector only
+        s = int(self.classifier.image_size)
+        self.classifier.predict_proba(np.zeros((2, 3, s, s), np.uint8))
+
+    def info(self) -> dict[str, Any]:
+        cfg = self.run.config
+        family = None
+        try:
+            from ..models import MODELS
+            family = MODELS.meta(cfg.model).get("family")
+        except Exception:  # an unregistered model name still loads from its own file
+            pass
+        det = self.detector
+        path = getattr(det, "model_path", None) or getattr(det, "cascade_path", None)
+        return {"run": self.run.path.name, "model": cfg.model, "family": family,
+                "backbone": cfg.model if family not in ("mlp", "cnn", None) else None, "classes": self.classes,
+                "image_size": int(self.classifier.image_size), "version": self.version, "backend": self.backend,
+                "metrics": scalar_metrics(self.run.metrics),
+                "detector": {"name": det.name, "model_file": Path(path).name if path else None,
+                             "score_threshold": getattr(det, "score_threshold", None)}}
+
+
+def scalar_metrics(metrics: dict) -> dict[str, Any]:
+    """The top-level numbers and words of metrics.json (nested tables and plot paths left out, NaN as null)."""
+    out: dict[str, Any] = {}
+    for k, v in metrics.items():
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            out[k] = v
+        elif isinstance(v, (int, float)):
+            out[k] = v if math.isfinite(v) else None
+    return out
+
+
+def annotate(rgb: np.ndarray, faces: list[FaceResult]) -> bytes:
+    """A JPEG of the image with the detection module's boxes and labels (at most ANNOTATE_MAX_SIDE a side)."""
+    out = draw_results(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), faces)
+    h, w = out.shape[:2]
+    scale = min(1.0, ANNOTATE_MAX_SIDE / max(h, w))
+    if scale < 1.0:
+        out = cv2.resize(out, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+

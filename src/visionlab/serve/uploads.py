@@ -1,0 +1,56 @@
+"""Checking what a client uploads before any pixel is decoded, and the service's JSON errors.
+
+Order of checks: the body size (``limits.BodyLimit``, before parsing), then here: empty or not an image
+(415), more pixels than allowed from the header alone (413: a 50 MP PNG of one colour is a few kB and
+would decode to 150 MB), then the full decode through the data layer (400 for truncated or corrupt).
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+
+from ..data.checks import decode_array
+from ..errors import DataError
+
+# Formats a browser or camera produces. Pillow reads many more (EPS, PSD, FITS, ...); each is attack
+# surface a photo upload does not need.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
+
+
+class ApiError(Exception):
+    """An error the client caused or can retry; becomes ``{"error": code, "detail": message}``."""
+
+    def __init__(self, status: int, error: str, detail: str, headers: Optional[dict[str, str]] = None) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers or {}
+
+
+def decode_upload(data: bytes, max_pixels: float) -> np.ndarray:
+    """The upload as an H x W x 3 uint8 RGB array (EXIF orientation applied), or an ``ApiError``."""
+    if not data:
+        raise ApiError(415, "unsupported_media_type", "the uploaded file is empty; send a JPEG, PNG or WebP photo")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=FORMATS) as im:  # reads the header only
+                width, height = im.size
+    except Image.DecompressionBombError:
+        raise ApiError(413, "image_too_large", f"the image has more than {max_pixels / 1e6:g} megapixels; "
+                                               f"send a smaller one") from None
+    except Exception:
+        raise ApiError(415, "unsupported_media_type",
+                       f"the upload is not an image of a supported format ({', '.join(FORMATS)})") from None
+    if width * height > max_pixels:
+        raise ApiError(413, "image_too_large", f"the image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
+                                               f"the limit is {max_pixels / 1e6:g} megapixels, send a smaller one")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return decode_array(data)
+    except DataError as e:
+        detail = str(e).removeprefix("<bytes>: ")
+        raise ApiError(400, "invalid_image", f"the image cannot be decoded: {detail}") from None
