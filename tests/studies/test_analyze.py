@@ -49,6 +49,23 @@ def test_ranking_says_when_the_data_cannot_rank():
     assert "cannot rank" in one and "--seeds 3" in one
 
 
+def test_paired_seeds_separate_what_intervals_cannot():
+    # every seed moves both arms together (the seed picks the data split): B is 3 points below A on each seed
+    a = _arm("A", [0.30, 0.36, 0.33])
+    b = _arm("B", [0.27, 0.33, 0.30])
+    a.by_seed, b.by_seed = {0: 0.30, 1: 0.36, 2: 0.33}, {0: 0.27, 1: 0.33, 2: 0.30}
+    assert analyze.overlap(a, b)
+    n, m, h = analyze.paired_diff(a, b)
+    assert (n, m, h) == (3, pytest.approx(0.03), pytest.approx(0.0, abs=1e-12))
+    text = ranking_statement([a, b])
+    assert "the data cannot rank A and B" in text and "do separate A from B (+3.0 points" in text
+    assert [[s.label for s in t] for t in analyze.tiers([a, b])] == [["A"], ["B"]]
+    b.by_seed = {0: 0.31, 1: 0.32, 2: 0.30}  # inconsistent differences: +-1..4 points
+    b.values = list(b.by_seed.values())
+    b.mean, b.std, b.half = mean_std_ci(b.values)
+    assert not analyze.separated(a, b) and "do not separate them either" in ranking_statement([a, b])
+
+
 def test_plateau_epoch_and_value():
     curve = [0.05 * (e + 1) for e in range(10)] + [0.5] * 10  # rises to 0.5 at epoch 10, then flat
     assert plateau(curve) == (10, pytest.approx(0.5))

@@ -33,7 +33,7 @@ def test_study_end_to_end_with_diverged_and_failed_trials(spec_dir, tmp_path):
     assert res.ran == 8 and res.skipped == 0
     status = {r["trial_id"]: r["status"] for r in res.records}
     assert status == {"adam-0.003__s0": "ok", "adam-0.003__s1": "ok", "adam-0.01__s0": "ok", "adam-0.01__s1": "ok",
-                      "sgd-lr-10__s0": "diverged", "sgd-lr-10__s1": "diverged",
+                      "adam-lr-10__s0": "diverged", "adam-lr-10__s1": "diverged",
                       "broken__s0": "failed", "broken__s1": "failed"}
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 8 and {"trial_id", "label", "seed", "lr", "optimizer", "status", "test_acc"} <= set(rows[0])
@@ -42,10 +42,10 @@ def test_study_end_to_end_with_diverged_and_failed_trials(spec_dir, tmp_path):
     errors = [r["error"] for r in rows if r["status"] == "failed"]
     assert all(e and "\n" not in e for e in errors)  # the one-line error of the exception
     by = {s.label: s for s in res.summary}
-    assert by["adam 0.003"].n == 2 and by["sgd lr 10"].diverged == 2 and by["sgd lr 10"].n == 0
+    assert by["adam 0.003"].n == 2 and by["adam lr 10"].diverged == 2 and by["adam lr 10"].n == 0
     assert by["broken"].failed == 2
     html = (out / "report.html").read_text()
-    assert "data:image/png;base64," in html and "Diverged (NaN or infinite loss): sgd lr 10 (2/2)" in html
+    assert "data:image/png;base64," in html and "Diverged (NaN or infinite loss): adam lr 10 (2/2)" in html
     assert "2 trial(s) failed" in html
     for f in ("bars.png", "curves.png"):
         assert (out / "plots" / f).stat().st_size > 5_000

@@ -3,6 +3,12 @@
 Confidence intervals are two-sided 95% Student-t intervals of the mean over seeds: mean +- t(0.975, n-1) * s/sqrt(n).
 With three seeds t is 4.30, so an interval is wide; two configurations whose intervals overlap are reported as not
 ranked by the data (a conservative reading: overlap does not prove equality, it only withholds a verdict).
+
+Seeds are paired: seed s gives every configuration the same data split, the same batch order and the same
+random stream for its initial weights (where shapes agree), so most seed-to-seed variation (which images were
+drawn) is shared.
+Where intervals overlap, the report also gives the 95% interval of the paired per-seed difference, which
+separates configurations that differ consistently seed by seed.
 """
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ class ArmStats:
     label: str
     fields: dict[str, Any] = field(default_factory=dict)
     values: list[float] = field(default_factory=list)  # the metric of every finished, non-diverged seed
+    by_seed: dict[int, float] = field(default_factory=dict)
     trials: int = 0
     diverged: int = 0
     failed: int = 0
@@ -151,6 +158,7 @@ def summarize(spec: StudySpec, records: list[dict]) -> list[ArmStats]:
             s.failed += 1
         elif r.get("value") is not None:
             s.values.append(float(r["value"]))
+            s.by_seed[int(r["seed"])] = float(r["value"])
         if r["status"] != "failed" and r.get("val_acc_curve"):
             s.val_curves.append(r["val_acc_curve"])
             s.train_curves.append(r.get("train_acc_curve") or [])
@@ -170,17 +178,39 @@ def overlap(a: ArmStats, b: ArmStats) -> bool:
     return a.ci[0] <= b.ci[1] and b.ci[0] <= a.ci[1]
 
 
+def paired_diff(a: ArmStats, b: ArmStats) -> Optional[tuple[int, float, float]]:
+    """(n, mean, 95% half-width) of a - b over the seeds both finished; None with fewer than two."""
+    common = sorted(set(a.by_seed) & set(b.by_seed))
+    if len(common) < 2:
+        return None
+    m, _, h = mean_std_ci([a.by_seed[s] - b.by_seed[s] for s in common])
+    return len(common), m, h
+
+
+def separated(a: ArmStats, b: ArmStats) -> bool:
+    """Ranked by the data: intervals apart, or a paired difference whose interval excludes zero."""
+    if not overlap(a, b):
+        return True
+    p = paired_diff(a, b)
+    return p is not None and math.isfinite(p[2]) and abs(p[1]) > p[2]
+
+
+def diff_text(a: ArmStats, b: ArmStats) -> str:
+    n, m, h = paired_diff(a, b)
+    return f"{100 * m:+.1f} points, 95% CI [{100 * (m - h):+.1f}, {100 * (m + h):+.1f}], {n} paired seeds"
+
+
 def ranked(stats: list[ArmStats]) -> list[ArmStats]:
     return sorted([s for s in stats if s.n], key=lambda s: -s.mean)
 
 
 def tiers(stats: list[ArmStats]) -> list[list[ArmStats]]:
-    """Greedy tiers from the top: a tier holds every configuration whose interval overlaps its leader's."""
+    """Greedy tiers from the top: a tier holds every configuration the data cannot separate from its leader."""
     rest = ranked(stats)
     out = []
     while rest:
         lead = rest[0]
-        tier = [s for s in rest if s is lead or overlap(lead, s)]
+        tier = [s for s in rest if s is lead or not separated(lead, s)]
         out.append(tier)
         rest = [s for s in rest if s not in tier]
     return out
@@ -211,8 +241,21 @@ def ranking_statement(stats: list[ArmStats], metric: str = "test_acc") -> str:
     tied = [s for s in r[1:] if overlap(top, s)]
     if tied:
         names = ", ".join(s.label for s in tied)
-        return (head + f" Its interval overlaps those of {names}: **the data cannot rank {top.label} and "
-                       f"{names}**.")
+        text = (head + f" Its interval overlaps those of {names}: **the data cannot rank {top.label} and "
+                       f"{names}** from these intervals.")
+        paired = [s for s in tied if paired_diff(top, s) is not None]
+        split = [s for s in paired if separated(top, s)]
+        if split:
+            text += (" Paired by seed (a seed gives every configuration the same data split and batch order), "
+                     "the per-seed differences do separate " + "; ".join(
+                         f"{top.label} from {s.label} ({diff_text(top, s)})" for s in split) + ".")
+            rest = [s.label for s in paired if s not in split]
+            if rest:
+                text += f" They do not separate it from {', '.join(rest)}."
+            text += " (Each paired interval is for one comparison; no correction for making several.)"
+        elif paired:
+            text += " The paired per-seed differences do not separate them either."
+        return text
     nxt = r[1]
     return (head + f" Its interval lies above every other configuration's (next: {nxt.label}, {pct(nxt.mean)}, "
                    f"95% CI {ci_text(nxt)}): the data rank it first.")
@@ -231,7 +274,7 @@ def settle_answers(spec: StudySpec, stats: list[ArmStats], quick: bool) -> list[
         d1, d2 = abs(best.mean - q.reported), abs(second.mean - q.reported)
         inside = math.isfinite(best.half) and best.ci[0] <= q.reported <= best.ci[1]
         desc = lambda s, d: f"'{s.label}' ({pct(s.mean)}, 95% CI {ci_text(s)}; {100 * d:.1f} points away)"
-        if d1 < d2 / 2 and not overlap(best, second):
+        if d1 < d2 / 2 and separated(best, second):
             verdict = (f"the reported {pct(q.reported)} matches {desc(best, d1)}, not {desc(second, d2)}."
                        + ("" if inside else " It lies outside that interval, which the JPEG copy of CIFAR-10 and "
                           "framework differences can explain; the other candidate is much further off."))
@@ -263,16 +306,17 @@ def claim_checks(spec: StudySpec, stats: list[ArmStats]) -> list[str]:
             other = order[1] if len(order) > 1 else None
             if other is None:
                 out.append(f"\"{c.text}\": only one configuration has a result.")
-            elif overlap(who, other):
-                out.append(f"\"{c.text}\": ours agrees in the means ({target} {pct(who.mean)} is the {place}), but its "
-                           f"interval overlaps {other.label}'s ({pct(other.mean)}): the data cannot confirm it.")
+            elif not separated(who, other):
+                out.append(f"\"{c.text}\": ours agrees in the means ({target} {pct(who.mean)} is the {place}), but the "
+                           f"data cannot separate it from {other.label} ({pct(other.mean)}): not confirmed.")
             else:
-                out.append(f"\"{c.text}\": **holds** ({target} {pct(who.mean)}, 95% CI {ci_text(who)}, clear of "
-                           f"{other.label} {pct(other.mean)}, CI {ci_text(other)}).")
+                how = (f"paired difference to {other.label}: {diff_text(who, other)}" if overlap(who, other)
+                       else f"its interval is clear of {other.label}'s, {pct(other.mean)}, CI {ci_text(other)}")
+                out.append(f"\"{c.text}\": **holds** ({target} {pct(who.mean)}, 95% CI {ci_text(who)}; {how}).")
         else:
             first = order[0]
-            verdict = ("but the intervals overlap, so the data cannot rank them" if overlap(who, first)
-                       else "and the intervals do not overlap: the claim **does not hold** here")
+            verdict = ("but the data cannot separate them, so the claim is neither confirmed nor refuted"
+                       if not separated(who, first) else "and the data separate them: the claim **does not hold** here")
             out.append(f"\"{c.text}\": ours puts {first.label} {place} ({pct(first.mean)}, CI {ci_text(first)}); "
                        f"{target} is {pos + 1}{_ordinal(pos + 1)} from the {'top' if c.best else 'bottom'} "
                        f"({pct(who.mean)}, CI {ci_text(who)}), {verdict}.")
@@ -414,7 +458,7 @@ def _sections(spec: StudySpec, info: dict, records: list[dict], stats: list[ArmS
         wall = last.get("wall_seconds")
         sum_trials = sum(r.get("wall_seconds") or 0 for r in records)
         settings.append(f"Last run: {last.get('ran', '?')} trials on {last.get('workers')} workers x "
-                        f"{last.get('threads')} threads ({last.get('backend')}, {last.get('cores')} cores)"
+                        f"{last.get('threads')} torch threads ({last.get('backend')}, {last.get('cores')} cores)"
                         + (f", wall time {wall:.0f} s" if isinstance(wall, (int, float)) else "")
                         + f"; trial times add up to {sum_trials:.0f} s over {len(sessions)} session(s).")
     settings.append(f"Metric: {spec.metric}. Intervals: 95% Student-t over seeds.")
@@ -425,7 +469,8 @@ def _sections(spec: StudySpec, info: dict, records: list[dict], stats: list[ArmS
     findings = [ranking_statement(stats, spec.metric)]
     tl = tiers(stats)
     if len(tl) > 1 and any(math.isfinite(s.half) for s in stats):
-        findings.append("Tiers (each holds the configurations whose intervals overlap its leader's): " + "; ".join(
+        findings.append("Tiers (each holds the configurations the data cannot separate from its leader, by "
+                        "intervals or paired differences): " + "; ".join(
             f"{i + 1}. " + ", ".join(s.label for s in t) for i, t in enumerate(tl)) + ".")
     findings += settle_answers(spec, stats, quick)
     findings += claim_checks(spec, stats)

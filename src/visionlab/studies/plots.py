@@ -211,7 +211,7 @@ def curves(spec: StudySpec, stats: list[ArmStats], path: Path, quick: bool = Fal
             ax.plot(ep, y, color=colour, lw=1.6, marker=marker, ms=3, label=s.label if ax is axes[0] else None)
             lo = [100 * (v - h) if _finite(h) else math.nan for v, h in zip(mean, half)]
             hi = [100 * (v + h) if _finite(h) else math.nan for v, h in zip(mean, half)]
-            ax.fill_between(ep, lo, hi, color=colour, alpha=0.18, lw=0)
+            ax.fill_between(ep, lo, hi, color=colour, alpha=0.18 if len(chosen) <= 3 else 0.07, lw=0)
         if spec.plateau and s.plateau_epoch:
             axes[0].axvline(s.plateau_epoch, color=colour, ls=":", lw=1.2)
             axes[0].plot([s.plateau_epoch], [100 * s.plateau_value], marker="D", color=colour, ms=6)

@@ -446,8 +446,8 @@ def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, 
                                    f"{len(pending)} to run, {len(finished)} finished, backend {backend}")
     if not quiet:
         console.print(f"study [bold]{spec.name}[/]{' (quick)' if quick else ''}: {len(trials)} trials "
-                      f"({len(spec.arms())} configurations x {len(seed_list)} seeds), {len(finished)} already done; "
-                      f"{min(workers, max(1, len(pending)))} workers x {threads} threads -> {out}")
+                      f"({len(spec.arms())} configurations x {len(seed_list)} seed{'s' if len(seed_list) > 1 else ''}), {len(finished)} already done; "
+                      f"{min(workers, max(1, len(pending)))} workers x {threads} torch thread{'s' if threads > 1 else ''} -> {out}")
 
     ran = 0
     if pending:
@@ -504,17 +504,23 @@ def _study_info(out: Path, spec: StudySpec, quick: bool, seeds: list[int], data:
             "sessions": list(old.get("sessions", [])) + [session]}
 
 
+DATA_FIELDS = ("data", "source", "val_split", "test_split", "split_ratios", "limit_per_class", "synthetic_per_class",
+               "cache_dir", "seed")  # what selects and decodes a trial's images (the seed picks the splits)
+
+
 def _prepare(pool, pending: list[Trial], tasks: dict[str, dict], console, quiet: bool) -> None:
-    """Decode each distinct data set once in a worker; a bad --data fails here, in one line, not N times."""
+    """Decode each distinct data selection once, in parallel, before the trials that share it would all decode it
+    at the same time; a bad --data fails here, in one line, instead of in every trial."""
     from ..models import default_image_size
 
     seen: dict[tuple, dict] = {}
     for t in pending:
         c = RunConfig.build(t.config)
-        key = (c.data, c.source, c.image_size or default_image_size(c.model), c.cache_dir)
+        key = (*(str(getattr(c, f)) for f in DATA_FIELDS), c.image_size or default_image_size(c.model))
         seen.setdefault(key, t.config)
     if not quiet:
-        console.print(f"preparing data ({len(seen)} data set{'s' if len(seen) > 1 else ''}; decoded once, then cached)")
+        console.print(f"preparing data: {len(seen)} selection{'s' if len(seen) > 1 else ''} (decoded once, then "
+                      f"cached)")
     handles = [pool.submit(prepare_data, cfg) for cfg in seen.values()]
     while handles:
         for h, res, err in pool.wait(handles):
@@ -536,7 +542,7 @@ def _cancel(handle) -> None:
 def _run_pending(pool, pending: list[Trial], tasks: dict[str, dict], out: Path, spec: StudySpec,
                  trials: list[Trial], recs: dict[str, dict], n_done: int, workers: int, console, progress,
                  quiet: bool) -> int:
-    queue = list(pending)
+    queue = sorted(pending, key=lambda t: t.seed)  # seed-major: a partial study covers every arm early
     in_flight: dict[Any, Trial] = {}
     ran = 0
     total = len(trials)
