@@ -157,6 +157,46 @@ def compare_cmd(runs: list[Path] = typer.Argument(..., help="run folders"),
     out.print(f"report: {compare(runs, out_dir)}")
 
 
+@app.command("detect")
+def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a folder of images or a video file"),
+               model: Path = typer.Option(..., "--model", help="a run folder or an .onnx file"),
+               out_dir: Path = typer.Option(..., "--out", help="annotated images/video and detections.jsonl go here"),
+               camera: Optional[int] = typer.Option(None, "--camera", help="read camera N instead of INPUT"),
+               detector: str = typer.Option("yunet", "--detector", help="yunet (needs its ONNX file) or haar"),
+               backend: str = typer.Option("onnx", "--backend", help="onnx (ONNX Runtime) or torch"),
+               face_model: Optional[Path] = typer.Option(None, "--face-model", help="YuNet ONNX file"),
+               score_threshold: Optional[float] = typer.Option(None, "--score-threshold",
+                                                               help="detector score threshold (YuNet default 0.7)"),
+               detect_side: Optional[int] = typer.Option(None, "--detect-side",
+                                                         help="run the detector at this longer side (e.g. 320: faster)"),
+               min_face: int = typer.Option(32, "--min-face", help="faces smaller than this (px) are 'unsure'"),
+               threads: int = typer.Option(1, "--threads")) -> None:
+    """Find every face in photos, a folder, a video or a camera and label each (mask / no mask / unsure)."""
+    from .detect import run_detection
+
+    if (input is None) == (camera is None):
+        raise ConfigError("give INPUT (image, folder or video) or --camera N, not both")
+    s = run_detection(int(camera) if camera is not None else input, model, out_dir, detector=detector,
+                      backend=backend, threads=threads, face_model=face_model, score_threshold=score_threshold,
+                      detect_side=detect_side, min_face=min_face)
+    labels = ", ".join(f"{k} {v}" for k, v in sorted(s["labels"].items())) or "none"
+    out.print(f"{s['processed']} {'frames' if s['kind'] in ('video', 'camera') else 'images'}: {s['faces']} faces "
+              f"({labels}) at {s['fps']:.1f} FPS{' (interrupted, output finalised)' if s['interrupted'] else ''}")
+    for p, why in s["skipped"]:
+        console.print(f"[yellow]skipped[/] {p}: {why}", highlight=False)
+    out.print(f"output: {out_dir}  (JSON lines: {s['jsonl']})")
+
+
+@app.command("export")
+def export_cmd(run: Path = typer.Argument(..., help="a run folder"),
+               fmt: str = typer.Option("onnx", "--format", help="onnx"),
+               out_file: Optional[Path] = typer.Option(None, "--out", help="default RUN/model.onnx")) -> None:
+    """Export a trained model (dynamic batch, raw-pixel input, preprocessing in the file's metadata)."""
+    from .detect import export_run
+
+    out.print(f"exported: {export_run(run, out_file, format=fmt)} (checked against torch with ONNX Runtime)")
+
+
 @app.command("models")
 def models_cmd() -> None:
     """The registered models."""
@@ -220,7 +260,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except VisionlabError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
+        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

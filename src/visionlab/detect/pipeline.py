@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Optional, Protocol, Sequence
 
-import cv2
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own log lines would bury our one-line errors
+import cv2  # noqa: E402
 import numpy as np
 
 from ..errors import ConfigError, DataError, ModelError
