@@ -103,6 +103,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     metrics: dict[str, Any] = {
         "status": result.status, "epochs_run": len(result.history), "best_epoch": result.best_epoch,
         "train_seconds": round(sum(h["seconds"] for h in result.history), 2),
+        "setup_seconds": round(result.setup_seconds, 2),
         "final_train_loss": last.get("train_loss"), "final_train_acc": last.get("train_acc"),
         "val_acc": last.get("val_acc"), "val_loss": last.get("val_loss"),
         "images": {k: len(s) for k, s in data.splits().items()}, "skipped": len(data.skipped),

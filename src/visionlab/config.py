@@ -52,6 +52,7 @@ class RunConfig(BaseModel):
     weights: str = Field("imagenet", description="backbones: imagenet, none or a file path")
     mode: Literal["frozen", "finetune", "full"] = "frozen"
     finetune_blocks: int = Field(2, ge=0, description="finetune mode: how many of the last blocks to unfreeze")
+    feature_cache: bool = Field(True, description="frozen mode: run the backbone once and train the head on cached features")
     finetune_lr_scale: float = Field(0.1, gt=0.0, description="finetune mode: backbone lr = lr * this")
 
     # --- training -------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ class FitResult:
     best_epoch: int = -1
     seconds: float = 0.0
     rank: int = 0
+    setup_seconds: float = 0.0  # before the first epoch: e.g. computing a frozen backbone's features
 
 
 def resolve_device(name: str) -> torch.device:
@@ -110,6 +111,7 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume: bool = False) -> FitResult:
     """Train ``model`` on ``data`` as ``cfg`` says, checkpointing every epoch into ``run_dir``."""
+    t_setup = time.perf_counter()
     device = resolve_device(local_device(cfg.device))
     d = setup(device)
     model.to(device)
@@ -122,7 +124,7 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
     # What is trained, and on what: the whole model on pixels, or a frozen backbone's head on cached features.
     trainable: nn.Module = model
     train_split, val_split = data.train, data.val
-    if getattr(net, "frozen", False) and hasattr(net, "features") and not cfg.augment:
+    if getattr(net, "frozen", False) and hasattr(net, "features") and not cfg.augment and cfg.feature_cache:
         train_split, val_split = frozen_feature_splits(cfg, model, data, device)
         trainable = net.head
     augment = cfg.augment and train_split.x.dtype == torch.uint8
@@ -172,6 +174,7 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
 
     sync_every = 1 if device.type == "cpu" else 50  # a GPU must not wait for the host every step
     t_start = time.perf_counter()
+    setup_seconds = t_start - t_setup
     done = status != "ok" or start_epoch >= cfg.epochs
     with progress(disable=cfg.quiet or not d.main) as bar:
         task = bar.add_task("train", total=cfg.epochs * steps_per_epoch, info="",
@@ -273,7 +276,8 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
     if trainable is not model:
         model.to(memory_format=torch.contiguous_format)
     best_epoch = early.best_epoch + 1 if early is not None and early.best_epoch >= 0 else len(history)
-    return FitResult(status, history, best_epoch, time.perf_counter() - t_start, rank=d.rank)
+    return FitResult(status, history, best_epoch, time.perf_counter() - t_start, rank=d.rank,
+                     setup_seconds=setup_seconds)
 
 
 def _has_conv(m: nn.Module) -> bool:
