@@ -130,3 +130,33 @@ def test_default_backbone_features(tmp_path):
     x, bad = FeatureCache(f, tmp_path / "cache").get(paths)
     assert x.shape == (2, 1280) and not bad and np.isfinite(x).all()
     assert list((tmp_path / "cache" / "active").iterdir())[0].name.startswith("efficientnet_lite0-")
+
+
+def test_a_frozen_backbone_run_seeds_round_zero(folders, tmp_path):
+    """--model RUN: the run's body gives the features and its head is round 0's starting point."""
+    import torch
+    from safetensors.torch import save_file
+
+    from visionlab.config import RunConfig
+    from visionlab.models import build
+
+    cfg = RunConfig.build(model="mobilenet_v2", weights="none", mode="frozen", image_size=32)
+    model = build(cfg, 2, 32)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(cfg.to_yaml())
+    (run / "model.json").write_text(json.dumps({"model": cfg.model, "classes": ["mask", "nomask"], "image_size": 32}))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run / "model.safetensors"))
+    pool, labelled = folders
+    s = loop.init(pool, tmp_path / "proj", labelled=labelled, model=str(run), train=False)
+    assert s["featurizer"]["kind"] == "run" and s["round"] == -1
+    proj = Project(tmp_path / "proj")
+    assert torch.equal(proj.featurizer.head_state["3.weight"], model.net.head[3].weight)
+    r = loop.retrain(tmp_path / "proj", epochs=1)
+    assert r["round"] == 0 and r["n_train"] == 6
+    head = Project(tmp_path / "proj").head_state()
+    step = (head["3.weight"] - model.net.head[3].weight).abs().max().item()
+    assert 0 < step < 0.01  # one small step away from the run's head: warm-started, not re-initialised
+    assert len(loop.query(tmp_path / "proj", k=3)["items"]) == 3
+    with pytest.raises(ConfigError, match="classes"):
+        loop.init(pool, tmp_path / "other", classes=["a", "b"], model=str(run))

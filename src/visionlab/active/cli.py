@@ -39,7 +39,8 @@ def init(pool: Path = typer.Option(..., "--pool", help="folder of unlabelled ima
          seed: int = typer.Option(0, "--seed"),
          cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="feature cache (default $VISIONLAB_CACHE "
                                                  "or ~/.cache/visionlab)"),
-         train: bool = typer.Option(True, "--train/--no-train", help="train round 0 on the labelled folder now")) -> None:
+         train: bool = typer.Option(True, "--train/--no-train",
+                                    help="train round 0 on the labelled folder now")) -> None:
     """Create a project: pool + labelled set + model; trains round 0 when labelled images exist."""
     from .loop import init as api_init
 
@@ -53,8 +54,9 @@ def query(project: Path = PROJECT, k: int = typer.Option(20, "--k", help="how ma
           strategy: Optional[str] = typer.Option(None, "--strategy", help="random, least_confidence, margin, entropy, "
                                                  "bald, kcenter or hybrid (default: the project's)"),
           seed: Optional[int] = typer.Option(None, "--seed"),
-          pseudo_threshold: Optional[float] = typer.Option(None, "--pseudo-threshold", help="opt-in: also label "
-                                                           "images predicted with at least this confidence, as 'pseudo'"),
+          pseudo_threshold: Optional[float] = typer.Option(
+              None, "--pseudo-threshold",
+              help="opt-in: also label images predicted with at least this confidence, as 'pseudo'"),
           mc_samples: int = typer.Option(20, "--mc-samples", help="dropout samples for bald")) -> None:
     """Score the unlabelled pool with the current model and write queue.json."""
     from .loop import query as api_query
@@ -92,7 +94,8 @@ def retrain(project: Path = PROJECT, epochs: Optional[int] = typer.Option(None, 
 
 def _print_status(s: dict) -> None:
     st = s["store"]
-    out.print(f"project {s['project']}: round {s['round']} (model {s['model_version']}), classes {', '.join(s['classes'])}")
+    out.print(f"project {s['project']}: round {s['round']} (model {s['model_version']}), "
+              f"classes {', '.join(s['classes'])}")
     out.print(f"pool {s['pool_images']} images, {s['pool_unlabelled']} unlabelled; labelled folder "
               f"{s['labelled_folder']}; store: {st['human']} human, {st['oracle']} oracle, {st['pseudo']} pseudo")
     if s["queue"]:
@@ -104,7 +107,8 @@ def _print_status(s: dict) -> None:
         t = Table("round", "model", "train images", "train acc", "eval acc")
         f = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
         for r in s["rounds"]:
-            t.add_row(str(r["round"]), r["model_version"], str(r["n_train"]), f(r.get("train_acc")), f(r.get("eval_acc")))
+            t.add_row(str(r["round"]), r["model_version"], str(r["n_train"]), f(r.get("train_acc")),
+                      f(r.get("eval_acc")))
         out.print(t)
 
 
@@ -121,7 +125,8 @@ def status(project: Path = PROJECT, as_json: bool = typer.Option(False, "--json"
 
 
 @app.command()
-def undo(project: Path = PROJECT, entry: Optional[int] = typer.Option(None, "--id", help="entry id (default: last)")) -> None:
+def undo(project: Path = PROJECT,
+         entry: Optional[int] = typer.Option(None, "--id", help="entry id (default: the last label)")) -> None:
     """Cancel a label (recorded as an undo entry; nothing is erased)."""
     from .loop import undo as api_undo
 
@@ -138,14 +143,16 @@ def export(project: Path = PROJECT, dest: Path = typer.Option(..., "--dest", hel
     from .loop import export as api_export
 
     counts = api_export(project, dest, mode, labelled, pseudo)
-    out.print(f"exported {sum(counts.values())} images to {dest}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    per_class = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    out.print(f"exported {sum(counts.values())} images to {dest}: {per_class}")
 
 
 @app.command()
 def simulate(data: Path = typer.Option(..., "--data", help="class folders with Train and Test splits (the oracle)"),
              strategies: str = typer.Option("random,least_confidence,margin,entropy,kcenter,hybrid", "--strategies"),
              rounds: int = typer.Option(10, "--rounds"), k: int = typer.Option(20, "--k", help="labels per round"),
-             seeds: int = typer.Option(3, "--seeds"), init_labels: int = typer.Option(20, "--init", help="random start"),
+             seeds: int = typer.Option(3, "--seeds"),
+             init_labels: int = typer.Option(20, "--init", help="random labels to start from"),
              out_dir: Path = typer.Option(Path("active-sim"), "--out"),
              targets: str = typer.Option("0.9,0.95", "--target", help="accuracies to report labels-needed for"),
              model: Optional[str] = typer.Option(None, "--model", help="backbone name or 'pixels'"),

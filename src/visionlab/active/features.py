@@ -131,7 +131,8 @@ def _run(spec: dict) -> Featurizer:
                          f"--model {DEFAULT_BACKBONE} --mode frozen`, or omit --model")
     weights = sha256_file(Path(spec["path"]) / "model.safetensors")
     head = {k: v.detach().clone() for k, v in net.head.state_dict().items()}
-    fdim = int(getattr(net, "feature_dim", 0)) or net.features(torch.zeros(1, 3, run.image_size, run.image_size)).shape[1]
+    size = run.image_size
+    fdim = int(getattr(net, "feature_dim", 0)) or net.features(torch.zeros(1, 3, size, size)).shape[1]
     return Featurizer(dict(spec, image_size=run.image_size), run.image_size,
                       lambda x: net.features(model.normalize(x)), fdim, _spec_id(spec, weights), head, run.classes)
 

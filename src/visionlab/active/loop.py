@@ -131,7 +131,8 @@ def query(project: str | Path, k: int = 20, strategy: Optional[str] = None, seed
         cands = [c for c, good in zip(cands, ok) if good]
         x = x[ok] if len(cands) else x
         probs = H.predict_proba(state, x) if state is not None and len(cands) else None
-        mc = H.mc_proba(state, x, mc_samples, seed=proj.round) if "mc" in needs and len(cands) else None
+        dropout = proj.state.get("head", {}).get("dropout", H.HeadParams.dropout)
+        mc = H.mc_proba(state, x, mc_samples, proj.round, dropout) if "mc" in needs and len(cands) else None
         lab_x = None
         if "embeddings" in needs:
             lab = proj.training_set()
@@ -324,4 +325,5 @@ def _is_json(line: bytes) -> bool:
         return False
 
 
-__all__ = ["init", "query", "label", "add_label", "undo", "retrain", "status", "export", "check_integrity", "load_queue"]
+__all__ = ["init", "query", "label", "add_label", "undo", "retrain", "status", "export", "check_integrity",
+           "load_queue"]

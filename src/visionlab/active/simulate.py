@@ -122,7 +122,7 @@ def simulate(data: str | Path, strategies: Optional[Sequence[str]] = None, round
                 mask[idx] = False
                 unl = np.flatnonzero(mask)
                 probs = H.predict_proba(state, xp[unl]) if set(needs) & {"probs"} else None
-                mc = H.mc_proba(state, xp[unl], mc_samples, seed=seed * 1000 + r) if "mc" in needs else None
+                mc = H.mc_proba(state, xp[unl], mc_samples, seed * 1000 + r, params.dropout) if "mc" in needs else None
                 rng = np.random.default_rng([seed, r, zlib.crc32(name.encode())])
                 pick = select(name, probs, xp[unl], k, rng, labelled_embeddings=xp[idx], mc_probs=mc)
                 labelled += unl[pick].tolist()
@@ -169,6 +169,8 @@ def summarise(rows: list[dict], strategies: list[str], seeds: int, targets: Sequ
                 per_seed.append(hit[0] if hit else None)
             reached = [v for v in per_seed if v is not None]
             m, lo, hi = t_interval(reached) if len(reached) == seeds else (math.nan,) * 3
+            first = min(acc[s])
+            lo = max(lo, first) if not math.isnan(lo) else lo  # no strategy can need fewer than the start
             need[s][str(tgt)] = {"per_seed": per_seed, "mean": m, "lo": lo, "hi": hi,
                                  "reached": len(reached)}
     vs_random = {}
@@ -189,32 +191,67 @@ def summarise(rows: list[dict], strategies: list[str], seeds: int, targets: Sequ
             "targets": list(targets)}
 
 
+def identical_groups(summary: dict) -> list[list[str]]:
+    """Strategies whose accuracy was the same in every round of every seed: they chose the same images
+    (with two classes least_confidence, margin and entropy all rank by |p - 0.5|). Drawn as one line."""
+    groups: list[list[str]] = []
+    for s in summary["strategies"]:
+        key = [p["values"] for p in summary["curves"][s]]
+        for g in groups:
+            if [p["values"] for p in summary["curves"][g[0]]] == key:
+                g.append(s)
+                break
+        else:
+            groups.append([s])
+    return groups
+
+
 def plot_curves(summary: dict, path: Path) -> Path:
+    """Top: test accuracy vs labels, mean and 95% band per strategy. Bottom: the paired difference to random
+    (seed by seed, so the start's luck cancels), which is where a real gain shows."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5.2), dpi=120)
+    groups = identical_groups(summary)
+    diff = bool(summary["vs_random"])
+    fig, axes = plt.subplots(2 if diff else 1, 1, figsize=(8.5, 8.6 if diff else 5.2), dpi=120, sharex=True,
+                             gridspec_kw={"height_ratios": [3, 2]} if diff else None, squeeze=False)
+    ax = axes[0, 0]
     colours = plt.get_cmap("tab10")
-    for i, s in enumerate(summary["strategies"]):
-        c = summary["curves"][s]
+    for i, g in enumerate(groups):
+        c = summary["curves"][g[0]]
         n = [p["labels"] for p in c]
-        m = np.array([p["mean"] for p in c])
-        lo = np.array([p["lo"] for p in c])
-        hi = np.array([p["hi"] for p in c])
-        style = "--" if s == "random" else "-"
-        ax.plot(n, m, style, marker="o", ms=3, lw=2 if s == "random" else 1.5, color=colours(i), label=s)
+        m = 100 * np.array([p["mean"] for p in c])
+        lo = np.clip(100 * np.array([p["lo"] for p in c]), 0, 100)
+        hi = np.clip(100 * np.array([p["hi"] for p in c]), 0, 100)
+        rnd = "random" in g
+        ax.plot(n, m, "--" if rnd else "-", marker="o", ms=3, lw=2 if rnd else 1.5, color=colours(i),
+                label=" = ".join(g))
         if not np.isnan(lo).all():
-            ax.fill_between(n, lo, hi, color=colours(i), alpha=0.12, lw=0)
-    ax.axhline(summary["full_pool_acc"], color="grey", ls=":", lw=1,
-               label=f"all {summary['pool']} pool labels ({summary['full_pool_acc']:.3f})")
+            ax.fill_between(n, lo, hi, color=colours(i), alpha=0.10, lw=0)
+        if diff and not rnd:
+            d = summary["vs_random"][g[0]]["at"]
+            dn = sorted(d)
+            axes[1, 0].plot(dn, [100 * d[k]["mean"] for k in dn], marker="o", ms=3, lw=1.5, color=colours(i),
+                            label=" = ".join(g))
+            axes[1, 0].fill_between(dn, [100 * d[k]["lo"] for k in dn], [100 * d[k]["hi"] for k in dn],
+                                    color=colours(i), alpha=0.10, lw=0)
+    ax.axhline(100 * summary["full_pool_acc"], color="grey", ls=":", lw=1,
+               label=f"all {summary['pool']} pool labels ({100 * summary['full_pool_acc']:.1f}%)")
     name = summary["featurizer"].get("model") or summary["featurizer"]["kind"]
     ax.set_title(f"Active learning on {Path(summary['data']).name}: test accuracy vs labels\n"
                  f"{name} features, MLP head; mean and 95% CI over {summary['seeds']} seeds", fontsize=11)
-    ax.set_xlabel("labelled images")
-    ax.set_ylabel(f"test accuracy ({summary['test']} images)")
+    ax.set_ylabel(f"test accuracy, % ({summary['test']} images)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9)
+    ax.legend(loc="lower right", fontsize=8.5)
+    if diff:
+        b = axes[1, 0]
+        b.axhline(0, color=colours(0), ls="--", lw=1.5)
+        b.set_ylabel("minus random, points\n(paired by seed, 95% CI)")
+        b.grid(alpha=0.3)
+        b.set_title(f"one test image = {100 / summary['test']:.2f} points", fontsize=9, loc="right")
+    axes[-1, 0].set_xlabel("labelled images")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -225,12 +262,13 @@ def _pct(v: float) -> str:
     return "n/a" if v is None or math.isnan(v) else f"{100 * v:.1f}"
 
 
-def _ci(d: dict, scale: float = 100.0, digits: int = 1, unit: str = "") -> str:
+def _ci(d: dict, scale: float = 100.0, digits: int = 1, unit: str = "", bounds=(-math.inf, math.inf)) -> str:
     if math.isnan(d["mean"]):
         return "n/a"
     if math.isnan(d["lo"]):
         return f"{d['mean'] * scale:.{digits}f}{unit}"
-    return f"{d['mean'] * scale:.{digits}f}{unit} [{d['lo'] * scale:.{digits}f}, {d['hi'] * scale:.{digits}f}]"
+    lo, hi = max(d["lo"], bounds[0]), min(d["hi"], bounds[1])  # an accuracy interval stops at 100%
+    return f"{d['mean'] * scale:.{digits}f}{unit} [{lo * scale:.{digits}f}, {hi * scale:.{digits}f}]"
 
 
 def report(summary: dict, plot_name: str) -> tuple[str, str]:
@@ -250,13 +288,22 @@ def report(summary: dict, plot_name: str) -> tuple[str, str]:
                         f"{_t_note(summary['seeds'])}. Training on all {summary['pool']} pool labels "
                         f"gives {_pct(summary['full_pool_acc'])}% test accuracy."))
     blocks.append(("img", plot_name))
+    same = [g for g in identical_groups(summary) if len(g) > 1]
+    if same:
+        why = " (with two classes they all rank images by |p - 0.5|)" if len(summary["classes"]) == 2 else ""
+        blocks.append(("p", "; ".join(" = ".join(g) for g in same) + f": identical choices in every round and "
+                            f"seed{why}, so their rows below are the same and the plot draws them as one line."))
     blocks.append(("h2", "Test accuracy (%) by number of labels"))
+    blocks.append(("p", "Mean over seeds [95% interval, cut at 100%]."))
     rows = [["strategy"] + [str(n) for n in show]]
     for s in S:
         by_n = {p["labels"]: p for p in summary["curves"][s]}
-        rows.append([s] + [_ci(by_n[n]) for n in show])
+        rows.append([s] + [_ci(by_n[n], bounds=(0.0, 1.0)) for n in show])
     blocks.append(("table", rows))
     blocks.append(("h2", "Labels needed to reach a target test accuracy"))
+    blocks.append(("p", f"The first label count (of {counts[0]}, {counts[1] if len(counts) > 1 else ''}, ...) "
+                        f"at which a seed's test accuracy reaches the target; mean and t interval over seeds (its "
+                        f"lower end clipped at {counts[0]}, the start), then each seed's count."))
     rows = [["strategy"] + [f"{100 * t:g}%" for t in summary["targets"]]]
     for s in S:
         cells = []
@@ -274,10 +321,12 @@ def report(summary: dict, plot_name: str) -> tuple[str, str]:
         blocks.append(("h2", "Against random sampling (paired by seed)"))
         blocks.append(("p", "Difference in test accuracy, percentage points, strategy minus random: averaged over "
                             "rounds 1.." + str(summary["rounds"]) + " (the area between the curves), and at "
-                            "single label counts. An interval that excludes 0 is a difference these seeds support."))
+                            f"single label counts. An interval that excludes 0 is a difference these seeds support. "
+                            f"One test image is {100 / summary['test']:.2f} points."))
         rows = [["strategy", "mean over rounds"] + [f"at {n}" for n in show[1:]]]
         for s, d in summary["vs_random"].items():
-            rows.append([s, _ci(d["mean_over_rounds"])] + [_ci(d["at"][n]) if n in d["at"] else "" for n in show[1:]])
+            rows.append([s, _ci(d["mean_over_rounds"], digits=2)]
+                        + [_ci(d["at"][n], digits=2) if n in d["at"] else "" for n in show[1:]])
         blocks.append(("table", rows))
         blocks.append(("p", verdict(summary)))
     blocks.append(("p", f"Time: features {summary['feature_seconds']} s (cached for the next run), strategies "
@@ -309,7 +358,7 @@ def verdict(summary: dict) -> str:
             word = "is worse than"
         else:
             word = "is not distinguishable from"
-        out.append(f"{s} ({kind}) {word} random: {_ci(m)} points on average over the rounds.")
+        out.append(f"{s} ({kind}) {word} random: {_ci(m, digits=2)} points on average over the rounds.")
     return " ".join(out)
 
 
