@@ -2,7 +2,6 @@
 ``visionlab.train(model="cnn")``."""
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field

@@ -2,7 +2,6 @@
 Unreadable files are reported and skipped, never fatal; the input images are only read."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -14,7 +13,7 @@ from PIL import Image, ImageDraw, ImageOps
 from .errors import DataError
 from .progress import progress
 from .runs import load_run
-from .train.checkpoint import atomic_write_bytes, atomic_write_text
+from .train.checkpoint import atomic_write_bytes, atomic_write_text, write_csv
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -76,12 +75,7 @@ def predict(run: str | Path, inputs: Iterable[str | Path], out: str | Path | Non
             bar.update(task, advance=len(files[start:start + batch_size]))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        buf = io.StringIO()
-        if rows:
-            w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        atomic_write_text(out_dir / "predictions.csv", buf.getvalue())
+        write_csv(out_dir / "predictions.csv", rows)
         atomic_write_text(out_dir / "predictions.json", json.dumps(
             {"run": str(loaded.path), "classes": loaded.classes, "predictions": rows,
              "unreadable": [{"path": p, "reason": r} for p, r in problems]}, indent=2))

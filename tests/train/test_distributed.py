@@ -3,7 +3,6 @@ matches a 1-process run within float noise."""
 from __future__ import annotations
 
 import csv
-import shutil
 import subprocess
 import sys
 from pathlib import Path

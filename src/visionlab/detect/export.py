@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..train.checkpoint import atomic_write_bytes
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "logits"
@@ -97,17 +97,7 @@ def export_onnx(model: nn.Module, image_size: int, classes: Sequence[str], path:
         entry.key, entry.value = k, v
     proto.doc_string = "visionlab classifier: " + meta["visionlab.input"] + "; " + meta["visionlab.normalization"]
     onnx.checker.check_model(proto)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, proto.SerializeToString())
     return path
 
 

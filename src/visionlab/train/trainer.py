@@ -6,7 +6,6 @@ resumed from the checkpoint of epoch ``e-1`` replays exactly what an uninterrupt
 from __future__ import annotations
 
 import contextlib
-import csv
 import math
 import time
 from dataclasses import dataclass, field
@@ -97,16 +96,8 @@ def evaluate_split(model: nn.Module, split: Split, batch_size: int = 1024,
 
 
 def write_history(path: Path, history: list[dict]) -> None:
-    if not history:
-        return
-    keys = list(history[0].keys())
-    import io
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows(history)
-    ckpt.atomic_write_text(path, buf.getvalue())
+    if history:
+        ckpt.write_csv(path, history)
 
 
 def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume: bool = False) -> FitResult:
