@@ -36,7 +36,7 @@ def test_study_end_to_end_with_diverged_and_failed_trials(spec_dir, tmp_path):
                       "adam-lr-10__s0": "diverged", "adam-lr-10__s1": "diverged",
                       "broken__s0": "failed", "broken__s1": "failed"}
     rows = list(csv.DictReader((out / "results.csv").open()))
-    assert len(rows) == 8 and {"trial_id", "label", "seed", "lr", "optimizer", "status", "test_acc"} <= set(rows[0])
+    assert len(rows) == 8 and {"trial_id", "label", "seed", "lr", "model", "status", "test_acc"} <= set(rows[0])
     assert all(0 <= float(r["test_acc"]) <= 1 for r in rows if r["status"] == "ok")
     assert all(r["test_acc"] == "" for r in rows if r["status"] != "ok")
     errors = [r["error"] for r in rows if r["status"] == "failed"]

@@ -348,11 +348,8 @@ def results_table(spec: StudySpec, records: list[dict]) -> tuple[list[str], list
 # --- the report --------------------------------------------------------------------------------------
 def write_report(out: str | Path) -> tuple[list[ArmStats], Path]:
     """Plots, summary.csv, report.md and report.html of the study folder ``out``; returns (stats, report.html)."""
-    import csv
-    import io
-
     from ..evaluate.report import figures, page, table
-    from ..train.checkpoint import atomic_write_text
+    from ..train.checkpoint import atomic_write_text, write_csv
     from . import plots
     from .runner import STUDY_FILE, read_records
 
@@ -366,12 +363,7 @@ def write_report(out: str | Path) -> tuple[list[ArmStats], Path]:
     stats = summarize(spec, records)
 
     rows = [s.row() for s in stats]
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    atomic_write_text(out / "summary.csv", buf.getvalue())
+    write_csv(out / "summary.csv", rows)
 
     pdir = out / "plots"
     figs: list[Path] = []

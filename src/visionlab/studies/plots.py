@@ -169,7 +169,7 @@ def heatmap(spec: StudySpec, stats: list[ArmStats], path: Path, metric: str, qui
     ax.set_ylabel(_field_name(rk))
     ax.tick_params(length=0)
     nseeds = sorted({s.trials for s in stats if s.trials})
-    ci = "±: 95% CI" if any(_finite(s.half) for s in stats) else f"{'/'.join(map(str, nseeds))} seed(s): no intervals"
+    ci = "±: 95% CI" if any(_finite(s.half) for s in stats) else (f"{'/'.join(map(str, nseeds))} seed" + ("s" if nseeds != [1] else "") + ": no intervals")
     ax.set_title(f"{spec.name}: mean {metric} (%) by {_field_name(rk)} and {_field_name(ck)}{_quick(quick)}\n"
                  f"bold: best per row; red box: best overall; 'div': every seed diverged (NaN/inf loss); {ci}",
                  fontsize=9.5)

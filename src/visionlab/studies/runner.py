@@ -419,7 +419,6 @@ def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, 
 
     ncores = default_workers()
     workers = max(1, workers or ncores)
-    threads = max(1, ncores // workers)
     t_start = time.time()
     recs = read_records(out)
     finished: list[Trial] = []
@@ -429,7 +428,7 @@ def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, 
         d = out / TRIALS_DIR / t.trial_id
         tasks[t.trial_id] = {"trial_id": t.trial_id, "label": t.label, "seed": t.seed, "config": t.config,
                              "fields": {k: _json_value(t.config.get(k)) for k in spec.arm_fields()},
-                             "metric": spec.metric, "dir": str(d), "log": str(out / TRIALS_LOG), "threads": threads}
+                             "metric": spec.metric, "dir": str(d), "log": str(out / TRIALS_LOG)}
         if (d / "metrics.json").is_file():
             finished.append(t)
             rec = recs.get(t.trial_id)
@@ -440,29 +439,34 @@ def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, 
         else:
             pending.append(t)
 
+    workers = min(workers, max(1, len(pending)))
+    threads = max(1, ncores // workers)  # cores shared out so that workers x threads never oversubscribes
+    for t in pending:
+        tasks[t.trial_id]["threads"] = threads
     study = _study_info(out, spec, quick, seed_list, data, trials, workers, threads, backend)
     _atomic_text(out / STUDY_FILE, json.dumps(study, indent=2) + "\n")
     _append_line(out / TRIALS_LOG, f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{os.getpid()}\tsession\t"
                                    f"{len(pending)} to run, {len(finished)} finished, backend {backend}")
     if not quiet:
+        plural = lambda n, w: f"{n} {w}{'s' if n != 1 else ''}"  # noqa: E731
         console.print(f"study [bold]{spec.name}[/]{' (quick)' if quick else ''}: {len(trials)} trials "
-                      f"({len(spec.arms())} configurations x {len(seed_list)} seed{'s' if len(seed_list) > 1 else ''}), {len(finished)} already done; "
-                      f"{min(workers, max(1, len(pending)))} workers x {threads} torch thread{'s' if threads > 1 else ''} -> {out}")
+                      f"({plural(len(spec.arms()), 'configuration')} x {plural(len(seed_list), 'seed')}), "
+                      f"{len(finished)} already done; {plural(workers, 'worker')} x "
+                      f"{plural(threads, 'torch thread')} -> {out}")
 
     ran = 0
     if pending:
-        workers = min(workers, len(pending))
         pool = _RayPool(workers, threads, ray_address) if backend == "ray" else _LocalPool(workers, threads)
         try:
             _prepare(pool, pending, tasks, console, quiet)
             ran = _run_pending(pool, pending, tasks, out, spec, trials, recs, len(finished), workers,
                                console, progress, quiet)
-        except KeyboardInterrupt:
+        except BaseException as e:
             pool.close(cancel=True)
-            console.print(f"[yellow]interrupted: finished trials are kept; rerun the same command to continue[/]")
+            if isinstance(e, KeyboardInterrupt):
+                console.print("[yellow]interrupted: finished trials are kept; rerun the same command to continue[/]")
             raise
-        else:
-            pool.close()
+        pool.close()
 
     _write_csv(out, spec, trials, recs)
     wall = time.time() - t_start
