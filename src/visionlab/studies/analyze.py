@@ -449,8 +449,8 @@ def _sections(spec: StudySpec, info: dict, records: list[dict], stats: list[ArmS
     if last:
         wall = last.get("wall_seconds")
         sum_trials = sum(r.get("wall_seconds") or 0 for r in records)
-        settings.append(f"Last run: {last.get('ran', '?')} trials on {last.get('workers')} workers x "
-                        f"{last.get('threads')} torch threads ({last.get('backend')}, {last.get('cores')} cores)"
+        settings.append(f"Last run: {last.get('ran', '?')} trials on {last.get('workers')} worker(s) x "
+                        f"{last.get('threads')} torch thread(s) ({last.get('backend')}, {last.get('cores')} cores)"
                         + (f", wall time {wall:.0f} s" if isinstance(wall, (int, float)) else "")
                         + f"; trial times add up to {sum_trials:.0f} s over {len(sessions)} session(s).")
     settings.append(f"Metric: {spec.metric}. Intervals: 95% Student-t over seeds.")
