@@ -45,7 +45,7 @@ def test_study_end_to_end_with_diverged_and_failed_trials(spec_dir, tmp_path):
     assert by["adam 0.003"].n == 2 and by["adam lr 10"].diverged == 2 and by["adam lr 10"].n == 0
     assert by["broken"].failed == 2
     html = (out / "report.html").read_text()
-    assert "data:image/png;base64," in html and "Diverged (NaN or infinite loss): adam lr 10 (2/2)" in html
+    assert "data:image/png;base64," in html and "Diverged (loss NaN, infinite or exploding): adam lr 10 (2/2)" in html
     assert "2 trial(s) failed" in html
     for f in ("bars.png", "curves.png"):
         assert (out / "plots" / f).stat().st_size > 5_000

@@ -232,7 +232,8 @@ def ranking_statement(stats: list[ArmStats], metric: str = "test_acc") -> str:
     if not r:
         return "No configuration finished with a value: nothing to rank."
     top = r[0]
-    head = f"The highest mean {metric} is **{top.label}** ({pct(top.mean)}, 95% CI {ci_text(top)}, n={top.n})."
+    spread = f"95% CI {ci_text(top)}, n={top.n}" if math.isfinite(top.half) else f"n={top.n}, no interval"
+    head = f"The highest mean {metric} is **{top.label}** ({pct(top.mean)}, {spread})."
     if len(r) == 1:
         return head + " It is the only configuration with a result."
     if not math.isfinite(top.half):
@@ -321,6 +322,20 @@ def claim_checks(spec: StudySpec, stats: list[ArmStats]) -> list[str]:
                        f"{target} is {pos + 1}{_ordinal(pos + 1)} from the {'top' if c.best else 'bottom'} "
                        f"({pct(who.mean)}, CI {ci_text(who)}), {verdict}.")
     return out
+
+
+def best_per_row(spec: StudySpec, stats: list[ArmStats]) -> str:
+    """For a heatmap study: the best column value per row value (the best learning rate per optimizer)."""
+    rk, ck = spec.heatmap
+    parts = []
+    for r in spec.grid[rk]:
+        row = [s for s in stats if fmt_value(s.fields.get(rk)) == fmt_value(r) and s.n]
+        if not row:
+            parts.append(f"{fmt_value(r)}: none finished")
+            continue
+        b = max(row, key=lambda s: s.mean)
+        parts.append(f"{fmt_value(r)} {ck}={fmt_value(b.fields.get(ck))} ({pct(b.mean)})")
+    return f"Best {ck} per {rk}: " + "; ".join(parts) + "."
 
 
 def _ordinal(n: int) -> str:
@@ -466,9 +481,11 @@ def _sections(spec: StudySpec, info: dict, records: list[dict], stats: list[ArmS
             f"{i + 1}. " + ", ".join(s.label for s in t) for i, t in enumerate(tl)) + ".")
     findings += settle_answers(spec, stats, quick)
     findings += claim_checks(spec, stats)
+    if spec.heatmap:
+        findings.append(best_per_row(spec, stats))
     div = [s for s in stats if s.diverged]
     if div:
-        findings.append("Diverged (NaN or infinite loss): " + ", ".join(
+        findings.append("Diverged (loss NaN, infinite or exploding): " + ", ".join(
             f"{s.label} ({s.diverged}/{s.trials})" for s in div) + ".")
     failed = [r for r in records if r["status"] == "failed"]
     if failed:

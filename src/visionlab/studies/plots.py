@@ -171,7 +171,7 @@ def heatmap(spec: StudySpec, stats: list[ArmStats], path: Path, metric: str, qui
     nseeds = sorted({s.trials for s in stats if s.trials})
     ci = "±: 95% CI" if any(_finite(s.half) for s in stats) else (f"{'/'.join(map(str, nseeds))} seed" + ("s" if nseeds != [1] else "") + ": no intervals")
     ax.set_title(f"{spec.name}: mean {metric} (%) by {_field_name(rk)} and {_field_name(ck)}{_quick(quick)}\n"
-                 f"bold: best per row; red box: best overall; 'div': every seed diverged (NaN/inf loss); {ci}",
+                 f"bold: best per row; red box: best overall; 'div': every seed diverged (loss NaN, inf or exploding); {ci}",
                  fontsize=9.5)
     cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     cb.set_label(f"mean {metric} (%)")
