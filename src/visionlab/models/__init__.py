@@ -58,8 +58,13 @@ def _register_mlp(name: str, widths: list[int], image_size: int) -> None:
     MODELS.register(name, family="mlp", image_size=image_size, widths=widths)(_mlp(widths))
 
 
-def _register_cnn(name: str, spec: str, image_size: int) -> None:
-    MODELS.register(name, family="cnn", image_size=image_size, spec=spec)(_cnn(spec))
+def _register_cnn(name: str, spec: str, image_size: int, recipe: dict | None = None) -> None:
+    MODELS.register(name, family="cnn", image_size=image_size, spec=spec, recipe=recipe)(_cnn(spec))
+
+
+# Chapter 4's face-mask CNN: Adam for 10 epochs. BatchNorm and flip/crop augmentation are part of the preset:
+# without them it overfits the 2,231 training images (91.8% test against 96% validation, seed 0).
+MASK_RECIPE = dict(optimizer="adam", lr=1e-3, epochs=10, batch_size=32, batchnorm=True, augment=True)
 
 
 _register_mlp("mlp", [128, 64], 32)
@@ -69,7 +74,7 @@ _register_mlp("mask_ann", [256, 128, 64], 128)
 _register_cnn("cnn", "conv32-pool-conv64-pool-fc128", 32)
 _register_cnn("cnn_baseline", "conv32-pool-conv64-pool-fc128-fc64", 32)
 _register_cnn("dense_cnn", "conv256-pool-conv256-pool-conv128-fc128-fc128-fc64-fc64", 32)
-_register_cnn("mask_cnn", "conv32-pool-conv64-pool-conv128-pool-conv128-pool-fc128", 128)
+_register_cnn("mask_cnn", "conv32-pool-conv64-pool-conv128-pool-conv128-pool-fc128", 128, MASK_RECIPE)
 _register_cnn("small_cnn", "conv16-pool-conv32-pool-conv64-pool-fc64", 64)
 
 
