@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -60,7 +59,8 @@ def test_study_end_to_end_with_diverged_and_failed_trials(spec_dir, tmp_path):
 
 
 def test_killed_study_reruns_only_the_missing_trials(spec_dir, tmp_path):
-    configs = [{"label": f"lr {lr}", "lr": lr, "epochs": 2, "synthetic_per_class": 40} for lr in (0.001, 0.003, 0.01, 0.03)]
+    lrs = (0.001, 0.003, 0.01, 0.03)
+    configs = [{"label": f"lr {lr}", "lr": lr, "epochs": 2, "synthetic_per_class": 40} for lr in lrs]
     spec = write_spec(spec_dir, "killme", configs)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "visionlab", "study", "run", str(spec), "--workers", "2",
@@ -80,7 +80,7 @@ def test_killed_study_reruns_only_the_missing_trials(spec_dir, tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)  # the study and its workers, mid-way, like a power cut
         proc.wait()
     time.sleep(0.5)
-    trial_ids = [f"lr-{lr}__s{s}" for lr in (0.001, 0.003, 0.01, 0.03) for s in (0, 1)]
+    trial_ids = [f"lr-{lr}__s{s}" for lr in lrs for s in (0, 1)]
     done_before = {t for t in trial_ids if (out / "trials" / t / "metrics.json").is_file()}
     assert 2 <= len(done_before) < len(trial_ids), "the kill should land mid-study"
     mtimes = {t: (out / "trials" / t / "metrics.json").stat().st_mtime for t in done_before}

@@ -48,7 +48,8 @@ def test_dissertation_settings():
     assert base["ANN, full-batch GD"] == {"model": "ann_baseline", "optimizer": "gd", "epochs": 30}
     assert base["ANN, mini-batch 32"]["batch_size"] == 32
     cnn = RunConfig.build({**load_spec("baseline").base, **base["CNN, mini-batch 64"]})
-    assert (cnn.model, cnn.optimizer, cnn.lr, cnn.batch_size, cnn.epochs) == ("cnn_baseline", "minibatch_sgd", 0.01, 64, 15)
+    assert (cnn.model, cnn.optimizer, cnn.lr, cnn.batch_size, cnn.epochs) == \
+        ("cnn_baseline", "minibatch_sgd", 0.01, 64, 15)
     assert load_spec("baseline").reported_value("CNN, mini-batch 64") == pytest.approx(0.597)
     opt = load_spec("optimizers")
     assert opt.grid["optimizer"] == ["gd", "sgd", "minibatch_sgd", "momentum", "rmsprop", "adam"]

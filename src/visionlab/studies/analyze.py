@@ -283,7 +283,8 @@ def settle_answers(spec: StudySpec, stats: list[ArmStats], quick: bool) -> list[
             verdict = (f"the numbers do not settle it: {desc(best, d1)} and {desc(second, d2)} are both plausible "
                        f"(or their intervals overlap).")
         if quick:
-            verdict += " (Quick run: fewer images and epochs than the dissertation; rerun without --quick to settle it.)"
+            verdict += (" (Quick run: fewer images and epochs than the dissertation; rerun without --quick to "
+                        "settle it.)")
         out.append(f"**{q.question}** Answer: {verdict}")
     return out
 
@@ -363,7 +364,7 @@ def results_table(spec: StudySpec, records: list[dict]) -> tuple[list[str], list
 # --- the report --------------------------------------------------------------------------------------
 def write_report(out: str | Path) -> tuple[list[ArmStats], Path]:
     """Plots, summary.csv, report.md and report.html of the study folder ``out``; returns (stats, report.html)."""
-    from ..evaluate.report import figures, page, table
+    from ..evaluate.report import figures, page
     from ..train.checkpoint import atomic_write_text, write_csv
     from . import plots
     from .runner import STUDY_FILE, read_records
@@ -391,7 +392,8 @@ def write_report(out: str | Path) -> tuple[list[ArmStats], Path]:
         figs.append(plots.curves(spec, stats, pdir / "curves.png", quick))
     if any(s.reported is not None and s.n for s in stats):
         figs.append(plots.versus_reported(spec, stats, pdir / "vs_dissertation.png", metric_name, quick))
-    if spec.plateau and any(isinstance(v, dict) for v in spec.reported.values()) and any(s.plateau_epoch for s in stats):
+    reported_plateaus = any(isinstance(v, dict) for v in spec.reported.values())
+    if spec.plateau and reported_plateaus and any(s.plateau_epoch for s in stats):
         figs.append(plots.plateau_vs_reported(spec, stats, pdir / "plateau_vs_dissertation.png", quick))
     figs = [f for f in figs if f is not None]
 
@@ -497,7 +499,6 @@ def _sections(spec: StudySpec, info: dict, records: list[dict], stats: list[ArmS
     secs.append(("Findings", "\n\n".join(findings), _para(findings)))
 
     # the table per configuration
-    fields = spec.arm_fields()
     has_rep = any(s.reported is not None for s in stats)
     header = ["configuration", "n", "mean", "std", "95% CI", "diverged", "failed"]
     if has_rep:

@@ -79,7 +79,7 @@ def main() -> None:
         app(standalone_mode=True)
     except VisionlabError as e:
         console.print(f"[red]error:[/] {e}", highlight=False)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

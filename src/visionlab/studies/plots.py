@@ -169,9 +169,11 @@ def heatmap(spec: StudySpec, stats: list[ArmStats], path: Path, metric: str, qui
     ax.set_ylabel(_field_name(rk))
     ax.tick_params(length=0)
     nseeds = sorted({s.trials for s in stats if s.trials})
-    ci = "±: 95% CI" if any(_finite(s.half) for s in stats) else (f"{'/'.join(map(str, nseeds))} seed" + ("s" if nseeds != [1] else "") + ": no intervals")
+    seeds = f"{'/'.join(map(str, nseeds))} seed{'s' if nseeds != [1] else ''}"
+    ci = "±: 95% CI" if any(_finite(s.half) for s in stats) else f"{seeds}: no intervals"
     ax.set_title(f"{spec.name}: mean {metric} (%) by {_field_name(rk)} and {_field_name(ck)}{_quick(quick)}\n"
-                 f"bold: best per row; red box: best overall; 'div': every seed diverged (loss NaN, inf or exploding); {ci}",
+                 f"bold: best per row; red box: best overall; 'div': every seed diverged "
+                 f"(loss NaN, inf or exploding); {ci}",
                  fontsize=9.5)
     cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     cb.set_label(f"mean {metric} (%)")
@@ -246,7 +248,7 @@ def versus_reported(spec: StudySpec, stats: list[ArmStats], path: Path, metric: 
         err = 100 * s.half if _finite(s.half) else 0.0
         ax.bar(i - 0.19, 100 * s.reported, width=0.36, color=THEIRS, label="dissertation (one run)" if i == 0 else None)
         ax.bar(i + 0.19, 100 * s.mean, width=0.36, color=OURS, yerr=err or None, capsize=4,
-               label=f"visionlab (mean, 95% CI)" if i == 0 else None)
+               label="visionlab (mean, 95% CI)" if i == 0 else None)
         h = max(100 * s.reported, 100 * s.mean + err)
         top = max(top, h)
         ax.text(i, h + 1.5, f"{100 * s.diff:+.1f} pts", ha="center", va="bottom", fontsize=9, fontweight="bold")
@@ -256,22 +258,25 @@ def versus_reported(spec: StudySpec, stats: list[ArmStats], path: Path, metric: 
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     warn = "\nquick run: fewer images and epochs, not comparable with the dissertation" if quick else ""
-    ax.set_title(f"{spec.name}: the dissertation's figure beside ours (label: ours − dissertation){warn}", fontsize=10)
+    ax.set_title(f"{spec.name}: the dissertation's figure beside ours (label: ours − dissertation){warn}",
+                 fontsize=10)
     return _save(fig, path)
 
 
 def plateau_vs_reported(spec: StudySpec, stats: list[ArmStats], path: Path, quick: bool = False) -> Path:
     shown = [s for s in stats if s.plateau_epoch and spec.reported_value(s.label, "plateau_epoch") is not None]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    for ax, key, unit, scale in ((axes[0], "plateau_epoch", "epoch", 1), (axes[1], "plateau_value", "accuracy (%)", 100)):
+    panels = ((axes[0], "plateau_epoch", "epoch", 1), (axes[1], "plateau_value", "accuracy (%)", 100))
+    for ax, key, unit, scale in panels:
         for i, s in enumerate(shown):
             rep = spec.reported_value(s.label, key)
             ours = getattr(s, key)
             ax.bar(i - 0.19, scale * rep, width=0.36, color=THEIRS, label="dissertation" if i == 0 else None)
             ax.bar(i + 0.19, scale * ours, width=0.36, color=OURS, label="visionlab" if i == 0 else None)
             d = scale * (ours - rep)
-            ax.text(i, max(scale * rep, scale * ours) * 1.03, f"{d:+.0f}" if key == "plateau_epoch" else f"{d:+.1f} pts",
-                    ha="center", va="bottom", fontsize=9, fontweight="bold")
+            label = f"{d:+.0f}" if key == "plateau_epoch" else f"{d:+.1f} pts"
+            ax.text(i, max(scale * rep, scale * ours) * 1.03, label, ha="center", va="bottom", fontsize=9,
+                    fontweight="bold")
         ax.set_xticks(range(len(shown)), [s.label for s in shown])
         ax.set_ylabel(unit)
         ax.set_title("plateau epoch" if key == "plateau_epoch" else "plateau validation accuracy", fontsize=9)

@@ -134,7 +134,8 @@ class StudySpec(BaseModel):
         labels = [a.label for a in arms]
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:
-            raise ConfigError(f"study {self.name}: arm labels repeat ({', '.join(dup)}); give each config a distinct label")
+            raise ConfigError(f"study {self.name}: arm labels repeat ({', '.join(dup)}); "
+                              f"give each config a distinct label")
         return arms
 
     def arm_fields(self) -> list[str]:
