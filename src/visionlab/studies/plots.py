@@ -195,6 +195,24 @@ def _select_curves(spec: StudySpec, stats: list[ArmStats]) -> tuple[list[ArmStat
     return ranked(have)[:MAX_CURVES], f" (top {MAX_CURVES} by mean)"
 
 
+def _band(curves_: list[list]) -> tuple[list[float], list[float], list[float]]:
+    """Per epoch, in percent: the mean over seeds and a band, the 95% CI from three seeds on and the min-max range
+    with two (a two-seed t interval, t = 12.7, is wider than the axis), clipped to 0..100."""
+    mean, half = mean_curve(curves_)
+    lo, hi = [], []
+    for e, (m, h) in enumerate(zip(mean, half)):
+        vals = [c[e] for c in curves_ if e < len(c) and c[e] is not None and math.isfinite(c[e])]
+        if len(vals) >= 3 and _finite(h):
+            a, b = m - h, m + h
+        elif len(vals) == 2:
+            a, b = min(vals), max(vals)
+        else:
+            a = b = math.nan
+        lo.append(min(100.0, max(0.0, 100 * a)) if _finite(a) else math.nan)
+        hi.append(min(100.0, max(0.0, 100 * b)) if _finite(b) else math.nan)
+    return [100 * m for m in mean], lo, hi
+
+
 def curves(spec: StudySpec, stats: list[ArmStats], path: Path, quick: bool = False) -> Path:
     """Validation and training accuracy per epoch: mean over seeds with a 95% CI band."""
     chosen, note = _select_curves(spec, stats)
@@ -205,14 +223,11 @@ def curves(spec: StudySpec, stats: list[ArmStats], path: Path, quick: bool = Fal
     for idx, s in enumerate(chosen):
         colour = plt.get_cmap("tab10")(idx % 10)
         for ax, curves_ in ((axes[0], s.val_curves), (axes[1], s.train_curves)):
-            mean, half = mean_curve([c for c in curves_ if c])
+            mean, lo, hi = _band([c for c in curves_ if c])
             if not mean:
                 continue
             ep = list(range(1, len(mean) + 1))
-            y = [100 * v for v in mean]
-            ax.plot(ep, y, color=colour, lw=1.6, marker=marker, ms=3, label=s.label if ax is axes[0] else None)
-            lo = [100 * (v - h) if _finite(h) else math.nan for v, h in zip(mean, half)]
-            hi = [100 * (v + h) if _finite(h) else math.nan for v, h in zip(mean, half)]
+            ax.plot(ep, mean, color=colour, lw=1.6, marker=marker, ms=3, label=s.label if ax is axes[0] else None)
             ax.fill_between(ep, lo, hi, color=colour, alpha=0.18 if len(chosen) <= 3 else 0.07, lw=0)
         if spec.plateau and s.plateau_epoch:
             axes[0].axvline(s.plateau_epoch, color=colour, ls=":", lw=1.2)
@@ -233,8 +248,8 @@ def curves(spec: StudySpec, stats: list[ArmStats], path: Path, quick: bool = Fal
     axes[1].set_title("training", fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.92), fontsize=8, frameon=False)
-    fig.suptitle(f"{spec.name}: accuracy per epoch{note}{_quick(quick)}; lines: mean over seeds, bands: 95% CI",
-                 fontsize=10)
+    fig.suptitle(f"{spec.name}: accuracy per epoch{note}{_quick(quick)}; lines: mean over seeds, "
+                 f"bands: 95% CI (min to max where only two seeds finished)", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
