@@ -32,3 +32,10 @@ def test_registry_lists_choices():
     with pytest.raises(ConfigError, match="choose one of: a"):
         r.get("b")
     assert "A" in r and r.get("A") == 1
+
+
+def test_package_level_api_mirrors_the_cli():
+    import visionlab
+
+    for verb in ("train", "evaluate", "demo", "list_runs", "load_run", "predict", "compare"):
+        assert callable(getattr(visionlab, verb)), verb

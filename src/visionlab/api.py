@@ -114,7 +114,8 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
         ev = evaluate_model(model, data, run_dir, history=result.history, positive_class=cfg.positive_class,
                             title=f"{cfg.model} on {Path(str(cfg.data)).name}", config_yaml=cfg.to_yaml(),
                             extra_summary={"status": result.status, "epochs": len(result.history),
-                                           "train seconds": metrics["train_seconds"]}, quiet=cfg.quiet)
+                                           "train seconds": metrics["train_seconds"]}, quiet=cfg.quiet,
+                            full=cfg.report == "full")
         metrics["test_acc"] = ev["accuracy"] if data.test is not None else None
         metrics["test"] = ev
         if result.history and cfg.early_stopping and cfg.restore_best:

@@ -24,6 +24,8 @@ class RunConfig(BaseModel):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; default all cores")
     quiet: bool = Field(False, description="no progress bar")
+    report: Literal["full", "metrics"] = Field(
+        "full", description="full: plots, Grad-CAM and report.html after training; metrics: metrics.json only (studies)")
 
     # --- data -----------------------------------------------------------------------------------
     data: str = Field("synthetic", description="a folder, 'cifar10' (torchvision cache) or 'synthetic'")

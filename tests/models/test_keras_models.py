@@ -1,8 +1,10 @@
 """Keras 3 (torch backend) twins of the presets: trained by model.fit, evaluated through visionlab."""
 import json
+import os
 
 import pytest
 
+os.environ.setdefault("KERAS_BACKEND", "torch")  # before the first keras import: its default backend is TensorFlow
 pytest.importorskip("keras")
 
 from visionlab.api import train  # noqa: E402

@@ -55,7 +55,8 @@ def write_predictions(path: Path, paths, y: np.ndarray, probs: np.ndarray, class
 
 def evaluate_model(model: torch.nn.Module, data: ImageData, out_dir: Path, *, history: Optional[list] = None,
                    positive_class: Optional[str] = None, title: str = "", config_yaml: str = "",
-                   extra_summary: Optional[dict] = None, split: str = "test", quiet: bool = False) -> dict:
+                   extra_summary: Optional[dict] = None, split: str = "test", quiet: bool = False,
+                   full: bool = True) -> dict:
     """Evaluate on ``split`` (default test; val when there is no test); write plots and report; return metrics."""
     out_dir = Path(out_dir)
     pdir = out_dir / "plots"
@@ -72,6 +73,9 @@ def evaluate_model(model: torch.nn.Module, data: ImageData, out_dir: Path, *, hi
     write_predictions(out_dir / "predictions.csv", target.paths, y, probs, classes)
     n_params = sum(p.numel() for p in model.parameters())
     m["parameters"] = int(n_params)
+    if not full:
+        m.pop("curves", None)
+        return m
     m["ms_per_image_cpu"] = cpu_ms_per_image(model, data.image_size)
 
     figs: dict[str, Path] = {}

@@ -36,7 +36,7 @@ RESULTS_CSV = "results.csv"
 STUDY_FILE = "study.json"
 TRIALS_LOG = "trials.log"
 # Config fields that say where or how a trial ran, not what it computed: ignored when checking a rerun.
-_RUN_ONLY = {"out", "name", "quiet", "threads", "device", "cache_dir"}
+_RUN_ONLY = {"out", "name", "quiet", "threads", "device", "cache_dir", "report"}
 
 
 @dataclass
@@ -191,7 +191,8 @@ def run_trial(task: dict) -> dict:
         try:
             from ..api import train
 
-            fields = dict(task["config"], out=str(d), quiet=True, threads=task["threads"])
+            # a trial needs its metrics, not eight plots and a report: those cost more than a quick trial trains
+            fields = dict(task["config"], out=str(d), quiet=True, threads=task["threads"], report="metrics")
             resume = (d / "checkpoint.pt").is_file()
             if not resume:  # a folder from a kill before the first checkpoint, or a failed attempt: start clean
                 (d / "model.safetensors").unlink(missing_ok=True)
