@@ -39,3 +39,13 @@ def test_package_level_api_mirrors_the_cli():
 
     for verb in ("train", "evaluate", "demo", "list_runs", "load_run", "predict", "compare"):
         assert callable(getattr(visionlab, verb)), verb
+
+
+def test_api_verbs_survive_importing_every_subpackage():
+    import importlib
+
+    import visionlab
+
+    for mod in ("api", "training.trainer", "evaluation", "studies.runner", "detect", "active.loop", "serve.app"):
+        importlib.import_module(f"visionlab.{mod}")
+    assert callable(visionlab.train) and callable(visionlab.evaluate)

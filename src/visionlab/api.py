@@ -51,9 +51,9 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     run in ``out`` from its last checkpoint, with the config saved there.
     """
     from . import models
-    from .evaluate import evaluate_model
-    from .train import checkpoint as ckpt
-    from .train.trainer import fit
+    from .evaluation import evaluate_model
+    from .training import checkpoint as ckpt
+    from .training.trainer import fit
 
     if isinstance(config, (str, Path)):
         config = RunConfig.load(config)
@@ -88,7 +88,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
 
     if cfg.framework == "keras":
         from .models.keras_models import fit_keras
-        from .train.trainer import FitResult, write_history
+        from .training.trainer import FitResult, write_history
 
         model, hist, status = fit_keras(cfg, data, run_dir)
         write_history(run_dir / "history.csv", hist)
@@ -128,8 +128,8 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
 
 def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Path] = None, **fields: Any) -> dict:
     """Evaluate a finished run on ``data`` (default: its own data) and write metrics, plots and a report."""
-    from .evaluate import evaluate_model
-    from .train import checkpoint as ckpt
+    from .evaluation import evaluate_model
+    from .training import checkpoint as ckpt
 
     loaded = load_run(run)
     cfg = loaded.config.model_copy(update={"quiet": True})

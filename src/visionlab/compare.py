@@ -15,10 +15,10 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from .errors import ModelError  # noqa: E402
-from .evaluate import plots  # noqa: E402
-from .evaluate.metrics import positive_index  # noqa: E402
-from .evaluate.report import figures, page, table  # noqa: E402
-from .train.checkpoint import atomic_write_text, write_json  # noqa: E402
+from .evaluation import plots  # noqa: E402
+from .evaluation.metrics import positive_index  # noqa: E402
+from .evaluation.report import figures, page, table  # noqa: E402
+from .training.checkpoint import atomic_write_text, write_json  # noqa: E402
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageOps
 from .errors import DataError
 from .progress import progress
 from .runs import load_run
-from .train.checkpoint import atomic_write_bytes, atomic_write_text, write_csv
+from .training.checkpoint import atomic_write_bytes, atomic_write_text, write_csv
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 

@@ -39,14 +39,14 @@ class LoadedRun:
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-        from .evaluate.metrics import predict_proba
+        from .evaluation.metrics import predict_proba
         return predict_proba(self.model, x, batch_size)
 
 
 def load_run(path: str | Path) -> LoadedRun:
     """Load a finished run's model (CPU, eval mode) with its classes and input size."""
     from .models import build
-    from .train.checkpoint import load_weights
+    from .training.checkpoint import load_weights
 
     p = Path(path)
     if not p.is_dir():

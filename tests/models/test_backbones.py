@@ -15,7 +15,7 @@ from visionlab import models
 from visionlab.config import RunConfig
 from visionlab.errors import ConfigError, ModelError
 from visionlab.models import backbones as B
-from visionlab.train.checkpoint import save_weights
+from visionlab.training.checkpoint import save_weights
 
 TORCHVISION = ["vgg16", "vgg19", "resnet50", "resnet101", "inception_v3", "densenet121", "mobilenet_v2",
                "mobilenet_v3_large", "efficientnet_b0"]

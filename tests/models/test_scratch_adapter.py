@@ -7,7 +7,7 @@ import torch
 
 from visionlab import models
 from visionlab.config import RunConfig
-from visionlab.train.checkpoint import load_weights, save_weights
+from visionlab.training.checkpoint import load_weights, save_weights
 
 
 def _build(classes: int, seed: int = 0, size: int = 32, **kw):

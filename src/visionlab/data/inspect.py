@@ -12,12 +12,12 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError
-from ..train.checkpoint import atomic_write_text
+from ..training.checkpoint import atomic_write_text
 from .checks import check_layout
 
 def inspect(root: str | Path, out: Optional[str | Path] = None, samples_per_class: int = 6) -> dict:
     """Counts per split and class, image sizes, unreadable files; a distribution and a sample-grid PNG."""
-    from ..evaluate import plots
+    from ..evaluation import plots
 
     root = Path(root)
     lay = check_layout(root)

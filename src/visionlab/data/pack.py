@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import DataError
-from ..train.checkpoint import atomic_write_text
+from ..training.checkpoint import atomic_write_text
 
 BLOB, INDEX = "images.bin", "index.json"
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from ..train.checkpoint import atomic_write_bytes
+from ..training.checkpoint import atomic_write_bytes
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "logits"

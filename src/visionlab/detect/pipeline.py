@@ -190,7 +190,7 @@ class DetectionPipeline:
         self.classifier = classifier
         self.margin, self.min_face, self.min_confidence = margin, min_face, min_confidence
         self.unsure_low, self.unsure_high = unsure_low, unsure_high
-        from ..evaluate.metrics import positive_index
+        from ..evaluation.metrics import positive_index
 
         self.positive = positive_index(classifier.classes, positive_class) if len(classifier.classes) == 2 else None
 

@@ -364,8 +364,8 @@ def results_table(spec: StudySpec, records: list[dict]) -> tuple[list[str], list
 # --- the report --------------------------------------------------------------------------------------
 def write_report(out: str | Path) -> tuple[list[ArmStats], Path]:
     """Plots, summary.csv, report.md and report.html of the study folder ``out``; returns (stats, report.html)."""
-    from ..evaluate.report import figures, page
-    from ..train.checkpoint import atomic_write_text, write_csv
+    from ..evaluation.report import figures, page
+    from ..training.checkpoint import atomic_write_text, write_csv
     from . import plots
     from .runner import STUDY_FILE, read_records
 
@@ -442,7 +442,7 @@ def _para(items: list[str], cls: str = "") -> str:
 def _sections(spec: StudySpec, info: dict, records: list[dict], stats: list[ArmStats],
               quick: bool) -> list[tuple[str, str, str]]:
     """(heading, markdown, html) for each part of the report."""
-    from ..evaluate.report import table
+    from ..evaluation.report import table
 
     secs: list[tuple[str, str, str]] = []
     sessions = info.get("sessions", [])

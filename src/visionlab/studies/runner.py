@@ -67,7 +67,7 @@ def _append_line(path: Path, line: str) -> None:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    from ..train.checkpoint import atomic_write_text
+    from ..training.checkpoint import atomic_write_text
 
     atomic_write_text(path, text)
 
@@ -236,7 +236,7 @@ def prepare_data(config: dict) -> str:
 # --- executors ---------------------------------------------------------------------------------------
 # Imported once by the fork server; every worker forks from it instead of importing torch, sklearn and
 # matplotlib again (seconds per worker, per study). Nothing here runs a torch op, so no OpenMP pool is forked.
-PRELOAD = ["torch", "torch._dynamo", "visionlab.api", "visionlab.evaluate", "visionlab.train.trainer",
+PRELOAD = ["torch", "torch._dynamo", "visionlab.api", "visionlab.evaluate", "visionlab.training.trainer",
            "visionlab.studies.runner"]
 
 

@@ -184,7 +184,7 @@ class StudySpec(BaseModel):
         from ..models import MODELS, _load_plugins
         from ..models.init import INITIALIZERS
         from ..models.layers import ACTIVATIONS
-        from ..train.optim import OPTIMIZERS
+        from ..training.optim import OPTIMIZERS
 
         _load_plugins()
         regs = {"model": MODELS, "optimizer": OPTIMIZERS, "activation": ACTIVATIONS, "init": INITIALIZERS}

@@ -42,7 +42,7 @@ def write_predictions(path: Path, paths, y: np.ndarray, probs: np.ndarray, class
     import csv
     import io
 
-    from ..train.checkpoint import atomic_write_text
+    from ..training.checkpoint import atomic_write_text
 
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -137,7 +137,7 @@ def evaluate_model(model: torch.nn.Module, data: ImageData, out_dir: Path, *, hi
         sections.append(("Grad-CAM", figures([figs["gradcam"]])))
     if config_yaml:
         sections.append(("Configuration", f"<pre>{config_yaml}</pre>"))
-    from ..train.checkpoint import atomic_write_text
+    from ..training.checkpoint import atomic_write_text
     atomic_write_text(out_dir / "report.html", page(title or "visionlab report", sections,
                                                     f"generated {time.strftime('%Y-%m-%d %H:%M')}"))
     m.pop("curves", None)

@@ -1,4 +1,4 @@
-"""Run by torchrun in tests: one DDP step through visionlab.train.distributed; each rank saves its gradients."""
+"""Run by torchrun in tests: one DDP step through visionlab.training.distributed; each rank saves its gradients."""
 import sys
 from pathlib import Path
 
@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 from visionlab.config import RunConfig
 from visionlab.models import build
-from visionlab.train.distributed import setup, wrap
+from visionlab.training.distributed import setup, wrap
 
 out = Path(sys.argv[1])
 d = setup(torch.device("cpu"))

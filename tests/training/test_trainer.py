@@ -17,7 +17,7 @@ import torch
 import visionlab
 from visionlab.api import train
 from visionlab.config import RunConfig
-from visionlab.train.optim import OPTIMIZERS, effective_batch_size
+from visionlab.training.optim import OPTIMIZERS, effective_batch_size
 
 SMALL = dict(data="synthetic", synthetic_per_class=40, image_size=32, model="small_cnn", epochs=2,
              batch_size=16, optimizer="adam", lr=0.003, quiet=True, threads=1)

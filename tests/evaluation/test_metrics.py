@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from visionlab.evaluate.metrics import choose_threshold, compute, expected_calibration_error, positive_index
+from visionlab.evaluation.metrics import choose_threshold, compute, expected_calibration_error, positive_index
 
 
 def test_binary_metrics_match_definitions():
