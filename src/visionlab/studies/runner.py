@@ -308,7 +308,9 @@ class _RayPool:
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
-                ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False)
+                # a local instance listens on loopback only: nothing of it is reachable from the network
+                ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False,
+                         _node_ip_address="127.0.0.1")
                 self.started = True
         self.threads = threads
         self._fns: dict[Callable, Any] = {}
