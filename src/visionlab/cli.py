@@ -44,6 +44,12 @@ def _cli_type(ann: Any) -> Any:
     return ann
 
 
+def _warn_each(items, word: str) -> None:
+    """One yellow line per (path, reason) a command passed over."""
+    for p, why in items:
+        console.print(f"[yellow]{word}[/] {p}: {why}", highlight=False)
+
+
 def config_options(fn):
     """Give ``fn`` one --option per RunConfig field (default None: only what is given overrides)."""
     params = [p for p in inspect.signature(fn).parameters.values() if p.kind != p.VAR_KEYWORD]
@@ -143,8 +149,7 @@ def predict_cmd(run: Path = typer.Argument(..., help="a run folder"),
     for r in res["predictions"]:
         counts[r["label"]] = counts.get(r["label"], 0) + 1
     out.print(f"{len(res['predictions'])} images predicted: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    for p, why in res["unreadable"]:
-        console.print(f"[yellow]skipped[/] {p}: {why}", highlight=False)
+    _warn_each(res["unreadable"], "skipped")
     out.print(f"results: {out_dir / 'predictions.csv'}")
 
 
@@ -182,8 +187,7 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
     labels = ", ".join(f"{k} {v}" for k, v in sorted(s["labels"].items())) or "none"
     out.print(f"{s['processed']} {'frames' if s['kind'] in ('video', 'camera') else 'images'}: {s['faces']} faces "
               f"({labels}) at {s['fps']:.1f} FPS{' (interrupted, output finalised)' if s['interrupted'] else ''}")
-    for p, why in s["skipped"]:
-        console.print(f"[yellow]skipped[/] {p}: {why}", highlight=False)
+    _warn_each(s["skipped"], "skipped")
     out.print(f"output: {out_dir}  (JSON lines: {s['jsonl']})")
 
 
@@ -227,8 +231,7 @@ def data_inspect(root: Path = typer.Argument(..., help="an image folder"),
     z = s["size"]
     out.print(f"sizes: width {z['min_w']}-{z['max_w']} (median {z['median_w']:.0f}), height {z['min_h']}-{z['max_h']} "
               f"(median {z['median_h']:.0f}); modes {s['modes']}")
-    for p, why in s["unreadable"]:
-        console.print(f"[yellow]unreadable[/] {p} ({why})", highlight=False)
+    _warn_each(s["unreadable"], "unreadable")
     out.print(f"plots: {out_dir / 'class_distribution.png'}, {out_dir / 'samples.png'}")
 
 

@@ -14,6 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 
+def validation_message(e: ValidationError, root: str = "") -> str:
+    """pydantic's errors as one readable line: ``field: what is wrong; ...``."""
+    return "; ".join(f"{'.'.join(map(str, err['loc'])) or root}: {err['msg']}" for err in e.errors())
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
@@ -103,8 +108,7 @@ class RunConfig(BaseModel):
         try:
             return cls(**values)
         except ValidationError as e:
-            msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-            raise ConfigError(f"invalid config: {msgs}") from None
+            raise ConfigError(f"invalid config: {validation_message(e)}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> "RunConfig":

@@ -21,7 +21,7 @@ from typing import Any, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..config import RunConfig
+from ..config import RunConfig, validation_message
 from ..errors import ConfigError
 
 # Fields a study may not set: the runner owns where and how each trial runs.
@@ -263,8 +263,7 @@ def parse_spec(text: str, where: str = "study spec") -> StudySpec:
     try:
         return StudySpec(**raw)
     except ValidationError as e:
-        msgs = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'spec'}: {err['msg']}" for err in e.errors())
-        raise ConfigError(f"{where}: {msgs}") from None
+        raise ConfigError(f"{where}: {validation_message(e, 'spec')}") from None
 
 
 def load_spec(name_or_path: str | Path) -> StudySpec:
