@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -194,14 +193,10 @@ def _version(round_: int, state: dict[str, torch.Tensor]) -> str:
 def _save_model(path: Path, state: dict, meta: dict) -> None:
     from safetensors.torch import save
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from ..training.checkpoint import atomic_write_bytes
+
     data = save({k: v.contiguous() for k, v in state.items()}, metadata={k: json.dumps(v) for k, v in meta.items()})
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
 
 
 def retrain(project: str | Path, epochs: Optional[int] = None, include_pseudo: bool = True, seed: Optional[int] = None,

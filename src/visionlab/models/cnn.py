@@ -6,7 +6,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .layers import activation
-from .mlp import dense_block
+from .mlp import MLP
 
 
 class CNN(nn.Module):
@@ -42,13 +42,8 @@ class CNN(nn.Module):
                 flat = 0
         if flat == 0:
             raise ConfigError(f"cnn spec {spec!r} shrinks a {image_size}px image to nothing; use a larger --image-size")
-        head: list[nn.Module] = [nn.Flatten()]
-        n = flat
-        for w in fc_widths:
-            head += dense_block(n, w, act, batchnorm, dropout)
-            n = w
-        head.append(nn.Linear(n, num_classes))
-        self.classifier = nn.Sequential(*head)
+        # the fully connected part is an MLP on the flattened features (same modules, same state-dict keys)
+        self.classifier = MLP(flat, fc_widths, num_classes, act, batchnorm, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
