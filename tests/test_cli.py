@@ -40,7 +40,12 @@ def test_evaluate_and_runs_table(two_runs, tmp_path):
     p = run("evaluate", str(two_runs / "cnn"), "--out", str(tmp_path / "ev"))
     assert "accuracy" in p.stdout
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert 0 <= m["accuracy"] <= 1 and (tmp_path / "ev" / "report.html").is_file()
+    assert (tmp_path / "ev" / "report.html").is_file()
+    # the reloaded model (rebuilt from config.yaml, input statistics included) scores its test split as in training
+    trained = json.loads((two_runs / "cnn" / "metrics.json").read_text())["test"]
+    assert m["n"] == trained["n"] and m["confusion_matrix"] == trained["confusion_matrix"]
+    assert abs(m["loss"] - trained["loss"]) < 1e-3
+    assert "input_mean:" in (two_runs / "cnn" / "config.yaml").read_text()
     p = run("runs", str(two_runs))
     assert "small_cnn" in p.stdout and "mlp" in p.stdout
 
@@ -76,6 +81,7 @@ def test_compare_report(two_runs, tmp_path):
     (["train", "--optimizer", "sgdd", "--quiet"], "unknown optimizer"),
     (["train", "--lr", "-1", "--quiet"], "lr"),
     (["evaluate", "/no/such/run"], "does not exist"),
+    (["train", "--input-std", "0.2,0.2", "--quiet"], "--input-std takes three numbers"),
 ])
 def test_bad_input_is_one_clear_line(args, needle):
     p = run(*args, ok=False)

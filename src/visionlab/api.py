@@ -73,6 +73,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     _setup_torch(cfg)
 
     data = load_data(cfg)
+    cfg = models.with_input_stats(cfg, data.train.x)  # recorded in config.yaml: evaluate/predict/export rebuild the same input layer
     torch.manual_seed(cfg.seed)
     model = models.build(cfg, data.num_classes, data.image_size) if cfg.framework == "torch" else None
     if rank != 0:  # other torchrun ranks train; rank 0 alone writes the run folder

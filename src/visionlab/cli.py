@@ -28,6 +28,11 @@ def _parse_field(name: str, value: Any) -> Any:
         if len(parts) != 3:
             raise ConfigError("--split-ratios takes three numbers such as 70:15:15")
         return tuple(parts)
+    if name in ("input_mean", "input_std"):
+        parts = [float(p) for p in str(value).split(",") if p.strip()]
+        if len(parts) != 3:
+            raise ConfigError(f"--{name.replace('_', '-')} takes three numbers (R,G,B on the 0..1 scale) such as 0.49,0.48,0.45")
+        return tuple(parts)
     if name == "widths":
         return [int(p) for p in str(value).replace(":", ",").split(",") if p]
     return value

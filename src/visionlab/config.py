@@ -56,6 +56,14 @@ class RunConfig(BaseModel):
     init: str = "glorot_uniform"
     batchnorm: bool = False
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    normalize: Literal["auto", "dataset", "scale"] = Field(
+        "auto", description="input scaling: dataset = per-channel mean/std of the training images; scale = /255 only "
+                            "(Keras' Rescaling, the dissertation's notebooks); auto = the model's own statistics "
+                            "(pretrained backbones: ImageNet's), else dataset")
+    input_mean: Optional[tuple[float, float, float]] = Field(
+        None, description="per-channel input mean on the 0..1 scale; measured on the training images when not given")
+    input_std: Optional[tuple[float, float, float]] = Field(
+        None, description="per-channel input std on the 0..1 scale; measured on the training images when not given")
     weights: str = Field("imagenet", description="backbones: imagenet, none or a file path")
     mode: Literal["frozen", "finetune", "full"] = "frozen"
     finetune_blocks: int = Field(2, ge=0, description="finetune mode: how many of the last blocks to unfreeze")
@@ -81,6 +89,13 @@ class RunConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast where the hardware does bf16 natively (CUDA, CPUs with AMX), else fp32")
     channels_last: Optional[bool] = Field(None, description="channels_last memory format; default on for CNNs")
+
+    @field_validator("input_std")
+    @classmethod
+    def _std(cls, v):
+        if v is not None and any(x <= 0 for x in v):
+            raise ValueError("every channel's std must be positive")
+        return v
 
     @field_validator("split_ratios")
     @classmethod

@@ -28,7 +28,7 @@ def _keras():
 
 
 def build_keras(cfg: RunConfig, num_classes: int, image_size: int):
-    from . import MODELS
+    from . import MODELS, input_stats
 
     keras = _keras()
     layers = keras.layers
@@ -38,6 +38,9 @@ def build_keras(cfg: RunConfig, num_classes: int, image_size: int):
     init = cfg.init
     keras.utils.set_random_seed(cfg.seed)
     seq = [keras.Input((image_size, image_size, 3)), layers.Rescaling(1 / 255.0)]
+    mean, std = input_stats(cfg)  # the same input policy as the torch twin
+    if mean is not None:
+        seq.append(layers.Normalization(mean=list(mean), variance=[s * s for s in std]))
 
     def dense(w: int) -> None:
         seq.append(layers.Dense(w, kernel_initializer=init))

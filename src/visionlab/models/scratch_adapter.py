@@ -73,7 +73,7 @@ class ScratchMLP(nn.Module):
         return loss
 
 
-@MODELS.register("scratch_mlp", family="scratch", image_size=32, widths=[128, 64])
+@MODELS.register("scratch_mlp", family="scratch", image_size=32, widths=[128, 64], input="scale")
 def _scratch_mlp(cfg: RunConfig, num_classes: int, image_size: int) -> nn.Module:
     """The dissertation's network: He initialisation and ReLU always (``--init`` does not apply); options it
     does not implement are refused rather than silently ignored."""
