@@ -106,6 +106,19 @@ def _load_plugins() -> None:
                 raise
 
 
+def _input_policy(cfg: RunConfig) -> str:
+    """'scale' (/255 only), 'model' (the registry's mean/std) or 'dataset' (the training images' statistics)."""
+    _load_plugins()
+    meta = MODELS.meta(cfg.model)
+    if meta.get("input") == "scale":
+        if cfg.normalize == "dataset":
+            raise ConfigError(f"{cfg.model} scales its own input by 1/255; drop --normalize dataset")
+        return "scale"
+    if cfg.normalize == "auto":
+        return "model" if meta.get("mean") is not None else "dataset"
+    return cfg.normalize
+
+
 def input_stats(cfg: RunConfig) -> tuple[tuple | None, tuple | None]:
     """(mean, std) on the 0..1 scale the model's Normalize layer uses; (None, None) means divide by 255 only.
 
@@ -116,19 +129,15 @@ def input_stats(cfg: RunConfig) -> tuple[tuple | None, tuple | None]:
     Without centred inputs plain SGD on the CIFAR-10 CNN swings between epochs (validation accuracy 41-59% in
     epochs 9-15 of a plain fp32 loop, seed 0) and ends at 45-60% test; standardised, 59-67% over seeds 0-2.
     """
-    _load_plugins()
-    meta = MODELS.meta(cfg.model)
-    if meta.get("input") == "scale":
-        if cfg.normalize == "dataset":
-            raise ConfigError(f"{cfg.model} scales its own input by 1/255; drop --normalize dataset")
-        return None, None
-    if cfg.normalize == "scale":
-        return None, None
-    if cfg.normalize == "auto" and meta.get("mean") is not None:
+    policy = _input_policy(cfg)
+    if policy == "model":
+        meta = MODELS.meta(cfg.model)
         return meta["mean"], meta["std"]
+    if policy == "scale":
+        return None, None
     if cfg.input_mean is None or cfg.input_std is None:
         if cfg.normalize == "dataset":
-            raise ConfigError(f"--normalize dataset needs input_mean and input_std: train through visionlab.train "
+            raise ConfigError("--normalize dataset needs input_mean and input_std: train through visionlab.train "
                               "(it measures them on the training images) or pass --input-mean and --input-std")
         return None, None  # auto before any data was seen (a bare build, or a run from before the statistics)
     return cfg.input_mean, cfg.input_std
@@ -138,11 +147,7 @@ def with_input_stats(cfg: RunConfig, train_x) -> RunConfig:
     """``cfg`` with input_mean/input_std measured on the training images, where the model standardises with them."""
     from ..data.stats import channel_stats
 
-    _load_plugins()
-    meta = MODELS.meta(cfg.model)
-    wants = cfg.normalize == "dataset" or (cfg.normalize == "auto" and meta.get("mean") is None
-                                           and meta.get("input") != "scale")
-    if not wants or (cfg.input_mean is not None and cfg.input_std is not None):
+    if _input_policy(cfg) != "dataset" or (cfg.input_mean is not None and cfg.input_std is not None):
         return cfg
     mean, std = channel_stats(train_x)
     return cfg.model_copy(update={"input_mean": cfg.input_mean or mean, "input_std": cfg.input_std or std})
