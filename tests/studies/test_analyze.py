@@ -137,6 +137,7 @@ def test_reported_comparison_and_settle_in_report(tmp_path):
     assert float(cnn["ci95_high"]) - float(cnn["mean"]) == pytest.approx(4.3027 * 0.002 / 3 ** 0.5, rel=1e-3)
     md = (tmp_path / "report.md").read_text()
     assert "matches 'ANN, mini-batch 32'" in md and "+0.5 pts" in md
+    assert "Input scaling: normalize=auto: models trained from scratch standardise" in md
 
 
 def _csv(path):

@@ -463,6 +463,11 @@ def _sections(spec: StudySpec, info: dict, records: list[dict], stats: list[ArmS
                     f"({', '.join(f'{v} {k}' for k, v in sorted(status_counts.items())) or 'none'}).")
     base = {k: v for k, v in spec.base.items()}
     settings.append("Base settings: " + ", ".join(f"{k}={fmt_value(v)}" for k, v in base.items()) + ".")
+    norm = base.get("normalize", "auto")
+    settings.append(f"Input scaling: normalize={norm}" + (
+        ": /255 only, as the dissertation's notebooks." if norm == "scale" else
+        ": models trained from scratch standardise with the training images' per-channel mean and std, where the "
+        "dissertation's notebooks divided by 255 (`normalize: scale` in the base matches them)."))
     if last:
         wall = last.get("wall_seconds")
         sum_trials = sum(r.get("wall_seconds") or 0 for r in records)
