@@ -23,15 +23,12 @@ out = Console(width=None if sys.stdout.isatty() else 160)  # tables stay readabl
 def _parse_field(name: str, value: Any) -> Any:
     if value is None:
         return None
-    if name == "split_ratios":
-        parts = [float(p) for p in str(value).replace(",", ":").split(":")]
+    three = {"split_ratios": "such as 70:15:15", "input_mean": "(R,G,B on the 0..1 scale) such as 0.49,0.48,0.45",
+             "input_std": "(R,G,B on the 0..1 scale) such as 0.25,0.24,0.26"}
+    if name in three:
+        parts = [float(p) for p in str(value).replace(",", ":").split(":") if p.strip()]
         if len(parts) != 3:
-            raise ConfigError("--split-ratios takes three numbers such as 70:15:15")
-        return tuple(parts)
-    if name in ("input_mean", "input_std"):
-        parts = [float(p) for p in str(value).split(",") if p.strip()]
-        if len(parts) != 3:
-            raise ConfigError(f"--{name.replace('_', '-')} takes three numbers (R,G,B on the 0..1 scale) such as 0.49,0.48,0.45")
+            raise ConfigError(f"--{name.replace('_', '-')} takes three numbers {three[name]}")
         return tuple(parts)
     if name == "widths":
         return [int(p) for p in str(value).replace(":", ",").split(",") if p]
