@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import VisionlabError
+from .store import warn
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Active learning: label the images the model is least sure about, retrain, repeat.")
@@ -62,6 +63,7 @@ def query(project: Path = PROJECT, k: int = typer.Option(20, "--k", help="how ma
     from .loop import query as api_query
 
     q = api_query(project, k, strategy, seed, pseudo_threshold, mc_samples)
+    warn(q.get("problems", []))
     out.print(f"queued {len(q['items'])} of {q['pool_unlabelled']} unlabelled images by {q['strategy']} "
               f"(model {q['model_version']})")
     if q.get("pseudo_labelled"):
@@ -88,6 +90,7 @@ def retrain(project: Path = PROJECT, epochs: Optional[int] = typer.Option(None, 
     from .loop import retrain as api_retrain
 
     r = api_retrain(project, epochs, pseudo, seed, warm_start, quiet=False)
+    warn(r.get("problems", []))
     m = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in r["metrics"].items())
     out.print(f"round {r['round']}: model {r['model_version']} on {r['n_train']} images ({m}) in {r['seconds']:.1f} s")
 
@@ -118,6 +121,7 @@ def status(project: Path = PROJECT, as_json: bool = typer.Option(False, "--json"
     from .loop import status as api_status
 
     s = api_status(project)
+    warn(s.get("problems", []))
     if as_json:
         print(json.dumps(s, indent=2))
     else:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError, ModelError, VisionlabError
-from .store import sha256_file
+from .store import read_regular, sha256_bytes, sha256_file
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
@@ -39,8 +39,10 @@ def cache_root(cache_dir: Optional[str | Path] = None) -> Path:
 def _pil_decode(path: str | Path, size: int) -> torch.Tensor:
     from PIL import Image, ImageOps
 
+    import io
+
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(path) if isinstance(path, (bytes, bytearray)) else path) as im:
             im = ImageOps.exif_transpose(im)
             if im.mode in ("RGBA", "LA", "P"):
                 im = im.convert("RGBA")
@@ -208,8 +210,11 @@ class FeatureCache:
             part = todo[start:start + chunk]
             imgs, ok = [], []
             for i in part:
-                try:
-                    imgs.append(decode(paths[i], self.f.image_size))
+                try:  # the bytes decoded are the bytes hashed: a file changed since it was hashed is refused
+                    data = read_regular(paths[i])
+                    if sha256_bytes(data) != hashes[i]:
+                        raise DataError(f"{paths[i]}: changed since it was hashed; run the command again")
+                    imgs.append(decode(data, self.f.image_size))
                     ok.append(i)
                 except DataError as e:
                     bad.append((str(paths[i]), str(e)))

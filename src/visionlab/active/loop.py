@@ -21,7 +21,7 @@ from ..errors import ConfigError, DataError
 from . import head as H
 from .features import DEFAULT_BACKBONE, default_spec
 from .session import QUEUE, ROUNDS, Item, Project, check_free, class_folders, create, load_queue, split_folders
-from .store import append_jsonl, export_files, now_iso, sha256_file, write_atomic
+from .store import ChangedImageError, append_jsonl, export_files, now_iso, scan_jsonl, sha256_file, write_atomic
 from .strategies import STRATEGIES, select
 
 DEFAULT_STRATEGY = "least_confidence"
@@ -74,6 +74,8 @@ def init(pool: str | Path, out: str | Path, labelled: Optional[str | Path] = Non
     if classes and found and sorted(classes) != found:
         raise ConfigError(f"--classes {','.join(classes)} differ from the labelled folder's classes {','.join(found)}")
     names = sorted(classes) if classes else found
+    from .store import check_class_names
+    check_class_names(names)
     if len(names) < 2:
         raise ConfigError("a project needs at least two classes: pass --labelled DIR with class folders, or "
                           "--classes a,b")
@@ -156,11 +158,15 @@ def query(project: str | Path, k: int = 20, strategy: Optional[str] = None, seed
             chosen = set(int(i) for i in idx)
             for i in np.flatnonzero(probs.max(1) >= pseudo_threshold):
                 if int(i) not in chosen:
-                    proj.store.add(cands[i].path, proj.classes[int(probs[i].argmax())], "pseudo",
-                                   proj.model_version, sha256=cands[i].sha256)
+                    try:
+                        proj.store.add(cands[i].path, proj.classes[int(probs[i].argmax())], "pseudo",
+                                       proj.model_version, sha256=cands[i].sha256)
+                    except (ChangedImageError, DataError) as e:  # changed or gone since it was scored
+                        proj.skipped.append((str(cands[i].path), str(e)))
+                        continue
                     pseudo += 1
         queue["pseudo_labelled"] = pseudo
-    return queue
+    return dict(queue, problems=proj.store.problems + [f"{p}: {r}" for p, r in proj.skipped])
 
 
 # --- labels ---------------------------------------------------------------------------------------------
@@ -253,7 +259,7 @@ def retrain(project: str | Path, epochs: Optional[int] = None, include_pseudo: b
         append_jsonl(proj.path / ROUNDS, record)  # the commit point of a round
         proj.state.update(round=rnd, model_version=version)
         proj.save_state()
-    return record
+    return dict(record, problems=proj.store.problems + [f"{p}: {r}" for p, r in proj.skipped])
 
 
 # --- status / export ------------------------------------------------------------------------------------
@@ -264,22 +270,29 @@ def status(project: str | Path) -> dict:
     pool = proj.pool_items()
     folder = proj.labelled_items()
     taken = set(cur) | {it.sha256 for it in folder}
+    problems = list(proj.store.problems)
     queue = {}
     if (proj.path / QUEUE).is_file():
-        q = json.loads((proj.path / QUEUE).read_text())
-        done = sum(1 for it in q["items"] if it["sha256"] in cur)
-        queue = {"items": len(q["items"]), "labelled": done, "left": len(q["items"]) - done,
-                 "strategy": q["strategy"], "model_version": q["model_version"]}
+        try:
+            q = load_queue(proj)
+        except DataError as e:
+            problems.append(str(e))
+        else:
+            done = sum(1 for it in q["items"] if it["sha256"] in cur)
+            queue = {"items": len(q["items"]), "labelled": done, "left": len(q["items"]) - done,
+                     "strategy": q.get("strategy"), "model_version": q.get("model_version")}
     per_class = {c: 0 for c in proj.classes}
     for lab in cur.values():
-        per_class[lab.label] += 1
+        per_class[lab.label] = per_class.get(lab.label, 0) + 1
+    problems += [f"{p}: {r}" for p, r in proj.skipped]
     return {"project": str(proj.path), "pool": str(proj.pool), "pool_images": len(pool),
             "pool_unlabelled": len({it.sha256 for it in pool} - taken), "labelled_folder": len(folder),
             "store": proj.store.counts(), "store_per_class": per_class, "classes": proj.classes,
             "round": proj.round, "model_version": proj.model_version, "queue": queue,
             "featurizer": proj.state["featurizer"], "note": proj.state.get("note"),
-            "rounds": [{"round": r["round"], "model_version": r["model_version"], "n_train": r["n_train"],
-                        **r.get("metrics", {})} for r in proj.rounds()]}
+            "rounds": [{"round": r["round"], "model_version": r.get("model_version"), "n_train": r.get("n_train"),
+                        **(r.get("metrics") if isinstance(r.get("metrics"), dict) else {})} for r in proj.rounds()],
+            "problems": problems}
 
 
 def export(project: str | Path, dest: str | Path, mode: str = "copy", include_labelled: bool = True,
@@ -307,17 +320,9 @@ def check_integrity(project: str | Path) -> dict:
             problems.append(f"{lab.path}: labelled but missing")
         elif sha256_file(p) != lab.sha256:
             problems.append(f"{lab.path}: content changed since it was labelled")
-    raw = (proj.path / "labels.jsonl").read_bytes().split(b"\n")
-    torn = sum(1 for line in raw if line.strip() and not _is_json(line))
-    return {"live": len(live), "problems": problems, "torn_lines": torn, "round": proj.round}
-
-
-def _is_json(line: bytes) -> bool:
-    try:
-        json.loads(line)
-        return True
-    except ValueError:
-        return False
+    torn = sum(1 for r in scan_jsonl(proj.path / "labels.jsonl").records if "_torn" in r)
+    return {"live": len(live), "problems": problems, "torn_lines": torn, "round": proj.round,
+            "store_problems": list(proj.store.problems)}
 
 
 __all__ = ["init", "query", "label", "add_label", "undo", "retrain", "status", "export", "check_integrity",

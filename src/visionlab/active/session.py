@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .store import LabelStore, file_lock, list_images, read_jsonl, sha256_file, write_atomic
+from .store import LabelStore, check_class_names, file_lock, list_images, read_jsonl, sha256_file, write_atomic
 
 if TYPE_CHECKING:  # torch and the backbones load only for commands that need features (not for `label`)
     import torch
@@ -55,7 +55,7 @@ class Item:
     label: Optional[int] = None
 
 
-def folder_items(root: Path, classes: list[str]) -> list[Item]:
+def folder_items(root: Path, classes: list[str], skipped: Optional[list[tuple[str, str]]] = None) -> list[Item]:
     """Every image of a class-folder tree, labelled by its folder; classes outside ``classes`` are an error."""
     items = []
     for d in class_folders(root):
@@ -63,8 +63,20 @@ def folder_items(root: Path, classes: list[str]) -> list[Item]:
             raise DataError(f"{d} is a class the project does not know ({', '.join(classes)}); move it out of "
                             f"{root} or start a project with that class")
         c = classes.index(d.name)
-        items += [Item(p, sha256_file(p), c) for p in list_images(d)]
+        items += [Item(p, h, c) for p, h in hashed(list_images(d, skipped), skipped)]
     return items
+
+
+def hashed(paths: list[Path], skipped: Optional[list[tuple[str, str]]] = None) -> list[tuple[Path, str]]:
+    """(path, sha256) of each readable file; one deleted meanwhile, or unreadable, goes to ``skipped``."""
+    out = []
+    for p in paths:
+        try:
+            out.append((p, sha256_file(p)))
+        except DataError as e:
+            if skipped is not None:
+                skipped.append((str(p), str(e)))
+    return out
 
 
 class Project:
@@ -74,9 +86,17 @@ class Project:
             raise ConfigError(f"{self.path} is not an active-learning project (no {STATE}); create one with "
                               f"`visionlab active init --pool DIR --out {self.path}`")
         try:
-            self.state = json.loads((self.path / STATE).read_text())
-        except ValueError as e:
-            raise DataError(f"{self.path / STATE} is not valid JSON ({e})") from None
+            self.state = json.loads((self.path / STATE).read_bytes())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DataError(f"{self.path / STATE} is not valid JSON ({e}); restore it from a backup") from None
+        except OSError as e:
+            raise DataError(f"{self.path / STATE} cannot be read ({e.strerror or e})") from None
+        missing = [k for k in ("pool", "classes", "featurizer") if k not in self.state] \
+            if isinstance(self.state, dict) else ["all"]
+        if missing or not isinstance(self.state.get("classes"), list):
+            raise DataError(f"{self.path / STATE} lacks {', '.join(missing) or 'a list of classes'}; it is not a "
+                            f"project state file (restore it from a backup)")
+        self.skipped: list[tuple[str, str]] = []  # pool/labelled files that could not be read, and why
         self._featurizer: Optional["Featurizer"] = None
         self._cache: Optional["FeatureCache"] = None
         self.sync_rounds()
@@ -100,7 +120,11 @@ class Project:
 
     @property
     def store(self) -> LabelStore:
-        return LabelStore(self.path / LABELS, self.pool, self.classes)
+        """The project's label store (one object per Project, so ``store.problems`` tells what its last read
+        found)."""
+        if getattr(self, "_store", None) is None:
+            self._store = LabelStore(self.path / LABELS, self.pool, self.classes)
+        return self._store
 
     def lock(self):
         return file_lock(self.path / ".lock")
@@ -161,13 +185,15 @@ class Project:
         return self._cache
 
     def pool_items(self) -> list[Item]:
-        return [Item(p, sha256_file(p)) for p in list_images(self.pool)]
+        """Every readable pool image with its hash; FIFOs, devices, vanished and oversized files are skipped
+        (and listed in ``self.skipped``)."""
+        return [Item(p, h) for p, h in hashed(list_images(self.pool, self.skipped), self.skipped)]
 
     def labelled_items(self) -> list[Item]:
-        return folder_items(self.labelled, self.classes) if self.labelled else []
+        return folder_items(self.labelled, self.classes, self.skipped) if self.labelled else []
 
     def eval_items(self) -> list[Item]:
-        return folder_items(self.eval_dir, self.classes) if self.eval_dir else []
+        return folder_items(self.eval_dir, self.classes, self.skipped) if self.eval_dir else []
 
     def store_items(self, include_pseudo: bool = True) -> list[Item]:
         sources = ("human", "oracle", "pseudo") if include_pseudo else ("human", "oracle")
@@ -195,10 +221,19 @@ def load_queue(proj: Project) -> dict:
     p = proj.path / QUEUE
     if not p.is_file():
         raise ConfigError(f"{proj.path} has no queue yet: run `visionlab active query {proj.path} --k 20` first")
-    return json.loads(p.read_text())
+    try:
+        q = json.loads(p.read_bytes())
+    except (ValueError, UnicodeDecodeError, OSError) as e:
+        raise DataError(f"{p} cannot be read ({e}); run `visionlab active query {proj.path}` again") from None
+    if not isinstance(q, dict) or not isinstance(q.get("items"), list) or \
+            not all(isinstance(it, dict) and isinstance(it.get("sha256"), str) and isinstance(it.get("path"), str)
+                    for it in q["items"]):
+        raise DataError(f"{p} is not a queue written by `visionlab active query`; run it again")
+    return q
 
 
 def create(out: Path, state: dict) -> Project:
+    check_class_names(state["classes"])
     out.mkdir(parents=True, exist_ok=True)
     (out / MODELS).mkdir(exist_ok=True)
     (out / LABELS).touch()

@@ -1,13 +1,19 @@
 """Terminal labelling: one queued image at a time, a colour preview drawn with half-block characters, one key
-per decision. Keys: ``1``-``9`` (then letters) pick a class, ``u`` undoes the last label, ``s`` skips, ``q``
-quits. A label is fsync'd to the store before the next image shows, so quitting, closing the terminal or a
-kill loses nothing that was confirmed with "saved".
+per decision. Keys: ``1``-``9`` (then letters) pick a class, ``u`` undoes the last label this session gave,
+``s`` skips, ``q`` quits. A label is fsync'd to the store before the next image shows, so quitting, closing
+the terminal or a kill loses nothing that was confirmed with "saved".
+
+The file is read once per image: the preview is drawn from those bytes and the label is stored under their
+hash, and only if that is still the hash the queue scored (a file changed since ``query`` is skipped with a
+note, a deleted one likewise), so a label always names the content the person looked at.
 """
 from __future__ import annotations
 
+import io
 import os
 import string
 import sys
+import uuid
 from collections import deque
 from typing import Iterable, Iterator, Optional
 
@@ -16,7 +22,9 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
+from ..errors import DataError
 from .session import Project, load_queue
+from .store import ChangedImageError, read_regular, sha256_bytes, warn
 
 RESERVED = {"u": "undo", "s": "skip", "q": "quit"}
 
@@ -29,11 +37,12 @@ def class_keys(classes: list[str]) -> dict[str, str]:
     return dict(zip(keys, classes))
 
 
-def half_blocks(path: str | os.PathLike, width: int = 32, max_rows: int = 24) -> Text:
-    """The image as ``width`` columns of '▀': foreground colour is the upper pixel, background the lower."""
+def half_blocks(path: str | os.PathLike | bytes, width: int = 32, max_rows: int = 24) -> Text:
+    """The image (a path or its bytes) as ``width`` columns of '▀': foreground colour is the upper pixel,
+    background the lower."""
     from PIL import Image, ImageOps
 
-    with Image.open(path) as im:
+    with Image.open(io.BytesIO(path) if isinstance(path, (bytes, bytearray)) else path) as im:
         im = ImageOps.exif_transpose(im).convert("RGB")
         rows = max(1, min(max_rows, round(im.height / im.width * width / 2)))
         arr = np.asarray(im.resize((width, 2 * rows), Image.BILINEAR))
@@ -93,18 +102,35 @@ class Labeller:
         self.items = self.queue["items"]
         self.store = proj.store
         self.keymap = class_keys(proj.classes)
-        self.done = {"labelled": 0, "undone": 0, "skipped": 0}
+        self.done = {"labelled": 0, "undone": 0, "skipped": 0, "unavailable": 0}
+        # this run of the labeller: its labels carry it, and `u` undoes only those
+        self.session = f"terminal-{uuid.uuid4().hex[:12]}"
+        self.mine: list[int] = []
 
     def left(self) -> int:
         live = self.store.current()
         return sum(1 for it in self.items if it["sha256"] not in live)
 
-    def show(self, item: dict) -> None:
+    def load(self, item: dict) -> Optional[bytes]:
+        """The queued file's bytes if they are still what the queue scored; else None, with a note."""
+        path = self.proj.pool / item["path"]
+        try:
+            data = read_regular(path)
+        except DataError as e:
+            self.con.print(f"skipped: {item['path']} is no longer readable in the pool ({e})", markup=False)
+            return None
+        if sha256_bytes(data) != item["sha256"]:
+            self.con.print(f"skipped: {item['path']} changed since the query; run `visionlab active query` again "
+                           f"to queue its new content", markup=False)
+            return None
+        return data
+
+    def show(self, item: dict, data: bytes) -> None:
         con, path = self.con, self.proj.pool / item["path"]
         con.rule(f"{len(self.items) - self.left() + 1}/{len(self.items)}  {item['path']}")
         if self.preview:
             try:
-                con.print(half_blocks(path, self.width), end="")
+                con.print(half_blocks(data, self.width), end="")
             except Exception as e:  # a preview must never stop labelling
                 con.print(f"[yellow](no preview: {e})[/]")
         con.print(f"image: {path}", markup=False)
@@ -113,9 +139,21 @@ class Labeller:
         con.print("  ".join(f"[bold]{k}[/] {c}" for k, c in self.keymap.items())
                   + "   [bold]u[/] undo  [bold]s[/] skip  [bold]q[/] quit")
 
+    def undo_mine(self) -> Optional[object]:
+        """Cancel this session's newest label that is still live (another session's labels are never touched)."""
+        while self.mine:
+            entry = self.mine.pop()
+            try:
+                return self.store.undo(entry, session=self.session)
+            except DataError:  # already undone elsewhere (e.g. `visionlab active undo`): try the one before
+                continue
+        return None
+
     def run(self, reader: Iterator[Optional[str]]) -> dict:
         con, store = self.con, self.store
         live = store.current()
+        if store.problems:
+            warn(store.problems)
         todo = deque(it for it in self.items if it["sha256"] not in live)
         by_hash = {it["sha256"]: it for it in self.items}
         if not todo:
@@ -126,21 +164,44 @@ class Labeller:
             if item["sha256"] in store.current():  # labelled meanwhile, in another terminal
                 todo.popleft()
                 continue
-            self.show(item)
+            data = self.load(item)
+            if data is None:
+                self.done["unavailable"] += 1
+                todo.popleft()
+                continue
+            self.show(item, data)
             key = next(reader, None)
             if key is None or key == "q":
                 break
             key = key.lower()
             if key in self.keymap:
-                lab = store.add(self.proj.pool / item["path"], self.keymap[key], "human",
-                                self.queue.get("model_version"), sha256=item["sha256"])
+                try:
+                    lab = store.add(self.proj.pool / item["path"], self.keymap[key], "human",
+                                    self.queue.get("model_version"), sha256=sha256_bytes(data),
+                                    session=self.session)
+                except ChangedImageError as e:
+                    con.print(f"not saved: {e}", markup=False)
+                    self.done["unavailable"] += 1
+                    todo.popleft()
+                    continue
+                except DataError as e:  # deleted after it was shown, a duplicate from another terminal, a full disk
+                    con.print(f"not saved: {e}", markup=False)
+                    if "no space" in str(e):
+                        break
+                    todo.popleft()
+                    continue
                 con.print(f"saved #{lab.id}: {item['path']} -> {lab.label}", markup=False)
+                self.mine.append(lab.id)
                 self.done["labelled"] += 1
                 todo.popleft()
             elif key == "u":
-                undone = store.undo(source="human")
+                try:
+                    undone = self.undo_mine()
+                except DataError as e:
+                    con.print(f"not undone: {e}", markup=False)
+                    continue
                 if undone is None:
-                    con.print("nothing to undo")
+                    con.print("nothing to undo in this session")
                     continue
                 con.print(f"undone #{undone.id}: {undone.path} (was {undone.label})", markup=False)
                 self.done["undone"] += 1
@@ -153,6 +214,7 @@ class Labeller:
                 con.print(f"unknown key {key!r}", markup=False)
         left = self.left()
         d = self.done
-        con.print(f"{d['labelled']} labelled, {d['undone']} undone, {d['skipped']} skipped; "
+        extra = f", {d['unavailable']} changed or missing" if d["unavailable"] else ""
+        con.print(f"{d['labelled']} labelled, {d['undone']} undone, {d['skipped']} skipped{extra}; "
                   f"{left} of {len(self.items)} queued images still without a label")
         return dict(d, left=left)
