@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -185,6 +186,8 @@ def native_size(files: Sequence[str | Path], root: str | Path, cache_dir: Option
     sizes = set()
     for f in files:
         try:
+            if not stat.S_ISREG(os.stat(f).st_mode):  # a FIFO would block the open; decoding reports it
+                continue
             with Image.open(f) as im:
                 sizes.add(im.size)
         except Exception:  # unreadable files are reported when decoding

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -20,6 +21,9 @@ from ..errors import DataError
 SPLIT_NAMES = {"train": "train", "training": "train", "validation": "val", "val": "val", "valid": "val",
                "test": "test", "testing": "test"}
 SPLIT_ORDER = ("train", "val", "test")
+
+# No image file is read past this size (a photo is a few MB; a symlink to a disk image or /dev/zero is not).
+MAX_FILE_BYTES = int(float(os.environ.get("VISIONLAB_MAX_FILE_MB", "256")) * 2 ** 20)
 
 # Keras' image_dataset_from_directory resizes with bilinear interpolation; Pillow's is antialiased.
 RESAMPLE = Image.Resampling.BILINEAR
@@ -42,6 +46,68 @@ def _truncation_hidden(data: bytes, fmt: Optional[str]) -> bool:
     return False
 
 
+def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``, else ``DataError`` saying why.
+
+    Opened with O_NONBLOCK so a FIFO named ``x.jpg`` cannot block, and checked with fstat on the open
+    descriptor: FIFOs, devices (a symlink to /dev/zero), sockets and folders are refused, never read."""
+    name = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise DataError(f"{name}: file not found") from None
+    except OSError as e:
+        raise DataError(f"{name}: cannot be read ({e.strerror or e}); check its permissions") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or
+                    stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+            raise DataError(f"{name}: is {kind}, not a regular file; only regular image files are read")
+        if st.st_size > max_bytes:
+            raise DataError(f"{name}: {st.st_size / 2 ** 20:.0f} MiB is over the {max_bytes / 2 ** 20:g} MiB limit "
+                            f"for one image (VISIONLAB_MAX_FILE_MB raises it)")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise DataError(f"{name}: cannot be read ({e.strerror or e}); check its permissions") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise DataError(f"{name}: over the {max_bytes / 2 ** 20:g} MiB limit for one image")
+    return data
+
+
+# bytes per pixel of a decoded Pillow image, by mode (what ``im.load()`` allocates)
+MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3,
+              "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4, "F": 4, "I;16": 2, "I;16L": 2, "I;16B": 2,
+              "I;16N": 2}
+
+
+def decoded_bytes(im: Image.Image) -> int:
+    """Peak bytes decoding ``im`` to 8-bit RGB costs, from its header: the decoded buffer (16-bit, 32-bit and
+    many-channel images count by their real sample size) plus the RGB result, every frame counted once."""
+    w, h = im.size
+    per = MODE_BYTES.get(im.mode)
+    if per is None:  # an unusual mode: count its bands at up to 4 bytes each
+        per = 4 * max(1, len(im.getbands()))
+    return w * h * (per + 3)
+
+
+def _gray16_to_rgb(a: np.ndarray, scale: float) -> Image.Image:
+    """16/32-bit or float gray samples to 8-bit RGB in row blocks, so memory is the result plus one block,
+    not several float64 copies of the whole image (a 36 MP 16-bit PNG cost about 1 GB that way)."""
+    h, w = a.shape[:2]
+    out = np.empty((h, w, 3), np.uint8)
+    step = max(1, (1 << 22) // max(1, w))  # ~4 M samples per block
+    for r in range(0, h, step):
+        block = np.nan_to_num(a[r:r + step].astype(np.float32) * np.float32(scale))
+        g = np.clip(block, 0, 255).round().astype(np.uint8)
+        out[r:r + step] = g[:, :, None]
+    return Image.fromarray(out, "RGB")
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
     """8-bit RGB from any Pillow mode: alpha is composited on white, high bit depths are scaled, not clipped."""
     mode = im.mode
@@ -55,31 +121,22 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         bg = Image.new("RGBA", rgba.size, WHITE + (255,))
         return Image.alpha_composite(bg, rgba).convert("RGB")
     if mode.startswith("I;16") or mode in ("I", "F"):
-        a = np.asarray(im, dtype=np.float64)
+        a = np.asarray(im)  # the samples as they are (uint16, int32 or float32): no float64 copy
+        scale = 1.0
         if mode.startswith("I;16"):
-            a = a / 257.0  # 65535 -> 255
+            scale = 1 / 257.0  # 65535 -> 255
         elif mode == "F" and a.size and np.nanmax(a) <= 1.0:
-            a = a * 255.0  # float images in 0..1
+            scale = 255.0  # float images in 0..1
         elif a.size and np.nanmax(a) > 255:
-            a = a / 257.0  # 32-bit modes holding 16-bit samples (older Pillow opens 16-bit PNGs as "I")
-        g = np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8)
-        return Image.fromarray(np.repeat(g[:, :, None], 3, axis=2), "RGB")
+            scale = 1 / 257.0  # 32-bit modes holding 16-bit samples (older Pillow opens 16-bit PNGs as "I")
+        return _gray16_to_rgb(a, scale)
     return im.convert("RGB")  # L, 1, CMYK, YCbCr, RGBX, ...
 
 
 def decode_array(src: str | Path | bytes, size: Optional[int] = None) -> np.ndarray:
     """Like ``decode_image`` but returns a H x W x 3 uint8 NumPy array (what the cache fills its buffer with)."""
     name = _name(src)
-    try:
-        if isinstance(src, (bytes, bytearray, memoryview)):
-            data = bytes(src)
-        else:
-            with open(src, "rb") as f:
-                data = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{name}: file not found") from None
-    except OSError as e:
-        raise DataError(f"{name}: cannot be read ({e.strerror or e}); check its permissions") from None
+    data = bytes(src) if isinstance(src, (bytes, bytearray, memoryview)) else read_file(src)
     if not data:
         raise DataError(f"{name}: empty file (0 bytes); delete or replace it")
     try:
@@ -152,7 +209,17 @@ def list_files(class_dir: str | Path) -> list[str]:
     Plain strings, not Paths: for 60,000 files pathlib alone costs seconds, and a warm start should not.
     """
     out: list[str] = []
+    seen: set[tuple[int, int]] = set()  # (device, inode) of every folder walked: a symlink loop ends here
     for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # reached again through a symlink: already listed once
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         out.extend(os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
     return out
