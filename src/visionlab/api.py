@@ -57,6 +57,8 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
 
     if isinstance(config, (str, Path)):
         config = RunConfig.load(config)
+    asked = {**(config.model_dump(exclude_defaults=True) if isinstance(config, RunConfig) else dict(config or {})),
+             **{k: v for k, v in fields.items() if v is not None}}  # what the caller set, for --resume's message
     cfg = models.apply_recipe(RunConfig.build(config, **fields))
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     run_dir = new_run_dir(cfg)
@@ -66,6 +68,18 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
         if not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"nothing to resume in {run_dir}: pass --out with the folder of the interrupted run")
         saved = RunConfig.load(run_dir / "config.yaml")
+        ignored = [f"--{k.replace('_', '-')} {v} (the run has {getattr(saved, k)})" for k, v in sorted(asked.items())
+                   if k not in ("out", "quiet") and k in RunConfig.model_fields and getattr(saved, k) != v]
+        if ignored:
+            console.print(f"[yellow]--resume continues {run_dir} with its saved config.yaml; ignoring "
+                          f"{', '.join(ignored)}. To train with other settings, start a new run with another --out.[/]",
+                          highlight=False, soft_wrap=True)
+        if not (run_dir / "checkpoint.pt").exists():
+            if (run_dir / MODEL_FILE).exists() or (run_dir / "metrics.json").exists():
+                raise ConfigError(f"{run_dir} is a finished run (no checkpoint.pt left to resume); nothing to do. "
+                                  f"To train longer or differently, start a new run with another --out")
+            console.print(f"[yellow]{run_dir} has no checkpoint yet (killed before its first epoch ended): "
+                          f"training it from the start with its saved config[/]", highlight=False, soft_wrap=True)
         cfg = saved.model_copy(update={"quiet": cfg.quiet})
     elif rank == 0 and ((run_dir / "checkpoint.pt").exists() or (run_dir / MODEL_FILE).exists()):
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -86,6 +100,9 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     ckpt.atomic_write_text(run_dir / "skipped.txt", "".join(f"{p}\t{r}\n" for p, r in data.skipped))
     if data.skipped:
         console.print(f"[yellow]skipped {len(data.skipped)} unreadable files (listed in {run_dir / 'skipped.txt'})")
+    profile = Path(str(cfg.data)) / "detect.json"  # face crops from `visionlab data faces`: detect as they were cut
+    if profile.is_file():
+        ckpt.atomic_write_bytes(run_dir / "detect.json", profile.read_bytes())
 
     if cfg.framework == "keras":
         from .models.keras_models import fit_keras
@@ -135,11 +152,31 @@ def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Pa
     loaded = load_run(run)
     cfg = loaded.config.model_copy(update={"quiet": True})
     cfg = RunConfig.build(cfg, data=data, **fields)
+    whole = False
     if data is not None:
         cfg = cfg.model_copy(update={"split_ratios": None, "limit_per_class": None})
+        if Path(data).expanduser().is_dir():
+            from .data.checks import check_layout
+            # a folder of class folders is new data: every image is evaluated, none held out for training
+            whole = not check_layout(data).is_split
+            if whole:
+                cfg = cfg.model_copy(update={"val_split": 0.0, "test_split": 0.0})
     ds = load_data(cfg.model_copy(update={"image_size": loaded.image_size}))
     if ds.classes != loaded.classes:
         raise ConfigError(f"{data} has classes {ds.classes} but the run was trained on {loaded.classes}")
+    if whole:
+        from dataclasses import replace
+
+        from .data.types import Split
+        parts = [s for s in (ds.train, ds.val, ds.test) if s is not None and len(s)]
+        paths = [p for s in parts for p in (s.paths or [])]
+        every = Split(torch.cat([s.x for s in parts]), torch.cat([s.y for s in parts]),
+                      paths if len(paths) == sum(len(s) for s in parts) else None)
+        ds = replace(ds, val=None, test=every)
+        console.print(f"evaluating on all {len(every)} images of {data}"
+                      f"{f' ({len(ds.skipped)} unreadable skipped)' if ds.skipped else ''}", highlight=False)
+    elif data is not None and ds.test is not None:
+        console.print(f"evaluating on the test split of {data}: {len(ds.test)} images", highlight=False)
     out_dir = Path(out) if out else loaded.path / "eval"
     m = evaluate_model(loaded.model, ds, out_dir, positive_class=cfg.positive_class,
                        title=f"{cfg.model} evaluated on {Path(str(cfg.data)).name}")

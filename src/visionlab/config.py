@@ -130,7 +130,31 @@ class RunConfig(BaseModel):
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
-        return cls.build(yaml.safe_load(p.read_text()) or {})
+        try:
+            raw = p.read_bytes()
+            if b"\0" in raw:
+                raise UnicodeDecodeError("utf-8", raw[:1], 0, 1, "a NUL byte")
+            values = yaml.safe_load(raw.decode("utf-8"))
+        except OSError as e:
+            raise ConfigError(f"config file {p} cannot be read ({e.strerror or e})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {p} is not a text file (binary or not UTF-8); pass a YAML file of "
+                              f"RunConfig keys") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            what = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"config file {p} is not valid YAML{where} ({what}); fix it or pass another "
+                              f"--config") from None
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"config file {p} holds a YAML {type(values).__name__}, not a mapping of RunConfig "
+                              f"keys such as 'model: cnn_baseline'")
+        try:
+            return cls.build(values)
+        except ConfigError as e:
+            raise ConfigError(f"{p}: {e}") from None
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

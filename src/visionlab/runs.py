@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from .config import RunConfig
-from .errors import ModelError
+from .errors import ModelError, VisionlabError
 
 MODEL_FILE = "model.safetensors"
 INFO_FILE = "model.json"
@@ -51,14 +52,24 @@ def load_run(path: str | Path) -> LoadedRun:
     p = Path(path)
     if not p.is_dir():
         raise ModelError(f"run folder {p} does not exist; pass a folder written by `visionlab train`")
-    cfg = RunConfig.load(p / "config.yaml") if (p / "config.yaml").is_file() else None
+    try:
+        cfg = RunConfig.load(p / "config.yaml") if (p / "config.yaml").is_file() else None
+    except VisionlabError as e:
+        raise ModelError(f"cannot load run {p}: {e}") from None
     weights = "model.keras" if cfg is not None and cfg.framework == "keras" else MODEL_FILE
     for f in ("config.yaml", INFO_FILE, weights):
         if not (p / f).is_file():
             raise ModelError(f"{p} has no {f}: it is not a finished visionlab run (train it, or resume it with "
                              f"`visionlab train --resume --out {p}`)")
-    info = json.loads((p / INFO_FILE).read_text())
-    metrics = json.loads((p / "metrics.json").read_text()) if (p / "metrics.json").is_file() else {}
+    info = read_json(p / INFO_FILE, "a model.json written by `visionlab train`")
+    if not isinstance(info.get("classes"), list) or not info["classes"] or not isinstance(info.get("image_size"), int):
+        raise ModelError(f"{p / INFO_FILE} lacks its classes or image_size; it is not the model.json of a finished "
+                         f"run (train the run again)")
+    try:
+        metrics = read_json(p / "metrics.json", "metrics") if (p / "metrics.json").is_file() else {}
+    except ModelError as e:  # metrics are a report, not needed to load the model
+        print(f"warning: {e}", file=sys.stderr)
+        metrics = {}
     if cfg.framework == "keras":
         from .models.keras_models import load_keras
         return LoadedRun(p, cfg, load_keras(p), list(info["classes"]), int(info["image_size"]), metrics)
@@ -76,18 +87,34 @@ def load_run(path: str | Path) -> LoadedRun:
     return LoadedRun(p, cfg, model, list(info["classes"]), int(info["image_size"]), metrics)
 
 
-def list_runs(root: str | Path = "runs") -> list[dict]:
-    """One row per run folder under ``root`` (recursively one level), newest first."""
+def read_json(path: Path, what: str) -> dict:
+    """A JSON object from ``path``, or one ``ModelError`` line saying the file is corrupt."""
+    try:
+        obj = json.loads(Path(path).read_bytes())
+    except OSError as e:
+        raise ModelError(f"{path} cannot be read ({e.strerror or e})") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path} is corrupt (not valid JSON: {e}); expected {what}") from None
+    if not isinstance(obj, dict):
+        raise ModelError(f"{path} is corrupt (a JSON {type(obj).__name__}, not an object); expected {what}")
+    return obj
+
+
+def list_runs(root: str | Path = "runs", warn=None) -> list[dict]:
+    """One row per run folder under ``root`` (recursively one level), newest first. A run whose config.yaml
+    or metrics.json is corrupt is left out with a warning (``warn(line)``, default: stderr)."""
+    warn = warn or (lambda line: print(f"warning: {line}", file=sys.stderr))
     rows = []
     root = Path(root)
     if not root.is_dir():
         return rows
     for cfg_path in sorted(root.glob("*/config.yaml")) + sorted(root.glob("*/*/config.yaml")):
         d = cfg_path.parent
-        m = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").is_file() else {}
         try:
+            m = read_json(d / "metrics.json", "the metrics of a run") if (d / "metrics.json").is_file() else {}
             cfg = RunConfig.load(cfg_path)
-        except Exception:
+        except VisionlabError as e:
+            warn(f"skipped run {d}: {e}")
             continue
         rows.append({"run": str(d), "model": cfg.model, "data": cfg.data, "optimizer": cfg.optimizer, "lr": cfg.lr,
                      "status": m.get("status", "running/killed" if (d / "checkpoint.pt").exists() else "?"),

@@ -20,10 +20,17 @@ def _umask() -> int:
 UMASK = _umask()
 
 
+def short(name: str, room: int = 200) -> str:
+    """``name`` cut to ``room`` bytes, for a temporary name beside it: a 254-byte file name plus a prefix and
+    a suffix would pass the filesystem's 255."""
+    b = name.encode()
+    return name if len(b) <= room else b[:room].decode(errors="ignore")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{short(path.name)}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600; a report should be as readable as any file
         with os.fdopen(fd, "wb") as f:
@@ -60,7 +67,7 @@ def write_json(path: Path, obj: Any) -> None:
 def _tmp_then_replace(path: Path, writer) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{short(path.name)}.{os.getpid()}.tmp")
     try:
         writer(tmp)
         with open(tmp, "rb") as f:
@@ -83,5 +90,34 @@ def save_state(path: Path, state: dict) -> None:
     _tmp_then_replace(path, lambda p: torch.save(state, p))
 
 
+STATE_KEYS = ("model", "epoch", "history")
+
+
 def load_state(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A training checkpoint written by ``save_state``; ``ModelError`` (one line) for a truncated, corrupt or
+    foreign file."""
+    from ..errors import ModelError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle of a forbidden type, not a torch file at all
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path} is not a readable checkpoint ({msg[:200]}); it is truncated or not written by "
+                         f"visionlab: delete it to train the run from the start") from None
+    if not isinstance(state, dict) or any(k not in state for k in STATE_KEYS):
+        raise ModelError(f"{path} is not a visionlab training checkpoint (no {', '.join(STATE_KEYS)}); delete it "
+                         f"to train the run from the start")
+    return state
+
+
+def restore_model(model: torch.nn.Module, weights: dict, path: Path) -> None:
+    """``model.load_state_dict(weights)`` with one ``ModelError`` line when they belong to another model."""
+    from ..errors import ModelError
+
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        first = str(e).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else (first[0] if first else type(e).__name__)
+        raise ModelError(f"{path} holds the weights of another model ({detail[:160]}); resume with the run's own "
+                         f"settings, or delete the checkpoint to start again") from None

@@ -151,7 +151,7 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
     ck_path = Path(run_dir) / CHECKPOINT
     if resume and ck_path.exists():
         state = ckpt.load_state(ck_path)
-        model.load_state_dict(state["model"])
+        ckpt.restore_model(model, state["model"], ck_path)
         if opt is not None:
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
