@@ -172,20 +172,50 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
                detector: str = typer.Option("yunet", "--detector", help="yunet (needs its ONNX file) or haar"),
                backend: str = typer.Option("onnx", "--backend", help="onnx (ONNX Runtime) or torch"),
                face_model: Optional[Path] = typer.Option(None, "--face-model", help="YuNet ONNX file"),
+               quality: str = typer.Option("auto", "--quality",
+                                           help="accurate (upscaled photo, low threshold + background rejection), "
+                                                "fast, or auto: accurate for photos, fast for video"),
                score_threshold: Optional[float] = typer.Option(None, "--score-threshold",
-                                                               help="detector score threshold (YuNet default 0.7)"),
+                                                               help="detector score threshold (default: the model's "
+                                                                    "detection profile, else 0.7)"),
                detect_side: Optional[int] = typer.Option(None, "--detect-side",
                                                          help="run the detector at this longer side (e.g. 320: faster)"),
-               min_face: int = typer.Option(32, "--min-face", help="faces smaller than this (px) are 'unsure'"),
+               min_face: int = typer.Option(10, "--min-face", help="faces smaller than this (px) are 'unsure'"),
+               min_face_prob: Optional[float] = typer.Option(
+                   None, "--min-face-prob", help="drop boxes the classifier's background class holds more likely than "
+                                                 "this (default 0.5; 0.05 with --truth, as mAP is computed)"),
+               truth: Optional[Path] = typer.Option(None, "--truth",
+                                                    help="boxes.csv or a PASCAL VOC folder: score the boxes (mAP, "
+                                                         "recall by size, confusion, report.html)"),
+               subset: Optional[str] = typer.Option(None, "--subset",
+                                                    help="with --truth: only these photos, e.g. crops/faces.json:"
+                                                         "Validation or a text file of names"),
                threads: int = typer.Option(1, "--threads")) -> None:
-    """Find every face in photos, a folder, a video or a camera and label each (mask / no mask / unsure)."""
+    """Find every face in photos, a folder, a video or a camera and label each (mask / no mask / worn
+    incorrectly / unsure). With --truth, also score the boxes against annotations."""
     from .detect import run_detection
 
     if (input is None) == (camera is None):
         raise ConfigError("give INPUT (image, folder or video) or --camera N, not both")
-    s = run_detection(int(camera) if camera is not None else input, model, out_dir, detector=detector,
-                      backend=backend, threads=threads, face_model=face_model, score_threshold=score_threshold,
-                      detect_side=detect_side, min_face=min_face)
+    opts = dict(detector=detector, backend=backend, threads=threads, face_model=face_model,
+                score_threshold=score_threshold, detect_side=detect_side, min_face=min_face, quality=quality)
+    if truth is not None:
+        from .detect.evaluate import detect_and_evaluate
+
+        if input is None:
+            raise ConfigError("--truth scores photos: give INPUT, not --camera")
+        m = detect_and_evaluate(input, model, out_dir, truth, subset=subset,
+                                min_face_prob=0.05 if min_face_prob is None else min_face_prob, **opts)
+        per = ", ".join(f"{c} {v:.3f}" for c, v in m["ap50_per_class"].items())
+        out.print(f"{m['photos']} photos, {m['faces']} annotated faces: mAP@0.5 {m['map50']:.3f} ({per}); "
+                  f"mAP@[.5:.95] {m['map']:.3f}; faces found {100 * m['face_recall']:.1f}%; "
+                  f"false boxes {m['false_boxes']}")
+        out.print(f"report: {m['report']}  metrics: {Path(out_dir) / 'metrics.json'}")
+        return
+    if subset is not None:
+        raise ConfigError("--subset goes with --truth")
+    s = run_detection(int(camera) if camera is not None else input, model, out_dir,
+                      min_face_prob=0.5 if min_face_prob is None else min_face_prob, **opts)
     labels = ", ".join(f"{k} {v}" for k, v in sorted(s["labels"].items())) or "none"
     out.print(f"{s['processed']} {'frames' if s['kind'] in ('video', 'camera') else 'images'}: {s['faces']} faces "
               f"({labels}) at {s['fps']:.1f} FPS{' (interrupted, output finalised)' if s['interrupted'] else ''}")
@@ -246,6 +276,37 @@ def data_split(root: Path = typer.Argument(..., help="one folder of class folder
 
     r = _parse_field("split_ratios", ratios)
     out.print(f"manifest: {split_manifest(root, r, seed, out_file)}")
+
+
+@data_app.command("faces")
+def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCAL VOC folders, and ImageFolders of "
+                                                              "one-face photos (their face is found by the detector)"),
+               out_dir: Path = typer.Option(..., "--out", help="a new folder for the face-crop ImageFolder"),
+               images: Optional[Path] = typer.Option(None, "--images", help="folder of the annotated photos "
+                                                                          "(default: images/ beside the annotations)"),
+               face_model: Optional[Path] = typer.Option(None, "--face-model", help="YuNet ONNX file"),
+               upscale: float = typer.Option(3.0, "--upscale", help="enlarge photos this much for the detector"),
+               score_threshold: float = typer.Option(0.3, "--score-threshold", help="detector threshold"),
+               margin: float = typer.Option(0.2, "--margin", help="crop margin, as the detection pipeline uses"),
+               size: int = typer.Option(128, "--size", help="side of the saved crops (px)"),
+               ratios: str = typer.Option("70:15:15", "--split-ratios", help="train:validation:test, by photo"),
+               seed: int = typer.Option(0, "--seed"),
+               balance: bool = typer.Option(True, "--balance/--no-balance",
+                                            help="jittered extra training crops for rare classes"),
+               background: bool = typer.Option(True, "--background/--no-background",
+                                               help="a Background class from the detector's false boxes"),
+               label_map: Optional[str] = typer.Option(None, "--label-map", help="NAME=CLASS,... for other labels")) -> None:
+    """Cut a face-crop ImageFolder (Train/Validation/Test, split by photo) with the detection pipeline's crop
+    geometry, plus detect.json (detector settings and a learned box correction) for the trained model."""
+    from .data.boxes import parse_label_map
+    from .data.facecrops import cut_faces
+
+    r = _parse_field("split_ratios", ratios)
+    s = cut_faces(sources, out_dir, images=images, face_model=face_model, upscale=upscale,
+                  score_threshold=score_threshold, margin=margin, size=size, split_ratios=r, seed=seed,
+                  balance=balance, background=background, label_map=parse_label_map(label_map) or None)
+    out.print(str(s))
+    out.print(f"split and settings: {out_dir / 'faces.json'}; detector profile: {out_dir / 'detect.json'}")
 
 
 def _register_subapps() -> None:

@@ -60,7 +60,7 @@ def _metadata(image_size: int, classes: Sequence[str],
 
 
 def export_onnx(model: nn.Module, image_size: int, classes: Sequence[str], path: str | os.PathLike,
-                opset: int = 17, *, verify: bool = True) -> Path:
+                opset: int = 17, *, verify: bool = True, profile: Optional[dict] = None) -> Path:
     """Write ``model`` to ``path`` as ONNX (dynamic batch, metadata documenting preprocessing), atomically.
 
     With ``verify`` the exported graph is run in ONNX Runtime on random pixels and compared with torch; a
@@ -90,6 +90,10 @@ def export_onnx(model: nn.Module, image_size: int, classes: Sequence[str], path:
         model.train(was_training)
     proto = onnx.load_from_string(buf.getvalue())
     meta = _metadata(image_size, classes, _normalisation(model))
+    if profile is not None:  # how to detect and crop faces for this classifier (detect/profile.py)
+        from .profile import META_KEY
+
+        meta[META_KEY] = json.dumps(profile)
     if verify:
         meta["visionlab.verified_max_abs_diff"] = f"{verify_onnx(model, proto.SerializeToString(), image_size):.3g}"
     for k, v in meta.items():
@@ -154,4 +158,8 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, for
     target = Path(out) if out is not None else loaded.path / ONNX_FILE
     if target.is_dir():
         target = target / ONNX_FILE
-    return export_onnx(loaded.model, loaded.image_size, loaded.classes, target, opset)
+    from .profile import profile_for
+
+    prof = profile_for(loaded.path)
+    return export_onnx(loaded.model, loaded.image_size, loaded.classes, target, opset,
+                       profile=prof.to_dict() if prof is not None else None)

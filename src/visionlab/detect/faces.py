@@ -113,14 +113,26 @@ def yunet_model_path(path: str | os.PathLike | None = None, *, download: bool = 
 
 @FACE_DETECTORS.register("yunet", needs_file=True)
 class YuNetDetector:
-    """OpenCV's YuNet: boxes, scores and five landmarks. ``max_side`` shrinks large frames before detection."""
+    """OpenCV's YuNet: boxes, scores and five landmarks. ``max_side`` shrinks large frames before detection;
+    ``upscale`` enlarges the (shrunk) frame before detection, for small faces: YuNet's smallest anchors are about
+    10 px, and on the crowd photos of ``facemask_boxes`` 2x finds 82% of the annotated faces against 65% as they are
+    (3x: 83%; docs/detection.md)."""
 
     name = "yunet"
 
     def __init__(self, model_path: str | os.PathLike | None = None, score_threshold: float = YUNET_SCORE_THRESHOLD,
-                 nms_threshold: float = 0.3, top_k: int = 5000, max_side: Optional[int] = None) -> None:
+                 nms_threshold: float = 0.3, top_k: int = 5000, max_side: Optional[int] = None,
+                 upscale: float = 1.0, box_correction=None) -> None:
         if not 0.0 < score_threshold <= 1.0:
             raise ModelError(f"score_threshold must be in (0, 1], got {score_threshold}")
+        if not 0.25 <= upscale <= 8.0:
+            raise ModelError(f"upscale must be between 0.25 and 8, got {upscale}")
+        self.upscale = float(upscale)
+        from .boxfix import BoxCorrection
+
+        # a BoxCorrection (or its dict) turns YuNet's boxes into annotator-style ones (detect/boxfix.py)
+        self.box_correction = (BoxCorrection.from_dict(box_correction) if isinstance(box_correction, dict)
+                               else box_correction)
         self.model_path = yunet_model_path(model_path)
         self.score_threshold = float(score_threshold)
         self.max_side = max_side
@@ -133,24 +145,37 @@ class YuNetDetector:
                              f"({str(e).strip().splitlines()[-1]})") from None
         self._size: tuple[int, int] = (320, 320)
 
-    def detect(self, image: np.ndarray) -> list[Face]:
+    def detect_raw(self, image: np.ndarray) -> np.ndarray:
+        """YuNet's rows in the image's own pixels, highest score first, before any box correction: N x 15 float64
+        (x, y, w, h, five landmark x/y pairs, score)."""
         h, w = image.shape[:2]
         scale = 1.0
         if self.max_side and max(h, w) > self.max_side:
             scale = self.max_side / max(h, w)
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        if self.upscale != 1.0:
+            scale *= self.upscale
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if self.upscale > 1 else cv2.INTER_AREA)
         size = (image.shape[1], image.shape[0])
         if size != self._size:
             self._net.setInputSize(size)
             self._size = size
         _, rows = self._net.detect(image)
         if rows is None:
-            return []
+            return np.zeros((0, 15))
+        return rows[np.argsort(-rows[:, 14])].astype(np.float64) / np.r_[np.full(14, scale), 1.0]
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        rows = self.detect_raw(image)
+        boxes = rows[:, :4]
+        if self.box_correction is not None and len(rows):
+            boxes = self.box_correction(boxes, rows[:, 4:14], rows[:, 14])
         faces = []
-        for r in rows[np.argsort(-rows[:, 14])]:
-            r = r.astype(np.float64) / np.r_[np.full(14, scale), 1.0]
-            box = _clip_box(*r[:4], w, h)
+        for b, r in zip(boxes, rows):
+            box = _clip_box(*b, w, h)
             if box[2] > 0 and box[3] > 0:
                 faces.append(Face(box, float(r[14]), r[4:14].reshape(5, 2).astype(np.float32)))
         return faces

@@ -22,12 +22,34 @@ from ..errors import ConfigError, DataError, ModelError
 from .faces import FACE_DETECTORS, Face, FaceDetector, quiet_opencv
 
 UNSURE = "unsure"
+# faces whose box's shorter side is below this many pixels are `unsure`: the face classifier is trained on crowd
+# photos where 71% of the faces are under 32 px, but under ~10 px there is too little face left to judge
+MIN_FACE = 10
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 JSONL_FILE = "detections.jsonl"
 
 # BGR
-GREEN, RED, AMBER = (40, 170, 40), (40, 40, 220), (0, 180, 255)
+GREEN, RED, AMBER, ORANGE = (40, 170, 40), (40, 40, 220), (0, 180, 255), (0, 110, 240)
+# a classifier class with one of these names means "not a face": its boxes are dropped (the second stage)
+BACKGROUND_NAMES = ("background", "notaface", "noface", "nonface")
+
+
+def is_background(label: str) -> bool:
+    return "".join(ch for ch in label.lower() if ch.isalpha()) in BACKGROUND_NAMES
+
+
+def mask_status(label: str) -> str:
+    """'mask', 'no_mask', 'incorrect' or 'other' for a class name. A mask under the nose or on the chin
+    (``MaskWornIncorrectly``, the Kaggle set's ``mask_weared_incorrect``) is not a mask."""
+    key = "".join(ch for ch in label.lower() if ch.isalpha())
+    if "mask" not in key:
+        return "other"
+    if any(w in key for w in ("incorrect", "wrong", "improper", "weared", "chin", "nose", "partial")):
+        return "incorrect"
+    if key.startswith(("without", "no", "unmask")) or "nomask" in key:
+        return "no_mask"
+    return "mask"
 _PALETTE = [(200, 120, 40), (160, 60, 160), (60, 160, 160), (120, 120, 120), (40, 120, 200)]
 
 
@@ -54,6 +76,7 @@ class TorchClassifier:
         self.classes = list(classes)
         self.image_size = int(image_size)
         self.backend = "torch"
+        self.profile = None  # a DetectProfile where the run has one (load_classifier sets it)
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -95,6 +118,9 @@ class OnnxClassifier:
             raise ModelError(f"{self.path} has no {e.args[0]} metadata: export it with `visionlab export`, "
                              f"or pass classes and image_size") from None
         self.backend = "onnx"
+        from .profile import profile_for
+
+        self.profile = profile_for(self.path, meta)
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 0:
@@ -127,21 +153,35 @@ def load_classifier(source: str | os.PathLike, backend: Literal["onnx", "torch"]
         if onnx_path.is_file():
             return OnnxClassifier(onnx_path, threads)
     run = load_run(p)  # a clear ModelError for a folder without a model
-    return TorchClassifier(run.model, run.classes, run.image_size)
+    from .profile import profile_for
+
+    clf = TorchClassifier(run.model, run.classes, run.image_size)
+    clf.profile = profile_for(p)
+    return clf
 
 
 @dataclass
 class FaceResult:
     box: tuple[int, int, int, int]
     label: str
-    confidence: float  # probability of the classifier's top class (also for `unsure` faces)
+    confidence: float  # probability of the best guess among the face classes, given that the box is a face
     score: float  # face detector's score
-    guess: str  # the classifier's top class, kept when `label` is `unsure`
+    guess: str  # the classifier's best face class, kept when `label` is `unsure`
     landmarks: Optional[np.ndarray] = None
+    probs: Optional[dict] = None  # class -> probability (the classifier's softmax, background excluded)
+    face: float = 1.0  # 1 - P(background) where the classifier has a background class
+
+    @property
+    def unsure(self) -> bool:
+        return self.label == UNSURE
 
     def to_dict(self) -> dict:
-        return {"box": [int(v) for v in self.box], "label": self.label, "confidence": round(float(self.confidence), 4),
-                "score": round(float(self.score), 4), "guess": self.guess}
+        d = {"box": [int(v) for v in self.box], "label": self.label, "confidence": round(float(self.confidence), 4),
+             "score": round(float(self.score), 4), "guess": self.guess, "unsure": self.unsure}
+        if self.probs is not None:
+            d["probs"] = {k: round(float(v), 5) for k, v in self.probs.items()}
+            d["face"] = round(float(self.face), 5)
+        return d
 
 
 def square_crop(image: np.ndarray, box: Sequence[int], margin: float) -> tuple[int, int, int]:
@@ -178,8 +218,9 @@ class DetectionPipeline:
     """
 
     def __init__(self, detector: FaceDetector | str, classifier: Classifier, *, margin: float = 0.2,
-                 min_face: int = 32, unsure_low: float = 0.35, unsure_high: float = 0.65, min_confidence: float = 0.5,
-                 positive_class: Optional[str] = None, detector_options: Optional[dict] = None) -> None:
+                 min_face: int = MIN_FACE, unsure_low: float = 0.35, unsure_high: float = 0.65,
+                 min_confidence: float = 0.5, positive_class: Optional[str] = None,
+                 detector_options: Optional[dict] = None, min_face_prob: float = 0.5) -> None:
         if not 0.0 <= unsure_low <= unsure_high <= 1.0:
             raise ConfigError(f"need 0 <= unsure_low <= unsure_high <= 1, got {unsure_low} and {unsure_high}")
         if margin < 0:
@@ -192,7 +233,14 @@ class DetectionPipeline:
         self.unsure_low, self.unsure_high = unsure_low, unsure_high
         from ..evaluation.metrics import positive_index
 
-        self.positive = positive_index(classifier.classes, positive_class) if len(classifier.classes) == 2 else None
+        classes = list(classifier.classes)
+        self.background = next((i for i, c in enumerate(classes) if is_background(c)), None)
+        self.face_idx = [i for i in range(len(classes)) if i != self.background]
+        if not self.face_idx:
+            raise ModelError(f"the classifier's classes {classes} are all background")
+        self.face_classes = [classes[i] for i in self.face_idx]
+        self.min_face_prob = float(min_face_prob)
+        self.positive = (positive_index(self.face_classes, positive_class) if len(self.face_classes) == 2 else None)
 
     def crops(self, image_bgr: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """uint8 N x 3 x S x S RGB crops, one per face, ready for one classifier call."""
@@ -211,25 +259,31 @@ class DetectionPipeline:
         if not faces:
             return []
         probs = self.classifier.predict_proba(self.crops(bgr, faces))
-        classes = self.classifier.classes
         results = []
         for f, p in zip(faces, probs):
-            top = int(np.argmax(p))
-            conf = float(p[top])
+            pf = p[self.face_idx]
+            face = float(pf.sum()) if self.background is not None else 1.0
+            if face < self.min_face_prob:  # the second stage: the classifier says this box is not a face
+                continue
+            cond = pf / max(face, 1e-12)  # class probabilities given that the box is a face
+            top = int(np.argmax(cond))
+            conf = float(cond[top])
             unsure = (min(f.box[2], f.box[3]) < self.min_face or conf < self.min_confidence
-                      or (self.positive is not None and self.unsure_low < p[self.positive] < self.unsure_high))
-            results.append(FaceResult(f.box, UNSURE if unsure else classes[top], conf, f.score, classes[top],
-                                      f.landmarks))
+                      or (self.positive is not None and self.unsure_low < cond[self.positive] < self.unsure_high))
+            guess = self.face_classes[top]
+            results.append(FaceResult(f.box, UNSURE if unsure else guess, conf, f.score, guess, f.landmarks,
+                                      dict(zip(self.face_classes, pf.tolist())), face))
         return results
 
 
 def label_color(label: str) -> tuple[int, int, int]:
-    """Green for a mask, red for no mask, amber for unsure (BGR); other classes get a fixed palette colour."""
-    key = "".join(ch for ch in label.lower() if ch.isalpha())
+    """Green for a mask, red for no mask, orange for a mask worn wrongly, amber for unsure (BGR); other classes
+    get a fixed palette colour."""
     if label == UNSURE:
         return AMBER
-    if "mask" in key:
-        return RED if key.startswith(("without", "no", "unmask")) or "nomask" in key else GREEN
+    status = mask_status(label)
+    if status != "other":
+        return {"mask": GREEN, "no_mask": RED, "incorrect": ORANGE}[status]
     return _PALETTE[sum(map(ord, label)) % len(_PALETTE)]
 
 
@@ -315,16 +369,22 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
                   out_dir: str | os.PathLike, detector: FaceDetector | str = "yunet", *,
                   backend: Literal["onnx", "torch"] = "onnx", threads: int = 1,
                   face_model: str | os.PathLike | None = None, score_threshold: Optional[float] = None,
-                  detect_side: Optional[int] = None, margin: float = 0.2, min_face: int = 32,
+                  detect_side: Optional[int] = None, margin: Optional[float] = None, min_face: int = MIN_FACE,
                   unsure_low: float = 0.35, unsure_high: float = 0.65, min_confidence: float = 0.5,
                   positive_class: Optional[str] = None, max_frames: Optional[int] = None, show_progress: bool = True,
-                  on_frame: Optional[Callable[[dict, np.ndarray], None]] = None) -> dict:
+                  on_frame: Optional[Callable[[dict, np.ndarray], None]] = None, quality: str = "auto",
+                  profile: "str | os.PathLike | None" = None, min_face_prob: float = 0.5,
+                  files: Optional[Sequence[str | os.PathLike]] = None) -> dict:
     """Detect and label every face of ``input`` and write the results under ``out_dir``.
 
     ``input``: an image file, a folder (every image in it, recursively), a video file, or an ``int`` camera
     index. ``classifier``: a ``Classifier``, a run folder or an ``.onnx`` file (see ``load_classifier``).
     ``detect_side`` shrinks frames to that longer side for YuNet only (crops still come from the full frame):
-    320 roughly triples detection speed at 640x480 and misses faces under ~20 px.
+    320 roughly triples detection speed at 640x480 and misses faces under ~20 px. ``quality`` picks the
+    classifier's detection profile setting (detect/profile.py): ``accurate`` (upscaled photo, low threshold, the
+    background class rejecting the extra boxes), ``fast``, or ``auto`` (accurate for photos, fast for video);
+    ``profile`` overrides the classifier's own ``detect.json``. ``score_threshold``/``margin`` override it too.
+    ``files`` restricts a folder to those images.
     Writes annotated images (same relative names) or ``<stem>.mp4`` (mp4v; ``camera<N>.mp4`` for a camera),
     and ``detections.jsonl`` with one line per image or frame. An unreadable image in a folder is skipped with
     one warning line; Ctrl-C stops cleanly with the video and JSON lines finalised. ``on_frame(record,
@@ -352,28 +412,39 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
     if kind in ("image", "folder") and out.resolve() == (src.resolve() if kind == "folder" else src.resolve().parent):
         raise ConfigError(f"--out {out} is the input's own folder: annotated images would replace the originals; "
                           f"pick another folder")
-    files: list[Path] = []
+    only = files
+    files = []
     if kind in ("image", "folder"):
         files = [src] if kind == "image" else _list_images(src, out.resolve())
+        if only is not None and kind == "folder":  # a subset of the folder (e.g. the validation photos)
+            keep = {Path(f).resolve() for f in only}
+            files = [f for f in files if f.resolve() in keep]
         if not files:
             raise DataError(f"no images in {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
 
     if isinstance(classifier, (str, os.PathLike)):
         classifier = load_classifier(classifier, backend, threads)
+    from .profile import read_profile, resolve_quality
+
+    prof = read_profile(profile) if profile is not None else getattr(classifier, "profile", None)
+    setting = resolve_quality(quality, kind)  # type: ignore[arg-type]
+    if margin is None:
+        margin = prof.margin if prof is not None else 0.2
     if isinstance(detector, str):
-        opts: dict = {}
+        opts: dict = prof.detector_options(setting, kind) if prof is not None and detector.lower() == "yunet" else {}
         if face_model is not None:
             opts["model_path"] = face_model
         if score_threshold is not None:
             opts["score_threshold"] = score_threshold
         if detect_side is not None:
             opts["max_side"] = detect_side
-        if detector.lower() != "yunet" and opts:
+        if detector.lower() != "yunet" and (face_model, score_threshold, detect_side) != (None, None, None):
             raise ConfigError(f"--face-model, --score-threshold and --detect-side apply to the yunet detector, "
                               f"not {detector!r}")
         detector = FACE_DETECTORS.get(detector)(**opts)
     pipe = DetectionPipeline(detector, classifier, margin=margin, min_face=min_face, unsure_low=unsure_low,
-                             unsure_high=unsure_high, min_confidence=min_confidence, positive_class=positive_class)
+                             unsure_high=unsure_high, min_confidence=min_confidence, positive_class=positive_class,
+                             min_face_prob=min_face_prob)
 
     cap = None
     if kind in ("video", "camera"):
@@ -383,7 +454,9 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
     summary: dict = {"input": str(src) if kind != "camera" else f"camera:{src}", "kind": kind, "out_dir": str(out),
                      "jsonl": str(out / JSONL_FILE), "video": None, "processed": 0, "faces": 0, "labels": {},
                      "skipped": [], "interrupted": False, "detector": getattr(pipe.detector, "name", "?"),
-                     "backend": getattr(classifier, "backend", type(classifier).__name__)}
+                     "backend": getattr(classifier, "backend", type(classifier).__name__),
+                     "setting": setting if prof is not None else "default",
+                     "profile": prof.source if prof is not None else None}
     labels: Counter = Counter()
     t0 = time.perf_counter()
     fps_ema: Optional[float] = None

@@ -44,14 +44,16 @@ def local_face_model() -> Optional[Path]:
     return found[-1] if found else None
 
 
-def detector_factory(face_model: Optional[str | Path]) -> Callable[[], FaceDetector]:
+def detector_factory(face_model: Optional[str | Path], options: Optional[dict] = None) -> Callable[[], FaceDetector]:
     """A function making one detector: YuNet from ``face_model``, else a local YuNet file, else the detection
-    module's cached (or downloaded) YuNet, else the Haar cascade. Tried once here so a bad file fails at start."""
+    module's cached (or downloaded) YuNet, else the Haar cascade. Tried once here so a bad file fails at start.
+    ``options`` are YuNet's settings from the classifier's detection profile (upscale, threshold, box correction)."""
     if face_model is not None:
         path: Optional[Path] = Path(face_model)
     else:
         path = local_face_model()
-    make = lambda: FACE_DETECTORS.get("yunet")(model_path=path, max_side=DETECT_MAX_SIDE)  # noqa: E731
+    opts = dict(options or {})
+    make = lambda: FACE_DETECTORS.get("yunet")(model_path=path, max_side=DETECT_MAX_SIDE, **opts)  # noqa: E731
     try:
         make()
         return make
@@ -121,12 +123,16 @@ class Engine:
         if self.classifier is None:
             self.classifier = load_classifier(run_dir, "torch")
         self.backend = getattr(self.classifier, "backend", backend)
-        self.classes = list(self.classifier.classes)
+        from ..detect.pipeline import is_background
+
+        self.classes = [c for c in self.classifier.classes if not is_background(c)]  # what a face can be
         weights = self.run.path / MODEL_FILE
         if not weights.is_file():
             weights = next(iter(sorted(self.run.path.glob("model.*"))), weights)
         self.version = sha256_file(weights)[:12] if weights.is_file() else "unknown"
-        self._make_detector = detector_factory(face_model)
+        prof = getattr(self.classifier, "profile", None)  # photos: the accurate setting of the model's profile
+        self.margin = prof.margin if prof is not None else 0.2
+        self._make_detector = detector_factory(face_model, prof.detector_options("accurate") if prof else None)
         self._local = threading.local()
         self.detector = self._pipeline().detector.inner
 
@@ -134,7 +140,7 @@ class Engine:
         p = getattr(self._local, "pipeline", None)
         if p is None:
             with quiet_opencv():
-                p = DetectionPipeline(_Timed(self._make_detector()), _Timed(self.classifier))
+                p = DetectionPipeline(_Timed(self._make_detector()), _Timed(self.classifier), margin=self.margin)
             self._local.pipeline = p
         return p
 
@@ -143,9 +149,8 @@ class Engine:
         milliseconds spent detecting and classifying."""
         pipe = self._pipeline()
         pipe.classifier.probs, pipe.classifier.seconds = None, 0.0
-        results = pipe(rgb, color="rgb")
-        probs = pipe.classifier.probs if results else np.zeros((0, len(self.classes)))
-        faces = [(r, {c: round(float(v), 4) for c, v in zip(self.classes, p)}) for r, p in zip(results, probs)]
+        results = pipe(rgb, color="rgb")  # boxes the background class rejects are already gone
+        faces = [(r, {c: round(float(v), 4) for c, v in (r.probs or {}).items()}) for r in results]
         faces.sort(key=lambda f: (f[0].box[0], f[0].box[1]))  # as a person reads the photo
         return faces, {"detect_ms": pipe.detector.seconds * 1e3, "classify_ms": pipe.classifier.seconds * 1e3}
 

@@ -3,16 +3,18 @@
 "use strict";
 
 const PALETTE = ["#4575b4", "#9970ab", "#bf812d", "#35978f", "#f46d43", "#762a83", "#8c510a", "#01665e"];
-const GREEN = "#1a9850", RED = "#d73027", AMBER = "#e69500";
+const GREEN = "#1a9850", RED = "#d73027", AMBER = "#e69500", ORANGE = "#f06e00";
 const UNSURE = "unsure";
 const $ = (id) => document.getElementById(id);
 let classes = [];
 
-// as visionlab.detect's label_color: mask -> green, no mask -> red, unsure -> amber, others a palette colour
+// as visionlab.detect's label_color: mask -> green, no mask -> red, mask worn below the nose or on the chin ->
+// orange (it is not a mask), unsure -> amber, others a palette colour
 function colour(label, index = classes.indexOf(label)) {
   if (label === UNSURE) return AMBER;
   const key = label.toLowerCase().replace(/[^a-z]/g, "");
   if (key.includes("mask")) {
+    if (["incorrect", "wrong", "improper", "weared", "chin", "nose", "partial"].some((w) => key.includes(w))) return ORANGE;
     return key.startsWith("without") || key.startsWith("no") || key.startsWith("unmask") || key.includes("nomask") ? RED : GREEN;
   }
   return PALETTE[Math.max(0, index) % PALETTE.length];

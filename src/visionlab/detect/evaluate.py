@@ -1,0 +1,88 @@
+"""``visionlab detect IMAGES --truth boxes.csv|VOC_DIR``: detect on annotated photos and score the boxes.
+
+Runs the same ``run_detection`` a user runs (annotated images and JSON lines included), then hands its JSON lines and
+the annotations to ``evaluation.detection``: metrics.json, plots, galleries and report.html in the output folder.
+``subset`` restricts the photos, e.g. ``crops/faces.json:Validation`` (the photo split ``visionlab data faces``
+recorded) or a text file with one file name per line.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from ..errors import ConfigError, DataError
+
+
+def read_subset(spec: str) -> set[str]:
+    """File names from ``MANIFEST.json:SPLIT`` or a text file of names (one per line, ``#`` comments)."""
+    path, _, split = spec.rpartition(":") if spec.lower().split(":")[-1] in (
+        "train", "validation", "test") else (spec, "", "")
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"--subset {spec}: {p} does not exist")
+    if p.suffix.lower() == ".json":
+        try:
+            photos = json.loads(p.read_text(encoding="utf-8"))["photos"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise DataError(f"--subset {spec}: {p} is not a faces.json written by `visionlab data faces`") from None
+        if not split:
+            raise ConfigError(f"--subset {spec}: name the split, e.g. {p}:Validation")
+        key = next((k for k in photos if k.lower() == split.lower()), None)
+        if key is None:
+            raise ConfigError(f"--subset {spec}: {p} has splits {', '.join(photos)}")
+        return set(photos[key])
+    names = {ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()}
+    return {Path(n).name for n in names if n and not n.startswith("#")}
+
+
+def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.PathLike, truth: str | os.PathLike,
+                        *, images: str | os.PathLike | None = None, subset: Optional[str] = None,
+                        label_map: Optional[dict] = None, **detect_kwargs) -> dict:
+    """Detect on the annotated photos in ``input`` (a folder or one image) and evaluate against ``truth``.
+
+    Returns the metrics (also in ``OUT/metrics.json``) with ``summary`` (the detection summary) and ``report``.
+    """
+    from ..data.boxes import read_annotations
+    from ..evaluation.detection import evaluate_detections, write_detection_report
+    from .pipeline import JSONL_FILE, load_classifier, run_detection
+
+    src = Path(input)
+    truths = read_annotations(truth, images if images is not None else (src if src.is_dir() else src.parent),
+                              label_map)
+    names = {t.path.name for t in truths}
+    if subset is not None:
+        keep = read_subset(subset)
+        truths = [t for t in truths if t.path.name in keep]
+        names &= keep
+        if not truths:
+            raise DataError(f"--subset {subset} names none of the annotated photos")
+    if src.is_dir():
+        files = [t.path for t in truths if t.path.is_file()]
+        if not files:
+            raise DataError(f"no annotated photo of {truth} is in {src}")
+    else:
+        if src.name not in names:
+            raise DataError(f"{src.name} has no boxes in {truth}")
+        files = None
+    if isinstance(classifier, (str, os.PathLike)):
+        classifier = load_classifier(classifier, detect_kwargs.pop("backend", "onnx"), detect_kwargs.pop("threads", 1))
+    summary = run_detection(src, classifier, out_dir, files=files, **detect_kwargs)
+    out = Path(out_dir)
+    records = [json.loads(ln) for ln in (out / JSONL_FILE).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    from .pipeline import DetectionPipeline  # noqa: F401  (classes as the pipeline sees them)
+
+    classes = [c for c in classifier.classes if not _is_bg(c)]
+    m = evaluate_detections(records, truths, classes)
+    m["summary"] = {k: summary[k] for k in ("processed", "faces", "labels", "seconds", "setting", "profile",
+                                            "detector", "backend") if k in summary}
+    report = write_detection_report(m, out)
+    m["report"] = str(report)
+    return m
+
+
+def _is_bg(c: str) -> bool:
+    from .pipeline import is_background
+
+    return is_background(c)

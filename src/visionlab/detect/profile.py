@@ -1,0 +1,99 @@
+"""How the face detector runs for a given face classifier: upscale, threshold, box correction, crop margin.
+
+``visionlab data faces`` writes ``detect.json`` beside the crops it cuts; a run trained on that folder keeps a copy
+(``RUN/detect.json``) and its ONNX export carries it in the metadata (``visionlab.detect_profile``), so the
+pipeline crops faces at inference exactly as they were cut for training. Two settings:
+
+- ``accurate`` (default for photos and folders): the profile as written, e.g. the photo upscaled 3x for YuNet and
+  a low threshold whose extra boxes the classifier's ``Background`` class rejects.
+- ``fast`` (default for video and cameras): the photo as it is and a threshold of at least 0.5; the box correction
+  still applies (it costs a matrix product).
+
+A classifier without a profile keeps the earlier behaviour: YuNet at 0.7 on the frame as it is.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from ..errors import ConfigError, ModelError
+
+PROFILE_FILE = "detect.json"
+META_KEY = "visionlab.detect_profile"
+Quality = Literal["auto", "accurate", "fast"]
+FAST_MIN_THRESHOLD = 0.5
+
+
+@dataclass
+class DetectProfile:
+    upscale: float = 1.0
+    score_threshold: float = 0.7
+    margin: float = 0.2
+    box_correction: Optional[dict] = None
+    source: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "") -> "DetectProfile":
+        try:
+            p = cls(float(d.get("upscale", 1.0)), float(d.get("score_threshold", 0.7)), float(d.get("margin", 0.2)),
+                    d.get("box_correction"), source)
+        except (TypeError, ValueError, AttributeError) as e:
+            raise ModelError(f"unreadable detection profile {source} ({e}); rebuild it with `visionlab data faces`") \
+                from None
+        if p.box_correction is not None:
+            from .boxfix import BoxCorrection
+
+            BoxCorrection.from_dict(p.box_correction)  # fail now, with the file's name, not at the first face
+        return p
+
+    def to_dict(self) -> dict:
+        return {"detector": "yunet", "upscale": self.upscale, "score_threshold": self.score_threshold,
+                "margin": self.margin, "box_correction": self.box_correction}
+
+    def detector_options(self, quality: Quality, kind: str = "image") -> dict:
+        """Options for ``YuNetDetector`` in the given setting (``auto``: accurate for photos, fast for video)."""
+        q = resolve_quality(quality, kind)
+        opts: dict = {"box_correction": self.box_correction}
+        if q == "accurate":
+            opts.update(upscale=self.upscale, score_threshold=self.score_threshold)
+        else:
+            opts.update(upscale=1.0, score_threshold=max(self.score_threshold, FAST_MIN_THRESHOLD))
+        return opts
+
+
+def resolve_quality(quality: Quality, kind: str) -> str:
+    if quality not in ("auto", "accurate", "fast"):
+        raise ConfigError(f"unknown detection setting {quality!r}; choose one of: auto, accurate, fast")
+    if quality == "auto":
+        return "fast" if kind in ("video", "camera") else "accurate"
+    return quality
+
+
+def read_profile(path: str | os.PathLike) -> DetectProfile:
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"detection profile {p} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"detection profile {p} is unreadable ({type(e).__name__}); rebuild it with "
+                         f"`visionlab data faces` or delete it to detect without one") from None
+    if not isinstance(d, dict):
+        raise ModelError(f"detection profile {p} is not a JSON object")
+    return DetectProfile.from_dict(d, str(p))
+
+
+def profile_for(source: str | os.PathLike | None, metadata: Optional[dict] = None) -> Optional[DetectProfile]:
+    """The profile of a run folder (``RUN/detect.json``) or of an ONNX file's metadata; None when it has none."""
+    if metadata and META_KEY in metadata:
+        try:
+            d = json.loads(metadata[META_KEY])
+        except json.JSONDecodeError:
+            raise ModelError(f"{source}: its {META_KEY} metadata is not JSON; re-export the model") from None
+        return DetectProfile.from_dict(d, f"{source} ({META_KEY})")
+    if source is not None and Path(source).is_dir() and (Path(source) / PROFILE_FILE).is_file():
+        return read_profile(Path(source) / PROFILE_FILE)
+    return None

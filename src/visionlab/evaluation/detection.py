@@ -1,0 +1,283 @@
+"""Box-level evaluation of face-mask detection against annotated photos.
+
+``evaluate_detections(records, truths, classes)`` takes the pipeline's JSON-line records (one per photo) and the
+annotations (``data.boxes``) and returns the metrics; ``write_detection_report`` adds plots, a gallery and a page.
+
+- mAP@0.5 and mAP@[.5:.95], overall and per class: torchmetrics' ``MeanAveragePrecision`` (COCO's definition,
+  pycocotools behind it; no AP is computed here). Every face box is scored once per class with that class's
+  probability (``probs``), as detectors with per-class scores are evaluated (COCO keeps up to 100 boxes per class
+  and photo). ``map50_top1`` scores each box only with its best guess, for comparison.
+- Face recall by size band of the annotated box's shorter side (<16, 16-31, 32-63, >=64 px) at IoU >= 0.5,
+  whatever the class, with one-to-one matching (SciPy's assignment on IoU).
+- The confusion matrix of matched faces (annotated class x best guess), the count of face boxes that match no
+  annotated face (false boxes; some are real faces the annotators left out), per-class precision-recall curves.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..data.boxes import AnnotatedImage
+from ..errors import DataError
+
+SIZE_BANDS = ((0, 16, "<16"), (16, 32, "16-31"), (32, 64, "32-63"), (64, 10**9, ">=64"))
+
+
+def _key(path: str | Path) -> str:
+    return Path(path).name
+
+
+def pair_records(records: Sequence[dict], truths: Sequence[AnnotatedImage]) -> list[tuple[dict, AnnotatedImage]]:
+    """(record, truth) for every annotated photo that was processed, matched by file name."""
+    by_name = {_key(t.path): t for t in truths}
+    pairs = [(r, by_name[_key(r["source"])]) for r in records if _key(r["source"]) in by_name]
+    if not pairs:
+        raise DataError("none of the processed images has annotations: check that --truth describes these photos")
+    return pairs
+
+
+def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage], classes: Sequence[str],
+                        match_iou: float = 0.5) -> dict:
+    import torch
+    from torchmetrics.detection import MeanAveragePrecision
+
+    from ..detect.boxfix import match, xywh_to_xyxy
+
+    classes = list(classes)
+    idx = {c: i for i, c in enumerate(classes)}
+    pairs = pair_records(records, truths)
+    unknown = sorted({b.label for _, t in pairs for b in t.boxes} - set(classes))
+    if unknown:
+        raise DataError(f"annotated classes {unknown} are not classes of the model ({classes})")
+
+    def metric():
+        return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True, extended_summary=True,
+                                    max_detection_thresholds=[1, 10, 100], backend="pycocotools")
+
+    m_all, m_top = metric(), metric()
+    confusion = np.zeros((len(classes), len(classes)), np.int64)
+    band_hits, band_total = Counter(), Counter()
+    false_boxes, n_pred, n_truth = 0, 0, 0
+    misses: list[dict] = []
+    mistakes: list[dict] = []
+    for rec, truth in pairs:
+        faces = rec.get("faces", [])
+        n_pred += len(faces)
+        pb = xywh_to_xyxy(np.array([f["box"] for f in faces], np.float64)) if faces else np.zeros((0, 4))
+        gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in truth.boxes], np.float64).reshape(-1, 4)
+        gl = [idx[b.label] for b in truth.boxes]
+        n_truth += len(gt)
+        boxes, scores, labels = [], [], []
+        for k, f in enumerate(faces):
+            probs = f.get("probs") or {f["guess"]: f["confidence"]}
+            for c, p in probs.items():
+                if c in idx:
+                    boxes.append(pb[k]), scores.append(float(p)), labels.append(idx[c])
+        target = {"boxes": torch.tensor(gt, dtype=torch.float32), "labels": torch.tensor(gl, dtype=torch.long)}
+        m_all.update([{"boxes": torch.tensor(np.array(boxes).reshape(-1, 4), dtype=torch.float32),
+                       "scores": torch.tensor(scores, dtype=torch.float32),
+                       "labels": torch.tensor(labels, dtype=torch.long)}], [target])
+        top = [(pb[k], f["confidence"] * f.get("face", 1.0), idx[f["guess"]]) for k, f in enumerate(faces)
+               if f["guess"] in idx]
+        m_top.update([{"boxes": torch.tensor(np.array([t[0] for t in top]).reshape(-1, 4), dtype=torch.float32),
+                       "scores": torch.tensor([t[1] for t in top], dtype=torch.float32),
+                       "labels": torch.tensor([t[2] for t in top], dtype=torch.long)}], [target])
+        pairs_ = match(pb, gt, match_iou)
+        matched_gt = {g: d for d, g, _ in pairs_}
+        false_boxes += len(faces) - len(pairs_)
+        for g, b in enumerate(truth.boxes):
+            side = min(b.w, b.h)
+            band = next(name for lo, hi, name in SIZE_BANDS if lo <= side < hi)
+            band_total[band] += 1
+            if g in matched_gt:
+                band_hits[band] += 1
+                f = faces[matched_gt[g]]
+                if f["guess"] in idx:
+                    confusion[gl[g], idx[f["guess"]]] += 1
+                    if f["guess"] != b.label:
+                        mistakes.append({"source": rec["source"], "truth_box": [b.x0, b.y0, b.w, b.h],
+                                         "truth": b.label, "guess": f["guess"], "confidence": f["confidence"]})
+            else:
+                misses.append({"source": rec["source"], "truth_box": [b.x0, b.y0, b.w, b.h], "truth": b.label,
+                               "side": side})
+    res_all, res_top = m_all.compute(), m_top.compute()
+
+    def per_class(res, key):
+        vals = res[key].flatten().tolist()
+        ids = res["classes"].flatten().tolist()
+        return {classes[int(i)]: round(float(v), 4) for i, v in zip(ids, vals)}
+
+    pr = {}
+    prec = res_all["precision"]  # T x R x K x A x M (IoU thresholds, 101 recall points, classes, areas, max dets)
+    present = res_all["classes"].flatten().tolist()
+    for k, cid in enumerate(present):
+        p = prec[0, :, k, 0, -1].numpy()
+        pr[classes[int(cid)]] = [round(float(v), 4) for v in p]
+    recall = {name: {"found": band_hits[name], "faces": band_total[name],
+                     "recall": round(band_hits[name] / band_total[name], 4) if band_total[name] else None}
+              for _, _, name in SIZE_BANDS}
+    found = sum(band_hits.values())
+    return {
+        "photos": len(pairs), "faces": n_truth, "face_boxes": n_pred,
+        "map50": round(float(res_all["map_50"]), 4), "map": round(float(res_all["map"]), 4),
+        "ap50_per_class": per_class(_per_class_50(res_all, prec, present), "ap50"),
+        "ap_per_class": per_class(res_all, "map_per_class"),
+        "map50_top1": round(float(res_top["map_50"]), 4), "map_top1": round(float(res_top["map"]), 4),
+        "face_recall": round(found / n_truth, 4) if n_truth else None,
+        "recall_by_size": recall,
+        "false_boxes": int(false_boxes),
+        "confusion": {"classes": classes, "matrix": confusion.tolist()},
+        "matched_accuracy": round(float(np.trace(confusion) / max(confusion.sum(), 1)), 4),
+        "pr_curves": pr, "match_iou": match_iou,
+        "_misses": sorted(misses, key=lambda d: -d["side"]),
+        "_mistakes": sorted(mistakes, key=lambda d: -d["confidence"]),
+    }
+
+
+def _per_class_50(res: dict, prec, present: list) -> dict:
+    """Per-class AP at IoU 0.5 from COCO's precision table (torchmetrics reports per-class AP over .5:.95 only):
+    the mean of the 101 interpolated precisions, where -1 (no annotated face of that class) stays -1."""
+    import torch
+
+    vals = []
+    for k in range(len(present)):
+        p = prec[0, :, k, 0, -1]
+        vals.append(float(p.mean()) if bool((p > -1).all()) else -1.0)
+    return {"ap50": torch.tensor(vals), "classes": res["classes"]}
+
+
+def _gallery(items: list[dict], title: str, path: Path, n: int = 24) -> Optional[Path]:
+    """A grid of crops (with 50% context) around the worst items, each captioned."""
+    import cv2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plots import _save as save_figure
+
+    items = items[:n]
+    if not items:
+        return None
+    cols = 6
+    rows = (len(items) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.2), squeeze=False)
+    cache: dict = {}
+    for ax, it in zip(axes.ravel(), items):
+        img = cache.get(it["source"])
+        if img is None:
+            img = cache[it["source"]] = cv2.imread(it["source"])
+        if img is None:
+            ax.axis("off")
+            continue
+        x, y, w, h = it["truth_box"]
+        pad = 0.5 * max(w, h)
+        x0, y0 = int(max(0, x - pad)), int(max(0, y - pad))
+        x1, y1 = int(min(img.shape[1], x + w + pad)), int(min(img.shape[0], y + h + pad))
+        crop = cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_BGR2RGB)
+        ax.imshow(crop, interpolation="nearest")
+        ax.add_patch(plt.Rectangle((x - x0, y - y0), w, h, fill=False, color="yellow", lw=1))
+        cap = (f"{it['truth']}\n{int(min(w, h))} px, missed" if "guess" not in it
+               else f"truth {it['truth']}\nsaid {it['guess']} {int(it['confidence'] * 100)}%")
+        ax.set_title(cap, fontsize=6.5)
+        ax.axis("off")
+    for ax in axes.ravel()[len(items):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_detection_metrics(m: dict, plots: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plots import _save as save_figure
+
+    out: dict[str, Path] = {}
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    rec = np.linspace(0, 1, 101)
+    colors = {"WithMask": "tab:green", "WithoutMask": "tab:red", "MaskWornIncorrectly": "tab:orange"}
+    for c, p in m["pr_curves"].items():
+        p = np.array(p)
+        ok = p >= 0
+        ax.plot(rec[ok], p[ok], label=f"{c} (AP50 {m['ap50_per_class'].get(c, float('nan')):.2f})",
+                color=colors.get(c))
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
+           title=f"Precision-recall at IoU 0.5 (mAP@0.5 {m['map50']:.3f})")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3)
+    out["pr_curves"] = save_figure(fig, plots / "pr_curves.png")
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    bands = list(m["recall_by_size"].items())
+    vals = [(b["recall"] or 0) * 100 for _, b in bands]
+    bars = ax.bar([k for k, _ in bands], vals, color="tab:blue")
+    for bar, (_, b) in zip(bars, bands):
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 1, f"{b['found']}/{b['faces']}",
+                ha="center", fontsize=8)
+    ax.set(ylim=(0, 110), ylabel="faces found (%)", xlabel="annotated face's shorter side (px)",
+           title=f"Face recall by size at IoU 0.5 (all: {100 * (m['face_recall'] or 0):.1f}%)")
+    out["recall_by_size"] = save_figure(fig, plots / "recall_by_size.png")
+
+    cm = np.array(m["confusion"]["matrix"])
+    names = m["confusion"]["classes"]
+    fig, ax = plt.subplots(figsize=(4.8, 4))
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
+    short = [n.replace("MaskWornIncorrectly", "Incorrect") for n in names]
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=short, yticklabels=short,
+           xlabel="best guess", ylabel="annotated", title="Matched faces")
+    out["confusion"] = save_figure(fig, plots / "confusion_matched.png")
+    return out
+
+
+def _pct(v: Optional[float]) -> str:
+    return "" if v is None else f"{100 * v:.1f}%"
+
+
+def write_detection_report(m: dict, out_dir: Path, title: str = "Face-mask detection against annotations") -> Path:
+    """metrics.json, plots/, gallery PNGs and report.html in ``out_dir``; returns the report's path."""
+    import html
+
+    from ..training.checkpoint import atomic_write_text, write_json
+
+    plots = out_dir / "plots"
+    figs = plot_detection_metrics(m, plots)
+    g1 = _gallery(m["_misses"], "Largest annotated faces that were missed", plots / "gallery_misses.png")
+    g2 = _gallery(m["_mistakes"], "Most confident wrong labels on found faces", plots / "gallery_mistakes.png")
+    public = {k: v for k, v in m.items() if not k.startswith("_")}
+    public["worst_misses"] = m["_misses"][:50]
+    public["worst_mistakes"] = m["_mistakes"][:50]
+    write_json(out_dir / "metrics.json", public)
+    rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{m['ap50_per_class'].get(c, float('nan')):.3f}</td>"
+                   f"<td>{m['ap_per_class'].get(c, float('nan')):.3f}</td></tr>" for c in m["ap_per_class"])
+    bands = "".join(f"<tr><td>{k}</td><td>{b['found']}/{b['faces']}</td><td>{_pct(b['recall'])}</td></tr>"
+                    for k, b in m["recall_by_size"].items())
+    imgs = "".join(f'<figure><img src="plots/{p.name}" alt="{p.stem}"></figure>'
+                   for p in [*figs.values(), g1, g2] if p is not None)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;margin:8px}}img{{max-width:520px}}
+.big{{font-size:1.4em}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="big">mAP@0.5 <b>{m['map50']:.3f}</b> &middot; mAP@[.5:.95] <b>{m['map']:.3f}</b> &middot;
+faces found {100 * (m['face_recall'] or 0):.1f}% of {m['faces']} in {m['photos']} photos</p>
+<p>Every face box is scored per class with that class's probability (COCO evaluation, torchmetrics/pycocotools).
+Scored with the best guess only: mAP@0.5 {m['map50_top1']:.3f}. Face boxes that match no annotated face (IoU
+&lt; {m['match_iou']}): {m['false_boxes']} of {m['face_boxes']} (some are faces the annotators left out).
+Accuracy of the best guess on matched faces: {100 * m['matched_accuracy']:.1f}%.</p>
+<table><tr><th>class</th><th>AP@0.5</th><th>AP@[.5:.95]</th></tr>{rows}</table>
+<table><tr><th>face size (shorter side)</th><th>found</th><th>recall</th></tr>{bands}</table>
+{imgs}</body></html>"""
+    report = out_dir / "report.html"
+    atomic_write_text(report, page)
+    return report

@@ -1,0 +1,85 @@
+"""Three face classes and a background class in the pipeline: colours, rejection, probabilities, profiles."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from visionlab.detect.pipeline import (AMBER, GREEN, ORANGE, RED, UNSURE, DetectionPipeline, label_color,
+                                       mask_status)
+from visionlab.errors import ModelError
+
+CLASSES4 = ["Background", "MaskWornIncorrectly", "WithMask", "WithoutMask"]
+
+
+class FixedClassifier:
+    """A classifier that answers the same probabilities for every crop (the protocol, no model behind it)."""
+
+    def __init__(self, probs, classes=CLASSES4, image_size=32):
+        self.classes, self.image_size, self.probs = list(classes), image_size, np.asarray(probs, np.float32)
+        self.profile = None
+
+    def predict_proba(self, batch):
+        return np.tile(self.probs, (len(batch), 1))
+
+
+def test_a_mask_under_the_nose_is_not_a_mask():
+    for name in ("MaskWornIncorrectly", "mask_weared_incorrect", "mask_worn_incorrectly", "MaskOnChin"):
+        assert mask_status(name) == "incorrect" and label_color(name) == ORANGE
+    assert mask_status("WithMask") == "mask" and label_color("with_mask") == GREEN
+    assert mask_status("WithoutMask") == "no_mask" and label_color("no_mask") == RED
+    assert mask_status("cat") == "other" and label_color(UNSURE) == AMBER
+
+
+def test_the_background_class_rejects_boxes_and_the_rest_is_renormalised(yunet, pic1):
+    keep = DetectionPipeline(yunet, FixedClassifier([0.2, 0.1, 0.6, 0.1]), min_face=0)(pic1)
+    assert len(keep) == 2
+    r = keep[0]
+    assert r.guess == "WithMask" and r.label == "WithMask"
+    assert r.confidence == pytest.approx(0.6 / 0.8) and r.face == pytest.approx(0.8)
+    assert set(r.probs) == {"MaskWornIncorrectly", "WithMask", "WithoutMask"}  # no background in a face's probs
+    d = r.to_dict()
+    assert d["probs"]["WithMask"] == pytest.approx(0.6) and d["unsure"] is False and d["face"] == pytest.approx(0.8)
+    gone = DetectionPipeline(yunet, FixedClassifier([0.7, 0.1, 0.1, 0.1]), min_face=0)(pic1)
+    assert gone == []  # P(face) 0.3 < min_face_prob 0.5
+    low = DetectionPipeline(yunet, FixedClassifier([0.7, 0.1, 0.1, 0.1]), min_face=0, min_face_prob=0.2)(pic1)
+    assert len(low) == 2
+
+
+def test_three_classes_are_unsure_by_confidence_not_by_a_positive_band(yunet, pic1):
+    flat = DetectionPipeline(yunet, FixedClassifier([0.0, 0.3, 0.4, 0.3]), min_face=0)(pic1)
+    assert {r.label for r in flat} == {UNSURE} and {r.guess for r in flat} == {"WithMask"}
+    sure = DetectionPipeline(yunet, FixedClassifier([0.0, 0.8, 0.1, 0.1]), min_face=0)(pic1)
+    assert {r.label for r in sure} == {"MaskWornIncorrectly"}
+    with pytest.raises(ModelError):
+        DetectionPipeline(yunet, FixedClassifier([1.0], classes=["Background"]))
+
+
+def test_a_profile_sets_upscale_threshold_and_box_correction(tmp_path, yunet_path, pic1_path):
+    from visionlab.detect import run_detection
+    from visionlab.detect.profile import read_profile
+
+    coef = np.zeros((4, 13))
+    intercept = [0.0, 0.1, 0.0, 0.0]  # move every box down by 10% of its height
+    prof = {"upscale": 1.0, "score_threshold": 0.5, "margin": 0.3,
+            "box_correction": {"features": "landmarks-rel-v1", "coef": coef.tolist(), "intercept": intercept}}
+    (tmp_path / "detect.json").write_text(json.dumps(prof))
+    clf = FixedClassifier([0.0, 0.0, 1.0, 0.0])
+    plain = run_detection(pic1_path, clf, tmp_path / "a", face_model=yunet_path, show_progress=False, min_face=0)
+    fixed = run_detection(pic1_path, clf, tmp_path / "b", face_model=yunet_path, show_progress=False, min_face=0,
+                          profile=tmp_path / "detect.json")
+    assert plain["setting"] == "default" and fixed["setting"] == "accurate"
+    a = [json.loads(x)["faces"] for x in (tmp_path / "a" / "detections.jsonl").read_text().splitlines()][0]
+    b = [json.loads(x)["faces"] for x in (tmp_path / "b" / "detections.jsonl").read_text().splitlines()][0]
+    assert len(a) == len(b) == 2
+    for fa, fb in zip(sorted(a, key=lambda f: f["box"][0]), sorted(b, key=lambda f: f["box"][0])):
+        dy = fb["box"][1] - fa["box"][1]
+        assert 0.05 * fa["box"][3] < dy < 0.15 * fa["box"][3]  # moved down by about 10% of the face
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ModelError, match="bad.json is unreadable"):
+        read_profile(tmp_path / "bad.json")
+    prof["box_correction"]["coef"] = [[1.0]]
+    (tmp_path / "bad2.json").write_text(json.dumps(prof))
+    with pytest.raises(ModelError, match="expected"):
+        read_profile(tmp_path / "bad2.json")
