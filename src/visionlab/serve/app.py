@@ -24,18 +24,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from .engine import Engine, annotate
 from .labelling import Labelling
-from .limits import BodyLimit, Limiter, SecurityHeaders
+from .limits import BodyLimit, HostCheck, Limiter, SecurityHeaders
 from .schemas import (ErrorBody, FaceOut, Health, ItemId, LabelIn, LabelOut, ModelInfo, PredictResponse, QueueNext,
                       Timings, UndoIn)
 from .uploads import ApiError, decode_upload
 
 STATIC = Path(__file__).with_name("static")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 def _errors(*codes: int) -> dict:
-    what = {400: "corrupt or truncated image, or a body that cannot be parsed", 404: "not found", 409: "already labelled",
+    what = {400: "corrupt or truncated image, or a body that cannot be parsed", 404: "not found",
+            409: "already labelled, or the image changed since the query",
             413: "body over the upload cap, or an image over max_pixels", 415: "empty or not an image",
-            422: "invalid request", 503: "busy (Retry-After given) or the project is unreadable"}
+            422: "invalid request", 503: "busy (Retry-After given), the project is unreadable, or a write failed"}
     return {c: {"model": ErrorBody, "description": what[c]} for c in codes}
 
 
@@ -59,13 +61,27 @@ def warm_up(engine: Engine, limiter: Limiter) -> None:
 
 def create_app(run_dir: str | Path, active_project: Optional[str | Path] = None,
                face_model: Optional[str | Path] = None, max_upload_mb: float = 10, max_pixels: float = 40e6,
-               max_concurrency: int = 2, max_queue: int = 16) -> FastAPI:
+               max_concurrency: int = 2, max_queue: int = 16, allowed_hosts: Optional[list[str]] = None,
+               max_spool_mb: Optional[float] = None, request_timeout_s: float = 30.0) -> FastAPI:
     """Load the run's model and the face detector, run each once (warm-up), and build the app.
 
     ``max_upload_mb`` caps a request body (413); ``max_pixels`` caps an image's decoded size (413);
     ``max_concurrency`` inferences run at once in a thread pool and up to ``max_queue`` more wait, beyond
-    that a request gets 503 with Retry-After. Raises ``VisionlabError`` for a bad run, project or face model.
+    that a request gets 503 with Retry-After. ``allowed_hosts``: the Host header names answered (default the
+    loopback names; ``*`` any); a POST from another origin's page is refused. ``max_spool_mb``: all request
+    bodies being received at once (default 4 x ``max_upload_mb``, at least 64); beyond it 503.
+    ``request_timeout_s``: a body that stops arriving for that long ends with 408.
+    Raises ``VisionlabError`` for a bad run, project or face model.
     """
+    from ..errors import ConfigError
+
+    if max_concurrency < 1 or max_queue < 0:
+        raise ConfigError(f"--max-concurrency must be at least 1 (got {max_concurrency}) and --max-queue at least 0 "
+                          f"(got {max_queue})")
+    if max_upload_mb <= 0 or max_pixels <= 0 or request_timeout_s <= 0:
+        raise ConfigError("--max-upload-mb, --max-pixels and the request timeout must be positive")
+    hosts = list(allowed_hosts) if allowed_hosts else list(LOOPBACK_NAMES)
+    spool = max_spool_mb if max_spool_mb is not None else max(64.0, 4 * max_upload_mb)
     engine = Engine(run_dir, face_model)
     labelling = Labelling(active_project) if active_project is not None else None
     limiter = Limiter(max_concurrency, max_queue)
@@ -93,13 +109,16 @@ def create_app(run_dir: str | Path, active_project: Optional[str | Path] = None,
     async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
         errs = e.errors()
         parts = [f"{'.'.join(str(x) for x in err.get('loc', ()))}: {err.get('msg', '')}" for err in errs]
+        if any(err.get("type") == "json_invalid" for err in errs):  # a body that cannot be parsed at all
+            return _error(400, "bad_request", "the body is not valid JSON: " + "; ".join(parts))
         code = "unknown_class" if any(tuple(err.get("loc", ())) == ("body", "label") and
                                       err.get("type") == "literal_error" for err in errs) else "invalid_request"
         return _error(422, code, "; ".join(parts) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
-        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(e.status_code, "http_error")
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+                413: "payload_too_large", 503: "busy"}.get(e.status_code, "http_error")
         return _error(e.status_code, code, str(e.detail), getattr(e, "headers", None))
 
     @app.exception_handler(Exception)
@@ -194,7 +213,9 @@ def create_app(run_dir: str | Path, active_project: Optional[str | Path] = None,
         lab = need_project()
         return LabelOut(**await run_in_threadpool(lab.undo, body.entry_id))
 
-    # plain ASGI in front of routing: the size check acts before any body is parsed
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, max_bytes=int(max_upload_mb * 2 ** 20))
+    # plain ASGI in front of routing: the host check and the size checks act before any body is parsed
+    app.add_middleware(BodyLimit, max_bytes=int(max_upload_mb * 2 ** 20), max_spool_bytes=int(spool * 2 ** 20),
+                       body_timeout_s=request_timeout_s)
+    app.add_middleware(HostCheck, allowed_hosts=hosts)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer, refusals included, carries the headers
     return app

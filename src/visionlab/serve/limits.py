@@ -33,19 +33,47 @@ class TooLarge(StarletteHTTPException):
                               f"image", headers={"Connection": "close"})
 
 
+class SpoolFull(StarletteHTTPException):
+    """The bodies being received at once would pass ``max_spool_bytes``: 503, retry shortly."""
+
+    def __init__(self, max_bytes: int, retry_after_s: int = 1) -> None:
+        super().__init__(503, f"the server is receiving {max_bytes / 2 ** 20:g} MiB of uploads already; retry in "
+                              f"{retry_after_s} s", headers={"Retry-After": str(retry_after_s), "Connection": "close"})
+
+
+class BodyTimeout(StarletteHTTPException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"the request body did not arrive within {seconds:g} s; send it again",
+                         headers={"Connection": "close"})
+
+
 class BodyLimit:
-    def __init__(self, app: Callable, max_bytes: int) -> None:
+    """Caps on request bodies, before any parsing: each body at most ``max_bytes``; all bodies being received
+    at once at most ``max_spool_bytes`` together (so unfinished uploads cannot fill the disk with spooled
+    temporary files); and each body must keep arriving: ``body_timeout_s`` without a byte ends it with 408."""
+
+    def __init__(self, app: Callable, max_bytes: int, max_spool_bytes: int | None = None,
+                 body_timeout_s: float | None = 30.0) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.max_spool_bytes = max(max_spool_bytes or 0, max_bytes) if max_spool_bytes else None
+        self.body_timeout_s = body_timeout_s
+        self.inflight = 0  # body bytes declared or received by requests still being handled
+        self.refused_spool = 0
+
+    async def _answer(self, send: Callable, status: int, error: str, detail: str,
+                      extra: list[tuple[bytes, bytes]] = ()) -> None:
+        body, headers = json_body(status, error, detail)
+        headers += list(extra) + [(b"connection", b"close")]  # the unread rest of the body makes it unusable
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def _refuse(self, send: Callable) -> None:
-        body, headers = json_body(413, "payload_too_large", TooLarge(self.max_bytes).detail)
-        headers.append((b"connection", b"close"))  # the unread rest of the body makes the connection unusable
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await self._answer(send, 413, "payload_too_large", TooLarge(self.max_bytes).detail)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        declared = None
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -53,21 +81,42 @@ class BodyLimit:
                 except ValueError:
                     declared = -1
                 if declared < 0:
-                    body, headers = json_body(400, "bad_request", "invalid Content-Length header")
-                    await send({"type": "http.response.start", "status": 400, "headers": headers})
-                    return await send({"type": "http.response.body", "body": body})
+                    return await self._answer(send, 400, "bad_request", "invalid Content-Length header")
                 if declared > self.max_bytes:
                     return await self._refuse(send)
+        reserved = declared or 0
+        if self.max_spool_bytes is not None and reserved and self.inflight + reserved > self.max_spool_bytes:
+            self.refused_spool += 1
+            e = SpoolFull(self.max_spool_bytes)
+            return await self._answer(send, 503, "busy", e.detail, [(b"retry-after", b"1")])
+        self.inflight += reserved
         seen = 0
+        counted = 0  # bytes of a body without Content-Length added to inflight as they arrive
         started = False
+        body_done = scope.get("method") in ("GET", "HEAD", "OPTIONS") and not declared
 
         async def counting_receive() -> dict:
-            nonlocal seen
-            msg = await receive()
+            nonlocal seen, counted, body_done
+            if body_done or not self.body_timeout_s:
+                msg = await receive()
+            else:
+                try:
+                    msg = await asyncio.wait_for(receive(), self.body_timeout_s)
+                except asyncio.TimeoutError:
+                    raise BodyTimeout(self.body_timeout_s) from None
             if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
+                n = len(msg.get("body", b""))
+                seen += n
                 if seen > self.max_bytes:
                     raise TooLarge(self.max_bytes)
+                if declared is None and n:
+                    if self.max_spool_bytes is not None and self.inflight + n > self.max_spool_bytes:
+                        self.refused_spool += 1
+                        raise SpoolFull(self.max_spool_bytes)
+                    self.inflight += n
+                    counted += n
+                if not msg.get("more_body", False):
+                    body_done = True
             return msg
 
         async def tracking_send(msg: dict) -> None:
@@ -78,9 +127,66 @@ class BodyLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except TooLarge:  # raised where no handler turned it into a response (e.g. outside FastAPI's routes)
+        except (TooLarge, SpoolFull, BodyTimeout) as e:  # raised where no handler made it a response
             if not started:
-                await self._refuse(send)
+                code = {413: "payload_too_large", 503: "busy", 408: "request_timeout"}[e.status_code]
+                extra = [(b"retry-after", b"1")] if e.status_code == 503 else []
+                await self._answer(send, e.status_code, code, str(e.detail), extra)
+        finally:
+            self.inflight -= reserved + counted
+
+
+def host_name(value: str) -> str:
+    """The host part of a Host header or an origin's netloc, lower case, without port or IPv6 brackets."""
+    v = value.strip().lower()
+    if v.startswith("["):
+        return v[1:v.find("]")] if "]" in v else v
+    return v.rsplit(":", 1)[0] if v.count(":") == 1 else v
+
+
+class HostCheck:
+    """DNS rebinding defence: answer only requests whose Host header names this server (by default its
+    loopback names and the address it is bound to; ``allowed_hosts`` widens that, ``*`` allows any), and
+    refuse state-changing requests (POST, PUT, PATCH, DELETE) a browser sends from another origin: an
+    ``Origin`` header must name an allowed host, and ``Sec-Fetch-Site: cross-site`` is refused. Clients that
+    send no Origin (curl, scripts) are not browsers running someone else's page and pass."""
+
+    UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+    def __init__(self, app: Callable, allowed_hosts: list[str] | tuple[str, ...]) -> None:
+        self.app = app
+        self.any = "*" in allowed_hosts
+        self.allowed = {host_name(h) for h in allowed_hosts if h != "*"}
+
+    def ok_host(self, value: str) -> bool:
+        return self.any or host_name(value) in self.allowed
+
+    async def _refuse(self, send: Callable, status: int, error: str, detail: str) -> None:
+        body, headers = json_body(status, error, detail)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        host = headers.get("host", "")
+        if not self.ok_host(host):
+            return await self._refuse(send, 421, "misdirected_request",
+                                      f"this server does not answer to the host name {host_name(host)!r}; open it "
+                                      f"as http://127.0.0.1 (or start it with --allow-host NAME)")
+        if scope.get("method") in self.UNSAFE:
+            origin = headers.get("origin")
+            if origin is not None:
+                from urllib.parse import urlsplit
+                netloc = urlsplit(origin).netloc if origin != "null" else ""
+                if not netloc or not self.ok_host(netloc) or netloc.lower() != host.lower():
+                    return await self._refuse(send, 403, "forbidden_origin",
+                                              f"a {scope['method']} from the page of another site ({origin}) is "
+                                              f"refused; use this server's own page")
+            elif headers.get("sec-fetch-site") == "cross-site":
+                return await self._refuse(send, 403, "forbidden_origin", "a cross-site request is refused")
+        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:

@@ -84,6 +84,9 @@ class QueueNext(BaseModel):
     total: int
     remaining: int = Field(description="queued images without a label")
     labelled: int
+    unavailable: int = Field(0, description="queued images passed over because they were deleted or changed "
+                                            "since the query")
+    warnings: list[str] = Field([], description="problems found in the project's labels.jsonl, by line number")
     strategy: Optional[str] = None
     model_version: Optional[str] = None
 

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from ..data.checks import decode_array
+from ..data.checks import decode_array, decoded_bytes
 from ..errors import DataError
 
 # Formats a browser or camera produces. Pillow reads many more (EPS, PSD, FITS, ...); each is attack
@@ -38,6 +38,7 @@ def decode_upload(data: bytes, max_pixels: float) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=FORMATS) as im:  # reads the header only
                 width, height = im.size
+                cost = decoded_bytes(im)
     except Image.DecompressionBombError:
         raise ApiError(413, "image_too_large", f"the image has more than {max_pixels / 1e6:g} megapixels; "
                                                f"send a smaller one") from None
@@ -47,6 +48,13 @@ def decode_upload(data: bytes, max_pixels: float) -> np.ndarray:
     if width * height > max_pixels:
         raise ApiError(413, "image_too_large", f"the image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
                                                f"the limit is {max_pixels / 1e6:g} megapixels, send a smaller one")
+    # memory, not pixels, is what a decode costs: a 16-bit or many-channel image counts by its decoded bytes,
+    # against what an 8-bit RGB image of max_pixels costs (its buffer plus the RGB result: 6 bytes a pixel)
+    if cost > max_pixels * 6:
+        raise ApiError(413, "image_too_large", f"the image is {width}x{height} in mode {im.mode}: decoding it needs "
+                                               f"{cost / 2 ** 20:.0f} MiB, over the {max_pixels * 6 / 2 ** 20:.0f} MiB "
+                                               f"that {max_pixels / 1e6:g} megapixels of 8-bit RGB need; send a smaller "
+                                               f"or 8-bit image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
