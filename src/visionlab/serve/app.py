@@ -188,7 +188,7 @@ def create_app(run_dir: str | Path, active_project: Optional[str | Path] = None,
 
     @app.get("/v1/queue/image/{item_id}", tags=["active learning"], responses={
         200: {"content": {"image/jpeg": {}}, "description": "the queued image as JPEG (at most 768 px a side)"},
-        **_errors(404, 422, 503)})
+        **_errors(404, 409, 422, 503)})
     async def queue_image(item_id: ItemId) -> Response:
         lab = need_project()
         jpeg = await run_in_threadpool(lab.image_jpeg, item_id)
