@@ -286,7 +286,9 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                                                                           "(default: images/ beside the annotations)"),
                face_model: Optional[Path] = typer.Option(None, "--face-model", help="YuNet ONNX file"),
                upscale: float = typer.Option(3.0, "--upscale", help="enlarge photos this much for the detector"),
-               score_threshold: float = typer.Option(0.3, "--score-threshold", help="detector threshold"),
+               score_threshold: float = typer.Option(0.15, "--score-threshold",
+                                                     help="detector threshold (the Background class rejects the "
+                                                          "extra boxes)"),
                margin: float = typer.Option(0.2, "--margin", help="crop margin, as the detection pipeline uses"),
                size: int = typer.Option(128, "--size", help="side of the saved crops (px)"),
                ratios: str = typer.Option("70:15:15", "--split-ratios", help="train:validation:test, by photo"),

@@ -39,6 +39,14 @@ def _load(run: Path) -> dict:
     return {"run": run, "label": label, "test": m["test"], "classes": info["classes"], "cfg": cfg, "metrics": m}
 
 
+def _detection(run: Path) -> dict:
+    p = run / "detection.json"
+    try:
+        return json.loads(p.read_text()) if p.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
 def compare(runs: Sequence[str | Path], out: str | Path) -> Path:
     """Write ``out/report.html`` (+ PNGs, comparison.csv/json) comparing ``runs`` on their test splits."""
     items = [_load(Path(r)) for r in runs]
@@ -122,6 +130,18 @@ def compare(runs: Sequence[str | Path], out: str | Path) -> Path:
     ax.grid(alpha=0.3)
     speed_png = plots._save(fig, pdir / "accuracy_vs_speed.png")
 
+    # face-mask runs: accuracy per class on the test crops and, where `visionlab detect --truth` scored the run on
+    # annotated photos, the box-level mAP (RUN/detection.json)
+    face_classes = sorted({c for it in items for c in it["classes"] if c != "Background"})
+    det_header = ["run", *[f"recall {c}" for c in face_classes], "mAP@0.5 (photos)", "mAP@[.5:.95]", "photos"]
+    det_rows = []
+    for it in items:
+        pc = it["test"].get("per_class", {})
+        det = _detection(it["run"])
+        det_rows.append([it["label"], *[pc.get(c, {}).get("recall", float("nan")) for c in face_classes],
+                         det.get("map50", float("nan")), det.get("map", float("nan")), det.get("subset", "")])
+    has_det = any(not np.isnan(r[-3]) for r in det_rows)
+
     best = rows[0]
     sections = [
         ("Summary", f"<p>{len(items)} runs compared on their test splits. Best accuracy: <b>{best[0]}</b> "
@@ -132,9 +152,14 @@ def compare(runs: Sequence[str | Path], out: str | Path) -> Path:
         ("Confusion matrices (row-normalised)", figures([cm_png])),
         ("Accuracy and speed", figures([speed_png], 560)),
     ]
+    if has_det or len(face_classes) > 2:
+        sections.insert(1, ("Per class, and on annotated photos",
+                            "<p>Recall per class on each run's test crops; mAP from <code>visionlab detect --truth"
+                            "</code> on annotated photos the run never trained on.</p>" + table(det_header, det_rows)))
     atomic_write_text(out / "report.html", page("visionlab comparison", sections,
                                                 f"generated {time.strftime('%Y-%m-%d %H:%M')}"))
-    write_json(out / "comparison.json", [dict(zip(header, r)) for r in rows])
+    write_json(out / "comparison.json", [{**dict(zip(header, r)), **dict(zip(det_header, d))}
+                                         for r, d in zip(rows, det_rows)])
     with open(out / "comparison.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)

@@ -34,7 +34,7 @@ from .boxes import AnnotatedImage, canonical_label, read_annotations
 SPLITS = ("Train", "Validation", "Test")
 BACKGROUND = "Background"
 MANIFEST, PROFILE, UNUSED = "faces.json", "detect.json", "unused.csv"
-DEFAULT_UPSCALE, DEFAULT_THRESHOLD = 3.0, 0.3
+DEFAULT_UPSCALE, DEFAULT_THRESHOLD = 3.0, 0.15
 
 
 @dataclass
@@ -259,6 +259,7 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
         _cut_folder(root, det, correction, w, margin, unused, manifest, show_progress, label_map, split_ratios, seed)
 
     profile = {"detector": "yunet", "upscale": upscale, "score_threshold": score_threshold, "margin": margin,
+               "tta": True,
                "box_correction": correction.to_dict() if correction is not None else None,
                "made_by": "visionlab data faces", "seed": seed}
     manifest["counts"] = {s: dict(sorted(c.items())) for s, c in w.counts.items()}

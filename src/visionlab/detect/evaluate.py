@@ -66,6 +66,7 @@ def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.
         if src.name not in names:
             raise DataError(f"{src.name} has no boxes in {truth}")
         files = None
+    run_dir = Path(classifier) if isinstance(classifier, (str, os.PathLike)) and Path(classifier).is_dir() else None
     if isinstance(classifier, (str, os.PathLike)):
         classifier = load_classifier(classifier, detect_kwargs.pop("backend", "onnx"), detect_kwargs.pop("threads", 1))
     summary = run_detection(src, classifier, out_dir, files=files, **detect_kwargs)
@@ -79,6 +80,13 @@ def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.
                                             "detector", "backend") if k in summary}
     report = write_detection_report(m, out)
     m["report"] = str(report)
+    if run_dir is not None:  # `visionlab compare` shows it beside the run's crop accuracy
+        from ..training.checkpoint import write_json
+
+        write_json(run_dir / "detection.json", {"map50": m["map50"], "map": m["map"],
+                                                "ap50_per_class": m["ap50_per_class"], "face_recall": m["face_recall"],
+                                                "truth": str(truth), "subset": subset or "", "photos": m["photos"],
+                                                "report": str(report)})
     return m
 
 

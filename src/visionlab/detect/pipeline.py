@@ -147,9 +147,12 @@ def load_classifier(source: str | os.PathLike, backend: Literal["onnx", "torch"]
             raise ConfigError(f"{p} is an ONNX file; it runs with --backend onnx only")
         return OnnxClassifier(p, threads)
     if backend == "onnx":
-        onnx_path, weights = p / ONNX_FILE, p / MODEL_FILE
-        if weights.is_file() and (not onnx_path.is_file() or onnx_path.stat().st_mtime < weights.stat().st_mtime):
-            export_run(p)
+        from .profile import PROFILE_FILE
+
+        onnx_path, weights, prof = p / ONNX_FILE, p / MODEL_FILE, p / PROFILE_FILE
+        newest = max((f.stat().st_mtime for f in (weights, prof) if f.is_file()), default=0.0)
+        if weights.is_file() and (not onnx_path.is_file() or onnx_path.stat().st_mtime < newest):
+            export_run(p)  # the file carries the detection profile too: an edited detect.json re-exports
         if onnx_path.is_file():
             return OnnxClassifier(onnx_path, threads)
     run = load_run(p)  # a clear ModelError for a folder without a model
@@ -220,7 +223,7 @@ class DetectionPipeline:
     def __init__(self, detector: FaceDetector | str, classifier: Classifier, *, margin: float = 0.2,
                  min_face: int = MIN_FACE, unsure_low: float = 0.35, unsure_high: float = 0.65,
                  min_confidence: float = 0.5, positive_class: Optional[str] = None,
-                 detector_options: Optional[dict] = None, min_face_prob: float = 0.5) -> None:
+                 detector_options: Optional[dict] = None, min_face_prob: float = 0.5, tta: bool = False) -> None:
         if not 0.0 <= unsure_low <= unsure_high <= 1.0:
             raise ConfigError(f"need 0 <= unsure_low <= unsure_high <= 1, got {unsure_low} and {unsure_high}")
         if margin < 0:
@@ -240,6 +243,7 @@ class DetectionPipeline:
             raise ModelError(f"the classifier's classes {classes} are all background")
         self.face_classes = [classes[i] for i in self.face_idx]
         self.min_face_prob = float(min_face_prob)
+        self.tta = bool(tta)  # average each crop with its mirror image (still one classifier call per frame)
         self.positive = (positive_index(self.face_classes, positive_class) if len(self.face_classes) == 2 else None)
 
     def crops(self, image_bgr: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
@@ -258,7 +262,12 @@ class DetectionPipeline:
         faces = self.detector.detect(bgr)
         if not faces:
             return []
-        probs = self.classifier.predict_proba(self.crops(bgr, faces))
+        crops = self.crops(bgr, faces)
+        if self.tta:
+            both = self.classifier.predict_proba(np.concatenate([crops, crops[..., ::-1]]))
+            probs = (both[:len(crops)] + both[len(crops):]) / 2
+        else:
+            probs = self.classifier.predict_proba(crops)
         results = []
         for f, p in zip(faces, probs):
             pf = p[self.face_idx]
@@ -444,7 +453,7 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
         detector = FACE_DETECTORS.get(detector)(**opts)
     pipe = DetectionPipeline(detector, classifier, margin=margin, min_face=min_face, unsure_low=unsure_low,
                              unsure_high=unsure_high, min_confidence=min_confidence, positive_class=positive_class,
-                             min_face_prob=min_face_prob)
+                             min_face_prob=min_face_prob, tta=prof is not None and prof.tta and setting == "accurate")
 
     cap = None
     if kind in ("video", "camera"):

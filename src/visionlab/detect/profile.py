@@ -34,12 +34,13 @@ class DetectProfile:
     margin: float = 0.2
     box_correction: Optional[dict] = None
     source: str = ""
+    tta: bool = False  # accurate setting: average each face crop with its mirror image
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "") -> "DetectProfile":
         try:
             p = cls(float(d.get("upscale", 1.0)), float(d.get("score_threshold", 0.7)), float(d.get("margin", 0.2)),
-                    d.get("box_correction"), source)
+                    d.get("box_correction"), source, bool(d.get("tta", False)))
         except (TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"unreadable detection profile {source} ({e}); rebuild it with `visionlab data faces`") \
                 from None
@@ -51,7 +52,7 @@ class DetectProfile:
 
     def to_dict(self) -> dict:
         return {"detector": "yunet", "upscale": self.upscale, "score_threshold": self.score_threshold,
-                "margin": self.margin, "box_correction": self.box_correction}
+                "margin": self.margin, "box_correction": self.box_correction, "tta": self.tta}
 
     def detector_options(self, quality: Quality, kind: str = "image") -> dict:
         """Options for ``YuNetDetector`` in the given setting (``auto``: accurate for photos, fast for video)."""
