@@ -122,20 +122,43 @@ def test_full_disk_label_and_query_keep_every_acknowledged_label(tiny_disk, tmp_
     for i in range(30):
         write_image(pool / f"img_{i:03d}.png", i % 2, 500 + i)
     proj = make_project(tiny_disk, pool, k=30)
+    queued = json.loads((proj / "queue.json").read_text())["items"]
+    for it in queued[-3:]:  # labelled before the disk filled
+        loop.add_label(proj, it["path"], CLASSES[0])
     fill(tiny_disk)
     # 30 labels of ~250 bytes each are more than the slack left in the file's last page
     p = cli("label", str(proj), "--no-preview", stdin="1" * 30 + "q")
     one_clear_line(p, "no space left")
     saved = [int(line.split("#")[1].split(":")[0]) for line in p.stdout.splitlines() if line.startswith("saved #")]
     store = LabelStore(proj / "labels.jsonl", pool, CLASSES)
-    assert sorted(lab.id for lab in store.labels()) == saved  # every "saved" is readable, nothing else counts
+    assert sorted(lab.id for lab in store.labels()) == [1, 2, 3] + saved  # every "saved" reads back, no other
     assert store.problems == []  # and no torn line was left behind
-    assert len(saved) < 30
+    assert len(saved) < 27
     q = cli("query", str(proj), "--k", "5", "--strategy", "random")
     assert q.returncode == 2
     one_clear_line(q, "no space left")
     assert [n for n in os.listdir(proj) if n.endswith(".tmp")] == []
     assert len(json.loads((proj / "queue.json").read_text())["items"]) == 30  # the old queue stays
+    r = cli("retrain", str(proj))  # the round's model file cannot be written
+    assert r.returncode == 2
+    one_clear_line(r, "no space left")
+    assert json.loads((proj / "state.json").read_text())["round"] == -1 and not (proj / "rounds.jsonl").exists()
+    assert [n for n in os.listdir(proj / "models") if n.startswith(".")] == []
+
+
+def test_full_disk_run_files_are_one_error_and_leave_no_temporary(tiny_disk):
+    import torch
+
+    from visionlab.training import checkpoint as ckpt
+
+    fill(tiny_disk)
+    with pytest.raises(ckpt.WriteError, match="no space left") as e:
+        ckpt.atomic_write_bytes(tiny_disk / "run" / "metrics.json", b"x" * 100_000)
+    assert isinstance(e.value, OSError)  # callers that treat a failed cache write as lost speed still can
+    with pytest.raises(DataError, match="no space left"):
+        ckpt.save_state(tiny_disk / "run" / "checkpoint.pt", {"model": {"w": torch.zeros(100_000)}, "epoch": 0,
+                                                               "history": []})
+    assert sorted(os.listdir(tiny_disk / "run")) == []
 
 
 # --- item 4: corrupt labels.jsonl --------------------------------------------------------------------------

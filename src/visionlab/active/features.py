@@ -186,11 +186,21 @@ class FeatureCache:
             self._loaded.add(p.name)
 
     def _save(self, hashes: list[str], feats: np.ndarray) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        """Append a chunk; a full or read-only cache folder costs the speed-up next time, not this command."""
         name = f"chunk-{uuid.uuid4().hex}.npz"
         tmp = self.dir / f".{name}.tmp.npz"
-        np.savez(tmp, hashes=np.asarray(hashes), feats=feats.astype(np.float32))
-        os.replace(tmp, self.dir / name)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            np.savez(tmp, hashes=np.asarray(hashes), feats=feats.astype(np.float32))
+            os.replace(tmp, self.dir / name)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            if not getattr(self, "_warned", False):
+                self._warned = True
+                import sys
+                print(f"warning: the feature cache {self.dir} cannot be written ({e.strerror or e}); features "
+                      f"will be computed again next time", file=sys.stderr)
+            return
         self._loaded.add(name)
 
     def get(self, paths: Sequence[str | Path], hashes: Optional[Sequence[str]] = None, chunk: int = 256,

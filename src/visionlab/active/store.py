@@ -227,7 +227,10 @@ def append_jsonl(path: str | Path, record: dict) -> None:
 @contextlib.contextmanager
 def file_lock(path: str | Path) -> Iterator[None]:
     """An exclusive advisory lock; the kernel drops it when the holder dies, so a kill never leaves it stuck."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise write_error(path, e) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
