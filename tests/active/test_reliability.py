@@ -295,6 +295,9 @@ def test_export_of_a_254_character_file_name(folders, tmp_path):
 def test_corrupt_queue_or_state_is_one_line(folders, tmp_path):
     pool, _ = folders
     proj = make_project(tmp_path, pool)
+    (proj / "rounds.jsonl").write_text('{"round": 5}\n')  # a round record without its model
+    p = cli("status", str(proj))
+    assert p.returncode == 0 and "round -1" in p.stdout, p.stdout + p.stderr
     (proj / "queue.json").write_bytes(b"\x00\xff not json")
     p = cli("label", str(proj), "--no-preview", stdin="q")
     assert p.returncode == 2

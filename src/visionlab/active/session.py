@@ -134,7 +134,8 @@ class Project:
 
     # --- rounds -------------------------------------------------------------------------------------------
     def rounds(self) -> list[dict]:
-        return [r for r in read_jsonl(self.path / ROUNDS) if isinstance(r.get("round"), int)]
+        return [r for r in read_jsonl(self.path / ROUNDS)
+                if isinstance(r.get("round"), int) and isinstance(r.get("model_version"), str)]
 
     def sync_rounds(self) -> None:
         """rounds.jsonl is written before state.json: a kill between the two leaves state one round behind,
