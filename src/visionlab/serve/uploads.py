@@ -51,10 +51,10 @@ def decode_upload(data: bytes, max_pixels: float) -> np.ndarray:
     # memory, not pixels, is what a decode costs: a 16-bit or many-channel image counts by its decoded bytes,
     # against what an 8-bit RGB image of max_pixels costs (its buffer plus the RGB result: 6 bytes a pixel)
     if cost > max_pixels * 6:
-        raise ApiError(413, "image_too_large", f"the image is {width}x{height} in mode {im.mode}: decoding it needs "
-                                               f"{cost / 2 ** 20:.0f} MiB, over the {max_pixels * 6 / 2 ** 20:.0f} MiB "
-                                               f"that {max_pixels / 1e6:g} megapixels of 8-bit RGB need; send a smaller "
-                                               f"or 8-bit image")
+        raise ApiError(413, "image_too_large",
+                       f"the image is {width}x{height} in mode {im.mode}: decoding it needs {cost / 2 ** 20:.0f} MiB, "
+                       f"over the {max_pixels * 6 / 2 ** 20:.0f} MiB that {max_pixels / 1e6:g} megapixels of 8-bit "
+                       f"RGB need; send a smaller or 8-bit image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
