@@ -313,3 +313,18 @@ def test_corrupt_queue_or_state_is_one_line(folders, tmp_path):
     p = cli("status", str(proj))
     assert p.returncode == 2
     one_clear_line(p, "state.json lacks")
+
+
+def test_features_are_never_cached_under_a_hash_of_other_bytes(folders, tmp_path):
+    """Retrain looked features up by the stored hash: a file changed after hashing must not be decoded and
+    cached under the old hash (before: it was, and later rounds trained on the stale entry's new pixels)."""
+    pool, _ = folders
+    proj = Project(make_project(tmp_path, pool))
+    proj.state["cache_dir"] = str(tmp_path / "fresh-cache")  # nothing of this pool cached yet
+    img = pool / "img_003.png"
+    old = sha256_file(img)
+    write_image(img, 0, 31337)  # new content, same name
+    x, ok = proj.features([type("It", (), {"path": img, "sha256": old})()])
+    assert not ok.any()
+    x, ok = proj.features([type("It", (), {"path": img, "sha256": sha256_file(img)})()])
+    assert ok.all()
