@@ -73,7 +73,10 @@ async function loadModel() {
 }
 
 // ---- detection --------------------------------------------------------------------------------------
-async function predict(file) {
+let predicting = false;
+
+async function predict(file, fromCamera = false) {
+  predicting = true;
   setError($("error"), "");
   show($("busy"));
   $("summary").textContent = `${file.name || "snapshot"}…`;
@@ -83,6 +86,7 @@ async function predict(file) {
     const data = await api("/v1/predict", { method: "POST", body: form });
     await draw(file, data);
     fillTable(data);
+    if (fromCamera) session.add(data.faces);
     const n = data.faces.length;
     $("summary").textContent = `${n} face${n === 1 ? "" : "s"} · ${data.width}×${data.height} · ${Math.round(data.timings.total_ms)} ms`;
   } catch (e) {
@@ -90,6 +94,7 @@ async function predict(file) {
     $("summary").textContent = "failed";
   } finally {
     show($("busy"), false);
+    predicting = false;
   }
 }
 
@@ -204,27 +209,174 @@ async function startCamera() {
   const video = $("cam");
   video.srcObject = stream;
   await video.play();
-  show(video); show($("cam-snap")); show($("cam-stop")); show($("cam-start"), false);
+  show(video); show($("cam-snap")); show($("cam-auto")); show($("cam-stop")); show($("cam-start"), false);
 }
 
 function stopCamera() {
+  setAuto(false);
   if (stream) stream.getTracks().forEach((t) => t.stop());
   stream = null;
   $("cam").srcObject = null;
-  show($("cam"), false); show($("cam-snap"), false); show($("cam-stop"), false); show($("cam-start"));
+  show($("cam"), false); show($("cam-snap"), false); show($("cam-auto"), false); show($("cam-stop"), false);
+  show($("cam-start"));
+}
+
+let autoTimer = null;
+
+function setAuto(on) {
+  clearInterval(autoTimer);
+  autoTimer = on ? setInterval(() => { if (!predicting && !document.hidden) snapshot(); }, 2000) : null;
+  $("cam-auto").setAttribute("aria-pressed", String(on));
 }
 
 function snapshot() {
   const video = $("cam");
-  if (!video.videoWidth) return;
+  if (!video.videoWidth || predicting) return;
   const c = document.createElement("canvas");
   c.width = video.videoWidth;
   c.height = video.videoHeight;
   c.getContext("2d").drawImage(video, 0, 0);
   c.toBlob((blob) => {
-    if (blob) predict(new File([blob], "webcam.jpg", { type: "image/jpeg" }));
+    if (blob) predict(new File([blob], "webcam.jpg", { type: "image/jpeg" }), true);
   }, "image/jpeg", 0.92);
 }
+
+// ---- webcam session: counts and mask rate over time, kept in this page only (no image is kept) ----------
+// which count a face goes to follows colour(): green with mask, red without, orange worn incorrectly, amber unsure
+function maskKey(label) {
+  return { [GREEN]: "with", [RED]: "without", [ORANGE]: "incorrect", [AMBER]: "unsure" }[colour(label)] || "other";
+}
+
+// Wilson 95% interval of k successes in n, as scipy's binomtest(k, n).proportion_ci(method="wilson")
+function wilson(k, n) {
+  if (!n) return null;
+  const z = 1.959963984540054, p = k / n, d = 1 + (z * z) / n;
+  const centre = (p + (z * z) / (2 * n)) / d, half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / d;
+  return { rate: p, low: Math.max(0, centre - half), high: Math.min(1, centre + half) };
+}
+
+const pct = (x) => `${Math.round(x * 100)}%`;
+
+const session = {
+  start: null,
+  snaps: [], // {t: seconds since the first snapshot, with, without, incorrect, unsure, other, total}
+  labels: {}, // label -> faces (unsure faces under "unsure")
+
+  add(faces) {
+    const now = performance.now() / 1000;
+    if (this.start === null) this.start = now;
+    const snap = { t: now - this.start, with: 0, without: 0, incorrect: 0, unsure: 0, other: 0, total: faces.length };
+    for (const f of faces) {
+      snap[maskKey(f.label)] += 1;
+      this.labels[f.label] = (this.labels[f.label] || 0) + 1;
+    }
+    this.snaps.push(snap);
+    this.render();
+  },
+
+  reset() {
+    this.start = null;
+    this.snaps = [];
+    this.labels = {};
+    this.render();
+  },
+
+  totals() {
+    const t = { with: 0, without: 0, incorrect: 0, unsure: 0, other: 0, total: 0 };
+    for (const s of this.snaps) for (const k in t) t[k] += s[k];
+    return t;
+  },
+
+  render() {
+    show($("session"), this.snaps.length > 0);
+    if (!this.snaps.length) return;
+    const t = this.totals();
+    const n = this.snaps.length;
+    $("session-meta").textContent = `${n} snapshot${n === 1 ? "" : "s"} · ${t.total} face${t.total === 1 ? "" : "s"}` +
+      ` · ${Math.round(this.snaps[n - 1].t)} s`;
+    const box = $("session-counts");
+    box.replaceChildren();
+    const w = wilson(t.with, t.with + t.without + t.incorrect);
+    const rate = document.createElement("span");
+    rate.className = "rate";
+    rate.id = "session-rate";
+    rate.textContent = w ? `mask rate ${pct(w.rate)} (${pct(w.low)}–${pct(w.high)})` : "mask rate –";
+    box.append(rate);
+    const names = Object.keys(this.labels).sort((a, b) => (a === UNSURE) - (b === UNSURE) || classes.indexOf(a) - classes.indexOf(b));
+    for (const name of names) {
+      const item = document.createElement("span");
+      const chip = document.createElement("span");
+      chip.className = "chip";
+      chip.style.background = colour(name);
+      chip.textContent = name;
+      item.append(chip, ` ${this.labels[name]}`);
+      item.dataset.label = name;
+      box.append(item);
+    }
+    this.chart();
+  },
+
+  // each snapshot's mask rate as a dot (none where it had no face with a verdict), the session's running rate as a
+  // line inside its Wilson band
+  chart() {
+    const canvas = $("session-chart");
+    const dpr = window.devicePixelRatio || 1;
+    const cw = canvas.clientWidth || 600, ch = canvas.clientHeight || 170;
+    canvas.width = Math.round(cw * dpr);
+    canvas.height = Math.round(ch * dpr);
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, cw, ch);
+    const L = 40, R = 10, T = 10, B = 24;
+    const tMax = Math.max(10, this.snaps[this.snaps.length - 1].t);
+    const X = (t) => L + (t / tMax) * (cw - L - R), Y = (r) => T + (1 - r) * (ch - T - B);
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.fillStyle = "#677285";
+    ctx.strokeStyle = "#e1e5eb";
+    ctx.lineWidth = 1;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    for (const r of [0, 0.5, 1]) {
+      ctx.beginPath(); ctx.moveTo(L, Y(r)); ctx.lineTo(cw - R, Y(r)); ctx.stroke();
+      ctx.fillText(pct(r), L - 6, Y(r));
+    }
+    ctx.textAlign = "center";
+    ctx.textBaseline = "top";
+    ctx.fillText("0 s", X(0), ch - B + 6);
+    ctx.fillText(`${Math.round(tMax)} s`, X(tMax) - 10, ch - B + 6);
+    // running totals after each snapshot
+    const run = [];
+    let k = 0, m = 0;
+    for (const s of this.snaps) {
+      k += s.with; m += s.with + s.without + s.incorrect;
+      const w = wilson(k, m);
+      if (w) run.push({ t: s.t, ...w });
+    }
+    if (run.length) {
+      ctx.fillStyle = "rgba(26, 152, 80, 0.15)";
+      ctx.beginPath();
+      run.forEach((p, i) => (i ? ctx.lineTo(X(p.t), Y(p.high)) : ctx.moveTo(X(p.t), Y(p.high))));
+      for (let i = run.length - 1; i >= 0; i--) ctx.lineTo(X(run[i].t), Y(run[i].low));
+      ctx.closePath();
+      ctx.fill();
+      ctx.strokeStyle = GREEN;
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      run.forEach((p, i) => (i ? ctx.lineTo(X(p.t), Y(p.rate)) : ctx.moveTo(X(p.t), Y(p.rate))));
+      ctx.stroke();
+    }
+    for (const s of this.snaps) {
+      const n = s.with + s.without + s.incorrect;
+      if (!n) continue;
+      const r = s.with / n;
+      ctx.fillStyle = r >= 0.5 ? GREEN : RED;
+      ctx.beginPath();
+      ctx.arc(X(s.t), Y(r), 3.5, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+    canvas.dataset.points = String(this.snaps.length);
+  },
+};
 
 // ---- labelling --------------------------------------------------------------------------------------
 const skipped = new Set();
@@ -364,6 +516,9 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("cam-start").addEventListener("click", startCamera);
   $("cam-stop").addEventListener("click", stopCamera);
   $("cam-snap").addEventListener("click", snapshot);
+  $("cam-auto").addEventListener("click", () => setAuto(!autoTimer));
+  $("session-reset").addEventListener("click", () => session.reset());
+  window.addEventListener("resize", () => { if (session.snaps.length) session.chart(); });
   $("skip").addEventListener("click", skip);
   $("undo").addEventListener("click", undo);
   document.addEventListener("keydown", onKey);
