@@ -77,3 +77,17 @@ def test_boxes_as_dicts_or_tuples_and_bad_input(pic1, faces):
     assert small.shape == pic1.shape
     with pytest.raises(ConfigError, match="choose one of: blur, pixelate"):
         anonymize(pic1, faces, "mosaic")
+
+
+def test_the_first_output_line_says_whether_faces_are_stored():
+    from visionlab.detect.privacy import faces_stored, storage_notice
+
+    assert [faces_stored(b, s) for b, s in ((None, True), ("blur", True), ("pixelate", True), ("blur", False))] == \
+        ["unblurred", "blurred", "pixelated", "none"]
+    assert storage_notice(None).startswith("faces stored: yes, unblurred")
+    assert storage_notice("pixelate").startswith("faces stored: pixelated (--blur pixelate)")
+    assert storage_notice(None, save_frames=False).startswith("faces stored: none (--no-save-frames)")
+    for line in (storage_notice(None), storage_notice("blur"), storage_notice("blur", False)):
+        assert "\n" not in line
+    with pytest.raises(ConfigError):
+        storage_notice("mosaic")

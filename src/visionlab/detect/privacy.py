@@ -79,3 +79,26 @@ def anonymize(image_bgr: np.ndarray, boxes: Iterable[Any], mode: str = "blur", *
             roi = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_NEAREST)
         out[y0:y1, x0:x1] = roi
     return out
+
+
+def faces_stored(blur: "str | None", save_frames: bool = True) -> str:
+    """What the saved output holds of the faces: ``none`` (no image or video written), ``blurred``,
+    ``pixelated`` or ``unblurred``; for the run's JSON summary."""
+    if not save_frames:
+        return "none"
+    if blur is None:
+        return "unblurred"
+    return {"blur": "blurred", "pixelate": "pixelated"}[check_mode(blur)]
+
+
+def storage_notice(blur: "str | None", save_frames: bool = True) -> str:
+    """The one line ``visionlab detect`` prints first: whether the faces filmed end up on disk."""
+    stored = faces_stored(blur, save_frames)
+    if stored == "none":
+        return ("faces stored: none (--no-save-frames): no image or video is written, only detections.jsonl "
+                "(boxes and labels) and the summary")
+    if stored == "unblurred":
+        return ("faces stored: yes, unblurred: the annotated images and video show every face; --blur anonymises "
+                "them, --no-save-frames keeps no images")
+    return (f"faces stored: {stored} (--blur {blur}): every detected face is {stored} in the saved images and "
+            f"video; a face the detector misses stays visible")
