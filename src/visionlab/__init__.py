@@ -4,7 +4,7 @@ from .errors import ConfigError, DataError, ModelError, VisionlabError
 __version__ = "0.1.0"
 
 # `visionlab runs` on the CLI is `visionlab.list_runs()` here: `visionlab.runs` is the run-folder module.
-_API = {"train", "evaluate", "demo", "list_runs", "load_run", "predict", "compare"}
+_API = {"train", "evaluate", "demo", "list_runs", "load_run", "predict", "compare", "detect"}
 
 __all__ = ["ConfigError", "DataError", "ModelError", "VisionlabError", "__version__", *sorted(_API)]
 
@@ -20,6 +20,9 @@ def __getattr__(name: str):
     if name == "predict":
         from .predict import predict
         return predict
+    if name == "detect":  # the subpackage, callable: visionlab.detect("photo.jpg") -> faces
+        import importlib
+        return importlib.import_module(".detect", __name__)
     if name == "compare":
         from .compare import compare
         return compare

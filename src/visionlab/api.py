@@ -189,12 +189,9 @@ def runs(root: str | Path = "runs") -> list[dict]:
     return list_runs(root)
 
 
-def demo(data: Optional[str] = None, out: Optional[str] = None, epochs: int = 6, quiet: bool = False) -> RunResult:
-    """The main job end to end: data (synthetic when none is given) -> small CNN -> evaluation and report."""
-    fields: dict[str, Any] = dict(model="small_cnn", optimizer="adam", lr=0.002, batch_size=32, epochs=epochs,
-                                  image_size=64, seed=0, out=out, name=None if out else time.strftime("demo-%Y%m%d-%H%M%S"), quiet=quiet)
-    if data:
-        fields.update(data=data)
-    else:
-        fields.update(data="synthetic", synthetic_per_class=300)
-    return train(**fields)
+def demo(data: Optional[str] = None, out: Optional[str] = None, epochs: int = 6, quiet: bool = False):
+    """The flagship job: face masks detected in the bundled real photos with the bundled model, then a small CNN
+    trained and evaluated (synthetic data when none is given). See ``visionlab.flagship``."""
+    from .flagship import demo as run_demo
+
+    return run_demo(data=data, out=out, epochs=epochs, quiet=quiet)

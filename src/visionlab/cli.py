@@ -128,25 +128,45 @@ def runs_cmd(root: Path = typer.Argument(Path("runs"), help="folder holding run 
 def demo(data: Optional[str] = typer.Option(None, "--data", help="a real image folder instead of synthetic data"),
          out_dir: Optional[str] = typer.Option(None, "--out"),
          epochs: int = typer.Option(6, "--epochs"), quiet: bool = typer.Option(False, "--quiet")) -> None:
-    """The main job end to end: data -> small CNN -> evaluation -> report (synthetic data when none is given)."""
+    """The flagship job, offline: masks detected in bundled real photos with the bundled model (annotated photos and
+    a page), then a small CNN trained and evaluated (synthetic data when none is given)."""
     from .api import demo as api_demo
 
+    out.print(_model_line(None))
     res = api_demo(data=data, out=out_dir, epochs=epochs, quiet=quiet)
-    m = res.metrics
-    out.print(f"[green]demo finished[/]: test accuracy {m.get('test_acc') or 0:.4f}, {m['epochs_run']} epochs, "
-              f"{m['train_seconds']:.1f} s of training")
-    out.print(f"report: {res.path / 'report.html'}")
+    m, d = res.metrics, res.detection
+    if d:
+        labels = ", ".join(f"{k} {v}" for k, v in sorted(d["labels"].items()))
+        out.print(f"[green]detection[/]: {d['processed']} bundled photos, {d['faces']} faces ({labels}) in "
+                  f"{d['seconds']:.1f} s; annotated photos in {res.root / 'detections'}")
+    out.print(f"[green]training[/]: test accuracy {m.get('test_acc') or 0:.4f}, {m['epochs_run']} epochs, "
+              f"{m['train_seconds']:.1f} s of training; report: {res.path / 'report.html'}")
+    if res.report is not None:
+        out.print(f"[green]demo finished[/]: open {res.report}")
 
 
 @app.command("predict")
-def predict_cmd(run: Path = typer.Argument(..., help="a run folder"),
-                inputs: list[Path] = typer.Argument(..., help="image files and/or folders"),
-                out_dir: Path = typer.Option(..., "--out", help="where predictions.csv/json and annotated copies go"),
-                annotate: bool = typer.Option(True, "--annotate/--no-annotate")) -> None:
+def predict_cmd(args: list[Path] = typer.Argument(..., help="[RUN] then image files and/or folders; without a run "
+                                                             "folder or .onnx file first, the bundled classifier"),
+                out_dir: Optional[Path] = typer.Option(None, "--out", help="where predictions.csv/json and annotated "
+                                                                          "copies go (default: predictions-<time>)"),
+                annotate: bool = typer.Option(True, "--annotate/--no-annotate"),
+                backend: str = typer.Option("onnx", "--backend", help="onnx (ONNX Runtime) or torch")) -> None:
     """Label unseen images (any format or size); unreadable files are reported, not fatal."""
+    import time as _time
+
     from .predict import predict
 
-    res = predict(run, inputs, out_dir, annotate=annotate)
+    first = args[0]
+    is_model = first.suffix.lower() == ".onnx" or (first.is_dir() and (first / "model.json").is_file())
+    model, inputs = (first, args[1:]) if is_model else (None, args)
+    if not inputs:
+        raise ConfigError(f"no images given after the model {first}; pass image files or folders")
+    out_dir = out_dir or Path(f"predictions-{_time.strftime('%Y%m%d-%H%M%S')}")
+    out.print(_model_line(model))
+    if model is None:
+        out.print("the bundled model labels face crops; for photos with people in them use `visionlab detect`")
+    res = predict(model, inputs, out_dir, annotate=annotate, backend=backend)
     counts: dict[str, int] = {}
     for r in res["predictions"]:
         counts[r["label"]] = counts.get(r["label"], 0) + 1
@@ -166,8 +186,12 @@ def compare_cmd(runs: list[Path] = typer.Argument(..., help="run folders"),
 
 @app.command("detect")
 def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a folder of images or a video file"),
-               model: Path = typer.Option(..., "--model", help="a run folder or an .onnx file"),
-               out_dir: Path = typer.Option(..., "--out", help="annotated images/video and detections.jsonl go here"),
+               model: Optional[Path] = typer.Option(None, "--model",
+                                                    help="a run folder or an .onnx file (default: the bundled "
+                                                         "three-class face-mask classifier)"),
+               out_dir: Optional[Path] = typer.Option(None, "--out",
+                                                      help="annotated images/video and detections.jsonl go here "
+                                                           "(default: a new detections-<time> folder here)"),
                camera: Optional[int] = typer.Option(None, "--camera", help="read camera N instead of INPUT"),
                detector: str = typer.Option("yunet", "--detector", help="yunet (needs its ONNX file) or haar"),
                backend: str = typer.Option("onnx", "--backend", help="onnx (ONNX Runtime) or torch"),
@@ -197,6 +221,15 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
 
     if (input is None) == (camera is None):
         raise ConfigError("give INPUT (image, folder or video) or --camera N, not both")
+    if out_dir is None:
+        import time as _time
+
+        out_dir = Path(f"detections-{_time.strftime('%Y%m%d-%H%M%S')}")
+        k = 1
+        while out_dir.exists():
+            k += 1
+            out_dir = Path(f"{out_dir.name.split('.')[0]}.{k}")
+    out.print(_model_line(model))
     opts = dict(detector=detector, backend=backend, threads=threads, face_model=face_model,
                 score_threshold=score_threshold, detect_side=detect_side, min_face=min_face, quality=quality)
     if truth is not None:
@@ -221,6 +254,19 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
               f"({labels}) at {s['fps']:.1f} FPS{' (interrupted, output finalised)' if s['interrupted'] else ''}")
     _warn_each(s["skipped"], "skipped")
     out.print(f"output: {out_dir}  (JSON lines: {s['jsonl']})")
+
+
+def _model_line(model: Optional[Path]) -> str:
+    """The first output line of detect/predict/serve: which classifier labels the faces."""
+    if model is None:
+        from .assets import card, default_classifier
+
+        c = card()
+        path = default_classifier()
+        return (f"model: bundled face-mask classifier {path.name} ({c.get('architecture', '?')}, "
+                f"{c.get('image_size', '?')} px; {', '.join(c.get('face_classes', []))}), see "
+                f"{path.parent / 'MODEL_CARD.md'}")
+    return f"model: {model}"
 
 
 @app.command("export")

@@ -12,7 +12,6 @@ from PIL import Image, ImageDraw, ImageOps
 
 from .errors import DataError
 from .progress import progress
-from .runs import load_run
 from .training.checkpoint import atomic_write_bytes, atomic_write_text, write_csv
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -47,12 +46,20 @@ def _annotate(path: Path, label: str, conf: float, dest: Path) -> None:
     atomic_write_bytes(dest, buf.getvalue())
 
 
-def predict(run: str | Path, inputs: Iterable[str | Path], out: str | Path | None = None,
-            annotate: bool = True, batch_size: int = 32, quiet: bool = False) -> dict:
-    """Predict every image in ``inputs`` (files or folders) with the model of ``run``."""
+def predict(run: str | Path | None, inputs: Iterable[str | Path], out: str | Path | None = None,
+            annotate: bool = True, batch_size: int = 32, quiet: bool = False,
+            backend: str = "onnx", threads: int = 0) -> dict:
+    """Predict every image in ``inputs`` (files or folders) with the model of ``run`` (a run folder or an .onnx
+    file; ``None``: the bundled face-mask classifier). ``backend="onnx"`` runs ONNX Runtime on the run's exported
+    model (exported on first use, as `visionlab detect` does); ``torch`` runs the run's torch model."""
     from .data import decode_image
+    from .detect.pipeline import load_classifier
 
-    loaded = load_run(run)
+    clf = load_classifier(run, backend if run is not None and Path(run).suffix.lower() != ".onnx" else "onnx",
+                          threads)
+    classes = list(clf.classes)
+    size = int(clf.image_size)
+    source = str(run) if run is not None else f"bundled:{Path(getattr(clf, 'path', 'classifier')).name}"
     files, problems = collect_images(inputs)
     rows: list[dict] = []
     out_dir = Path(out) if out else None
@@ -62,22 +69,22 @@ def predict(run: str | Path, inputs: Iterable[str | Path], out: str | Path | Non
             chunk, xs = [], []
             for f in files[start:start + batch_size]:
                 try:
-                    xs.append(decode_image(f, loaded.image_size))
+                    xs.append(decode_image(f, size))
                     chunk.append(f)
                 except DataError as e:
                     problems.append((str(f), str(e)))
             if xs:
-                probs = loaded.predict_proba(torch.stack(xs))
+                probs = clf.predict_proba(torch.stack(xs).numpy())
                 for f, p in zip(chunk, probs):
                     k = int(p.argmax())
-                    rows.append({"path": str(f), "label": loaded.classes[k], "confidence": float(p[k]),
-                                 **{f"p_{c}": float(v) for c, v in zip(loaded.classes, p)}})
+                    rows.append({"path": str(f), "label": classes[k], "confidence": float(p[k]),
+                                 **{f"p_{c}": float(v) for c, v in zip(classes, p)}})
             bar.update(task, advance=len(files[start:start + batch_size]))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_csv(out_dir / "predictions.csv", rows)
         atomic_write_text(out_dir / "predictions.json", json.dumps(
-            {"run": str(loaded.path), "classes": loaded.classes, "predictions": rows,
+            {"run": source, "classes": classes, "predictions": rows,
              "unreadable": [{"path": p, "reason": r} for p, r in problems]}, indent=2))
         if annotate:
             names: set[str] = set()
@@ -90,4 +97,5 @@ def predict(run: str | Path, inputs: Iterable[str | Path], out: str | Path | Non
                     name = f"{src.stem}-{i}.jpg"
                 names.add(name)
                 _annotate(src, r["label"], r["confidence"], out_dir / "annotated" / name)
-    return {"predictions": rows, "unreadable": problems, "classes": loaded.classes}
+    return {"predictions": rows, "unreadable": problems, "classes": classes, "model": source,
+            "backend": getattr(clf, "backend", backend)}

@@ -3,11 +3,26 @@
 ``faces``: detectors (YuNet, Haar) behind one interface; ``pipeline``: crop, classify, draw, and the loop over
 inputs (``run_detection``); ``export``: ONNX export with preprocessing in the metadata. See docs/detection.md.
 """
+import sys
+import types
+
 from .export import export_onnx, export_run, onnx_metadata
 from .faces import FACE_DETECTORS, YUNET_SCORE_THRESHOLD, Face, FaceDetector, build_detector
-from .pipeline import (Classifier, DetectionPipeline, FaceResult, OnnxClassifier, TorchClassifier, draw_results,
-                       load_classifier, run_detection)
+from .pipeline import (Classifier, DetectionPipeline, FaceResult, OnnxClassifier, TorchClassifier, detect_faces,
+                       draw_results, load_classifier, run_detection)
 
 __all__ = ["FACE_DETECTORS", "YUNET_SCORE_THRESHOLD", "Classifier", "DetectionPipeline", "Face", "FaceDetector",
            "FaceResult", "OnnxClassifier", "TorchClassifier", "build_detector", "draw_results", "export_onnx",
-           "export_run", "load_classifier", "onnx_metadata", "run_detection"]
+           "export_run", "load_classifier", "onnx_metadata", "run_detection", "detect_faces"]
+
+
+class _CallableModule(types.ModuleType):
+    """``visionlab.detect("photo.jpg")`` mirrors ``visionlab detect photo.jpg``: the package is also the verb.
+    Python lets a module's class be replaced by a ModuleType subclass (the documented way to give a module
+    __call__); every attribute still comes from the module itself."""
+
+    def __call__(self, image, model=None, **options):
+        return detect_faces(image, model, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -82,14 +82,20 @@ def _clip_box(x: float, y: float, w: float, h: float, width: int, height: int) -
 
 
 def yunet_model_path(path: str | os.PathLike | None = None, *, download: bool = True, url: str = YUNET_URL,
-                     timeout: float = 30.0) -> Path:
-    """The YuNet ONNX file: ``path`` if given, else the cached copy, else downloaded into the cache once."""
+                     timeout: float = 30.0, bundled: bool = True) -> Path:
+    """The YuNet ONNX file: ``path`` if given, else the copy visionlab ships (checked against its card), else the
+    cached copy, else downloaded into the cache once (for installs without the bundled file)."""
     if path is not None:
         p = Path(path).expanduser()
         if not p.is_file():
             raise ModelError(f"face model {p} does not exist; pass the path of a YuNet .onnx file "
                              f"(from the OpenCV Zoo: {YUNET_URL})")
         return p
+    if bundled:
+        from ..assets import FACE_MODEL, ROOT, default_face_model
+
+        if (ROOT / FACE_MODEL).exists():
+            return default_face_model()  # a damaged copy is a clear error, never a silent download
     cached = cache_root() / "models" / YUNET_FILE
     if cached.is_file():
         return cached
@@ -114,20 +120,23 @@ def yunet_model_path(path: str | os.PathLike | None = None, *, download: bool = 
 @FACE_DETECTORS.register("yunet", needs_file=True)
 class YuNetDetector:
     """OpenCV's YuNet: boxes, scores and five landmarks. ``max_side`` shrinks large frames before detection;
-    ``upscale`` enlarges the (shrunk) frame before detection, for small faces: YuNet's smallest anchors are about
-    10 px, and on the crowd photos of ``facemask_boxes`` 2x finds 82% of the annotated faces against 65% as they are
-    (3x: 83%; docs/detection.md)."""
+    ``upscale`` also searches the frame enlarged, for small faces: YuNet's smallest anchors are about 10 px, and on
+    the crowd photos of ``facemask_boxes`` 2x finds 82% of the annotated faces against 65% as they are (3x: 83%;
+    docs/detection.md). ``box_correction`` (a ``BoxCorrection`` or its dict) turns the boxes into annotator-style
+    ones."""
 
     name = "yunet"
 
     def __init__(self, model_path: str | os.PathLike | None = None, score_threshold: float = YUNET_SCORE_THRESHOLD,
                  nms_threshold: float = 0.3, top_k: int = 5000, max_side: Optional[int] = None,
-                 upscale: float = 1.0, box_correction=None) -> None:
+                 upscale: float = 1.0, box_correction=None, max_upscaled_side: int = 1600) -> None:
         if not 0.0 < score_threshold <= 1.0:
             raise ModelError(f"score_threshold must be in (0, 1], got {score_threshold}")
         if not 0.25 <= upscale <= 8.0:
             raise ModelError(f"upscale must be between 0.25 and 8, got {upscale}")
         self.upscale = float(upscale)
+        self.max_upscaled_side = int(max_upscaled_side)
+        self.nms_threshold = float(nms_threshold)
         from .boxfix import BoxCorrection
 
         # a BoxCorrection (or its dict) turns YuNet's boxes into annotator-style ones (detect/boxfix.py)
@@ -145,19 +154,11 @@ class YuNetDetector:
                              f"({str(e).strip().splitlines()[-1]})") from None
         self._size: tuple[int, int] = (320, 320)
 
-    def detect_raw(self, image: np.ndarray) -> np.ndarray:
-        """YuNet's rows in the image's own pixels, highest score first, before any box correction: N x 15 float64
-        (x, y, w, h, five landmark x/y pairs, score)."""
+    def _detect_at(self, image: np.ndarray, scale: float) -> np.ndarray:
         h, w = image.shape[:2]
-        scale = 1.0
-        if self.max_side and max(h, w) > self.max_side:
-            scale = self.max_side / max(h, w)
+        if scale != 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        if self.upscale != 1.0:
-            scale *= self.upscale
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if self.upscale > 1 else cv2.INTER_AREA)
+            image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
         size = (image.shape[1], image.shape[0])
         if size != self._size:
             self._net.setInputSize(size)
@@ -165,7 +166,27 @@ class YuNetDetector:
         _, rows = self._net.detect(image)
         if rows is None:
             return np.zeros((0, 15))
-        return rows[np.argsort(-rows[:, 14])].astype(np.float64) / np.r_[np.full(14, scale), 1.0]
+        return rows.astype(np.float64) / np.r_[np.full(14, scale), 1.0]
+
+    def detect_raw(self, image: np.ndarray) -> np.ndarray:
+        """YuNet's rows in the image's own pixels, highest score first, before any box correction: N x 15 float64
+        (x, y, w, h, five landmark x/y pairs, score).
+
+        With ``upscale`` > 1 the frame is searched twice, as it is and enlarged (to at most ``max_upscaled_side``
+        px), and the two sets of boxes are merged by NMS: the enlarged frame finds the small faces, the frame as
+        it is keeps the large ones (YuNet finds faces of about 10 to 300 px), so a close-up is not broken up."""
+        h, w = image.shape[:2]
+        base = 1.0
+        if self.max_side and max(h, w) > self.max_side:
+            base = self.max_side / max(h, w)
+        up = min(self.upscale, self.max_upscaled_side / (max(h, w) * base)) if self.upscale > 1 else self.upscale
+        rows = self._detect_at(image, base * min(up, 1.0))
+        if up > 1.05:
+            from .boxfix import nms_merge, xywh_to_xyxy
+
+            rows = np.concatenate([rows, self._detect_at(image, base * up)])
+            rows = rows[nms_merge(xywh_to_xyxy(rows[:, :4]), rows[:, 14], self.nms_threshold)] if len(rows) else rows
+        return rows[np.argsort(-rows[:, 14], kind="stable")]
 
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]

@@ -129,9 +129,9 @@ class OnnxClassifier:
         return _softmax(logits.astype(np.float64)).astype(np.float32)
 
 
-def load_classifier(source: str | os.PathLike, backend: Literal["onnx", "torch"] = "onnx",
+def load_classifier(source: str | os.PathLike | None = None, backend: Literal["onnx", "torch"] = "onnx",
                     threads: int = 1) -> Classifier:
-    """A run folder or an ``.onnx`` file as a ``Classifier``.
+    """A run folder or an ``.onnx`` file as a ``Classifier``; ``None`` is the bundled face-mask classifier.
 
     For a run folder, ``onnx`` uses ``RUN/model.onnx``, exporting it first when it is missing or older than the
     weights; ``torch`` loads the run's model directly (Keras runs always go through torch).
@@ -141,6 +141,10 @@ def load_classifier(source: str | os.PathLike, backend: Literal["onnx", "torch"]
 
     if backend not in ("onnx", "torch"):
         raise ConfigError(f"unknown classifier backend {backend!r}; choose one of: onnx, torch")
+    if source is None:
+        from ..assets import default_classifier
+
+        source = default_classifier()
     p = Path(source)
     if p.suffix.lower() == ".onnx":
         if backend != "onnx":
@@ -285,6 +289,31 @@ class DetectionPipeline:
         return results
 
 
+def detect_faces(image: "str | os.PathLike | np.ndarray", model: "Classifier | str | os.PathLike | None" = None, *,
+                 face_model: "str | os.PathLike | None" = None, quality: str = "accurate", color: str = "rgb",
+                 backend: Literal["onnx", "torch"] = "onnx", min_face_prob: float = 0.5,
+                 **pipeline_options) -> list[FaceResult]:
+    """Faces of one photo (a path, or an H x W x 3 uint8 array in ``color`` order), each with box, label, best
+    guess, probabilities and detector score; nothing is written. ``model`` defaults to the bundled classifier, the
+    face detector to the bundled YuNet; both follow the classifier's detection profile. This is
+    ``visionlab.detect(...)``."""
+    from .faces import YuNetDetector
+    from .profile import read_profile
+
+    clf = model if model is not None and not isinstance(model, (str, os.PathLike)) else load_classifier(model, backend)
+    prof = getattr(clf, "profile", None)
+    if isinstance(pipeline_options.get("profile"), (str, os.PathLike)):
+        prof = read_profile(pipeline_options.pop("profile"))
+    opts = prof.detector_options(quality, "image") if prof is not None else {}  # type: ignore[arg-type]
+    det = YuNetDetector(face_model, **opts)
+    pipeline_options.setdefault("margin", prof.margin if prof is not None else 0.2)
+    pipe = DetectionPipeline(det, clf, min_face_prob=min_face_prob,
+                             tta=bool(prof is not None and prof.tta and quality == "accurate"), **pipeline_options)
+    if isinstance(image, (str, os.PathLike)):
+        return pipe(read_image(Path(image)), color="bgr")
+    return pipe(np.asarray(image), color=color)  # type: ignore[arg-type]
+
+
 def label_color(label: str) -> tuple[int, int, int]:
     """Green for a mask, red for no mask, orange for a mask worn wrongly, amber for unsure (BGR); other classes
     get a fixed palette colour."""
@@ -374,7 +403,7 @@ def _list_images(folder: Path, exclude: Path) -> list[Path]:
     return files
 
 
-def run_detection(input: str | os.PathLike | int, classifier: Classifier | str | os.PathLike,
+def run_detection(input: str | os.PathLike | int, classifier: Classifier | str | os.PathLike | None,
                   out_dir: str | os.PathLike, detector: FaceDetector | str = "yunet", *,
                   backend: Literal["onnx", "torch"] = "onnx", threads: int = 1,
                   face_model: str | os.PathLike | None = None, score_threshold: Optional[float] = None,
@@ -387,7 +416,8 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
     """Detect and label every face of ``input`` and write the results under ``out_dir``.
 
     ``input``: an image file, a folder (every image in it, recursively), a video file, or an ``int`` camera
-    index. ``classifier``: a ``Classifier``, a run folder or an ``.onnx`` file (see ``load_classifier``).
+    index. ``classifier``: a ``Classifier``, a run folder or an ``.onnx`` file (see ``load_classifier``); ``None``
+    is the bundled face-mask classifier.
     ``detect_side`` shrinks frames to that longer side for YuNet only (crops still come from the full frame):
     320 roughly triples detection speed at 640x480 and misses faces under ~20 px. ``quality`` picks the
     classifier's detection profile setting (detect/profile.py): ``accurate`` (upscaled photo, low threshold, the
@@ -431,7 +461,7 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
         if not files:
             raise DataError(f"no images in {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
 
-    if isinstance(classifier, (str, os.PathLike)):
+    if classifier is None or isinstance(classifier, (str, os.PathLike)):
         classifier = load_classifier(classifier, backend, threads)
     from .profile import read_profile, resolve_quality
 

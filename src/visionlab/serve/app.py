@@ -59,7 +59,7 @@ def warm_up(engine: Engine, limiter: Limiter) -> None:
         f.result()
 
 
-def create_app(run_dir: str | Path, active_project: Optional[str | Path] = None,
+def create_app(run_dir: str | Path | None = None, active_project: Optional[str | Path] = None,
                face_model: Optional[str | Path] = None, max_upload_mb: float = 10, max_pixels: float = 40e6,
                max_concurrency: int = 2, max_queue: int = 16, allowed_hosts: Optional[list[str]] = None,
                max_spool_mb: Optional[float] = None, request_timeout_s: float = 30.0) -> FastAPI:

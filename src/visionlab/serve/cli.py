@@ -78,12 +78,13 @@ def raise_fd_limit(want: int = 65536) -> int:
         return -1
 
 
-def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, active: Optional[str | Path] = None,
+def serve(run: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000, active: Optional[str | Path] = None,
           face_model: Optional[str | Path] = None, max_upload_mb: float = 10, max_pixels: float = 40e6,
           max_concurrency: int = 2, max_queue: int = 16, log_level: str = "warning",
           allow_hosts: Optional[list[str]] = None, request_timeout_s: float = 30.0,
           header_timeout_s: float = 10.0, max_spool_mb: Optional[float] = None) -> None:
-    """Load ``run`` (and ``active``, a project folder), warm up, and serve until Ctrl-C."""
+    """Load ``run`` (a run folder, an .onnx file, or None: the bundled face-mask classifier) and ``active`` (a
+    project folder), warm up, and serve until Ctrl-C."""
     from ..errors import ConfigError
 
     if max_concurrency < 1:
@@ -118,12 +119,14 @@ def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, active: Op
     app = create_app(run, active_project=active, face_model=face_model, max_upload_mb=max_upload_mb,
                      max_pixels=max_pixels, max_concurrency=max_concurrency, max_queue=max_queue,
                      allowed_hosts=hosts, max_spool_mb=max_spool_mb, request_timeout_s=request_timeout_s)
-    print(f"visionlab: serving {Path(run)} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    what = Path(run) if run is not None else "the bundled face-mask classifier"
+    print(f"visionlab: serving {what} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, server_header=False,
                 timeout_graceful_shutdown=5, timeout_keep_alive=5, http=timed_h11(header_timeout_s))
 
 
-def serve_command(run: Path = typer.Argument(..., help="a run folder written by `visionlab train`"),
+def serve_command(run: Optional[Path] = typer.Argument(None, help="a run folder written by `visionlab train` or an "
+                                                                   ".onnx file (default: the bundled classifier)"),
                   host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (loopback by default)"),
                   port: int = typer.Option(8000, "--port"),
                   active: Optional[Path] = typer.Option(None, "--active", help="an active-learning project folder "

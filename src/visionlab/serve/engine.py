@@ -29,19 +29,10 @@ DETECT_MAX_SIDE = 1600  # larger photos are shrunk for the detector (a 40 MP fra
 ANNOTATE_MAX_SIDE = 1600
 
 
-def shared_dir() -> Path:
-    """``shared/`` beside the repository (where the project keeps data and models), or $VISIONLAB_SHARED."""
-    env = os.environ.get("VISIONLAB_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared"
-
-
 def local_face_model() -> Optional[Path]:
-    """A YuNet file already on this machine: $VISIONLAB_FACE_MODEL, else the newest one in shared/models."""
+    """A YuNet file named by $VISIONLAB_FACE_MODEL; otherwise None, and the detector takes the bundled one."""
     env = os.environ.get("VISIONLAB_FACE_MODEL")
-    if env:
-        return Path(env)
-    found = sorted((shared_dir() / "models").glob("face_detection_yunet*.onnx"))
-    return found[-1] if found else None
+    return Path(env) if env else None
 
 
 def detector_factory(face_model: Optional[str | Path], options: Optional[dict] = None) -> Callable[[], FaceDetector]:
@@ -109,16 +100,20 @@ class _Timed:
 class Engine:
     """The run's classifier and a face detector, loaded once; ``predict`` may be called from many threads."""
 
-    def __init__(self, run_dir: str | Path, face_model: Optional[str | Path] = None,
+    def __init__(self, run_dir: str | Path | None = None, face_model: Optional[str | Path] = None,
                  backend: str = "onnx") -> None:
         from ..runs import MODEL_FILE, load_run
 
-        self.run = load_run(run_dir)  # a clear ModelError for a folder that is not a finished run
+        # a run folder, an exported .onnx file, or None: the bundled face-mask classifier
+        is_run = run_dir is not None and Path(run_dir).suffix.lower() != ".onnx"
+        self.run = load_run(run_dir) if is_run else None  # a clear ModelError for a folder that is not a run
         self.classifier = None
-        if backend == "onnx":
+        if backend == "onnx" or not is_run:
             try:  # exports RUN/model.onnx when it is missing or stale, as `visionlab detect` does
                 self.classifier = load_classifier(run_dir, "onnx", threads=1)
             except (VisionlabError, OSError, ImportError, RuntimeError) as e:
+                if not is_run:
+                    raise
                 print(f"visionlab serve: ONNX Runtime unavailable for this run ({e}); using torch", file=sys.stderr)
         if self.classifier is None:
             self.classifier = load_classifier(run_dir, "torch")
@@ -126,9 +121,12 @@ class Engine:
         from ..detect.pipeline import is_background
 
         self.classes = [c for c in self.classifier.classes if not is_background(c)]  # what a face can be
-        weights = self.run.path / MODEL_FILE
-        if not weights.is_file():
-            weights = next(iter(sorted(self.run.path.glob("model.*"))), weights)
+        if self.run is not None:
+            weights = self.run.path / MODEL_FILE
+            if not weights.is_file():
+                weights = next(iter(sorted(self.run.path.glob("model.*"))), weights)
+        else:
+            weights = Path(self.classifier.path)  # type: ignore[attr-defined]
         self.version = sha256_file(weights)[:12] if weights.is_file() else "unknown"
         prof = getattr(self.classifier, "profile", None)  # photos: the accurate setting of the model's profile
         self.margin = prof.margin if prof is not None else 0.2
@@ -162,6 +160,22 @@ class Engine:
         self.classifier.predict_proba(np.zeros((2, 3, s, s), np.uint8))
 
     def info(self) -> dict[str, Any]:
+        det = self.detector
+        path = getattr(det, "model_path", None) or getattr(det, "cascade_path", None)
+        detector = {"name": det.name, "model_file": Path(path).name if path else None,
+                    "score_threshold": getattr(det, "score_threshold", None)}
+        if self.run is None:  # an .onnx file: the bundled classifier's card says what it is
+            from ..assets import CLASSIFIER, card
+
+            onnx = Path(self.classifier.path)  # type: ignore[attr-defined]
+            c = card() if onnx.name == CLASSIFIER else {}
+            val = c.get("detection", {}).get("Validation", {})
+            return {"run": onnx.name, "model": c.get("architecture", onnx.stem), "family": "backbone",
+                    "backbone": "efficientnet_lite0" if c else None, "classes": self.classes,
+                    "image_size": int(self.classifier.image_size), "version": self.version, "backend": self.backend,
+                    "metrics": {"map50": val.get("map50"), "face_recall": val.get("face_recall"),
+                                "test_acc": c.get("crop_test", {}).get("accuracy")} if c else {},
+                    "detector": detector}
         cfg = self.run.config
         family = None
         try:
@@ -169,14 +183,10 @@ class Engine:
             family = MODELS.meta(cfg.model).get("family")
         except Exception:  # an unregistered model name still loads from its own file
             pass
-        det = self.detector
-        path = getattr(det, "model_path", None) or getattr(det, "cascade_path", None)
         return {"run": self.run.path.name, "model": cfg.model, "family": family,
                 "backbone": cfg.model if family not in ("mlp", "cnn", None) else None, "classes": self.classes,
                 "image_size": int(self.classifier.image_size), "version": self.version, "backend": self.backend,
-                "metrics": scalar_metrics(self.run.metrics),
-                "detector": {"name": det.name, "model_file": Path(path).name if path else None,
-                             "score_threshold": getattr(det, "score_threshold", None)}}
+                "metrics": scalar_metrics(self.run.metrics), "detector": detector}
 
 
 def scalar_metrics(metrics: dict) -> dict[str, Any]:

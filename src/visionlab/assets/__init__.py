@@ -1,0 +1,74 @@
+"""Files visionlab ships so that it works offline with no training: the YuNet face detector, the default
+three-class face-mask classifier (ONNX, with its preprocessing and detection profile in the metadata), its model
+card, and a few real photos for the demo.
+
+``asset(name)`` returns the path of a bundled file after checking it against ``model_card.json`` (size and
+sha256, once per process); a missing or damaged file is a one-line ``ModelError`` that names it and says how to
+restore it. The classifier is rebuilt from ../shared/data by ``python tools/build_default_model.py``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import ModelError
+
+ROOT = Path(__file__).resolve().parent
+FACE_MODEL = "face_detection_yunet_2026may.onnx"
+CLASSIFIER = "facemask_classifier.onnx"
+CARD = "model_card.json"
+PHOTOS = ROOT / "photos"
+RESTORE = ("reinstall visionlab (pip install --force-reinstall visionlab, or pip install -e . in a checkout), "
+           "or rebuild the classifier with `python tools/build_default_model.py`")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def card() -> dict:
+    """The model card's machine-readable part (classes, input size, checksums, figures)."""
+    p = ROOT / CARD
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"bundled model card {p} is missing; {RESTORE}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelError(f"bundled model card {p} is damaged; {RESTORE}") from None
+    if not isinstance(d, dict) or not isinstance(d.get("files"), dict):
+        raise ModelError(f"bundled model card {p} has no 'files' table; {RESTORE}")
+    return d
+
+
+@lru_cache(maxsize=None)
+def asset(name: str) -> Path:
+    """Path of bundled file ``name``, checked against the card's size and sha256."""
+    p = ROOT / name
+    want = card()["files"].get(name)
+    if want is None:
+        raise ModelError(f"{name} is not a file visionlab bundles (known: {', '.join(sorted(card()['files']))})")
+    if not p.is_file():
+        raise ModelError(f"bundled file {p} is missing; {RESTORE}")
+    size = p.stat().st_size
+    if size != want["bytes"] or _sha256(p) != want["sha256"]:
+        raise ModelError(f"bundled file {p} is damaged ({size} bytes, checksum differs from {CARD}); {RESTORE}")
+    return p
+
+
+def default_classifier() -> Path:
+    return asset(CLASSIFIER)
+
+
+def default_face_model() -> Path:
+    return asset(FACE_MODEL)
+
+
+def demo_photos() -> list[Path]:
+    return sorted(p for p in PHOTOS.glob("*.jp*g") if p.is_file())
