@@ -214,9 +214,23 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
                subset: Optional[str] = typer.Option(None, "--subset",
                                                     help="with --truth: only these photos, e.g. crops/faces.json:"
                                                          "Validation or a text file of names"),
+               bin_seconds: Optional[float] = typer.Option(None, "--bin-seconds",
+                                                           help="video summary time bins (default 10 s; 1 s for "
+                                                                "clips under a minute)"),
+               zone: Optional[str] = typer.Option(None, "--zone", help="count only faces whose centre is inside "
+                                                                       "x1,y1,x2,y2 or a polygon x1,y1;x2,y2;..."),
+               track: bool = typer.Option(True, "--track/--no-track",
+                                          help="also count people by IoU tracks (one person standing still once)"),
+               blur: bool = typer.Option(False, "--blur", help="blur every face in the saved images and video"),
+               pixelate: bool = typer.Option(False, "--pixelate", help="pixelate every face instead of blurring"),
+               save_frames: bool = typer.Option(True, "--save-frames/--no-save-frames",
+                                                help="--no-save-frames writes only JSON lines and the summary"),
                threads: int = typer.Option(1, "--threads")) -> None:
     """Find every face in photos, a folder, a video or a camera and label each (mask / no mask / worn
-    incorrectly / unsure). With --truth, also score the boxes against annotations."""
+    incorrectly / unsure). Video and cameras also get summary.csv/png (counts and mask rate over time). With
+    --truth, also score the boxes against annotations."""
+    from .detect.privacy import storage_notice
+
     from .detect import run_detection
 
     if (input is None) == (camera is None):
@@ -229,9 +243,12 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
         while out_dir.exists():
             k += 1
             out_dir = Path(f"{out_dir.name.split('.')[0]}.{k}")
+    mode = "pixelate" if pixelate else ("blur" if blur else None)
+    out.print(storage_notice(mode, save_frames))
     out.print(_model_line(model))
     opts = dict(detector=detector, backend=backend, threads=threads, face_model=face_model,
-                score_threshold=score_threshold, detect_side=detect_side, min_face=min_face, quality=quality)
+                score_threshold=score_threshold, detect_side=detect_side, min_face=min_face, quality=quality,
+                blur=mode, save_frames=save_frames, zone=zone)
     if truth is not None:
         from .detect.evaluate import detect_and_evaluate
 
@@ -248,11 +265,19 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
     if subset is not None:
         raise ConfigError("--subset goes with --truth")
     s = run_detection(int(camera) if camera is not None else input, model, out_dir,
-                      min_face_prob=0.5 if min_face_prob is None else min_face_prob, **opts)
+                      min_face_prob=0.5 if min_face_prob is None else min_face_prob, bin_seconds=bin_seconds,
+                      track=track, **opts)
     labels = ", ".join(f"{k} {v}" for k, v in sorted(s["labels"].items())) or "none"
     out.print(f"{s['processed']} {'frames' if s['kind'] in ('video', 'camera') else 'images'}: {s['faces']} faces "
               f"({labels}) at {s['fps']:.1f} FPS{' (interrupted, output finalised)' if s['interrupted'] else ''}")
     _warn_each(s["skipped"], "skipped")
+    if s.get("summary"):
+        t = s["summary"]
+        rate = "no faces" if t["mask_rate"] is None else (
+            f"mask rate {100 * t['mask_rate']:.1f}% [{100 * t['mask_rate_ci'][0]:.1f}, "
+            f"{100 * t['mask_rate_ci'][1]:.1f}]")
+        people = f", {t['people']['count']} people by track" if t.get("people") else ""
+        out.print(f"summary: {rate} over {t['faces']} face sightings{people}; {t['csv']}, {t['png']}")
     out.print(f"output: {out_dir}  (JSON lines: {s['jsonl']})")
 
 

@@ -412,7 +412,9 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
                   positive_class: Optional[str] = None, max_frames: Optional[int] = None, show_progress: bool = True,
                   on_frame: Optional[Callable[[dict, np.ndarray], None]] = None, quality: str = "auto",
                   profile: "str | os.PathLike | None" = None, min_face_prob: float = 0.5,
-                  files: Optional[Sequence[str | os.PathLike]] = None) -> dict:
+                  files: Optional[Sequence[str | os.PathLike]] = None, video_summary: bool = True,
+                  bin_seconds: Optional[float] = None, zone=None, track: bool = True, blur: Optional[str] = None,
+                  save_frames: bool = True) -> dict:
     """Detect and label every face of ``input`` and write the results under ``out_dir``.
 
     ``input``: an image file, a folder (every image in it, recursively), a video file, or an ``int`` camera
@@ -423,7 +425,11 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
     classifier's detection profile setting (detect/profile.py): ``accurate`` (upscaled photo, low threshold, the
     background class rejecting the extra boxes), ``fast``, or ``auto`` (accurate for photos, fast for video);
     ``profile`` overrides the classifier's own ``detect.json``. ``score_threshold``/``margin`` override it too.
-    ``files`` restricts a folder to those images.
+    ``files`` restricts a folder to those images. Video and cameras also get ``summary.csv``/``summary.png`` (per
+    time bin of ``bin_seconds``: faces, per class, mask rate with a Wilson interval, people by track; see
+    detect/summary.py and docs/video.md), counted inside ``zone`` (``"x1,y1,x2,y2"`` or a polygon) only.
+    ``blur`` (``blur``/``pixelate``) anonymises every face in the saved images and video; ``save_frames=False``
+    writes only the JSON lines and the summary.
     Writes annotated images (same relative names) or ``<stem>.mp4`` (mp4v; ``camera<N>.mp4`` for a camera),
     and ``detections.jsonl`` with one line per image or frame. An unreadable image in a folder is skipped with
     one warning line; Ctrl-C stops cleanly with the video and JSON lines finalised. ``on_frame(record,
@@ -485,6 +491,13 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
                              unsure_high=unsure_high, min_confidence=min_confidence, positive_class=positive_class,
                              min_face_prob=min_face_prob, tta=prof is not None and prof.tta and setting == "accurate")
 
+    from .privacy import anonymize, check_mode, faces_stored
+    from .summary import VideoSummary, parse_zone
+
+    if blur is not None:
+        check_mode(blur)
+    if isinstance(zone, str):
+        zone = parse_zone(zone)
     cap = None
     if kind in ("video", "camera"):
         cap = _open_capture(src)  # before anything is written: a bad video or camera leaves no output behind
@@ -495,7 +508,9 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
                      "skipped": [], "interrupted": False, "detector": getattr(pipe.detector, "name", "?"),
                      "backend": getattr(classifier, "backend", type(classifier).__name__),
                      "setting": setting if prof is not None else "default",
-                     "profile": prof.source if prof is not None else None}
+                     "profile": prof.source if prof is not None else None,
+                     "faces_stored": faces_stored(blur, save_frames)}
+    vs: Optional[VideoSummary] = None
     labels: Counter = Counter()
     t0 = time.perf_counter()
     fps_ema: Optional[float] = None
@@ -507,7 +522,17 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
         dt = max(time.perf_counter() - t, 1e-6)
         fps_ema = 1.0 / dt if fps_ema is None else 0.9 * fps_ema + 0.1 / dt
         record = {"source": source, "frame": index, "faces": [r.to_dict() for r in results]}
-        return draw_results(frame, results, fps_ema if overlay_fps else None), record
+        if vs is not None:
+            ids = vs.update(index or 0, record["faces"], t=time.perf_counter() - t0 if kind == "camera" else None)
+            for f, i in zip(record["faces"], ids):
+                f["track"] = i
+        if not save_frames:
+            return frame, record
+        shown = anonymize(frame, results, blur) if blur else frame
+        annotated = draw_results(shown, results, fps_ema if overlay_fps else None)
+        if zone is not None:
+            zone.draw(annotated)
+        return annotated, record
 
     def emit(record: dict, annotated: np.ndarray) -> None:
         # after the image or video frame is written, so the JSON lines never run ahead of the output
@@ -537,7 +562,8 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
                         bar.advance(task)
                         continue
                     annotated, record = process(img, str(f), None, overlay_fps=False)
-                    _write_image(out / (f.name if kind == "image" else f.relative_to(src)), annotated)
+                    if save_frames:
+                        _write_image(out / (f.name if kind == "image" else f.relative_to(src)), annotated)
                     emit(record, annotated)
                     bar.update(task, advance=1, info=f"{summary['processed'] / (time.perf_counter() - t0):.1f} img/s")
             else:
@@ -549,19 +575,23 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
                 final = out / f"{stem}.mp4"
                 tmp_video = out / f".{stem}.part.mp4"  # renamed on finish: a half-written file never has the final name
                 task = bar.add_task(str(src) if kind == "video" else f"camera {src}", total=total, info="")
+                if video_summary:
+                    vs = VideoSummary(fps, bin_seconds, duration_s=count / fps if kind == "video" and count > 0
+                                      else None, zone=zone, track=track)
                 index = 0
                 while max_frames is None or index < max_frames:
                     ok, frame = cap.read()
                     if not ok:
                         break
-                    if writer is None:
+                    if writer is None and save_frames:
                         h, w = frame.shape[:2]
                         writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                         if not writer.isOpened():
                             writer = None
                             raise DataError(f"cannot write {final}: this OpenCV build has no mp4v encoder")
                     annotated, record = process(frame, summary["input"], index, overlay_fps=True)
-                    writer.write(annotated)
+                    if writer is not None:
+                        writer.write(annotated)
                     emit(record, annotated)
                     index += 1
                     bar.update(task, advance=1, info=f"{fps_ema:.1f} FPS")
@@ -579,6 +609,8 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
             summary["video"] = str(final)
         elif tmp_video is not None:
             tmp_video.unlink(missing_ok=True)
+    if vs is not None:  # after the finally: a Ctrl-C'd video still gets its summary
+        summary["summary"] = vs.write(out)
     summary["labels"] = dict(labels)
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     summary["fps"] = round(summary["processed"] / max(summary["seconds"], 1e-9), 2)

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..detect.privacy import anonymize
 from .engine import Engine, annotate
 from .labelling import Labelling
 from .limits import BodyLimit, HostCheck, Limiter, SecurityHeaders
@@ -146,7 +147,9 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
     @app.post("/v1/predict", response_model=PredictResponse, tags=["detection"],
               responses=_errors(400, 413, 415, 422, 503))
     async def predict(file: UploadFile = File(..., description="a photo: JPEG, PNG, WebP, BMP, GIF or TIFF"),
-                      annotated: bool = Query(False, description="also return the annotated image as base64 JPEG")
+                      annotated: bool = Query(False, description="also return the annotated image as base64 JPEG"),
+                      blur: Optional[Literal["blur", "pixelate"]] = Query(
+                          None, description="anonymise every face in the annotated image (as `detect --blur`)")
                       ) -> PredictResponse:
         """Every face in the photo with its box, label and confidence."""
         data = await file.read()
@@ -157,7 +160,8 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
             rgb = decode_upload(data, max_pixels)
             t2 = time.perf_counter()
             faces, times = engine.predict(rgb)
-            jpeg = base64.b64encode(annotate(rgb, [r for r, _ in faces])).decode() if annotated else None
+            shown = anonymize(rgb, [r for r, _ in faces], blur) if blur else rgb
+            jpeg = base64.b64encode(annotate(shown, [r for r, _ in faces])).decode() if annotated else None
             t3 = time.perf_counter()
             timings = Timings(queue_ms=round((t1 - t0) * 1e3, 3), decode_ms=round((t2 - t1) * 1e3, 3),
                               detect_ms=round(times["detect_ms"], 3), classify_ms=round(times["classify_ms"], 3),
