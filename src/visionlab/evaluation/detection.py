@@ -4,9 +4,12 @@
 annotations (``data.boxes``) and returns the metrics; ``write_detection_report`` adds plots, a gallery and a page.
 
 - mAP@0.5 and mAP@[.5:.95], overall and per class: torchmetrics' ``MeanAveragePrecision`` (COCO's definition,
-  pycocotools behind it; no AP is computed here). Every face box is scored once per class with that class's
-  probability (``probs``), as detectors with per-class scores are evaluated (COCO keeps up to 100 boxes per class
-  and photo). ``map50_top1`` scores each box only with its best guess, for comparison.
+  pycocotools behind it; no AP is computed here). Every face box is scored once per class, as detectors with
+  per-class scores are evaluated (COCO keeps up to 100 boxes per class and photo): by default with that class's
+  probability (``probs``, where the classifier's Background class already took its share) times the face
+  detector's score, the two stages' evidence that the box is a face of that class, as two-stage detectors multiply
+  objectness and class score (``rank="prob"`` uses the probability alone). ``map50_top1`` scores each box only
+  with its best guess, for comparison.
 - Face recall by size band of the annotated box's shorter side (<16, 16-31, 32-63, >=64 px) at IoU >= 0.5,
   whatever the class, with one-to-one matching (SciPy's assignment on IoU).
 - The confusion matrix of matched faces (annotated class x best guess), the count of face boxes that match no
@@ -40,12 +43,14 @@ def pair_records(records: Sequence[dict], truths: Sequence[AnnotatedImage]) -> l
 
 
 def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage], classes: Sequence[str],
-                        match_iou: float = 0.5) -> dict:
+                        match_iou: float = 0.5, rank: str = "prob*score") -> dict:
     import torch
     from torchmetrics.detection import MeanAveragePrecision
 
     from ..detect.boxfix import match, xywh_to_xyxy
 
+    if rank not in ("prob*score", "prob"):
+        raise DataError(f"unknown ranking {rank!r}; choose prob*score or prob")
     classes = list(classes)
     idx = {c: i for i, c in enumerate(classes)}
     pairs = pair_records(records, truths)
@@ -73,15 +78,16 @@ def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage
         boxes, scores, labels = [], [], []
         for k, f in enumerate(faces):
             probs = f.get("probs") or {f["guess"]: f["confidence"]}
+            w = float(f.get("score", 1.0)) if rank == "prob*score" else 1.0
             for c, p in probs.items():
                 if c in idx:
-                    boxes.append(pb[k]), scores.append(float(p)), labels.append(idx[c])
+                    boxes.append(pb[k]), scores.append(float(p) * w), labels.append(idx[c])
         target = {"boxes": torch.tensor(gt, dtype=torch.float32), "labels": torch.tensor(gl, dtype=torch.long)}
         m_all.update([{"boxes": torch.tensor(np.array(boxes).reshape(-1, 4), dtype=torch.float32),
                        "scores": torch.tensor(scores, dtype=torch.float32),
                        "labels": torch.tensor(labels, dtype=torch.long)}], [target])
-        top = [(pb[k], f["confidence"] * f.get("face", 1.0), idx[f["guess"]]) for k, f in enumerate(faces)
-               if f["guess"] in idx]
+        top = [(pb[k], f["confidence"] * f.get("face", 1.0) * (f.get("score", 1.0) if rank == "prob*score" else 1.0),
+                idx[f["guess"]]) for k, f in enumerate(faces) if f["guess"] in idx]
         m_top.update([{"boxes": torch.tensor(np.array([t[0] for t in top]).reshape(-1, 4), dtype=torch.float32),
                        "scores": torch.tensor([t[1] for t in top], dtype=torch.float32),
                        "labels": torch.tensor([t[2] for t in top], dtype=torch.long)}], [target])
@@ -131,7 +137,7 @@ def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage
         "false_boxes": int(false_boxes),
         "confusion": {"classes": classes, "matrix": confusion.tolist()},
         "matched_accuracy": round(float(np.trace(confusion) / max(confusion.sum(), 1)), 4),
-        "pr_curves": pr, "match_iou": match_iou,
+        "pr_curves": pr, "match_iou": match_iou, "rank": rank,
         "_misses": sorted(misses, key=lambda d: -d["side"]),
         "_mistakes": sorted(mistakes, key=lambda d: -d["confidence"]),
     }
@@ -271,7 +277,7 @@ td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;mar
 <h1>{html.escape(title)}</h1>
 <p class="big">mAP@0.5 <b>{m['map50']:.3f}</b> &middot; mAP@[.5:.95] <b>{m['map']:.3f}</b> &middot;
 faces found {100 * (m['face_recall'] or 0):.1f}% of {m['faces']} in {m['photos']} photos</p>
-<p>Every face box is scored per class with that class's probability (COCO evaluation, torchmetrics/pycocotools).
+<p>Every face box is scored per class with {'that class&#39;s probability times the detector&#39;s score' if m['rank'] == 'prob*score' else 'that class&#39;s probability'} (COCO evaluation, torchmetrics/pycocotools).
 Scored with the best guess only: mAP@0.5 {m['map50_top1']:.3f}. Face boxes that match no annotated face (IoU
 &lt; {m['match_iou']}): {m['false_boxes']} of {m['face_boxes']} (some are faces the annotators left out).
 Accuracy of the best guess on matched faces: {100 * m['matched_accuracy']:.1f}%.</p>
