@@ -9,6 +9,7 @@ raw-pixel Normalize layer. Both backends are measured in this one run and printe
     python benchmarks/detect_latency.py                       # mobilenet_v3_small at 128 px
     python benchmarks/detect_latency.py --model mobilenet_v2 --size 224
     python benchmarks/detect_latency.py --thresholds          # also: YuNet/Haar detection rates (docs/detection.md)
+    python benchmarks/detect_latency.py --bundled             # the bundled classifier: fast vs accurate setting
 """
 from __future__ import annotations
 
@@ -136,6 +137,50 @@ def latency(args) -> None:
                           f"{r['classify_ms']:11.2f} | {ratio:>10}")
 
 
+def bundled(args) -> None:
+    """The bundled face-mask classifier (ONNX Runtime, 1 thread) with its detection profile: the fast setting
+    (video default: frame as it is, threshold >= 0.5, at full size and at 320 px) and the accurate one (photo
+    default: as it is + enlarged, threshold 0.15, mirror averaging), measured side by side on the same frames."""
+    from visionlab.assets import default_classifier
+    from visionlab.detect.faces import YuNetDetector
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    clf = OnnxClassifier(default_classifier(), threads=1)
+    prof = clf.profile
+    print(f"bundled classifier ({clf.image_size} px, {len(clf.classes)} classes), ONNX Runtime {ort_version()}, "
+          f"OpenCV {cv2.__version__}, 1 thread, {W}x{H} frames, medians of {args.frames} frames, settings "
+          f"interleaved; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    header = f"{'faces':>5} | {'setting':>16} | {'frame ms':>8} | {'min ms':>6} | {'p90 ms':>6} | {'FPS':>6} | found"
+    print(header)
+    print("-" * len(header))
+    tiles_det = build_detector("yunet", model_path=args.face_model)
+    for n in (1, 4):
+        frame = compose(face_tiles(tiles_det, n))
+        pipes = {}
+        for name, quality, side in (("fast", "fast", None), ("fast, 320 px", "fast", 320),
+                                    ("accurate", "accurate", None)):
+            det = YuNetDetector(args.face_model, max_side=side, **prof.detector_options(quality))
+            pipes[name] = DetectionPipeline(det, clf, margin=prof.margin, min_face=0,
+                                            tta=prof.tta and quality == "accurate")
+        for _ in range(3):
+            for p in pipes.values():
+                p(frame)
+        times: dict[str, list[float]] = {k: [] for k in pipes}
+        found: dict[str, int] = {}
+        for _ in range(args.frames):
+            for k, p in pipes.items():
+                t0 = time.perf_counter()
+                res = p(frame)
+                draw_results(frame, res, fps=0.0)
+                times[k].append(time.perf_counter() - t0)
+                found[k] = len(res)
+        for k, v in times.items():
+            med = 1000 * statistics.median(v)
+            print(f"{n:>5} | {k:>16} | {med:8.1f} | {1000 * min(v):6.1f} | {1000 * float(np.percentile(v, 90)):6.1f} | "
+                  f"{1000 / med:6.1f} | {found[k]}")
+
+
 def ort_version() -> str:
     import onnxruntime
 
@@ -185,10 +230,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--face-model", default=str(SHARED / "models" / "face_detection_yunet_2026may.onnx"))
     ap.add_argument("--save-frames", action="store_true", help="write the composed frames to /tmp")
     ap.add_argument("--thresholds", action="store_true", help="print the detector threshold evidence instead")
+    ap.add_argument("--bundled", action="store_true", help="the bundled classifier: fast vs accurate setting")
     args = ap.parse_args(argv)
     if not Path(args.face_model).is_file():
         sys.exit(f"face model {args.face_model} is absent; set VISIONLAB_SHARED or pass --face-model")
-    thresholds(args) if args.thresholds else latency(args)
+    if args.bundled:
+        bundled(args)
+    else:
+        thresholds(args) if args.thresholds else latency(args)
 
 
 if __name__ == "__main__":

@@ -206,7 +206,7 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
                                                          help="run the detector at this longer side (e.g. 320: faster)"),
                min_face: int = typer.Option(10, "--min-face", help="faces smaller than this (px) are 'unsure'"),
                min_face_prob: Optional[float] = typer.Option(
-                   None, "--min-face-prob", help="drop boxes the classifier's background class holds more likely than "
+                   None, "--min-face-prob", help="drop boxes whose face probability (1 - P(Background)) is below "
                                                  "this (default 0.5; 0.05 with --truth, as mAP is computed)"),
                truth: Optional[Path] = typer.Option(None, "--truth",
                                                     help="boxes.csv or a PASCAL VOC folder: score the boxes (mAP, "
