@@ -36,12 +36,29 @@ def sha256(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
+def shown(cmd: list[str]) -> str:
+    """The command as a user types it: `visionlab ...` for this interpreter's `-m visionlab`, and paths under the
+    repository's parent folder written relative to the repository (../shared/...)."""
+    text = shlex.join(cmd).replace(shlex.join([sys.executable, "-m", "visionlab"]), "visionlab")
+    return text.replace(str(REPO.parent) + "/", "../").replace(str(REPO) + "/", "")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(cmd: list[str], log: list[dict]) -> float:
     print("$ " + shlex.join(cmd), flush=True)
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
     s = time.perf_counter() - t
-    log.append({"command": shlex.join(cmd), "seconds": round(s, 1)})
+    log.append({"command": shown(cmd), "seconds": round(s, 1)})
     return s
 
 
@@ -90,7 +107,7 @@ def main() -> None:
         "classes": info["classes"], "face_classes": [c for c in info["classes"] if c != "Background"],
         "image_size": info["image_size"], "architecture": "EfficientNet-Lite0 (ImageNet weights), all layers trained",
         "built": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores",
         "training_seconds": round(metrics.get("train_seconds", train_s), 1),
         "commands": log,
         "data": {
@@ -133,7 +150,9 @@ def model_card_md(c: dict) -> str:
              "Training used the Train crops only. Crops per split and class: "
              + "; ".join(f"{s}: " + ", ".join(f"{k} {v}" for k, v in cs.items()) for s, cs in c["data"]["crops"].items())
              + ".", "",
-             "## How it was made", "", "```"]
+             "## How it was made", "",
+             "`python tools/build_default_model.py` ran these commands (its `--work` folder was the one shown):", "",
+             "```"]
     lines += [f"{x['command']}    # {x['seconds']} s" for x in c["commands"]]
     lines += ["```", "", "## Measured", "",
               f"Face crops of the Test split ({c['crop_test']['crops']} crops): accuracy "

@@ -132,7 +132,7 @@ def demo(data: Optional[str] = typer.Option(None, "--data", help="a real image f
     a page), then a small CNN trained and evaluated (synthetic data when none is given)."""
     from .api import demo as api_demo
 
-    out.print(_model_line(None))
+    out.print(_model_line(None), soft_wrap=True)
     res = api_demo(data=data, out=out_dir, epochs=epochs, quiet=quiet)
     m, d = res.metrics, res.detection
     if d:
@@ -163,7 +163,7 @@ def predict_cmd(args: list[Path] = typer.Argument(..., help="[RUN] then image fi
     if not inputs:
         raise ConfigError(f"no images given after the model {first}; pass image files or folders")
     out_dir = out_dir or Path(f"predictions-{_time.strftime('%Y%m%d-%H%M%S')}")
-    out.print(_model_line(model))
+    out.print(_model_line(model), soft_wrap=True)
     if model is None:
         out.print("the bundled model labels face crops; for photos with people in them use `visionlab detect`")
     res = predict(model, inputs, out_dir, annotate=annotate, backend=backend)
@@ -244,8 +244,7 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
             k += 1
             out_dir = Path(f"{out_dir.name.split('.')[0]}.{k}")
     mode = "pixelate" if pixelate else ("blur" if blur else None)
-    out.print(storage_notice(mode, save_frames))
-    out.print(_model_line(model))
+    out.print(f"{_model_line(model)}; {storage_notice(mode, save_frames)}", soft_wrap=True)  # first line: both
     opts = dict(detector=detector, backend=backend, threads=threads, face_model=face_model,
                 score_threshold=score_threshold, detect_side=detect_side, min_face=min_face, quality=quality,
                 blur=mode, save_frames=save_frames, zone=zone)
@@ -268,7 +267,8 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
                       min_face_prob=0.5 if min_face_prob is None else min_face_prob, bin_seconds=bin_seconds,
                       track=track, **opts)
     labels = ", ".join(f"{k} {v}" for k, v in sorted(s["labels"].items())) or "none"
-    out.print(f"{s['processed']} {'frames' if s['kind'] in ('video', 'camera') else 'images'}: {s['faces']} faces "
+    unit = ("frame" if s["kind"] in ("video", "camera") else "image") + ("" if s["processed"] == 1 else "s")
+    out.print(f"{s['processed']} {unit}: {s['faces']} faces "
               f"({labels}) at {s['fps']:.1f} FPS{' (interrupted, output finalised)' if s['interrupted'] else ''}")
     _warn_each(s["skipped"], "skipped")
     if s.get("summary"):
@@ -282,15 +282,14 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
 
 
 def _model_line(model: Optional[Path]) -> str:
-    """The first output line of detect/predict/serve: which classifier labels the faces."""
+    """The first output line of detect/predict/serve/demo: which classifier labels the faces."""
     if model is None:
         from .assets import card, default_classifier
 
         c = card()
         path = default_classifier()
-        return (f"model: bundled face-mask classifier {path.name} ({c.get('architecture', '?')}, "
-                f"{c.get('image_size', '?')} px; {', '.join(c.get('face_classes', []))}), see "
-                f"{path.parent / 'MODEL_CARD.md'}")
+        return (f"model: bundled face-mask classifier {path.name} ({c.get('architecture', '?').split(' (')[0]}, "
+                f"{c.get('image_size', '?')} px, card: {path.parent / 'MODEL_CARD.md'})")
     return f"model: {model}"
 
 

@@ -85,7 +85,8 @@ def test_the_first_output_line_says_whether_faces_are_stored():
     assert [faces_stored(b, s) for b, s in ((None, True), ("blur", True), ("pixelate", True), ("blur", False))] == \
         ["unblurred", "blurred", "pixelated", "none"]
     assert storage_notice(None).startswith("faces stored: yes, unblurred")
-    assert storage_notice("pixelate").startswith("faces stored: pixelated (--blur pixelate)")
+    assert storage_notice("pixelate").startswith("faces stored: pixelated (--pixelate)")
+    assert storage_notice("blur").startswith("faces stored: blurred (--blur)")
     assert storage_notice(None, save_frames=False).startswith("faces stored: none (--no-save-frames)")
     for line in (storage_notice(None), storage_notice("blur"), storage_notice("blur", False)):
         assert "\n" not in line

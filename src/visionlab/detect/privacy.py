@@ -100,5 +100,6 @@ def storage_notice(blur: "str | None", save_frames: bool = True) -> str:
     if stored == "unblurred":
         return ("faces stored: yes, unblurred: the annotated images and video show every face; --blur anonymises "
                 "them, --no-save-frames keeps no images")
-    return (f"faces stored: {stored} (--blur {blur}): every detected face is {stored} in the saved images and "
+    flag = "--pixelate" if blur == "pixelate" else "--blur"
+    return (f"faces stored: {stored} ({flag}): every detected face is {stored} in the saved images and "
             f"video; a face the detector misses stays visible")
