@@ -130,6 +130,7 @@ class Engine:
         self.version = sha256_file(weights)[:12] if weights.is_file() else "unknown"
         prof = getattr(self.classifier, "profile", None)  # photos: the accurate setting of the model's profile
         self.margin = prof.margin if prof is not None else 0.2
+        self.tta = bool(prof is not None and prof.tta)  # the same answers as `visionlab detect photo.jpg`
         self._make_detector = detector_factory(face_model, prof.detector_options("accurate") if prof else None)
         self._local = threading.local()
         self.detector = self._pipeline().detector.inner
@@ -138,7 +139,8 @@ class Engine:
         p = getattr(self._local, "pipeline", None)
         if p is None:
             with quiet_opencv():
-                p = DetectionPipeline(_Timed(self._make_detector()), _Timed(self.classifier), margin=self.margin)
+                p = DetectionPipeline(_Timed(self._make_detector()), _Timed(self.classifier), margin=self.margin,
+                                      tta=self.tta)
             self._local.pipeline = p
         return p
 

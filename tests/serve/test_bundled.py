@@ -1,0 +1,31 @@
+"""`visionlab serve` with no run folder: the bundled classifier and face detector, on a real server."""
+from __future__ import annotations
+
+import subprocess
+
+from .conftest import start_server
+
+
+def test_serve_with_nothing_uses_the_bundled_model(tmp_path, scene):
+    srv = start_server([], tmp_path / "server.log")
+    try:
+        with srv.client() as c:
+            info = c.get("/v1/model").json()
+            assert info["run"] == "facemask_classifier.onnx"
+            assert info["classes"] == ["MaskWornIncorrectly", "WithMask", "WithoutMask"]  # no Background
+            assert info["metrics"]["map50"] > 0.7 and info["detector"]["model_file"] == "face_detection_yunet_2026may.onnx"
+            with open(scene, "rb") as f:
+                r = c.post("/v1/predict", files={"file": ("pic1.jpeg", f, "image/jpeg")},
+                           params={"annotated": "true", "blur": "blur"})
+            assert r.status_code == 200
+            faces = r.json()["faces"]
+            assert [f["label"] for f in faces] == ["WithMask", "WithMask"]
+            assert set(faces[0]["probs"]) == {"MaskWornIncorrectly", "WithMask", "WithoutMask"}
+            assert r.json()["annotated_jpeg"]
+        assert "serving the bundled face-mask classifier" in (tmp_path / "server.log").read_text()
+    finally:
+        srv.proc.terminate()
+        try:
+            srv.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            srv.proc.kill()
