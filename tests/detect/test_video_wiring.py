@@ -52,4 +52,7 @@ def test_video_summary_zone_blur_and_no_frames(tmp_path, yunet_path, tiny_classi
     n = run_detection(clip, tiny_classifier, tmp_path / "c", face_model=yunet_path, show_progress=False,
                       save_frames=False)
     assert n["video"] is None and n["faces_stored"] == "none"
-    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["detections.jsonl", "summary.csv", "summary.png"]
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["detections.jsonl", "summary.csv", "summary.json",
+                                                                  "summary.png"]
+    totals = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert totals["faces"] == 40 and totals["people"]["count"] == 2 and "mask_rate_ci" in totals

@@ -610,7 +610,10 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
         elif tmp_video is not None:
             tmp_video.unlink(missing_ok=True)
     if vs is not None:  # after the finally: a Ctrl-C'd video still gets its summary
+        from ..training.checkpoint import write_json
+
         summary["summary"] = vs.write(out)
+        write_json(out / "summary.json", summary["summary"])  # the totals, for scripts
     summary["labels"] = dict(labels)
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     summary["fps"] = round(summary["processed"] / max(summary["seconds"], 1e-9), 2)
