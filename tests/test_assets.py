@@ -108,3 +108,16 @@ def test_the_cli_says_the_damage_in_one_line(tmp_path):
     lines = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.strip()]
     assert len(lines) == 1 and "damaged" in lines[0] and "Traceback" not in p.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_predict_with_no_run_uses_the_bundled_classifier(tmp_path):
+    folder = shared_path("data", "facemask", "Test", "WithoutMask")
+    files = sorted(folder.glob("*.jpg"))[:12]
+    p = subprocess.run(VISIONLAB + ["predict", *map(str, files)], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("model: bundled face-mask classifier")
+    out = next(tmp_path.glob("predictions-*"))
+    res = json.loads((out / "predictions.json").read_text())
+    assert res["run"].startswith("bundled:") and len(res["predictions"]) == 12
+    assert sum(r["label"] == "WithoutMask" for r in res["predictions"]) >= 10
