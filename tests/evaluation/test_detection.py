@@ -65,6 +65,7 @@ def test_map_recall_confusion_and_false_boxes_match_a_hand_computed_case(case, t
     assert m["recall_by_size"]["32-63"] == {"found": 2, "faces": 2, "recall": 1.0}
     assert m["face_recall"] == pytest.approx(4 / 5)
     assert m["false_boxes"] == 1 and m["face_boxes"] == 5
+    assert m["shown_boxes"] == 5 and m["false_boxes_shown"] == 1  # every face probability is 1 here
     cm = np.array(m["confusion"]["matrix"])  # rows annotated, columns best guess, order CLASSES
     assert cm.tolist() == [[1, 0, 0], [0, 2, 0], [0, 1, 0]]
     assert m["matched_accuracy"] == pytest.approx(3 / 4)
@@ -85,8 +86,10 @@ def test_map_recall_confusion_and_false_boxes_match_a_hand_computed_case(case, t
 def test_a_shifted_box_below_iou_half_is_a_miss(case):
     records, truths = case
     records[1]["faces"][0]["box"] = [35, 100, 70, 70]  # IoU with (0,100,70,70) is 35*70 / (2*4900 - 35*70) = 1/3
+    records[0]["faces"][2]["face"] = 0.3  # the no-face box: the classifier's Background took 70%
     m = evaluate_detections(records, truths, CLASSES)
     assert m["recall_by_size"][">=64"]["found"] == 0 and m["false_boxes"] == 2
+    assert m["shown_boxes"] == 4 and m["false_boxes_shown"] == 1
 
 
 def test_unannotated_photos_and_unknown_classes_are_errors(case):

@@ -26,6 +26,7 @@ import numpy as np
 from ..data.boxes import AnnotatedImage
 from ..errors import DataError
 
+SHOWN_FACE_PROB = 0.5  # `visionlab detect`'s default --min-face-prob: the boxes a user sees
 SIZE_BANDS = ((0, 16, "<16"), (16, 32, "16-31"), (32, 64, "32-63"), (64, 10**9, ">=64"))
 
 
@@ -69,7 +70,7 @@ def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage
     m_all, m_top = metric(), metric()
     confusion = np.zeros((len(classes), len(classes)), np.int64)
     band_hits, band_total = Counter(), Counter()
-    false_boxes, n_pred, n_truth = 0, 0, 0
+    false_boxes, false_shown, n_shown, n_pred, n_truth = 0, 0, 0, 0, 0
     misses: list[dict] = []
     mistakes: list[dict] = []
     for rec, truth in pairs:
@@ -98,6 +99,10 @@ def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage
         pairs_ = match(pb, gt, match_iou)
         matched_gt = {g: d for d, g, _ in pairs_}
         false_boxes += len(faces) - len(pairs_)
+        # what a user sees at the default --min-face-prob 0.5
+        shown = [k for k, f in enumerate(faces) if f.get("face", 1.0) >= SHOWN_FACE_PROB]
+        n_shown += len(shown)
+        false_shown += len(set(shown) - {d for d, _, _ in pairs_})
         for g, b in enumerate(truth.boxes):
             side = min(b.w, b.h)
             band = next(name for lo, hi, name in SIZE_BANDS if lo <= side < hi)
@@ -139,6 +144,7 @@ def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage
         "face_recall": round(found / n_truth, 4) if n_truth else None,
         "recall_by_size": recall,
         "false_boxes": int(false_boxes),
+        "shown_boxes": int(n_shown), "false_boxes_shown": int(false_shown),
         "confusion": {"classes": classes, "matrix": confusion.tolist()},
         "matched_accuracy": round(float(np.trace(confusion) / max(confusion.sum(), 1)), 4),
         "pr_curves": pr, "match_iou": match_iou, "rank": rank,
@@ -283,7 +289,8 @@ td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;mar
 faces found {100 * (m['face_recall'] or 0):.1f}% of {m['faces']} in {m['photos']} photos</p>
 <p>Every face box is scored per class with {'that class&#39;s probability times the detector&#39;s score' if m['rank'] == 'prob*score' else 'that class&#39;s probability'} (COCO evaluation, torchmetrics/pycocotools).
 Scored with the best guess only: mAP@0.5 {m['map50_top1']:.3f}. Face boxes that match no annotated face (IoU
-&lt; {m['match_iou']}): {m['false_boxes']} of {m['face_boxes']} (some are faces the annotators left out).
+&lt; {m['match_iou']}): {m['false_boxes']} of {m['face_boxes']} scored, {m['false_boxes_shown']} of the
+{m['shown_boxes']} a user sees at the default face probability of 0.5 (some are faces the annotators left out).
 Accuracy of the best guess on matched faces: {100 * m['matched_accuracy']:.1f}%.</p>
 <table><tr><th>class</th><th>AP@0.5</th><th>AP@[.5:.95]</th></tr>{rows}</table>
 <table><tr><th>face size (shorter side)</th><th>found</th><th>recall</th></tr>{bands}</table>
