@@ -25,57 +25,14 @@ from pathlib import Path
 from typing import Iterator, Literal, Optional
 
 from ..errors import ConfigError, DataError
+from ..files import MAX_FILE_BYTES, open_regular, read_regular  # noqa: F401  (read_regular: ui, features, serve)
 
 SOURCES = ("human", "pseudo", "oracle")
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # Nothing in a pool is read past this size: a photo is a few MB, a mistaken symlink to a disk image is not.
-MAX_IMAGE_BYTES = int(float(os.environ.get("VISIONLAB_MAX_FILE_MB", "256")) * 2 ** 20)
+MAX_IMAGE_BYTES = MAX_FILE_BYTES
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 NAME_MAX = 255  # bytes in one file name on every filesystem we write to
-
-
-def open_regular(path: str | Path, max_bytes: int = MAX_IMAGE_BYTES) -> int:
-    """A read-only descriptor of ``path`` if it is a regular file of at most ``max_bytes``, else ``DataError``.
-
-    Opened with O_NONBLOCK, so a FIFO named ``x.jpg`` cannot block the open, and checked with fstat on the
-    descriptor itself (no race between the check and the read). Devices (a symlink to /dev/zero), sockets and
-    folders are refused."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found (deleted or moved)") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or
-                    stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else
-                    "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file")
-            raise DataError(f"{path}: is {kind}, not a regular file; only regular image files are read")
-        if st.st_size > max_bytes:
-            raise DataError(f"{path}: {st.st_size / 2 ** 20:.0f} MiB is over the {max_bytes / 2 ** 20:g} MiB limit "
-                            f"for one image (VISIONLAB_MAX_FILE_MB raises it)")
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def read_regular(path: str | Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
-    """The bytes of a regular file (see ``open_regular``), never more than ``max_bytes``."""
-    fd = open_regular(path, max_bytes)
-    try:
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:  # it grew after the check
-        raise DataError(f"{path}: over the {max_bytes / 2 ** 20:g} MiB limit for one image")
-    return data
 
 
 def sha256_bytes(data: bytes) -> str:

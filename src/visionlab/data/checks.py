@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -16,14 +15,13 @@ import torch
 from PIL import Image, ImageFile, ImageOps
 
 from ..errors import DataError
+from ..files import read_regular as read_file
 
 # Folder names (lower case) that mark an already split data set, and the split each one means.
 SPLIT_NAMES = {"train": "train", "training": "train", "validation": "val", "val": "val", "valid": "val",
                "test": "test", "testing": "test"}
 SPLIT_ORDER = ("train", "val", "test")
 
-# No image file is read past this size (a photo is a few MB; a symlink to a disk image or /dev/zero is not).
-MAX_FILE_BYTES = int(float(os.environ.get("VISIONLAB_MAX_FILE_MB", "256")) * 2 ** 20)
 
 # Keras' image_dataset_from_directory resizes with bilinear interpolation; Pillow's is antialiased.
 RESAMPLE = Image.Resampling.BILINEAR
@@ -44,39 +42,6 @@ def _truncation_hidden(data: bytes, fmt: Optional[str]) -> bool:
     if fmt == "PNG":
         return data.rfind(b"IEND") < 0
     return False
-
-
-def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``, else ``DataError`` saying why.
-
-    Opened with O_NONBLOCK so a FIFO named ``x.jpg`` cannot block, and checked with fstat on the open
-    descriptor: FIFOs, devices (a symlink to /dev/zero), sockets and folders are refused, never read."""
-    name = str(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise DataError(f"{name}: file not found") from None
-    except OSError as e:
-        raise DataError(f"{name}: cannot be read ({e.strerror or e}); check its permissions") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or
-                    stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
-            raise DataError(f"{name}: is {kind}, not a regular file; only regular image files are read")
-        if st.st_size > max_bytes:
-            raise DataError(f"{name}: {st.st_size / 2 ** 20:.0f} MiB is over the {max_bytes / 2 ** 20:g} MiB limit "
-                            f"for one image (VISIONLAB_MAX_FILE_MB raises it)")
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
-    except OSError as e:
-        raise DataError(f"{name}: cannot be read ({e.strerror or e}); check its permissions") from None
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:
-        raise DataError(f"{name}: over the {max_bytes / 2 ** 20:g} MiB limit for one image")
-    return data
 
 
 # bytes per pixel of a decoded Pillow image, by mode (what ``im.load()`` allocates)
