@@ -88,6 +88,15 @@ class Server:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 15 s; always reaped."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
 
 def start_server(args: list[str], log: Path, timeout: float = 180) -> Server:
     """Start ``visionlab serve`` and wait until /health answers; fail with its log if it does not."""
@@ -119,12 +128,7 @@ def server(tmp_path_factory, run_dir, project, face_model):
     log = tmp_path_factory.mktemp("serve-log") / "server.log"
     srv = start_server([str(run_dir), "--active", str(project), "--face-model", str(face_model)], log)
     yield srv
-    srv.proc.terminate()
-    try:
-        srv.proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        srv.proc.kill()
-        srv.proc.wait()
+    srv.stop()
 
 
 @pytest.fixture

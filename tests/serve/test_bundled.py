@@ -1,7 +1,6 @@
 """`visionlab serve` with no run folder: the bundled classifier and face detector, on a real server."""
 from __future__ import annotations
 
-import subprocess
 
 from .conftest import start_server
 
@@ -25,8 +24,4 @@ def test_serve_with_nothing_uses_the_bundled_model(tmp_path, scene):
             assert r.json()["annotated_jpeg"]
         assert "serving the bundled face-mask classifier" in (tmp_path / "server.log").read_text()
     finally:
-        srv.proc.terminate()
-        try:
-            srv.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            srv.proc.kill()
+        srv.stop()

@@ -49,12 +49,7 @@ def srv(tmp_path_factory, run_dir, proj, face_model):
             os.environ["TMPDIR"] = old
     s.tmp = tmp
     yield s
-    s.proc.terminate()
-    try:
-        s.proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        s.proc.kill()
-        s.proc.wait()
+    s.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import subprocess
 import threading
 import time
 
@@ -93,11 +92,7 @@ def test_soak_mixed_clients(tmp_path, run_dir, project, face_model, scene):
         for t in threads:
             t.join()
     finally:
-        srv.proc.terminate()
-        try:
-            srv.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            srv.proc.kill()
+        srv.stop()
     assert not failures, failures[:10]
     warm = [s for s in samples if s[0] >= SECONDS * 0.25] or samples
     rss = [s[1] for s in warm]
