@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Optional, Protocol, Sequence
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own log lines would bury our one-line errors
 import cv2  # noqa: E402
@@ -20,6 +20,9 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, ModelError
 from .faces import FACE_DETECTORS, Face, FaceDetector, quiet_opencv
+
+if TYPE_CHECKING:
+    from .profile import DetectProfile
 
 UNSURE = "unsure"
 # faces whose box's shorter side is below this many pixels are `unsure`: the face classifier is trained on crowd
@@ -56,6 +59,7 @@ _PALETTE = [(200, 120, 40), (160, 60, 160), (60, 160, 160), (120, 120, 120), (40
 class Classifier(Protocol):
     classes: list[str]
     image_size: int
+    profile: Optional["DetectProfile"]  # how to detect and crop faces for it (detect/profile.py), or None
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         """uint8 N x 3 x S x S RGB pixels -> probabilities N x C."""
@@ -289,6 +293,38 @@ class DetectionPipeline:
         return results
 
 
+def profile_pipeline(classifier: Classifier, detector: FaceDetector | str = "yunet", *, kind: str = "image",
+                     quality: str = "auto", profile: "str | os.PathLike | None" = None,
+                     face_model: "str | os.PathLike | None" = None, score_threshold: Optional[float] = None,
+                     detect_side: Optional[int] = None, margin: Optional[float] = None,
+                     **pipeline_options) -> "tuple[DetectionPipeline, Optional[DetectProfile], str]":
+    """A ``DetectionPipeline`` set up as the classifier's detection profile says for this input ``kind`` and
+    ``quality`` (detector options, crop margin, mirror averaging); explicit options override the profile.
+    ``profile`` (a detect.json) overrides the classifier's own. Returns the pipeline, the profile and the
+    setting that was used (``accurate`` or ``fast``)."""
+    from .profile import read_profile, resolve_quality
+
+    prof = read_profile(profile) if profile is not None else classifier.profile
+    setting = resolve_quality(quality, kind)  # type: ignore[arg-type]
+    if margin is None:
+        margin = prof.margin if prof is not None else 0.2
+    if isinstance(detector, str):
+        opts: dict = prof.detector_options(setting, kind) if prof is not None and detector.lower() == "yunet" else {}
+        if face_model is not None:
+            opts["model_path"] = face_model
+        if score_threshold is not None:
+            opts["score_threshold"] = score_threshold
+        if detect_side is not None:
+            opts["max_side"] = detect_side
+        if detector.lower() != "yunet" and (face_model, score_threshold, detect_side) != (None, None, None):
+            raise ConfigError(f"--face-model, --score-threshold and --detect-side apply to the yunet detector, "
+                              f"not {detector!r}")
+        detector = FACE_DETECTORS.get(detector)(**opts)
+    pipe = DetectionPipeline(detector, classifier, margin=margin,
+                             tta=prof is not None and prof.tta and setting == "accurate", **pipeline_options)
+    return pipe, prof, setting
+
+
 def detect_faces(image: "str | os.PathLike | np.ndarray", model: "Classifier | str | os.PathLike | None" = None, *,
                  face_model: "str | os.PathLike | None" = None, quality: str = "accurate", color: str = "rgb",
                  backend: Literal["onnx", "torch"] = "onnx", min_face_prob: float = 0.5,
@@ -297,18 +333,9 @@ def detect_faces(image: "str | os.PathLike | np.ndarray", model: "Classifier | s
     guess, probabilities and detector score; nothing is written. ``model`` defaults to the bundled classifier, the
     face detector to the bundled YuNet; both follow the classifier's detection profile. This is
     ``visionlab.detect(...)``."""
-    from .faces import YuNetDetector
-    from .profile import read_profile
-
     clf = model if model is not None and not isinstance(model, (str, os.PathLike)) else load_classifier(model, backend)
-    prof = getattr(clf, "profile", None)
-    if isinstance(pipeline_options.get("profile"), (str, os.PathLike)):
-        prof = read_profile(pipeline_options.pop("profile"))
-    opts = prof.detector_options(quality, "image") if prof is not None else {}  # type: ignore[arg-type]
-    det = YuNetDetector(face_model, **opts)
-    pipeline_options.setdefault("margin", prof.margin if prof is not None else 0.2)
-    pipe = DetectionPipeline(det, clf, min_face_prob=min_face_prob,
-                             tta=bool(prof is not None and prof.tta and quality == "accurate"), **pipeline_options)
+    pipe, _, _ = profile_pipeline(clf, kind="image", quality=quality, face_model=face_model,
+                                  min_face_prob=min_face_prob, **pipeline_options)
     if isinstance(image, (str, os.PathLike)):
         return pipe(read_image(Path(image)), color="bgr")
     return pipe(np.asarray(image), color=color)  # type: ignore[arg-type]
@@ -469,27 +496,12 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
 
     if classifier is None or isinstance(classifier, (str, os.PathLike)):
         classifier = load_classifier(classifier, backend, threads)
-    from .profile import read_profile, resolve_quality
-
-    prof = read_profile(profile) if profile is not None else getattr(classifier, "profile", None)
-    setting = resolve_quality(quality, kind)  # type: ignore[arg-type]
-    if margin is None:
-        margin = prof.margin if prof is not None else 0.2
-    if isinstance(detector, str):
-        opts: dict = prof.detector_options(setting, kind) if prof is not None and detector.lower() == "yunet" else {}
-        if face_model is not None:
-            opts["model_path"] = face_model
-        if score_threshold is not None:
-            opts["score_threshold"] = score_threshold
-        if detect_side is not None:
-            opts["max_side"] = detect_side
-        if detector.lower() != "yunet" and (face_model, score_threshold, detect_side) != (None, None, None):
-            raise ConfigError(f"--face-model, --score-threshold and --detect-side apply to the yunet detector, "
-                              f"not {detector!r}")
-        detector = FACE_DETECTORS.get(detector)(**opts)
-    pipe = DetectionPipeline(detector, classifier, margin=margin, min_face=min_face, unsure_low=unsure_low,
-                             unsure_high=unsure_high, min_confidence=min_confidence, positive_class=positive_class,
-                             min_face_prob=min_face_prob, tta=prof is not None and prof.tta and setting == "accurate")
+    pipe, prof, setting = profile_pipeline(classifier, detector, kind=kind, quality=quality, profile=profile,
+                                           face_model=face_model, score_threshold=score_threshold,
+                                           detect_side=detect_side, margin=margin, min_face=min_face,
+                                           unsure_low=unsure_low, unsure_high=unsure_high,
+                                           min_confidence=min_confidence, positive_class=positive_class,
+                                           min_face_prob=min_face_prob)
 
     from .privacy import anonymize, check_mode, faces_stored
     from .summary import VideoSummary, parse_zone

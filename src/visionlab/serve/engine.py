@@ -128,7 +128,7 @@ class Engine:
         else:
             weights = Path(self.classifier.path)  # type: ignore[attr-defined]
         self.version = sha256_file(weights)[:12] if weights.is_file() else "unknown"
-        prof = getattr(self.classifier, "profile", None)  # photos: the accurate setting of the model's profile
+        prof = self.classifier.profile  # photos: the accurate setting of the model's profile
         self.margin = prof.margin if prof is not None else 0.2
         self.tta = bool(prof is not None and prof.tta)  # the same answers as `visionlab detect photo.jpg`
         self._make_detector = detector_factory(face_model, prof.detector_options("accurate") if prof else None)
