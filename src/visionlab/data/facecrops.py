@@ -181,7 +181,7 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
               max_jitter: int = 10, background: bool = True, label_map: Optional[dict] = None,
               show_progress: bool = True) -> FaceCropSummary:
     """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos."""
-    from ..detect.boxfix import BoxCorrection, box_targets, match, xywh_to_xyxy  # noqa: F401
+    from ..detect.boxfix import BoxCorrection, iou_matrix, match, xywh_to_xyxy
     from ..detect.faces import YuNetDetector
     from ..progress import progress
     from ..training.checkpoint import atomic_write_text, write_json
@@ -248,8 +248,6 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
                 for k in range(copies.get(b.label, 0) if sp == "Train" else 0):
                     w.write(sp, b.label, f"{stem}_{j:03d}_j{k}.jpg", w.crop(img, _jitter(b.xywh, rng), margin))
             if background and len(fixed):
-                from ..detect.boxfix import iou_matrix
-
                 m = iou_matrix(xywh_to_xyxy(fixed), gt).max(1) if len(gt) else np.zeros(len(fixed))
                 for d in np.flatnonzero(m < 0.2):
                     w.write(sp, BACKGROUND, f"{stem}_bg{d:03d}.jpg", w.crop(img, fixed[d], margin))

@@ -46,7 +46,7 @@ def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.
     """
     from ..data.boxes import read_annotations
     from ..evaluation.detection import evaluate_detections, write_detection_report
-    from .pipeline import JSONL_FILE, load_classifier, run_detection
+    from .pipeline import JSONL_FILE, is_background, load_classifier, run_detection
 
     src = Path(input)
     truths = read_annotations(truth, images if images is not None else (src if src.is_dir() else src.parent),
@@ -72,9 +72,7 @@ def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.
     summary = run_detection(src, classifier, out_dir, files=files, **detect_kwargs)
     out = Path(out_dir)
     records = [json.loads(ln) for ln in (out / JSONL_FILE).read_text(encoding="utf-8").splitlines() if ln.strip()]
-    from .pipeline import DetectionPipeline  # noqa: F401  (classes as the pipeline sees them)
-
-    classes = [c for c in classifier.classes if not _is_bg(c)]
+    classes = [c for c in classifier.classes if not is_background(c)]
     m = evaluate_detections(records, truths, classes)
     m["summary"] = {k: summary[k] for k in ("processed", "faces", "labels", "seconds", "setting", "profile",
                                             "detector", "backend") if k in summary}
@@ -89,8 +87,3 @@ def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.
                                                 "report": str(report)})
     return m
 
-
-def _is_bg(c: str) -> bool:
-    from .pipeline import is_background
-
-    return is_background(c)
