@@ -17,8 +17,8 @@ from ..errors import ConfigError, DataError
 
 def read_subset(spec: str) -> set[str]:
     """File names from ``MANIFEST.json:SPLIT`` or a text file of names (one per line, ``#`` comments)."""
-    path, _, split = spec.rpartition(":") if spec.lower().split(":")[-1] in (
-        "train", "validation", "test") else (spec, "", "")
+    head, sep, tail = spec.rpartition(":")
+    path, split = (head, tail) if sep and head.lower().endswith(".json") else (spec, "")
     p = Path(path)
     if not p.is_file():
         raise DataError(f"--subset {spec}: {p} does not exist")
