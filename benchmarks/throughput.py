@@ -3,7 +3,8 @@
 Both measured in this one run, same model, batch size, optimizer and number of images:
   idiomatic: torchvision ImageFolder + ToTensor + DataLoader(num_workers=2, shuffle) + fp32 NCHW model
   visionlab: decoded uint8 cache in memory, index-permutation batches, channels_last, bf16 autocast where
-             the CPU has AMX (`--precision auto`), i.e. exactly what `visionlab train` runs
+             the CPU runs bf16 natively (AMX or AVX512_BF16: `--precision auto`), i.e. exactly what
+             `visionlab train` runs; the precision and memory format it used are read from its metrics.json
 Also: start-up time of the data layer with a cold and a warm cache.
 
     python benchmarks/throughput.py [--data ../shared/data/cifar10] [--images 12800] [--batch-size 64]
@@ -48,7 +49,7 @@ def idiomatic(root: Path, n_images: int, bs: int) -> float:
     return seen / (time.perf_counter() - t0)
 
 
-def through_visionlab(root: Path, n_images: int, bs: int, cache: Path) -> tuple[float, float, float]:
+def through_visionlab(root: Path, n_images: int, bs: int, cache: Path) -> tuple[float, float, float, dict]:
     import visionlab
     from visionlab.config import RunConfig
     from visionlab.data import build as build_data
@@ -64,7 +65,7 @@ def through_visionlab(root: Path, n_images: int, bs: int, cache: Path) -> tuple[
     res = visionlab.train(data=str(root), model="cnn_baseline", optimizer="minibatch_sgd", lr=0.01, batch_size=bs,
                           epochs=2, limit_per_class=per_class, cache_dir=str(cache), quiet=True,
                           out=tempfile.mkdtemp(prefix="vl-bench-"))
-    return res.history[-1]["train_img_per_s"], cold, warm
+    return res.history[-1]["train_img_per_s"], cold, warm, res.metrics["compute"]
 
 
 def main() -> None:
@@ -75,15 +76,21 @@ def main() -> None:
     a = ap.parse_args()
     root = Path(a.data)
     cache = Path(tempfile.mkdtemp(prefix="vl-cache-"))
+    from visionlab.training.precision import cpu_capabilities
+
+    caps = cpu_capabilities()
+    have = ", ".join(k for k, v in caps["flags"].items() if v) or "none of the probed extensions"
+    print(f"CPU: {caps['model']} (torch kernels: {caps['isa']}; {have})")
     try:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
-        ips_vl, cold, warm = through_visionlab(root, a.images, a.batch_size, cache)
+        ips_vl, cold, warm, used = through_visionlab(root, a.images, a.batch_size, cache)
         ips_id = idiomatic(root, a.images, a.batch_size)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    print(f"{'route':<42}{'img/s':>10}")
-    print(f"{'idiomatic (ImageFolder+ToTensor+DataLoader x2)':<42}{ips_id:>10.0f}")
-    print(f"{'visionlab':<42}{ips_vl:>10.0f}")
+    print(f"{'route':<48}{'precision':>10}{'memory format':>15}{'img/s':>10}")
+    print(f"{'idiomatic (ImageFolder+ToTensor+DataLoader x2)':<48}{'fp32':>10}{'contiguous':>15}{ips_id:>10.0f}")
+    print(f"{'visionlab':<48}{used['precision']:>10}{used['memory_format']:>15}{ips_vl:>10.0f}")
+    print(f"visionlab's precision: {used['reason']}")
     print(f"ratio visionlab / idiomatic: {ips_vl / ips_id:.2f}x  (target >= 3x)")
     print(f"data start-up, 60,000 images: cold cache {cold:.1f} s, warm cache {warm:.2f} s "
           f"({cold / max(warm, 1e-9):.0f}x)")

@@ -124,6 +124,8 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
         "val_acc": last.get("val_acc"), "val_loss": last.get("val_loss"),
         "images": {k: len(s) for k, s in data.splits().items()}, "skipped": len(data.skipped),
     }
+    if result.compute:
+        metrics["compute"] = result.compute
     if result.status == "diverged":
         console.print(f"[red]the loss became NaN, infinite or exploded at epoch {len(result.history)}: run marked diverged "
                       f"(lower --lr); history kept in {run_dir / 'history.csv'}")

@@ -10,6 +10,7 @@ from visionlab.studies.spec import builtin_names, load_spec, parse_spec
 EXPECTED = {  # configurations, default seeds, quick seeds
     "baseline": (3, 3, 2), "density": (2, 3, 2), "activations": (7, 3, 3), "epochs": (2, 3, 2),
     "initializers": (7, 3, 2), "splits": (9, 3, 2), "optimizers": (54, 1, 1), "regularization": (6, 3, 2),
+    "precision": (2, 3, 2),
 }
 
 

@@ -23,6 +23,7 @@ from . import checkpoint as ckpt
 from .distributed import local_device, setup, wrap
 from .features import frozen_feature_splits
 from .optim import OPTIMIZERS, effective_batch_size, make_scheduler
+from .precision import Precision, resolve_precision
 from .regularize import EarlyStopping, penalized_weights, penalty
 
 CHECKPOINT = "checkpoint.pt"
@@ -36,26 +37,13 @@ class FitResult:
     seconds: float = 0.0
     rank: int = 0
     setup_seconds: float = 0.0  # before the first epoch: e.g. computing a frozen backbone's features
+    compute: dict = field(default_factory=dict)  # precision, memory format, device and CPU capabilities used
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def resolve_precision(cfg: RunConfig, device: torch.device) -> Optional[torch.dtype]:
-    """bf16 autocast only where it is native and fast; fp32 otherwise. The loss is always computed in fp32."""
-    if cfg.precision == "fp32":
-        return None
-    if cfg.precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    try:  # AMX tiles make oneDNN's bf16 convolutions and matmuls ~2x faster than fp32 on 2 cores
-        return torch.bfloat16 if torch.cpu._is_amx_tile_supported() else None
-    except AttributeError:
-        return None
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]):
@@ -125,7 +113,13 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
     channels_last = cfg.channels_last is not False and train_split.x.dim() == 4 and _has_conv(trainable)
     if channels_last:
         trainable.to(memory_format=torch.channels_last)
-    amp = None if manual else resolve_precision(cfg, device)
+    precision = Precision(None, cfg.precision, "hand-written NumPy steps") if manual else \
+        resolve_precision(cfg.precision, device)
+    amp = precision.dtype
+    compute = precision.record(device, "channels_last" if channels_last else "contiguous")
+    if not cfg.quiet and d.main:
+        console.print(f"compute: {compute['precision']} ({precision.reason}), {compute['memory_format']}, "
+                      f"{device}" + (f" - {compute['cpu']['model']}" if "cpu" in compute else ""), highlight=False)
     step_model = wrap(trainable, d, device)
     if cfg.compile and not manual:
         step_model = torch.compile(step_model)
@@ -268,7 +262,7 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
         model.to(memory_format=torch.contiguous_format)
     best_epoch = early.best_epoch + 1 if early is not None and early.best_epoch >= 0 else len(history)
     return FitResult(status, history, best_epoch, time.perf_counter() - t_start, rank=d.rank,
-                     setup_seconds=setup_seconds)
+                     setup_seconds=setup_seconds, compute=compute)
 
 
 def _has_conv(m: nn.Module) -> bool:
