@@ -9,14 +9,14 @@ from torch import nn
 from ..registry import Registry
 
 ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation")
-ACTIVATIONS.register("relu", gain="relu")(nn.ReLU)
-ACTIVATIONS.register("tanh", gain="tanh")(nn.Tanh)
-ACTIVATIONS.register("elu", gain="relu")(nn.ELU)
-ACTIVATIONS.register("selu", gain="selu")(nn.SELU)
-ACTIVATIONS.register("sigmoid", gain="sigmoid")(nn.Sigmoid)
-ACTIVATIONS.register("gelu", gain="relu")(nn.GELU)
-ACTIVATIONS.register("leaky_relu", gain="leaky_relu")(nn.LeakyReLU)
-
+# monotonic: non-decreasing, so it commutes with max-pooling (the CNN pools first; see models/cnn.py)
+ACTIVATIONS.register("relu", gain="relu", monotonic=True)(nn.ReLU)
+ACTIVATIONS.register("tanh", gain="tanh", monotonic=True)(nn.Tanh)
+ACTIVATIONS.register("elu", gain="relu", monotonic=True)(nn.ELU)
+ACTIVATIONS.register("selu", gain="selu", monotonic=True)(nn.SELU)
+ACTIVATIONS.register("sigmoid", gain="sigmoid", monotonic=True)(nn.Sigmoid)
+ACTIVATIONS.register("gelu", gain="relu", monotonic=False)(nn.GELU)  # dips below 0 near x = -0.75
+ACTIVATIONS.register("leaky_relu", gain="leaky_relu", monotonic=True)(nn.LeakyReLU)
 
 def activation(name: str) -> nn.Module:
     return ACTIVATIONS.get(name)()
