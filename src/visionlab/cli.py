@@ -11,8 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .cli_errors import run_app
 from .config import RunConfig
-from .errors import ConfigError, VisionlabError
+from .errors import ConfigError
 from .progress import console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -395,14 +396,7 @@ def _register_subapps() -> None:
 
 def main(argv: Optional[list[str]] = None) -> None:
     _register_subapps()
-    try:
-        app(args=argv, standalone_mode=True)
-    except VisionlabError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        sys.exit(130)
+    run_app(app, argv)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ runs it alone (with the same one-line error messages).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -14,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import VisionlabError
+from ..cli_errors import run_app
 from .store import warn
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
@@ -173,13 +172,7 @@ def simulate(data: Path = typer.Option(..., "--data", help="class folders with T
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    try:
-        app(args=argv, standalone_mode=True)
-    except VisionlabError as e:
-        Console(stderr=True).print(f"[red]error:[/] {e}", highlight=False)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_app(app, argv)
 
 
 if __name__ == "__main__":

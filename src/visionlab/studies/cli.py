@@ -72,14 +72,9 @@ def _print_summary(stats) -> None:
 
 
 def main() -> None:
-    from ..errors import VisionlabError
-    from ..progress import console
+    from ..cli_errors import run_app
 
-    try:
-        app(standalone_mode=True)
-    except VisionlabError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
-        raise SystemExit(2) from None
+    run_app(app)
 
 
 if __name__ == "__main__":
