@@ -88,3 +88,21 @@ def test_bad_input_is_one_clear_line(args, needle):
     assert p.returncode == 2
     assert needle in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_help_lists_every_command_and_group():
+    p = run("--help")
+    for name in ("train", "evaluate", "runs", "demo", "predict", "compare", "detect", "export", "models", "serve",
+                 "data", "study", "active"):
+        assert f" {name} " in p.stdout, name
+
+
+@pytest.mark.parametrize("module, args, needle", [
+    ("visionlab.studies.cli", ["run", "no_such_study"], "unknown study"),
+    ("visionlab.active.cli", ["status", "/no/such/proj"], "not an active-learning project"),
+])
+def test_sub_app_entry_points_share_the_one_line_errors(module, args, needle):
+    p = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.startswith("error: ") and needle in p.stderr and p.stderr.count("\n") == 1
+    assert "Traceback" not in p.stderr

@@ -382,20 +382,18 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
     out.print(f"split and settings: {out_dir / 'faces.json'}; detector profile: {out_dir / 'detect.json'}")
 
 
-def _register_subapps() -> None:
-    # Optional command groups register themselves if their modules are present.
-    for mod, attr in (("visionlab.cli_extra", "register"),):
-        try:
-            m = __import__(mod, fromlist=[attr])
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-            continue
-        getattr(m, attr)(app)
+# The sub-apps' modules import only typer and rich at the top (FastAPI, torch and the study runner's work wait
+# for their commands), so mounting them here costs `visionlab --help` nothing it did not cost before.
+from .active.cli import app as active_app  # noqa: E402
+from .serve.cli import serve_command  # noqa: E402
+from .studies.cli import app as study_app  # noqa: E402
+
+app.command("serve")(serve_command)
+app.add_typer(study_app, name="study")
+app.add_typer(active_app, name="active", help="Active learning: query, label, retrain, simulate.")
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    _register_subapps()
     run_app(app, argv)
 
 

@@ -216,14 +216,11 @@ def test_busy_server_answers_503_with_retry_after(run_dir, face_model, scene):
 def test_cli_mount_and_loopback_default():
     import inspect
 
-    import typer
     from typer.testing import CliRunner
 
-    from visionlab.cli_extra import register
+    from visionlab.cli import app
     from visionlab.serve.cli import is_loopback, serve
 
-    app = typer.Typer()
-    register(app)
     r = CliRunner().invoke(app, ["serve", "--help"])
     assert r.exit_code == 0, r.output
     for opt in ("--host", "--port", "--active", "--face-model"):

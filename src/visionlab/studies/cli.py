@@ -1,4 +1,4 @@
-"""`visionlab study ...`: list, run and report studies (mounted on the main CLI by visionlab/cli_extra.py)."""
+"""`visionlab study ...`: list, run and report studies (mounted on the main CLI in visionlab/cli.py)."""
 from __future__ import annotations
 
 from pathlib import Path
