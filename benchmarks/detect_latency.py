@@ -27,8 +27,9 @@ import torch
 import torchvision
 from torch import nn
 
-from visionlab.detect import (DetectionPipeline, OnnxClassifier, TorchClassifier, build_detector, draw_results,
-                              export_onnx)
+from visionlab.detect import DetectionPipeline, build_detector, draw_results
+from visionlab.inference.backends import OnnxClassifier, TorchClassifier
+from visionlab.inference.export import export_onnx
 from visionlab.models.layers import Normalize
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ VISIONLAB = [sys.executable, "-m", "visionlab"]
 
 
 def test_bundled_files_match_the_card():
-    from visionlab.detect.export import onnx_metadata
+    from visionlab.inference.export import onnx_metadata
 
     card = assets.card()
     assert set(card["files"]) == {assets.CLASSIFIER, assets.FACE_MODEL}

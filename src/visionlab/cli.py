@@ -299,7 +299,7 @@ def export_cmd(run: Path = typer.Argument(..., help="a run folder"),
                fmt: str = typer.Option("onnx", "--format", help="onnx"),
                out_file: Optional[Path] = typer.Option(None, "--out", help="default RUN/model.onnx")) -> None:
     """Export a trained model (dynamic batch, raw-pixel input, preprocessing in the file's metadata)."""
-    from .detect import export_run
+    from .inference.export import export_run
 
     out.print(f"exported: {export_run(run, out_file, format=fmt)} (checked against torch with ONNX Runtime)")
 

@@ -53,7 +53,7 @@ def predict(run: str | Path | None, inputs: Iterable[str | Path], out: str | Pat
     file; ``None``: the bundled face-mask classifier). ``backend="onnx"`` runs ONNX Runtime on the run's exported
     model (exported on first use, as `visionlab detect` does); ``torch`` runs the run's torch model."""
     from .data import decode_image
-    from .detect.pipeline import load_classifier
+    from .inference.backends import load_classifier
 
     clf = load_classifier(run, backend if run is not None and Path(run).suffix.lower() != ".onnx" else "onnx",
                           threads)

@@ -61,6 +61,6 @@ def tiny_model(seed: int = 0, num_classes: int = 2) -> nn.Module:
 
 @pytest.fixture()
 def tiny_classifier():
-    from visionlab.detect import TorchClassifier
+    from visionlab.inference.backends import TorchClassifier
 
     return TorchClassifier(tiny_model(), CLASSES, 32)

@@ -12,7 +12,9 @@ import torch
 import torchvision
 from torch import nn
 
-from visionlab.detect import DetectionPipeline, OnnxClassifier, TorchClassifier, export_onnx, onnx_metadata
+from visionlab.detect import DetectionPipeline
+from visionlab.inference.backends import OnnxClassifier, TorchClassifier
+from visionlab.inference.export import export_onnx, onnx_metadata
 from visionlab.errors import ModelError
 from visionlab.models.layers import Normalize
 
@@ -86,3 +88,14 @@ def test_onnx_and_torch_classifiers_agree_in_the_pipeline(tmp_path, yunet, pic1)
     b = DetectionPipeline(yunet, TorchClassifier(model, CLASSES, 32))(pic1)
     assert [r.label for r in a] == [r.label for r in b]
     assert np.allclose([r.confidence for r in a], [r.confidence for r in b], atol=1e-5)
+
+
+def test_detect_still_exports_the_moved_names():
+    """The backends and ONNX export live in visionlab.inference; users keep importing them from visionlab.detect."""
+    import visionlab.detect as detect
+    from visionlab.inference import backends, export
+
+    for name in ("Classifier", "OnnxClassifier", "TorchClassifier", "load_classifier"):
+        assert getattr(detect, name) is getattr(backends, name) and name in detect.__all__
+    for name in ("export_onnx", "export_run", "onnx_metadata"):
+        assert getattr(detect, name) is getattr(export, name) and name in detect.__all__

@@ -1,15 +1,16 @@
 """Faces in photos, video and camera frames, each with a label from an image classifier (torch or ONNX Runtime).
 
 ``faces``: detectors (YuNet, Haar) behind one interface; ``pipeline``: crop, classify, draw, and the loop over
-inputs (``run_detection``); ``export``: ONNX export with preprocessing in the metadata. See docs/detection.md.
+inputs (``run_detection``). The classifier backends and ONNX export live in ``visionlab.inference`` (detection,
+predict and the service all use them) and are re-exported here. See docs/detection.md.
 """
 import sys
 import types
 
-from .export import export_onnx, export_run, onnx_metadata
+from ..inference.backends import Classifier, OnnxClassifier, TorchClassifier, load_classifier
+from ..inference.export import export_onnx, export_run, onnx_metadata
 from .faces import FACE_DETECTORS, YUNET_SCORE_THRESHOLD, Face, FaceDetector, build_detector
-from .pipeline import (Classifier, DetectionPipeline, FaceResult, OnnxClassifier, TorchClassifier, detect_faces,
-                       draw_results, load_classifier, run_detection)
+from .pipeline import DetectionPipeline, FaceResult, detect_faces, draw_results, run_detection
 
 __all__ = ["FACE_DETECTORS", "YUNET_SCORE_THRESHOLD", "Classifier", "DetectionPipeline", "Face", "FaceDetector",
            "FaceResult", "OnnxClassifier", "TorchClassifier", "build_detector", "draw_results", "export_onnx",

@@ -46,7 +46,8 @@ def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.
     """
     from ..data.boxes import read_annotations
     from ..evaluation.detection import evaluate_detections, write_detection_report
-    from .pipeline import JSONL_FILE, is_background, load_classifier, run_detection
+    from ..inference.backends import load_classifier
+    from .pipeline import JSONL_FILE, is_background, run_detection
 
     src = Path(input)
     truths = read_annotations(truth, images if images is not None else (src if src.is_dir() else src.parent),

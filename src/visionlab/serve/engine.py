@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from ..detect.faces import FACE_DETECTORS, FaceDetector, quiet_opencv
-from ..detect.pipeline import DetectionPipeline, FaceResult, draw_results, load_classifier
+from ..detect.pipeline import DetectionPipeline, FaceResult, draw_results
+from ..inference.backends import load_classifier
 from ..errors import ModelError, VisionlabError
 
 DETECT_MAX_SIDE = 1600  # larger photos are shrunk for the detector (a 40 MP frame would take seconds); boxes

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from ..training.checkpoint import atomic_write_bytes
+from ..io import atomic_write_bytes
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "logits"
@@ -91,7 +91,7 @@ def export_onnx(model: nn.Module, image_size: int, classes: Sequence[str], path:
     proto = onnx.load_from_string(buf.getvalue())
     meta = _metadata(image_size, classes, _normalisation(model))
     if profile is not None:  # how to detect and crop faces for this classifier (detect/profile.py)
-        from .profile import META_KEY
+        from ..detect.profile import META_KEY
 
         meta[META_KEY] = json.dumps(profile)
     if verify:
@@ -158,7 +158,7 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, for
     target = Path(out) if out is not None else loaded.path / ONNX_FILE
     if target.is_dir():
         target = target / ONNX_FILE
-    from .profile import profile_for
+    from ..detect.profile import profile_for
 
     prof = profile_for(loaded.path)
     return export_onnx(loaded.model, loaded.image_size, loaded.classes, target, opset,

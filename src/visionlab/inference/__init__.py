@@ -1,0 +1,21 @@
+"""Running a trained classifier outside training: ONNX export (``export``) and the torch / ONNX Runtime
+backends (``backends``) that detection, ``visionlab predict`` and the service classify with.
+
+The names below load on first use: ``backends`` needs only NumPy, ``export`` imports torch and onnx.
+"""
+from __future__ import annotations
+
+_BACKENDS = ("Classifier", "OnnxClassifier", "TorchClassifier", "load_classifier")
+_EXPORT = ("ONNX_FILE", "export_onnx", "export_run", "onnx_metadata", "verify_onnx")
+
+__all__ = [*_BACKENDS, *_EXPORT]
+
+
+def __getattr__(name: str):
+    if name in _BACKENDS:
+        from . import backends
+        return getattr(backends, name)
+    if name in _EXPORT:
+        from . import export
+        return getattr(export, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
