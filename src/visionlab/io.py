@@ -1,11 +1,13 @@
-"""The ground floor for files: atomic writes that report a full disk in one line, the cache folder, file hashes.
+"""The ground floor for files: atomic writes that report a full disk in one line, a durable append, the cache
+folder, file hashes.
 
 No torch import: the terminal labeller and the data layer use it without starting torch. Every writer goes
 through a temporary file in the same folder, fsync and a rename, so a crash or a full disk leaves the old file
-(or none), never half a file.
+(or none), never half a file; ``sync_folder=True`` also makes the rename itself survive a power cut.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .errors import DataError
+from .files import open_regular
 
 
 def _umask() -> int:
@@ -33,7 +36,7 @@ class WriteError(DataError, OSError):
 
 def write_failed(path: Path, e: OSError) -> WriteError:
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        why = "no space left on the device; free some space and run the command again"
+        why = "no space left on the device (nothing was changed); free some space and run the command again"
     elif e.errno == errno.ENAMETOOLONG:
         why = "the file name is too long for the filesystem"
     else:
@@ -50,9 +53,21 @@ def short(name: str, room: int = 200) -> str:
     return name if len(b) <= room else b[:room].decode(errors="ignore")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def fsync_folder(path: Path) -> None:
+    """fsync a folder, so a rename or a new file in it survives a power cut; a no-op where a filesystem does not
+    let a folder be opened."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, sync_folder: bool = False) -> None:
     """Write ``path`` through a temporary file and a rename; a failure (a full disk) leaves the old file, no
-    temporary file, and raises ``WriteError`` (one line)."""
+    temporary file, and raises ``WriteError`` (one line). ``sync_folder``: the folder is fsync'd after the
+    rename too (a label store's files: what was acknowledged must survive a power cut)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,10 +87,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if sync_folder:
+        fsync_folder(path.parent)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+def atomic_write_text(path: Path, text: str, *, sync_folder: bool = False) -> None:
+    atomic_write_bytes(path, text.encode(), sync_folder=sync_folder)
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -95,15 +112,18 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def write_via(path: Path, writer: Callable[[Path], None]) -> None:
-    """``writer(tmp)`` writes a temporary file beside ``path`` (a library's own saver), then fsync and rename."""
+def write_via(path: Path, writer: Callable[[Path], None], *, suffix: str = "") -> None:
+    """``writer(tmp)`` writes a temporary file beside ``path`` (a library's own saver, a copy, a symlink, a
+    download), then fsync and rename; an exception from ``writer`` leaves the old file and no temporary file.
+    ``suffix`` ends the temporary name, for libraries that pick a format by it (OpenCV's ``.onnx``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{short(path.name)}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{short(path.name)}.{os.getpid()}.tmp{suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         writer(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        if not tmp.is_symlink():  # a link's target is someone else's file, and may be a FIFO
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         raise write_failed(path, e) from None
@@ -112,7 +132,8 @@ def write_via(path: Path, writer: Callable[[Path], None]) -> None:
             raise write_failed(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from None
         raise
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # on a read-only filesystem the unlink fails too: keep the first error
+            tmp.unlink(missing_ok=True)
 
 
 def _nearly_full(folder: Path, slack: int = 1 << 20) -> bool:
@@ -123,18 +144,60 @@ def _nearly_full(folder: Path, slack: int = 1 << 20) -> bool:
     return st.f_bavail * st.f_frsize < slack
 
 
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` and a newline durably: every byte written (a short ``write`` is continued) and fsync'd
+    before this returns. A file that ends mid-line (torn by a kill) gets a newline first, so the new line starts
+    fresh; a failed write (a full disk) cuts the file back to its old length, so no torn line is left, and raises
+    ``WriteError``."""
+    p = Path(path)
+    data = (line + "\n").encode()
+    try:
+        fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as e:
+        raise write_failed(p, e) from None
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[n:]
+            os.fsync(fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            raise write_failed(p, e) from None
+    finally:
+        os.close(fd)
 
 
 def cache_root(cache_dir: Optional[str | Path] = None) -> Path:
     """Where visionlab caches decoded images, features and models: the argument, else ``$VISIONLAB_CACHE``, else
-    ``~/.cache/visionlab``."""
-    return Path(cache_dir or os.environ.get("VISIONLAB_CACHE") or Path.home() / ".cache" / "visionlab")
+    ``~/.cache/visionlab`` (``~`` expanded in the first two)."""
+    d = cache_dir or os.environ.get("VISIONLAB_CACHE") or Path.home() / ".cache" / "visionlab"
+    return Path(d).expanduser()
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """The hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
+def sha256_file(path: str | Path, chunk: int = 1 << 20, *, max_bytes: Optional[int] = None) -> str:
+    """The hex SHA-256 of a regular file, read in 1 MiB chunks. A FIFO, device, socket or folder is refused, never
+    read (``DataError``, as for a missing file); with ``max_bytes``, so is a file larger than that (a user's
+    image pool: a symlink to a disk image must not be hashed for minutes)."""
+    fd = open_regular(path, max_bytes if max_bytes is not None else 1 << 62)
+    h, n = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            for block in iter(lambda: f.read(chunk), b""):
+                n += len(block)
+                if max_bytes is not None and n > max_bytes:  # it grew after the check
+                    raise DataError(f"{path}: over the {max_bytes / 2 ** 20:g} MiB limit for one image")
+                h.update(block)
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
     return h.hexdigest()
