@@ -10,7 +10,8 @@ import torch
 
 from data_helpers import write_tree
 from visionlab.data.cache import cache_root, load_or_decode, native_size
-from visionlab.data.checks import decode_image, list_files
+from visionlab.data.checks import list_files
+from visionlab.images import decode_image
 
 
 @pytest.fixture

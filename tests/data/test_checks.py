@@ -13,9 +13,9 @@ import torch
 from PIL import Image, ImageFile
 
 from data_helpers import write_tree
-from visionlab.data import decode_image
 from visionlab.data.checks import check_layout
 from visionlab.errors import DataError
+from visionlab.images import decode_image
 
 
 def _px(t: torch.Tensor, y: int, x: int) -> tuple[int, ...]:

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visionlab.data.checks import check_layout, decode_array, list_files, read_file
+from visionlab.data.checks import check_layout, list_files
+from visionlab.files import read_regular as read_file
 from visionlab.errors import DataError
+from visionlab.images import decode_array
 
 
 def _tree(root, n=4):
@@ -68,7 +70,7 @@ MEASURE = textwrap.dedent("""
     import io, resource, sys
     import numpy as np
     from PIL import Image
-    from visionlab.data.checks import decode_array
+    from visionlab.images import decode_array
     side = int(sys.argv[1])
     a = np.full((side, side), 1000, np.uint16); a[::7] = 60000
     buf = io.BytesIO(); Image.fromarray(a).save(buf, "PNG"); data = buf.getvalue(); del a

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visionlab.data.checks import check_layout, decode_image
+from visionlab.data.checks import check_layout
 from visionlab.data.synthetic import CLASSES, synthetic_images, write_synthetic_folder
+from visionlab.images import decode_image
 
 
 def test_same_seed_same_pixels_and_subsets_are_stable():

@@ -3,7 +3,7 @@
 ``build(cfg)`` is the one entry point; ``decode_image`` is shared with prediction and serving so a model sees
 the same pixels everywhere.
 """
-from .checks import decode_image
+from ..images import decode_image
 from .sources import SOURCES, build
 from .types import ImageData, Split
 

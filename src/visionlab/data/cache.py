@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .checks import decode_array
+from ..images import decode_array
 
 FORMAT = "decoded-v1"  # bump when decoding changes pixels, so old entries are not reused
 CHUNK = 256  # files per thread-pool task: big enough to amortise scheduling, small enough for a smooth bar

@@ -169,7 +169,7 @@ class _Writer:
 def _read_bgr(path: Path) -> np.ndarray:
     import cv2
 
-    from .checks import decode_array
+    from ..images import decode_array
 
     return cv2.cvtColor(decode_array(path), cv2.COLOR_RGB2BGR)  # EXIF, palette, 16-bit handled once, everywhere
 

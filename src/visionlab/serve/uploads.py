@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from ..data.checks import decode_array, decoded_bytes
+from ..images import decode_array, decoded_bytes
 from ..errors import DataError
 
 # Formats a browser or camera produces. Pillow reads many more (EPS, PSD, FITS, ...); each is attack

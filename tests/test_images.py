@@ -1,0 +1,62 @@
+"""visionlab.images: every suffix it calls an image is one both decoders read, the one decoder is what the data
+layer and the label store use, and importing it (or the store) starts no torch."""
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from visionlab import images
+
+PIL_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".jfif": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF",
+              ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".ppm": "PPM", ".pgm": "PPM"}
+
+
+@pytest.mark.parametrize("suffix", sorted(images.IMAGE_SUFFIXES))
+def test_every_image_suffix_is_read_by_opencv_and_pillow(tmp_path, suffix):
+    rng = np.random.default_rng(0)
+    rgb = np.repeat(np.repeat(rng.integers(0, 256, (6, 8, 3), np.uint8), 4, 0), 4, 1)  # flat 4x4 blocks
+    im = Image.fromarray(rgb[:, :, 0] if suffix == ".pgm" else rgb)
+    f = tmp_path / f"photo{suffix.upper()}"  # suffixes match in any case
+    im.save(f, PIL_FORMAT[suffix])
+    assert f.suffix.lower() in images.IMAGE_SUFFIXES
+    ours = images.decode_array(f)
+    theirs = cv2.imdecode(np.fromfile(f, np.uint8), cv2.IMREAD_COLOR)
+    assert ours.shape == theirs.shape == (24, 32, 3)
+    tol = 40 if PIL_FORMAT[suffix] in ("JPEG", "WEBP") else 0  # lossy formats: each decoder's own rounding
+    assert np.abs(ours.astype(int) - theirs[:, :, ::-1].astype(int)).mean() <= max(tol, 0.5)
+
+
+def test_image_and_video_suffixes_are_lower_case_and_disjoint():
+    both = images.IMAGE_SUFFIXES | images.VIDEO_SUFFIXES
+    assert all(s.startswith(".") and s == s.lower() for s in both)
+    assert not images.IMAGE_SUFFIXES & images.VIDEO_SUFFIXES
+
+
+def test_decode_image_is_decode_array_as_a_channels_first_tensor(tmp_path):
+    from visionlab.data import decode_image
+
+    assert decode_image is images.decode_image  # the data layer's decoder is this one
+    rgb = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    t = images.decode_image(tmp_path / "a.png")
+    assert t.dtype == torch.uint8 and t.shape == (3, 5, 7) and t.is_contiguous()
+    assert np.array_equal(t.permute(1, 2, 0).numpy(), images.decode_array(tmp_path / "a.png")) and \
+        np.array_equal(t.permute(1, 2, 0).numpy(), rgb)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    assert torch.equal(images.decode_image(buf.getvalue(), 4), images.decode_image(tmp_path / "a.png", 4))
+
+
+def test_importing_images_and_the_store_starts_no_torch():
+    code = ("import sys, visionlab.images, visionlab.io; "
+            "print(sorted(m for m in ('torch', 'cv2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
