@@ -54,8 +54,18 @@ def test_decode_image_is_decode_array_as_a_channels_first_tensor(tmp_path):
     assert torch.equal(images.decode_image(buf.getvalue(), 4), images.decode_image(tmp_path / "a.png", 4))
 
 
+def test_the_label_store_lists_every_image_suffix(tmp_path):
+    from visionlab.active.store import list_images
+
+    for s in sorted(images.IMAGE_SUFFIXES):
+        (tmp_path / f"x{s.upper()}").write_bytes(b"")
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    (tmp_path / "notes.txt").write_bytes(b"")
+    assert sorted(p.suffix.lower() for p in list_images(tmp_path)) == sorted(images.IMAGE_SUFFIXES)
+
+
 def test_importing_images_and_the_store_starts_no_torch():
-    code = ("import sys, visionlab.images, visionlab.io; "
+    code = ("import sys, visionlab.images, visionlab.io, visionlab.active.store; "
             "print(sorted(m for m in ('torch', 'cv2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -199,7 +199,7 @@ def _version(round_: int, state: dict[str, torch.Tensor]) -> str:
 def _save_model(path: Path, state: dict, meta: dict) -> None:
     from safetensors.torch import save
 
-    from ..training.checkpoint import atomic_write_bytes
+    from ..io import atomic_write_bytes
 
     data = save({k: v.contiguous() for k, v in state.items()}, metadata={k: json.dumps(v) for k, v in meta.items()})
     atomic_write_bytes(path, data)

@@ -10,7 +10,6 @@ only ever read: nothing here moves, renames or deletes them.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -21,14 +20,16 @@ import stat
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Iterator, Literal, Optional
 
+from .. import io
 from ..errors import ConfigError, DataError
 from ..files import MAX_FILE_BYTES, open_regular, read_regular  # noqa: F401  (read_regular: ui, features, serve)
+from ..images import IMAGE_SUFFIXES
 
 SOURCES = ("human", "pseudo", "oracle")
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # Nothing in a pool is read past this size: a photo is a few MB, a mistaken symlink to a disk image is not.
 MAX_IMAGE_BYTES = MAX_FILE_BYTES
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -39,75 +40,19 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | Path) -> str:
-    """Content hash of a regular file; ``DataError`` for a missing, special (FIFO, device) or oversized one."""
-    h = hashlib.sha256()
-    fd = open_regular(path)
-    try:
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            n = 0
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                n += len(chunk)
-                if n > MAX_IMAGE_BYTES:
-                    raise DataError(f"{path}: over the {MAX_IMAGE_BYTES / 2 ** 20:g} MiB limit for one image")
-                h.update(chunk)
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
-    finally:
-        os.close(fd)
-    return h.hexdigest()
+# Content hash of a pool file: ``DataError`` for a missing, special (FIFO, device) or oversized one.
+sha256_file = partial(io.sha256_file, max_bytes=MAX_IMAGE_BYTES)
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a directory be opened
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_error(path: str | Path, e: OSError) -> DataError:
-    """One line for a failed write: a full disk says so and what to do."""
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DataError(f"cannot write {path}: no space left on the device (nothing was changed); free some space "
-                         f"and run the command again")
-    if e.errno == errno.ENAMETOOLONG:
-        return DataError(f"cannot write {path}: the file name is too long for the filesystem")
-    return DataError(f"cannot write {path}: {e.strerror or e}")
-
-
-def tmp_name(target: Path, tag: str = "") -> Path:
-    """A hidden temporary name beside ``target`` that stays within NAME_MAX bytes however long the name is."""
-    suffix = f".{os.getpid()}{tag}.tmp"
-    stem = target.name
-    room = NAME_MAX - 1 - len(suffix.encode())
-    b = stem.encode()
-    if len(b) > room:
-        stem = b[:room].decode(errors="ignore")
-    return target.with_name(f".{stem}{suffix}")
-
-
 def write_atomic(path: str | Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so a reader (or a crash) sees the old file or the new one, never half.
-    A failed write (a full disk) leaves the old file and no temporary file, and raises one ``DataError``."""
-    p = Path(path)
-    tmp = tmp_name(p)
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise write_error(p, e) from None
-    fsync_dir(p.parent)
+    """Replace a project file (queue, state) so a reader (or a crash) sees the old file or the new one, never
+    half, and the new one survives a power cut once this returns (the folder is fsync'd too). A failed write (a
+    full disk) leaves the old file and no temporary file, and raises one ``DataError`` (``WriteError``)."""
+    io.atomic_write_text(Path(path), text, sync_folder=True)
 
 
 @dataclass
@@ -154,31 +99,7 @@ def append_jsonl(path: str | Path, record: dict) -> None:
 
     Every byte is written (a short ``write`` is continued) and fsync'd before this returns; when the disk is
     full the file is cut back to its old length, so no torn line is left, and ``DataError`` says so."""
-    p = Path(path)
-    data = (json.dumps(record) + "\n").encode()
-    try:
-        fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-    except OSError as e:
-        raise write_error(p, e) from None
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                if n <= 0:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                view = view[n:]
-            os.fsync(fd)
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, size)
-                os.fsync(fd)
-            raise write_error(p, e) from None
-    finally:
-        os.close(fd)
+    io.append_line(Path(path), json.dumps(record))
 
 
 @contextlib.contextmanager
@@ -187,7 +108,7 @@ def file_lock(path: str | Path) -> Iterator[None]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise write_error(path, e) from None
+        raise io.write_failed(Path(path), e) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -452,38 +373,35 @@ def export_files(items, dest: str | Path, mode: str = "copy", forbid: tuple | li
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise write_error(folder, e) from None
+            raise io.write_failed(folder, e) from None
         target = folder / fit_name(src.stem, src.suffix)
         if target.exists() or target.is_symlink():
             if _same(target, digest):
                 counts[cls] = counts.get(cls, 0) + 1
                 continue
             target = folder / fit_name(src.stem, f"-{digest[:10]}{src.suffix}")
-        tmp = tmp_name(target)
-        try:
-            if tmp.exists() or tmp.is_symlink():
-                tmp.unlink()
-            if mode == "copy":
-                fd = open_regular(src)
-                try:
-                    with os.fdopen(fd, "rb", closefd=False) as fin, open(tmp, "wb") as fout:
-                        shutil.copyfileobj(fin, fout, 1 << 20)
-                finally:
-                    os.close(fd)
-                shutil.copystat(src, tmp)
-            else:
-                os.symlink(src.resolve(), tmp)
-            os.replace(tmp, target)
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise write_error(target, e) from None
-        except DataError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        io.write_via(target, partial(_copy if mode == "copy" else _link, src))
         counts[cls] = counts.get(cls, 0) + 1
     return counts
+
+
+def _copy(src: Path, tmp: Path) -> None:
+    """A copy of a regular file (``DataError`` for a FIFO, device or oversized one), with its times and mode."""
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # left by a killed export of the same process id
+    fd = open_regular(src)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as fin, open(tmp, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+    finally:
+        os.close(fd)
+    shutil.copystat(src, tmp)
+
+
+def _link(src: Path, tmp: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(src.resolve(), tmp)
 
 
 def _same(path: Path, digest: str) -> bool:
@@ -502,7 +420,7 @@ def list_images(root: str | Path, skipped: Optional[list[tuple[str, str]]] = Non
     for dirpath, dirnames, filenames in os.walk(r):
         dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
         for n in sorted(filenames):
-            if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTS:
+            if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES:
                 p = Path(dirpath) / n
                 try:
                     regular = stat.S_ISREG(os.stat(p).st_mode)  # follows a symlink to what it names
