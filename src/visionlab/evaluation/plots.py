@@ -80,6 +80,55 @@ def roc(curves: dict[str, tuple[list, list, float | None]], path: Path, title: s
     return _save(fig, path)
 
 
+def metric_bars(labels: Sequence[str], scores: Sequence[Sequence[float]], metrics: Sequence[str], path: Path,
+                title: str = "Test metrics by run", ylabel: str = "score on the test split") -> Path:
+    """Grouped bars: one group per label, one bar per metric; ``scores[i][j]`` is metric ``j`` of label ``i``.
+    The y axis starts 0.1 below the lowest score of the rows without a NaN."""
+    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(labels) + 3), 4.2))
+    width = 0.8 / len(metrics)
+    xs = np.arange(len(labels))
+    lo = min(min(s) for s in scores if not any(np.isnan(s)))
+    for j, name in enumerate(metrics):
+        bars = ax.bar(xs + (j - (len(metrics) - 1) / 2) * width, [s[j] for s in scores], width, label=name)
+        ax.bar_label(bars, fmt="%.3f", fontsize=6, rotation=90, padding=2)
+    ax.set_xticks(xs, list(labels), rotation=20, ha="right")
+    ax.set_ylim(max(0.0, lo - 0.1), 1.04)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(ncol=len(metrics), fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.08))
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def confusion_grid(panels: Sequence[tuple[Sequence[Sequence[int]], list[str], str]], path: Path,
+                   cols: int = 3) -> Path:
+    """Row-normalised confusion matrices side by side, ``cols`` to a row; ``panels``: (matrix, classes, title)."""
+    n = len(panels)
+    cols = min(cols, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.9 * rows), squeeze=False)
+    for ax, (cm, classes, title) in zip(axes.flat, panels):
+        confusion(cm, classes, None, normalize=True, title=title, ax=ax)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return _save(fig, path)
+
+
+def accuracy_vs_speed(points: Sequence[tuple[str, float, float]], path: Path,
+                      title: str = "Accuracy against CPU inference cost") -> Path:
+    """One labelled dot per (label, ms per image, accuracy), the time on a log axis."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for label, ms, acc in points:
+        ax.scatter(ms, acc, s=40)
+        ax.annotate(label, (ms, acc), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per image on CPU (log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def precision_recall(rec: list, prec: list, ap: float, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.2, 4.8))
     ax.plot(rec, prec, lw=1.8, label=f"AP {ap:.3f}")
