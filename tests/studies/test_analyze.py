@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from visionlab.studies import analyze
-from visionlab.studies.analyze import ArmStats, mean_std_ci, plateau, ranking_statement, t975
-from visionlab.studies.runner import RESULTS_JSONL, STUDY_FILE, _study_info
+from visionlab.studies.folder import RESULTS_JSONL, STUDY_FILE, study_info as _study_info
+from visionlab.studies.stats import ArmStats, mean_std_ci, plateau, ranking_statement, t975
 from visionlab.studies.spec import load_spec, parse_spec
 
 

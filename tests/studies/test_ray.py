@@ -6,7 +6,7 @@ import os
 import pytest
 
 from visionlab.studies import run_study
-from visionlab.studies.runner import TRIALS_LOG
+from visionlab.studies.folder import TRIALS_LOG
 
 from .conftest import write_spec
 

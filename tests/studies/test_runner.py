@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from visionlab.studies import report_study, run_study
-from visionlab.studies.runner import RESULTS_JSONL, TRIALS_LOG
+from visionlab.studies.folder import RESULTS_JSONL, TRIALS_LOG
 
 from .conftest import DIVERGES, write_spec
 

@@ -62,7 +62,7 @@ def report_cmd(folder: Path = typer.Argument(..., help="a study folder written b
 
 
 def _print_summary(stats) -> None:
-    from .analyze import ci_text, pct
+    from .stats import ci_text, pct
 
     t = Table("configuration", "n", "mean", "95% CI", "diverged", "failed", "dissertation")
     for s in stats:

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from .analyze import ArmStats, mean_curve, ranked  # noqa: E402
+from .stats import ArmStats, mean_curve, ranked  # noqa: E402
 from .spec import StudySpec, fmt_value  # noqa: E402
 
 DPI = 110
@@ -27,6 +27,24 @@ def _save(fig, path: Path) -> Path:
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def draw_all(spec: StudySpec, stats: list[ArmStats], folder: Path, quick: bool = False) -> list[Path]:
+    """Every figure the study has data for, into ``folder``: bars, heatmap, curves, vs_dissertation, plateaus."""
+    figs: list[Path] = []
+    metric = spec.metric.replace("_", " ").replace("acc", "accuracy")
+    if any(s.n for s in stats):
+        figs.append(bars(spec, stats, folder / "bars.png", metric, quick))
+    if spec.heatmap:
+        figs.append(heatmap(spec, stats, folder / "heatmap.png", metric, quick))
+    if any(s.val_curves for s in stats):
+        figs.append(curves(spec, stats, folder / "curves.png", quick))
+    if any(s.reported is not None and s.n for s in stats):
+        figs.append(versus_reported(spec, stats, folder / "vs_dissertation.png", metric, quick))
+    reported_plateaus = any(isinstance(v, dict) for v in spec.reported.values())
+    if spec.plateau and reported_plateaus and any(s.plateau_epoch for s in stats):
+        figs.append(plateau_vs_reported(spec, stats, folder / "plateau_vs_dissertation.png", quick))
+    return [f for f in figs if f is not None]
 
 
 def _quick(quick: bool) -> str:
