@@ -1,14 +1,23 @@
-"""The studies package's shape: its modules import each other in layers, never in a circle."""
+"""The studies package's shape: what the fork server preloads exists, and its modules import each other in layers."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
 
 import pytest
 
 import visionlab.studies
+from visionlab.studies.executors import PRELOAD
 
 PACKAGE = Path(visionlab.studies.__file__).parent
+
+
+@pytest.mark.parametrize("name", PRELOAD)
+def test_every_preload_entry_is_a_module(name):
+    # multiprocessing skips a preload name that does not import without a word: the workers would then each
+    # import it again (seconds per worker), as they did while the list named visionlab.evaluate
+    assert importlib.util.find_spec(name) is not None, name
 
 
 def _imports(path: Path) -> set[str]:

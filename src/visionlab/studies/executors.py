@@ -13,8 +13,9 @@ from ..errors import ConfigError
 
 # Imported once by the fork server; every worker forks from it instead of importing torch, sklearn and
 # matplotlib again (seconds per worker, per study). Nothing here runs a torch op, so no OpenMP pool is forked.
-PRELOAD = ["torch", "torch._dynamo", "visionlab.api", "visionlab.evaluate", "visionlab.training.trainer",
-           "visionlab.studies.runner"]
+# A name that does not import is skipped without a word by multiprocessing: tests/studies checks every one.
+PRELOAD = ["torch", "torch._dynamo", "visionlab.api", "visionlab.evaluation", "visionlab.training.trainer",
+           "visionlab.studies.trial"]
 
 
 def default_workers() -> int:
