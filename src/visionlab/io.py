@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -115,9 +116,10 @@ def write_json(path: Path, obj: Any) -> None:
 def write_via(path: Path, writer: Callable[[Path], None], *, suffix: str = "") -> None:
     """``writer(tmp)`` writes a temporary file beside ``path`` (a library's own saver, a copy, a symlink, a
     download), then fsync and rename; an exception from ``writer`` leaves the old file and no temporary file.
-    ``suffix`` ends the temporary name, for libraries that pick a format by it (OpenCV's ``.onnx``)."""
+    ``suffix`` ends the temporary name, for libraries that pick a format by it (OpenCV's ``.onnx``). The name
+    holds the process and thread ids: two threads saving the same cache entry never write into one file."""
     path = Path(path)
-    tmp = path.with_name(f".{short(path.name)}.{os.getpid()}.tmp{suffix}")
+    tmp = path.with_name(f".{short(path.name)}.{os.getpid()}.{threading.get_ident()}.tmp{suffix}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer(tmp)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from data_helpers import write_tree
-from visionlab.data.cache import cache_root, load_or_decode, native_size
+from visionlab.data.cache import load_or_decode, native_size
+from visionlab.io import cache_root
 from visionlab.data.checks import list_files
 from visionlab.images import decode_image
 

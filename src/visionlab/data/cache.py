@@ -1,6 +1,6 @@
 """Decode a list of image files once; later runs load the uint8 pixels from a cache file in well under a second.
 
-The cache lives in ``cfg.cache_dir``, ``$VISIONLAB_CACHE`` or ``~/.cache/visionlab``, never beside the data
+The cache lives in ``cfg.cache_dir``, ``$VISIONLAB_CACHE`` or ``~/.cache/visionlab`` (``io.cache_root``), never beside the data
 (data folders may be read-only or shared). An entry is keyed by a sha256 over every file's relative path, size
 and mtime_ns plus the image size and ``FORMAT``, so a changed, added or removed file makes a new entry.
 """
@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import stat
-import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +20,10 @@ import torch
 
 from ..errors import DataError
 from ..images import decode_array
+from ..io import atomic_write_text, cache_root, write_via
 
 FORMAT = "decoded-v1"  # bump when decoding changes pixels, so old entries are not reused
 CHUNK = 256  # files per thread-pool task: big enough to amortise scheduling, small enough for a smooth bar
-
-
-def cache_root(cache_dir: Optional[str | Path] = None) -> Path:
-    """Where decoded data is cached: the argument, else $VISIONLAB_CACHE, else ~/.cache/visionlab."""
-    d = cache_dir or os.environ.get("VISIONLAB_CACHE") or Path.home() / ".cache" / "visionlab"
-    return Path(d).expanduser()
 
 
 def stamps(files: Sequence[str | Path], root: str | Path) -> list[tuple[str, int, int]]:
@@ -64,17 +58,14 @@ class Decoded:
     hit: bool  # True when loaded from the cache without decoding
 
 
-def atomic_save(path: Path, write) -> None:
-    """Write through a temporary file in the same folder and os.replace it: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
+def save_array(path: Path, save: Callable) -> None:
+    """``save(file)`` (``np.save``, ``np.savez``) into an open temporary file, renamed whole (``io.write_via``).
+    NumPy is handed a file, not a name: given a name it appends ``.npy`` to the temporary one."""
+    def writer(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+            save(f)
+
+    write_via(path, writer)
 
 
 def _load(npy: Path, meta_path: Path, n_files: int) -> Optional[tuple[np.ndarray, dict]]:
@@ -159,10 +150,9 @@ def load_or_decode(files: Sequence[str | Path], root: str | Path, size: Optional
     meta = {"format": FORMAT, "root": str(root), "size": size, "n_files": len(files), "kept": kept.tolist(),
             "skipped": [(stamp_list[i][0], r) for i, r in failed]}
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_save(npy, lambda f: np.save(f, x, allow_pickle=False))
-        atomic_save(meta_path, lambda f: f.write(json.dumps(meta).encode()))  # written last: it marks the entry whole
-    except OSError as e:  # a read-only or full cache folder costs speed next time, not this run
+        save_array(npy, lambda f: np.save(f, x, allow_pickle=False))
+        atomic_write_text(meta_path, json.dumps(meta))  # written last: it marks the entry whole
+    except OSError as e:  # WriteError: a read-only or full cache folder costs speed next time, not this run
         from ..progress import console
         console.print(f"[yellow]could not write the decode cache in {folder} ({e.strerror or e}); "
                       f"set --cache-dir or $VISIONLAB_CACHE to a writable folder")
@@ -196,8 +186,7 @@ def native_size(files: Sequence[str | Path], root: str | Path, cache_dir: Option
             break
     side = next(iter(sizes))[0] if len(sizes) == 1 and len(set(next(iter(sizes)))) == 1 else None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_save(path, lambda f: f.write(json.dumps({"size": side}).encode()))
+        atomic_write_text(path, json.dumps({"size": side}))
     except OSError:
         pass
     return side
@@ -217,8 +206,7 @@ def remember_arrays(kind: str, key: str, compute: Callable[[], dict[str, np.ndar
         pass
     arrays = compute()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_save(path, lambda f: np.savez(f, **arrays))
+        save_array(path, lambda f: np.savez(f, **arrays))
     except OSError:
         pass
     return arrays

@@ -157,7 +157,7 @@ class _Writer:
     def write(self, split: str, label: str, name: str, crop_bgr: np.ndarray) -> None:
         import cv2
 
-        from ..training.checkpoint import atomic_write_bytes
+        from ..io import atomic_write_bytes
 
         ok, buf = cv2.imencode(".jpg", crop_bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
@@ -183,8 +183,8 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos."""
     from ..detect.boxfix import BoxCorrection, iou_matrix, match, xywh_to_xyxy
     from ..detect.faces import YuNetDetector
+    from ..io import atomic_write_text, write_json
     from ..progress import progress
-    from ..training.checkpoint import atomic_write_text, write_json
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):

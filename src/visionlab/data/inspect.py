@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError
-from ..training.checkpoint import atomic_write_text
+from ..io import atomic_write_text
 from .checks import check_layout
 
 def inspect(root: str | Path, out: Optional[str | Path] = None, samples_per_class: int = 6) -> dict:

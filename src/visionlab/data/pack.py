@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import DataError
-from ..training.checkpoint import atomic_write_text
+from ..io import atomic_write_text, write_via
 
 BLOB, INDEX = "images.bin", "index.json"
 
@@ -18,16 +18,18 @@ def pack(root: str | Path, out: str | Path) -> Path:
     if not root.is_dir():
         raise DataError(f"{root} is not a folder")
     files = sorted(f for f in root.rglob("*") if f.is_file() and not f.name.startswith("."))
-    out.mkdir(parents=True, exist_ok=True)
-    entries, offset = [], 0
-    tmp = out / f".{BLOB}.tmp"
-    with open(tmp, "wb") as blob:
-        for f in files:
-            data = f.read_bytes()
-            blob.write(data)
-            entries.append([str(f.relative_to(root)), offset, len(data)])
-            offset += len(data)
-    tmp.replace(out / BLOB)
+    entries: list[list] = []
+
+    def write_blob(tmp: Path) -> None:
+        offset = 0
+        with open(tmp, "wb") as blob:
+            for f in files:
+                data = f.read_bytes()
+                blob.write(data)
+                entries.append([str(f.relative_to(root)), offset, len(data)])
+                offset += len(data)
+
+    write_via(out / BLOB, write_blob)  # the blob first: an index never points into a half-written blob
     atomic_write_text(out / INDEX, json.dumps({"root": root.name, "files": entries}))
     return out
 

@@ -16,9 +16,10 @@ import torch
 
 from ..config import RunConfig
 from ..errors import DataError
+from ..io import cache_root
 from ..registry import Registry
 from . import splits as sp
-from .cache import cache_root, load_or_decode, native_size, remember_arrays
+from .cache import load_or_decode, native_size, remember_arrays
 from .checks import check_layout
 from .types import ImageData, Split
 
@@ -233,7 +234,7 @@ def from_synthetic(cfg: RunConfig, image_size: Optional[int] = None) -> ImageDat
 
 def _cached_synthetic(n: int, size: int, cache_dir: Optional[str], make) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Rendering costs ~4 ms an image; a demo or study re-reads the same set, so keep it beside decoded data."""
-    from .cache import atomic_save
+    from .cache import save_array
     from .synthetic import CLASSES, FORMAT
 
     path = cache_root(cache_dir) / "synthetic" / f"{FORMAT}-s{SYNTHETIC_SEED}-n{n}-{size}px.npy"
@@ -246,8 +247,7 @@ def _cached_synthetic(n: int, size: int, cache_dir: Optional[str], make) -> tupl
         pass
     x_t, y, classes = make(n, size, SYNTHETIC_SEED)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_save(path, lambda f: np.save(f, x_t.numpy(), allow_pickle=False))
+        save_array(path, lambda f: np.save(f, x_t.numpy(), allow_pickle=False))
     except OSError:
         pass
     return x_t, y, classes
