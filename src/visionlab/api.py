@@ -12,7 +12,7 @@ import torch
 from .config import RunConfig
 from .errors import ConfigError
 from .progress import console
-from .runs import INFO_FILE, MODEL_FILE, list_runs, load_run, new_run_dir
+from .runs import RunFolder, list_runs, load_run, new_run_dir
 
 
 @dataclass
@@ -51,7 +51,6 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     """
     from . import models
     from .evaluation import evaluate_model
-    from .training import checkpoint as ckpt
     from .training.trainer import fit
 
     if isinstance(config, (str, Path)):
@@ -61,26 +60,27 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     cfg = models.apply_recipe(RunConfig.build(config, **fields))
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     run_dir = new_run_dir(cfg)
+    folder = RunFolder(run_dir)
     if world > 1 and cfg.out is None:
         raise ConfigError("under torchrun pass --out: every rank must write to (and resume from) the same folder")
     if resume:
-        if not (run_dir / "config.yaml").is_file():
+        if not folder.config.is_file():
             raise ConfigError(f"nothing to resume in {run_dir}: pass --out with the folder of the interrupted run")
-        saved = RunConfig.load(run_dir / "config.yaml")
+        saved = folder.read_config()
         ignored = [f"--{k.replace('_', '-')} {v} (the run has {getattr(saved, k)})" for k, v in sorted(asked.items())
                    if k not in ("out", "quiet") and k in RunConfig.model_fields and getattr(saved, k) != v]
         if ignored:
             console.print(f"[yellow]--resume continues {run_dir} with its saved config.yaml; ignoring "
                           f"{', '.join(ignored)}. To train with other settings, start a new run with another --out.[/]",
                           highlight=False, soft_wrap=True)
-        if not (run_dir / "checkpoint.pt").exists():
-            if (run_dir / MODEL_FILE).exists() or (run_dir / "metrics.json").exists():
+        if not folder.checkpoint.exists():
+            if folder.is_finished():
                 raise ConfigError(f"{run_dir} is a finished run (no checkpoint.pt left to resume); nothing to do. "
                                   f"To train longer or differently, start a new run with another --out")
             console.print(f"[yellow]{run_dir} has no checkpoint yet (killed before its first epoch ended): "
                           f"training it from the start with its saved config[/]", highlight=False, soft_wrap=True)
         cfg = saved.model_copy(update={"quiet": cfg.quiet})
-    elif rank == 0 and ((run_dir / "checkpoint.pt").exists() or (run_dir / MODEL_FILE).exists()):
+    elif rank == 0 and (folder.checkpoint.exists() or folder.weights.exists()):
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     cfg = cfg.model_copy(update={"out": str(run_dir)})
     _setup_torch(cfg)
@@ -88,32 +88,32 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     data = load_data(cfg)
     cfg = models.with_input_stats(cfg, data.train.x)  # recorded in config.yaml: evaluate/predict/export rebuild the same input layer
     torch.manual_seed(cfg.seed)
-    model = models.build(cfg, data.num_classes, data.image_size) if cfg.framework == "torch" else None
+    kind = models.training_kind(cfg)  # torch | numpy | keras: how this model trains, read once from the registry
+    model = models.build(cfg, data.num_classes, data.image_size) if kind != "keras" else None
     if rank != 0:  # other torchrun ranks train; rank 0 alone writes the run folder
-        result = fit(cfg, model, data, run_dir, resume=resume)
+        result = fit(cfg, model, data, run_dir, resume=resume, kind=kind)
         return RunResult(run_dir, result.status, result.history, {})
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    ckpt.write_json(run_dir / INFO_FILE, {"model": cfg.model, "classes": data.classes, "image_size": data.image_size,
-                                         "input": "float32 or uint8 N x 3 x S x S, RGB, 0..255 (normalised inside)"})
-    ckpt.atomic_write_text(run_dir / "skipped.txt", "".join(f"{p}\t{r}\n" for p, r in data.skipped))
+    folder.write_config(cfg)
+    folder.write_info(cfg.model, data.classes, data.image_size)
+    folder.write_skipped(data.skipped)
     if data.skipped:
-        console.print(f"[yellow]skipped {len(data.skipped)} unreadable files (listed in {run_dir / 'skipped.txt'})")
-    profile = Path(str(cfg.data)) / "detect.json"  # face crops from `visionlab data faces`: detect as they were cut
+        console.print(f"[yellow]skipped {len(data.skipped)} unreadable files (listed in {folder / folder.SKIPPED})")
+    profile = Path(str(cfg.data)) / RunFolder.PROFILE  # face crops from `visionlab data faces`: detect as they were cut
     if profile.is_file():
-        ckpt.atomic_write_bytes(run_dir / "detect.json", profile.read_bytes())
+        folder.copy_profile(profile)
 
-    if cfg.framework == "keras":
+    if kind == "keras":
         from .models.keras_models import fit_keras
-        from .training.trainer import FitResult, write_history
+        from .training.trainer import FitResult
 
         model, hist, status = fit_keras(cfg, data, run_dir)
-        write_history(run_dir / "history.csv", hist)
+        folder.write_history(hist)
         result = FitResult(status, hist, len(hist))
     else:
-        result = fit(cfg, model, data, run_dir, resume=resume)
+        result = fit(cfg, model, data, run_dir, resume=resume, kind=kind)
         model.to("cpu")
-        ckpt.save_weights(run_dir / MODEL_FILE, model.state_dict())
+        folder.save_weights(model.state_dict())
 
     last = result.history[-1] if result.history else {}
     metrics: dict[str, Any] = {
@@ -128,7 +128,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
         metrics["compute"] = result.compute
     if result.status == "diverged":
         console.print(f"[red]the loss became NaN, infinite or exploded at epoch {len(result.history)}: run marked diverged "
-                      f"(lower --lr); history kept in {run_dir / 'history.csv'}")
+                      f"(lower --lr); history kept in {folder.history}")
     else:
         ev = evaluate_model(model, data, run_dir, history=result.history, positive_class=cfg.positive_class,
                             title=f"{cfg.model} on {Path(str(cfg.data)).name}", config_yaml=cfg.to_yaml(),
@@ -140,15 +140,14 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
         if result.history and cfg.early_stopping and cfg.restore_best:
             best = result.history[result.best_epoch - 1]
             metrics["val_acc"], metrics["val_loss"] = best["val_acc"], best["val_loss"]
-    ckpt.write_json(run_dir / "metrics.json", metrics)
-    (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # finished: model.safetensors and history.csv hold the rest
+    folder.write_metrics(metrics)
+    folder.checkpoint.unlink(missing_ok=True)  # finished: model.safetensors and history.csv hold the rest
     return RunResult(run_dir, result.status, result.history, metrics)
 
 
 def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Path] = None, **fields: Any) -> dict:
     """Evaluate a finished run on ``data`` (default: its own data) and write metrics, plots and a report."""
     from .evaluation import evaluate_model
-    from .training import checkpoint as ckpt
 
     loaded = load_run(run)
     cfg = loaded.config.model_copy(update={"quiet": True})
@@ -181,7 +180,7 @@ def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Pa
     out_dir = Path(out) if out else loaded.path / "eval"
     m = evaluate_model(loaded.model, ds, out_dir, positive_class=cfg.positive_class,
                        title=f"{cfg.model} evaluated on {Path(str(cfg.data)).name}")
-    ckpt.write_json(out_dir / "metrics.json", m)
+    RunFolder(out_dir).write_metrics(m)
     return m
 
 
