@@ -7,7 +7,7 @@ already seen: features are keyed by the sha256 of the image file and the featuri
 
 Featurizers (a spec dict, kept in the project's state.json):
 - ``{"kind": "backbone", "model": "efficientnet_lite0", "weights": "imagenet", "image_size": 224}``: any
-  visionlab model with ``features`` (the pooled frozen body);
+  registered pretrained backbone (family ``backbone``): its ``forward_features``, the pooled frozen body;
 - ``{"kind": "run", "path": RUN}``: the body of a trained run folder (its head can seed round 0);
 - ``{"kind": "pixels", "image_size": 32}``: a cheap colour/layout descriptor, the fallback when no backbone
   weights are available (and what the tests use, for speed).
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -25,14 +24,15 @@ import numpy as np
 import torch
 
 from ..errors import DataError, ModelError, VisionlabError
+from ..io import atomic_write_bytes
+from ..io import cache_root as io_cache_root
 from .store import read_regular, sha256_bytes, sha256_file
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
 def cache_root(cache_dir: Optional[str | Path] = None) -> Path:
-    root = cache_dir or os.environ.get("VISIONLAB_CACHE") or Path.home() / ".cache" / "visionlab"
-    return Path(root) / "active"
+    return io_cache_root(cache_dir) / "active"
 
 
 # --- decoding -------------------------------------------------------------------------------------------
@@ -109,34 +109,39 @@ def _backbone(spec: dict) -> Featurizer:
 
     size = int(spec.get("image_size") or default_image_size(spec["model"]) or 224)
     cfg = RunConfig.build(model=spec["model"], weights=spec.get("weights", "imagenet"), mode="frozen")
-    model = build(cfg, 2, size).eval()
-    if not hasattr(model.net, "features"):
+    if not _is_backbone(spec["model"]):
         raise ModelError(f"model {spec['model']!r} has no frozen-backbone features; active learning needs a "
                          f"backbone such as {DEFAULT_BACKBONE} (see `visionlab models`)")
+    model = build(cfg, 2, size).eval()
     extra = spec.get("weights", "imagenet")
     if extra not in ("imagenet", "none"):
         extra = sha256_file(extra)
-    fdim = int(getattr(model.net, "feature_dim", 0)) or model.net.features(torch.zeros(1, 3, size, size)).shape[1]
-    return Featurizer(dict(spec, image_size=size), size, lambda x: model.net.features(model.normalize(x)), fdim,
-                      _spec_id(dict(spec, image_size=size), extra))
+    return Featurizer(dict(spec, image_size=size), size, lambda x: model.net.forward_features(model.normalize(x)),
+                      model.net.feature_dim, _spec_id(dict(spec, image_size=size), extra))
+
+
+def _is_backbone(name: str) -> bool:
+    """A registered pretrained backbone (models.backbones.Backbone: pooled features of ``feature_dim``)."""
+    from ..models import MODELS, model_names
+
+    return name in model_names() and MODELS.meta(name).get("family") == "backbone"
 
 
 def _run(spec: dict) -> Featurizer:
-    from ..runs import load_run
+    from ..runs import RunFolder, load_run
 
     run = load_run(spec["path"])
     model = run.model.eval()
-    net = getattr(model, "net", None)
-    if net is None or not hasattr(net, "features") or not hasattr(net, "head"):
+    net = getattr(model, "net", None)  # a Keras run has no torch network at all
+    if net is None or not _is_backbone(run.config.model):
         raise ModelError(f"run {spec['path']} is a {run.config.model!r} model without a frozen backbone "
                          f"(features/head); active learning needs a backbone run, e.g. `visionlab train "
                          f"--model {DEFAULT_BACKBONE} --mode frozen`, or omit --model")
-    weights = sha256_file(Path(spec["path"]) / "model.safetensors")
+    weights = sha256_file(RunFolder(spec["path"]).weights)
     head = {k: v.detach().clone() for k, v in net.head.state_dict().items()}
-    size = run.image_size
-    fdim = int(getattr(net, "feature_dim", 0)) or net.features(torch.zeros(1, 3, size, size)).shape[1]
     return Featurizer(dict(spec, image_size=run.image_size), run.image_size,
-                      lambda x: net.features(model.normalize(x)), fdim, _spec_id(spec, weights), head, run.classes)
+                      lambda x: net.forward_features(model.normalize(x)), net.feature_dim, _spec_id(spec, weights),
+                      head, run.classes)
 
 
 def load_featurizer(spec: dict) -> Featurizer:
@@ -187,14 +192,14 @@ class FeatureCache:
 
     def _save(self, hashes: list[str], feats: np.ndarray) -> None:
         """Append a chunk; a full or read-only cache folder costs the speed-up next time, not this command."""
+        import io
+
         name = f"chunk-{uuid.uuid4().hex}.npz"
-        tmp = self.dir / f".{name}.tmp.npz"
+        buf = io.BytesIO()
+        np.savez(buf, hashes=np.asarray(hashes), feats=feats.astype(np.float32))
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            np.savez(tmp, hashes=np.asarray(hashes), feats=feats.astype(np.float32))
-            os.replace(tmp, self.dir / name)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
+            atomic_write_bytes(self.dir / name, buf.getvalue())
+        except OSError as e:  # WriteError: a full disk or a read-only folder, one line
             if not getattr(self, "_warned", False):
                 self._warned = True
                 import sys

@@ -13,6 +13,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..registry import Registry
 from .cnn import CNN
+from .contract import Network
 from .fast import RECIPE as FAST_RECIPE
 from .fast import FastNet
 from .init import INITIALIZERS, apply_init
@@ -24,7 +25,8 @@ MODELS: Registry[Builder] = Registry("model")
 
 
 class Classifier(nn.Sequential):
-    """Normalize + network. ``net`` may expose ``features``/``head`` (frozen backbones) or ``manual_step`` (NumPy)."""
+    """Normalize + network; ``net`` is a ``Network`` (models/contract.py: forward_features, forward_head,
+    param_groups, frozen)."""
 
     def __init__(self, normalize: Normalize, net: nn.Module) -> None:
         super().__init__()
@@ -165,7 +167,21 @@ def build(cfg: RunConfig, num_classes: int, image_size: int) -> Classifier:
     INITIALIZERS.get(cfg.init)
     mean, std = input_stats(cfg)
     net = MODELS.get(cfg.model)(cfg, num_classes, image_size)
+    if not isinstance(net, Network):
+        raise TypeError(f"the builder of {cfg.model!r} returned a {type(net).__name__}, not a models.contract.Network")
     return Classifier(Normalize(mean, std), net)
+
+
+TRAINING_KINDS = ("torch", "numpy", "keras")
+
+
+def training_kind(cfg: RunConfig) -> str:
+    """How ``cfg.model`` trains: ``torch`` (autograd), ``numpy`` (the network's own ``manual_step``) or ``keras``
+    (``--framework keras``: Keras' fit on the Keras twin). The registry's ``training`` field, default torch."""
+    if cfg.framework == "keras":
+        return "keras"
+    _load_plugins()
+    return MODELS.meta(cfg.model).get("training", "torch")
 
 
 def model_names() -> list[str]:
@@ -173,6 +189,6 @@ def model_names() -> list[str]:
     return MODELS.names()
 
 
-__all__ = ["apply_recipe", "input_stats", "with_input_stats", "MODELS", "ACTIVATIONS", "INITIALIZERS", "Classifier", "build", "default_image_size", "model_names"]
+__all__ = ["training_kind", "Network", "apply_recipe", "input_stats", "with_input_stats", "MODELS", "ACTIVATIONS", "INITIALIZERS", "Classifier", "build", "default_image_size", "model_names"]
 
 _load_plugins()  # backbones and scratch_mlp register themselves; MODELS exists by now

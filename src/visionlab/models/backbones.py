@@ -40,6 +40,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..config import RunConfig
 from ..errors import ConfigError, ModelError
 from . import MODELS
+from .contract import Network
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,7 +59,7 @@ first and the final 1x1 conv last."""
 # ---------------------------------------------------------------------------------------------------------
 # The wrapper every backbone becomes
 # ---------------------------------------------------------------------------------------------------------
-class Backbone(nn.Module):
+class Backbone(Network, nn.Module):
     """Body -> global average pool -> head. ``forward`` takes normalised pixels and returns N x C logits."""
 
     def __init__(self, body: nn.Module, units: Sequence[Sequence[nn.Module]], feature_dim: int, num_classes: int,
@@ -86,12 +87,17 @@ class Backbone(nn.Module):
                     p.requires_grad_(True)
         self.train()
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """N x F pooled features of normalised pixels."""
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """N x F pooled features of normalised pixels (what the frozen-backbone cache stores)."""
         return torch.flatten(self.pool(self.body(x)), 1)
 
+    features = forward_features  # the name before the model contract (models/contract.py)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head[:-1](features) if pre_logits else self.head(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.head(self.forward_features(x))
 
     def train(self, mode: bool = True) -> "Backbone":
         super().train(mode)

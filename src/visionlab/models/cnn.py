@@ -5,11 +5,14 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .contract import Network
 from .layers import ACTIVATIONS, activation
 from .mlp import MLP
 
 
-class CNN(nn.Module):
+class CNN(Network, nn.Module):
+    """``features`` (the conv stack) then ``classifier`` (an MLP on the flattened map)."""
+
     def __init__(self, spec: str, num_classes: int, image_size: int, act: str = "relu",
                  batchnorm: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
@@ -53,6 +56,14 @@ class CNN(nn.Module):
             raise ConfigError(f"cnn spec {spec!r} shrinks a {image_size}px image to nothing; use a larger --image-size")
         # the fully connected part is an MLP on the flattened features (same modules, same state-dict keys)
         self.classifier = MLP(flat, fc_widths, num_classes, act, batchnorm, dropout)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if pre_logits:
+            return self.classifier.forward_features(features)
+        return self.classifier(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .contract import Network
+
 RECIPE = dict(optimizer="nesterov", lr=0.2, momentum=0.85, weight_decay=5e-4, batch_size=512, epochs=10,
               schedule="onecycle", label_smoothing=0.2, augment=True, init="he_uniform")
 
@@ -14,7 +16,7 @@ def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out, momentum=0.4), nn.GELU()]
 
 
-class FastNet(nn.Module):
+class FastNet(Network, nn.Module):
     def __init__(self, num_classes: int, widths: tuple[int, int, int] = (64, 256, 256), tta: bool = True) -> None:
         super().__init__()
         layers: list[nn.Module] = [*_conv_bn(3, 32)]
@@ -27,8 +29,14 @@ class FastNet(nn.Module):
         self.fc = nn.Linear(c, num_classes, bias=False)
         self.tta = tta
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return features if pre_logits else self.fc(features) / 9.0  # a small output scale steadies early steps
+
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x)) / 9.0  # a small output scale, as airbench, steadies the early steps
+        return self.forward_head(self.features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or not self.tta:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import nn
 
+from .contract import Network
 from .layers import activation
 
 
@@ -18,7 +20,9 @@ def dense_block(n_in: int, n_out: int, act: str, batchnorm: bool, dropout: float
     return layers
 
 
-class MLP(nn.Sequential):
+class MLP(Network, nn.Sequential):
+    """Flatten, hidden blocks (Linear, [BatchNorm], activation, [Dropout]), then the output Linear."""
+
     def __init__(self, in_features: int, widths: Sequence[int], num_classes: int, act: str = "relu",
                  batchnorm: bool = False, dropout: float = 0.0) -> None:
         layers: list[nn.Module] = [nn.Flatten()]
@@ -28,3 +32,11 @@ class MLP(nn.Sequential):
             n = w
         layers.append(nn.Linear(n, num_classes))
         super().__init__(*layers)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in list(self)[:-1]:  # (slicing an nn.Sequential subclass would call this __init__)
+            x = layer(x)
+        return x
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return features if pre_logits else self[-1](features)

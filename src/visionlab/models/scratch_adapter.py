@@ -16,9 +16,10 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..scratch.network import ScratchNetwork
 from . import MODELS
+from .contract import Network
 
 
-class ScratchMLP(nn.Module):
+class ScratchMLP(Network, nn.Module):
     """ReLU MLP trained by NumPy backprop; sigmoid + binary cross-entropy for 2 classes, else softmax.
 
     ``forward`` takes *normalised* pixels (it sits after visionlab's ``Normalize`` layer, which divides by
@@ -45,15 +46,23 @@ class ScratchMLP(nn.Module):
     def numpy_network(self) -> ScratchNetwork:
         return self._numpy_net()[0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         a = x.reshape(len(x), -1).to(self.W1.dtype)
-        n = len(self.sizes) - 1
-        for i in range(1, n):
+        for i in range(1, len(self.sizes) - 1):
             a = torch.relu(a @ getattr(self, f"W{i}") + getattr(self, f"b{i}"))
-        z = a @ getattr(self, f"W{n}") + getattr(self, f"b{n}")
+        return a
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if pre_logits:
+            return features
+        n = len(self.sizes) - 1
+        z = features @ getattr(self, f"W{n}") + getattr(self, f"b{n}")
         if self.output == "sigmoid":
             return torch.cat([torch.zeros_like(z), z], dim=1)
         return z
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
     @torch.no_grad()
     def manual_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
@@ -73,7 +82,7 @@ class ScratchMLP(nn.Module):
         return loss
 
 
-@MODELS.register("scratch_mlp", family="scratch", image_size=32, widths=[128, 64], input="scale")
+@MODELS.register("scratch_mlp", family="scratch", image_size=32, widths=[128, 64], input="scale", training="numpy")
 def _scratch_mlp(cfg: RunConfig, num_classes: int, image_size: int) -> nn.Module:
     """The dissertation's network: He initialisation and ReLU always (``--init`` does not apply); options it
     does not implement are refused rather than silently ignored."""

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
@@ -10,13 +9,9 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data.types import ImageData, Split
+from ..io import cache_root
 from ..progress import progress
 from . import checkpoint as ckpt
-
-
-def cache_root(cfg: RunConfig) -> Path:
-    root = cfg.cache_dir or os.environ.get("VISIONLAB_CACHE") or Path.home() / ".cache" / "visionlab"
-    return Path(root)
 
 
 @torch.no_grad()
@@ -30,7 +25,7 @@ def extract_features(model: nn.Module, x: torch.Tensor, device: torch.device, ba
         task = bar.add_task(label, total=len(x), info="")
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size].to(device)
-            out.append(net.features(model.normalize(xb)).float().cpu())
+            out.append(net.forward_features(model.normalize(xb)).float().cpu())
             bar.update(task, advance=len(xb))
     return torch.cat(out) if out else torch.zeros(0)
 
@@ -41,7 +36,7 @@ def frozen_feature_splits(cfg: RunConfig, model: nn.Module, data: ImageData,
     weights_id = cfg.weights if cfg.weights in ("imagenet", "none") else hashlib.sha256(
         Path(cfg.weights).read_bytes()).hexdigest()[:16]
     key = hashlib.sha256(f"{data.cache_key}|{cfg.model}|{weights_id}|{data.image_size}|v1".encode()).hexdigest()[:24]
-    path = cache_root(cfg) / "features" / f"{key}.safetensors"
+    path = cache_root(cfg.cache_dir) / "features" / f"{key}.safetensors"
     if path.exists():
         t = ckpt.load_weights(path)
     else:

@@ -19,6 +19,7 @@ from torch import nn
 from ..config import RunConfig
 from ..data.types import ImageData, Split
 from ..progress import console, progress
+from ..runs import RunFolder
 from . import checkpoint as ckpt
 from .distributed import local_device, setup, wrap
 from .features import frozen_feature_splits
@@ -26,7 +27,6 @@ from .optim import OPTIMIZERS, effective_batch_size, make_scheduler
 from .precision import Precision, resolve_precision
 from .regularize import EarlyStopping, penalized_weights, penalty
 
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -83,27 +83,47 @@ def evaluate_split(model: nn.Module, split: Split, batch_size: int = 1024,
     return total_loss / max(n, 1), correct / max(n, 1)
 
 
-def write_history(path: Path, history: list[dict]) -> None:
-    if history:
-        ckpt.write_csv(path, history)
+@dataclass
+class Plan:
+    """Everything an epoch needs, settled once by ``prepare``: what trains, on which tensors, with what."""
+
+    cfg: RunConfig
+    model: nn.Module            # the whole Classifier (saved, checkpointed)
+    trainable: nn.Module        # what the optimizer moves: the model, or a frozen backbone's head
+    step_model: nn.Module       # ``trainable`` wrapped for DDP / torch.compile
+    train: Split
+    val: Optional[Split]
+    device: torch.device
+    dist: object
+    numpy_net: Optional[nn.Module]  # training kind "numpy": the network whose manual_step trains it
+    amp: Optional[torch.dtype]
+    channels_last: bool
+    augment: bool
+    full_batch: bool
+    chunk: int
+    steps_per_epoch: int
+    n_classes: int
+    opt: Optional[torch.optim.Optimizer]
+    sched: object
+    weights: list
+    compute: dict
 
 
-def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume: bool = False) -> FitResult:
-    """Train ``model`` on ``data`` as ``cfg`` says, checkpointing every epoch into ``run_dir``."""
-    t_setup = time.perf_counter()
+def prepare(cfg: RunConfig, model: nn.Module, data: ImageData, kind: str = "torch") -> Plan:
+    """Device, what trains (the whole model on pixels, or a frozen backbone's head on cached features),
+    memory format, precision, batch plan, optimizer and schedule."""
     device = resolve_device(local_device(cfg.device))
     d = setup(device)
     model.to(device)
-    net = getattr(model, "net", model)
-    manual = hasattr(net, "manual_step")
-    if manual and d.active:
+    net = model.net
+    numpy_kind = kind == "numpy"
+    if numpy_kind and d.active:
         from ..errors import ConfigError
         raise ConfigError(f"{cfg.model} trains by hand-written NumPy steps and cannot run under torchrun")
 
-    # What is trained, and on what: the whole model on pixels, or a frozen backbone's head on cached features.
     trainable: nn.Module = model
     train_split, val_split = data.train, data.val
-    if getattr(net, "frozen", False) and hasattr(net, "features") and not cfg.augment and cfg.feature_cache:
+    if net.frozen and not cfg.augment and cfg.feature_cache:
         train_split, val_split = frozen_feature_splits(cfg, model, data, device)
         trainable = net.head
     augment = cfg.augment and train_split.x.dtype == torch.uint8
@@ -113,156 +133,209 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
     channels_last = cfg.channels_last is not False and train_split.x.dim() == 4 and _has_conv(trainable)
     if channels_last:
         trainable.to(memory_format=torch.channels_last)
-    precision = Precision(None, cfg.precision, "hand-written NumPy steps") if manual else \
+    precision = Precision(None, cfg.precision, "hand-written NumPy steps") if numpy_kind else \
         resolve_precision(cfg.precision, device)
-    amp = precision.dtype
     compute = precision.record(device, "channels_last" if channels_last else "contiguous")
     if not cfg.quiet and d.main:
         console.print(f"compute: {compute['precision']} ({precision.reason}), {compute['memory_format']}, "
                       f"{device}" + (f" - {compute['cpu']['model']}" if "cpu" in compute else ""), highlight=False)
     step_model = wrap(trainable, d, device)
-    if cfg.compile and not manual:
+    if cfg.compile and not numpy_kind:
         step_model = torch.compile(step_model)
 
     n_train = len(train_split)
-    n_classes = data.num_classes
     bs = effective_batch_size(cfg, n_train)
     full_batch = bs >= n_train and OPTIMIZERS.meta(cfg.optimizer)["batch"] == "full"
-    chunk = min(bs, 2048) if full_batch else bs  # full-batch GD accumulates gradients over chunks
     steps_per_epoch = 1 if full_batch else math.ceil(n_train / bs)
+    params = net.param_groups(cfg.lr) if trainable is model else [p for p in trainable.parameters() if p.requires_grad]
+    opt = None if numpy_kind else OPTIMIZERS.get(cfg.optimizer)(params, cfg)
+    return Plan(cfg, model, trainable, step_model, train_split, val_split, device, d, net if numpy_kind else None,
+                precision.dtype, channels_last, augment, full_batch,
+                min(bs, 2048) if full_batch else bs,  # full-batch GD accumulates gradients over chunks
+                steps_per_epoch, data.num_classes, opt,
+                make_scheduler(opt, cfg, steps_per_epoch) if opt is not None else None,
+                penalized_weights(trainable), compute)
 
-    params = net.param_groups(cfg.lr) if hasattr(net, "param_groups") and trainable is model else \
-        [p for p in trainable.parameters() if p.requires_grad]
-    opt = OPTIMIZERS.get(cfg.optimizer)(params, cfg) if not manual else None
-    sched = make_scheduler(opt, cfg, steps_per_epoch) if opt is not None else None
-    weights = penalized_weights(trainable)
-    early = EarlyStopping(cfg.monitor, cfg.patience) if cfg.early_stopping and val_split is not None else None
 
-    history: list[dict] = []
+@dataclass
+class EpochSums:
+    loss: float
+    correct: int
+    seen: int
+    diverged: bool
+
+
+def _step(p: Plan, xb: torch.Tensor, yb: torch.Tensor, n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch: (loss, logits). Full-batch GD only accumulates gradients (the step is taken at the epoch's end)."""
+    cfg = p.cfg
+    if p.numpy_net is not None:
+        loss = torch.tensor(float(p.numpy_net.manual_step(xb, yb, cfg.lr)))
+        with torch.no_grad():
+            return loss, p.model(xb)
+    with autocast(p.device, p.amp):
+        logits = p.step_model(xb)
+    loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+    if p.full_batch:
+        share = len(yb) * p.dist.world / n_train  # DDP averages over ranks; undo that for a sum over chunks
+        ((loss + penalty(p.weights, cfg.l1, cfg.l2)) * share).backward()
+    else:
+        total = loss + penalty(p.weights, cfg.l1, cfg.l2)
+        p.opt.zero_grad(set_to_none=True)
+        total.backward()
+        p.opt.step()
+        p.sched.step()
+    return loss, logits
+
+
+def train_one_epoch(p: Plan, epoch: int, bar, task) -> EpochSums:
+    """One pass over the training split in the epoch's seeded order; the running loss is checked for
+    divergence every ``sync_every`` steps (a GPU must not wait for the host every step)."""
+    cfg = p.cfg
+    sync_every = 1 if p.device.type == "cpu" else 50
+    torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout and any other global-RNG use
+    p.trainable.train()
+    # running sums stay on the device; reading them (a sync) happens every `sync_every` steps only
+    sum_loss_t = torch.zeros((), dtype=torch.float64, device=p.device)
+    correct_t = torch.zeros((), dtype=torch.long, device=p.device)
+    seen, step, diverged, n_train = 0, 0, False, len(p.train)
+    if p.full_batch:
+        p.opt.zero_grad(set_to_none=True)
+    for xb, yb in _batches(p.train, p.chunk, not p.full_batch, cfg.seed, epoch, p.augment):
+        xb, yb = p.dist.shard(xb, yb)
+        if p.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        loss, logits = _step(p, xb, yb, n_train)
+        sum_loss_t += loss.detach().double() * len(yb)
+        correct_t += (logits.detach().argmax(1) == yb).sum()
+        seen += len(yb)
+        step += 1
+        if step % sync_every == 0:
+            running = sum_loss_t.item() / seen
+            if exploded(running, p.n_classes) and not p.dist.active:  # ranks agree at the epoch's end instead
+                diverged = True
+                break
+            if not p.full_batch:
+                bar.update(task, advance=sync_every, info=f"epoch {epoch + 1}/{cfg.epochs} loss {running:.4f}")
+    sums = EpochSums(sum_loss_t.item(), int(correct_t.item()), seen, diverged)
+    sums.diverged = sums.diverged or exploded(sums.loss / max(seen, 1), p.n_classes)
+    if not p.full_batch:
+        bar.update(task, completed=(epoch + 1) * p.steps_per_epoch)
+    return sums
+
+
+def _finish_epoch(p: Plan, epoch: int, sums: EpochSums, bar, task) -> EpochSums:
+    """Ranks agree on the sums; full-batch GD takes its one step."""
+    if p.dist.active:
+        loss, correct, seen = p.dist.sum(sums.loss, sums.correct, sums.seen)
+        sums = EpochSums(loss, correct, seen, exploded(loss / max(seen, 1), p.n_classes))
+    if p.full_batch and not sums.diverged:
+        p.opt.step()
+        p.sched.step()
+        bar.update(task, advance=1, info=f"epoch {epoch + 1}/{p.cfg.epochs} loss {sums.loss / sums.seen:.4f}")
+    return sums
+
+
+def _history_row(p: Plan, epoch: int, sums: EpochSums, t0: float, train_time: float) -> tuple[dict, str]:
+    """The epoch's history row and the status it implies (ok, or diverged)."""
+    ok = sums.seen and not sums.diverged
+    row = {"epoch": epoch + 1,
+           "train_loss": sums.loss / sums.seen if ok else float("nan"),
+           "train_acc": sums.correct / sums.seen if ok else float("nan"),
+           "val_loss": float("nan"), "val_acc": float("nan"),
+           "lr": p.opt.param_groups[-1]["lr"] if p.opt is not None else p.cfg.lr}
+    status = "diverged" if sums.diverged else "ok"
+    if not sums.diverged and p.val is not None and len(p.val):
+        row["val_loss"], row["val_acc"] = evaluate_split(p.trainable, p.val, amp=p.amp)
+        if not math.isfinite(row["val_loss"]):
+            status = "diverged"
+    row["seconds"] = round(time.perf_counter() - t0, 3)
+    row["train_img_per_s"] = round(sums.seen / max(train_time, 1e-9), 1)
+    return row, status
+
+
+@dataclass
+class EpochEnd:
+    """The epoch-end hooks: early stopping (remembering the best weights) and the checkpoint + history."""
+
+    plan: Plan
+    folder: RunFolder
+    early: Optional[EarlyStopping]
+    history: list[dict] = field(default_factory=list)
     best_state: Optional[dict] = None
-    start_epoch = 0
-    status = "ok"
-    ck_path = Path(run_dir) / CHECKPOINT
-    if resume and ck_path.exists():
-        state = ckpt.load_state(ck_path)
-        ckpt.restore_model(model, state["model"], ck_path)
-        if opt is not None:
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-        history = list(state["history"])
-        best_state = state.get("best_model")
-        if early is not None and state.get("early"):
-            early.load_state_dict(state["early"])
-        start_epoch = int(state["epoch"]) + 1
-        status = state.get("status", "ok")
-        console.print(f"resuming {run_dir} after epoch {start_epoch} of {cfg.epochs}")
+    status: str = "ok"
 
-    sync_every = 1 if device.type == "cpu" else 50  # a GPU must not wait for the host every step
+    def early_stop(self, epoch: int, row: dict) -> None:
+        if self.early is None or self.status != "ok":
+            return
+        value = row[self.plan.cfg.monitor]
+        if self.early.better(value):
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.plan.model.state_dict().items()}
+        if self.early.update(epoch, value):
+            self.status = "stopped_early"
+
+    def save(self, epoch: int) -> None:
+        p = self.plan
+        if not p.dist.main:
+            return
+        ckpt.save_state(self.folder.checkpoint, {
+            "epoch": epoch, "model": p.model.state_dict(), "history": self.history, "status": self.status,
+            "optimizer": p.opt.state_dict() if p.opt is not None else {},
+            "scheduler": p.sched.state_dict() if p.sched is not None else {},
+            "early": self.early.state_dict() if self.early is not None else None, "best_model": self.best_state,
+        })
+        self.folder.write_history(self.history)
+
+    def resume(self) -> int:
+        """Restore the last checkpoint; returns the first epoch still to run."""
+        p, path = self.plan, self.folder.checkpoint
+        state = ckpt.load_state(path)
+        ckpt.restore_model(p.model, state["model"], path)
+        if p.opt is not None:
+            p.opt.load_state_dict(state["optimizer"])
+            p.sched.load_state_dict(state["scheduler"])
+        self.history = list(state["history"])
+        self.best_state = state.get("best_model")
+        if self.early is not None and state.get("early"):
+            self.early.load_state_dict(state["early"])
+        self.status = state.get("status", "ok")
+        start = int(state["epoch"]) + 1
+        console.print(f"resuming {self.folder.path} after epoch {start} of {p.cfg.epochs}")
+        return start
+
+
+def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume: bool = False,
+        kind: str = "torch") -> FitResult:
+    """Train ``model`` (a models.Classifier) on ``data`` as ``cfg`` says, checkpointing every epoch into
+    ``run_dir``. ``kind`` is the registry's training kind: ``torch`` (autograd) or ``numpy`` (manual_step)."""
+    t_setup = time.perf_counter()
+    p = prepare(cfg, model, data, kind)
+    early = EarlyStopping(cfg.monitor, cfg.patience) if cfg.early_stopping and p.val is not None else None
+    end = EpochEnd(p, RunFolder(run_dir), early)
+    start_epoch = end.resume() if resume and end.folder.checkpoint.exists() else 0
     t_start = time.perf_counter()
-    setup_seconds = t_start - t_setup
-    done = status != "ok" or start_epoch >= cfg.epochs
-    with progress(disable=cfg.quiet or not d.main) as bar:
-        task = bar.add_task("train", total=cfg.epochs * steps_per_epoch, info="",
-                            completed=start_epoch * steps_per_epoch)
+    with progress(disable=cfg.quiet or not p.dist.main) as bar:
+        task = bar.add_task("train", total=cfg.epochs * p.steps_per_epoch, info="",
+                            completed=start_epoch * p.steps_per_epoch)
         for epoch in range(start_epoch, cfg.epochs):
-            if done:
+            if end.status != "ok":
                 break
             t0 = time.perf_counter()
-            torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout and any other global-RNG use
-            trainable.train()
-            # running sums stay on the device; reading them (a sync) happens every `sync_every` steps only
-            sum_loss_t = torch.zeros((), dtype=torch.float64, device=device)
-            correct_t = torch.zeros((), dtype=torch.long, device=device)
-            seen, step = 0, 0
-            diverged = False
-            if full_batch:
-                opt.zero_grad(set_to_none=True)
-            for xb, yb in _batches(train_split, chunk, not full_batch, cfg.seed, epoch, augment):
-                xb, yb = d.shard(xb, yb)
-                if channels_last:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
-                if manual:
-                    loss = torch.tensor(float(net.manual_step(xb, yb, cfg.lr)))
-                    with torch.no_grad():
-                        logits = model(xb)
-                elif full_batch:
-                    with autocast(device, amp):
-                        logits = step_model(xb)
-                    loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
-                    share = len(yb) * d.world / n_train  # DDP averages over ranks; undo that for a sum over chunks
-                    ((loss + penalty(weights, cfg.l1, cfg.l2)) * share).backward()
-                else:
-                    with autocast(device, amp):
-                        logits = step_model(xb)
-                    loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
-                    total = loss + penalty(weights, cfg.l1, cfg.l2)
-                    opt.zero_grad(set_to_none=True)
-                    total.backward()
-                    opt.step()
-                    sched.step()
-                sum_loss_t += loss.detach().double() * len(yb)
-                correct_t += (logits.detach().argmax(1) == yb).sum()
-                seen += len(yb)
-                step += 1
-                if step % sync_every == 0:
-                    running = sum_loss_t.item() / seen
-                    if exploded(running, n_classes) and not d.active:  # ranks agree at the epoch's end instead
-                        diverged = True
-                        break
-                    if not full_batch:
-                        bar.update(task, advance=sync_every,
-                                   info=f"epoch {epoch + 1}/{cfg.epochs} loss {running:.4f}")
-            sum_loss, correct = sum_loss_t.item(), int(correct_t.item())
-            diverged = diverged or exploded(sum_loss / max(seen, 1), n_classes)
-            if not full_batch:
-                bar.update(task, completed=(epoch + 1) * steps_per_epoch)
+            sums = train_one_epoch(p, epoch, bar, task)
             train_time = time.perf_counter() - t0
-            if d.active:
-                sum_loss, correct, seen = d.sum(sum_loss, correct, seen)
-                diverged = exploded(sum_loss / max(seen, 1), n_classes)
-            if full_batch and not diverged:
-                opt.step()
-                sched.step()
-                bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs} loss {sum_loss / seen:.4f}")
-            row = {"epoch": epoch + 1,
-                   "train_loss": sum_loss / seen if seen and not diverged else float("nan"),
-                   "train_acc": correct / seen if seen and not diverged else float("nan"),
-                   "val_loss": float("nan"), "val_acc": float("nan"),
-                   "lr": opt.param_groups[-1]["lr"] if opt is not None else cfg.lr}
-            if diverged:
-                status = "diverged"
-            elif val_split is not None and len(val_split):
-                row["val_loss"], row["val_acc"] = evaluate_split(trainable, val_split, amp=amp)
-                if not math.isfinite(row["val_loss"]):
-                    status = "diverged"
-            row["seconds"] = round(time.perf_counter() - t0, 3)
-            row["train_img_per_s"] = round(seen / max(train_time, 1e-9), 1)
-            history.append(row)
-            if early is not None and status == "ok":
-                value = row[cfg.monitor]
-                if early.better(value):
-                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                if early.update(epoch, value):
-                    status = "stopped_early"
-            if d.main:
-                ckpt.save_state(ck_path, {
-                    "epoch": epoch, "model": model.state_dict(), "history": history, "status": status,
-                    "optimizer": opt.state_dict() if opt is not None else {},
-                    "scheduler": sched.state_dict() if sched is not None else {},
-                    "early": early.state_dict() if early is not None else None, "best_model": best_state,
-                })
-                write_history(Path(run_dir) / "history.csv", history)
-            if status != "ok":
-                break
+            sums = _finish_epoch(p, epoch, sums, bar, task)
+            row, end.status = _history_row(p, epoch, sums, t0, train_time)
+            end.history.append(row)
+            end.early_stop(epoch, row)
+            end.save(epoch)
 
-    d.barrier()
-    if early is not None and cfg.restore_best and best_state is not None and status != "diverged":
-        model.load_state_dict(best_state)
-    if trainable is not model:
+    p.dist.barrier()
+    if early is not None and cfg.restore_best and end.best_state is not None and end.status != "diverged":
+        model.load_state_dict(end.best_state)
+    if p.trainable is not model:
         model.to(memory_format=torch.contiguous_format)
-    best_epoch = early.best_epoch + 1 if early is not None and early.best_epoch >= 0 else len(history)
-    return FitResult(status, history, best_epoch, time.perf_counter() - t_start, rank=d.rank,
-                     setup_seconds=setup_seconds, compute=compute)
+    best_epoch = early.best_epoch + 1 if early is not None and early.best_epoch >= 0 else len(end.history)
+    return FitResult(end.status, end.history, best_epoch, time.perf_counter() - t_start, rank=p.dist.rank,
+                     setup_seconds=t_start - t_setup, compute=p.compute)
 
 
 def _has_conv(m: nn.Module) -> bool:
