@@ -76,18 +76,14 @@ def build_keras(cfg: RunConfig, num_classes: int, image_size: int):
 
 
 def keras_optimizer(cfg: RunConfig):
-    keras = _keras()
-    o = keras.optimizers
-    table = {
-        "gd": lambda: o.SGD(cfg.lr), "sgd": lambda: o.SGD(cfg.lr), "minibatch_sgd": lambda: o.SGD(cfg.lr),
-        "momentum": lambda: o.SGD(cfg.lr, momentum=cfg.momentum),
-        "nesterov": lambda: o.SGD(cfg.lr, momentum=cfg.momentum, nesterov=True),
-        "rmsprop": lambda: o.RMSprop(cfg.lr), "adam": lambda: o.Adam(cfg.lr), "adamw": lambda: o.AdamW(cfg.lr),
-        "adagrad": lambda: o.Adagrad(cfg.lr), "nadam": lambda: o.Nadam(cfg.lr),
-    }
-    if cfg.optimizer not in table:
-        raise ConfigError(f"optimizer {cfg.optimizer!r} has no Keras twin; choose one of {sorted(table)}")
-    return table[cfg.optimizer]()
+    """The Keras twin of ``cfg.optimizer`` (the ``keras`` field of its training.optim registry entry)."""
+    from ..training.optim import OPTIMIZERS
+
+    make = OPTIMIZERS.meta(cfg.optimizer).get("keras")
+    if make is None:
+        twins = sorted(n for n in OPTIMIZERS.names() if OPTIMIZERS.meta(n).get("keras"))
+        raise ConfigError(f"optimizer {cfg.optimizer!r} has no Keras twin; choose one of {twins}")
+    return make(_keras().optimizers, cfg)
 
 
 def _nhwc(x: torch.Tensor) -> np.ndarray:
@@ -108,12 +104,14 @@ class KerasAdapter(nn.Module):
 
 def fit_keras(cfg: RunConfig, data, run_dir: Path) -> tuple[KerasAdapter, list[dict], str]:
     """Train with ``model.fit``; returns the adapter, a visionlab-style history and the status."""
+    from ..training.optim import effective_batch_size
+
     keras = _keras()
     km = build_keras(cfg, data.num_classes, data.image_size)
     km.compile(optimizer=keras_optimizer(cfg), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                metrics=["accuracy"])
     n = len(data.train)
-    bs = n if cfg.optimizer == "gd" else 1 if cfg.optimizer == "sgd" else cfg.batch_size
+    bs = effective_batch_size(cfg, n)
     val = (_nhwc(data.val.x), data.val.y.numpy()) if data.val is not None else None
     cbs = [keras.callbacks.TerminateOnNaN()]
     if cfg.early_stopping and val is not None:

@@ -2,6 +2,7 @@
 
 Meta ``batch`` says how the optimizer sees the data: ``full`` (one step per epoch over every training
 image: gradient descent proper), ``one`` (a step per image: plain SGD) or ``mini`` (``--batch-size``).
+Meta ``keras`` builds the same optimizer for ``--framework keras`` from ``keras.optimizers`` and the config.
 """
 from __future__ import annotations
 
@@ -16,53 +17,53 @@ Params = Iterable[torch.nn.Parameter] | list[dict]
 OPTIMIZERS: Registry[Callable[[Params, RunConfig], torch.optim.Optimizer]] = Registry("optimizer")
 
 
-@OPTIMIZERS.register("gd", batch="full")
+@OPTIMIZERS.register("gd", batch="full", keras=lambda o, c: o.SGD(c.lr))
 def gd(params: Params, cfg: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-@OPTIMIZERS.register("sgd", batch="one")
+@OPTIMIZERS.register("sgd", batch="one", keras=lambda o, c: o.SGD(c.lr))
 def sgd(params: Params, cfg: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-@OPTIMIZERS.register("minibatch_sgd", batch="mini")
+@OPTIMIZERS.register("minibatch_sgd", batch="mini", keras=lambda o, c: o.SGD(c.lr))
 def minibatch_sgd(params: Params, cfg: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-@OPTIMIZERS.register("momentum", batch="mini")
+@OPTIMIZERS.register("momentum", batch="mini", keras=lambda o, c: o.SGD(c.lr, momentum=c.momentum))
 def momentum(params: Params, cfg: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-@OPTIMIZERS.register("nesterov", batch="mini")
+@OPTIMIZERS.register("nesterov", batch="mini", keras=lambda o, c: o.SGD(c.lr, momentum=c.momentum, nesterov=True))
 def nesterov(params: Params, cfg: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
 
 
-@OPTIMIZERS.register("rmsprop", batch="mini")
+@OPTIMIZERS.register("rmsprop", batch="mini", keras=lambda o, c: o.RMSprop(c.lr))
 def rmsprop(params: Params, cfg: RunConfig) -> torch.optim.Optimizer:
     # Keras defaults: rho 0.9, eps 1e-7 (torch's alpha is Keras' rho)
     return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.9, eps=1e-7, weight_decay=cfg.weight_decay)
 
 
-@OPTIMIZERS.register("adam", batch="mini")
+@OPTIMIZERS.register("adam", batch="mini", keras=lambda o, c: o.Adam(c.lr))
 def adam(params: Params, cfg: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, eps=1e-7, weight_decay=cfg.weight_decay)
 
 
-@OPTIMIZERS.register("adamw", batch="mini")
+@OPTIMIZERS.register("adamw", batch="mini", keras=lambda o, c: o.AdamW(c.lr))
 def adamw(params: Params, cfg: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay or 0.01)
 
 
-@OPTIMIZERS.register("adagrad", batch="mini")
+@OPTIMIZERS.register("adagrad", batch="mini", keras=lambda o, c: o.Adagrad(c.lr))
 def adagrad(params: Params, cfg: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-@OPTIMIZERS.register("nadam", batch="mini")
+@OPTIMIZERS.register("nadam", batch="mini", keras=lambda o, c: o.Nadam(c.lr))
 def nadam(params: Params, cfg: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.NAdam(params, lr=cfg.lr, eps=1e-7, weight_decay=cfg.weight_decay)
 
