@@ -19,30 +19,13 @@ from typing import Any, Optional, Sequence
 from .spec import StudySpec, fmt_value
 
 
-# Two-sided 95% Student-t quantiles t(0.975, df), used when SciPy is not installed (it is not a dependency of
-# visionlab: studies must not pull it in only for one quantile). Between tabulated df the next lower df is
-# used, which gives a slightly wider, conservative interval.
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
-        20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
-        29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
-
-
 def t975(df: int) -> float:
-    """The 97.5% quantile of Student's t with ``df`` degrees of freedom."""
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (NaN below one)."""
     if df < 1:
         return float("nan")
-    try:
-        from scipy import stats
+    from scipy import stats  # here, not at the top: importing the studies package should not load scipy.stats
 
-        return float(stats.t.ppf(0.975, df))
-    except ImportError:
-        pass
-    if df in T975:
-        return T975[df]
-    if df > 120:
-        return 1.960
-    return T975[max(k for k in T975 if k <= df)]
+    return float(stats.t.ppf(0.975, df))
 
 
 @dataclass
