@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -27,13 +26,11 @@ import sys
 import time
 from pathlib import Path
 
+from visionlab.io import atomic_write_text, sha256_file, write_via
+
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "src" / "visionlab" / "assets"
 FACE_MODEL = "face_detection_yunet_2026may.onnx"
-
-
-def sha256(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
 def shown(cmd: list[str]) -> str:
@@ -127,12 +124,12 @@ def main() -> None:
     if a.no_install:
         print(json.dumps(card, indent=2))
         return
-    shutil.copy(onnx_file, ASSETS / "facemask_classifier.onnx")
+    write_via(ASSETS / "facemask_classifier.onnx", lambda tmp: shutil.copyfile(onnx_file, tmp))
     for name in ("facemask_classifier.onnx", FACE_MODEL):
         p = ASSETS / name
-        card["files"][name] = {"bytes": p.stat().st_size, "sha256": sha256(p)}
-    (ASSETS / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    (ASSETS / "MODEL_CARD.md").write_text(model_card_md(card))
+        card["files"][name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+    atomic_write_text(ASSETS / "model_card.json", json.dumps(card, indent=2) + "\n")
+    atomic_write_text(ASSETS / "MODEL_CARD.md", model_card_md(card))
     print(f"installed {ASSETS / 'facemask_classifier.onnx'} and its card")
 
 

@@ -34,7 +34,7 @@ class DemoResult(RunResult):
 
 def _page(root: Path, det: dict, records: list[dict], run: RunResult) -> Path:
     from .assets import card
-    from .training.checkpoint import atomic_write_text
+    from .io import atomic_write_text
 
     c = card()
     val = c.get("detection", {}).get("Validation", {})

@@ -7,7 +7,6 @@ hides the nose and mouth features it looks for (figures in docs/detection.md).
 from __future__ import annotations
 
 import os
-import tempfile
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import cv2  # noqa: E402
 import numpy as np
 
 from ..errors import ModelError
+from ..io import cache_root, write_via
 from ..registry import Registry
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
@@ -71,10 +71,6 @@ def quiet_opencv() -> Iterator[None]:
         log.setLogLevel(old)
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("VISIONLAB_CACHE") or Path.home() / ".cache" / "visionlab")
-
-
 def _clip_box(x: float, y: float, w: float, h: float, width: int, height: int) -> tuple[int, int, int, int]:
     x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
     x1, y1 = min(width, int(round(x + w))), min(height, int(round(y + h)))
@@ -101,16 +97,17 @@ def yunet_model_path(path: str | os.PathLike | None = None, *, download: bool = 
         return cached
     if not download:
         raise ModelError(f"no YuNet face model at {cached}; download {YUNET_URL} there, or pass --face-model PATH")
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".yunet-", suffix=".onnx", dir=cached.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            out.write(resp.read())
+
+    def checked(tmp: Path, data: bytes) -> None:
+        tmp.write_bytes(data)
         with quiet_opencv():
-            cv2.FaceDetectorYN.create(tmp, "", (320, 320))  # a proxy's error page must not land in the cache
-        os.replace(tmp, cached)
+            cv2.FaceDetectorYN.create(str(tmp), "", (320, 320))  # a proxy's error page must not land in the cache
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            data = resp.read()
+        write_via(cached, lambda tmp: checked(tmp, data), suffix=".onnx")  # OpenCV tells ONNX by the name
     except Exception as e:
-        Path(tmp).unlink(missing_ok=True)
         raise ModelError(f"could not download the YuNet face model from {url} ({type(e).__name__}: {e}); "
                          f"without network, fetch that file elsewhere and put it at {cached}, "
                          f"or pass --face-model PATH (or use --detector haar)") from None

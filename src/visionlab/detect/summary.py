@@ -340,7 +340,7 @@ class VideoSummary:
     def write(self, out_dir: "str | Path") -> dict:
         """``summary.csv`` and ``summary.png`` in ``out_dir``, each written atomically; returns ``totals()`` with
         their paths as ``csv`` and ``png``."""
-        from ..training.checkpoint import atomic_write_bytes, atomic_write_text, write_csv
+        from ..io import atomic_write_bytes, atomic_write_text, write_csv
 
         out = Path(out_dir)
         rows = self.rows()

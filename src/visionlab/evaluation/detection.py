@@ -263,7 +263,7 @@ def write_detection_report(m: dict, out_dir: Path, title: str = "Face-mask detec
     """metrics.json, plots/, gallery PNGs and report.html in ``out_dir``; returns the report's path."""
     import html
 
-    from ..training.checkpoint import atomic_write_text, write_json
+    from ..io import atomic_write_text, write_json
 
     plots = out_dir / "plots"
     figs = plot_detection_metrics(m, plots)
