@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from ..io import write_via  # noqa: E402
 from .stats import ArmStats, mean_curve, ranked  # noqa: E402
 from .spec import StudySpec, fmt_value  # noqa: E402
 
@@ -20,13 +21,12 @@ MAX_CURVES = 10
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")  # tight: legends placed outside the axes stay in the image
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    """Write ``fig`` atomically (a temporary file, then a rename) and close it."""
+    try:  # tight: legends placed outside the axes stay in the image
+        write_via(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 def draw_all(spec: StudySpec, stats: list[ArmStats], folder: Path, quick: bool = False) -> list[Path]:
