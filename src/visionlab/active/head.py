@@ -74,7 +74,9 @@ def train_head(x: np.ndarray, y: np.ndarray, num_classes: int, params: HeadParam
 class Adam:
     """Adam with L2 weight decay, as torch.optim.Adam computes it. Written out because the first
     torch.optim optimizer a process builds imports torch._dynamo (seconds), and every `retrain` is a
-    fresh process training for well under a second."""
+    fresh process training for well under a second. tests/active/test_head.py checks it against
+    torch.optim.Adam (same parameters after 100 steps to 1e-6) and that training a head leaves
+    torch._dynamo unimported."""
 
     def __init__(self, params: list[torch.Tensor], lr: float, weight_decay: float = 0.0,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
