@@ -12,6 +12,7 @@ import torch
 from .config import RunConfig
 from .errors import ConfigError
 from .progress import console
+from .resolve import resolve
 from .runs import RunFolder, list_runs, load_run, new_run_dir
 
 
@@ -35,12 +36,9 @@ def _setup_torch(cfg: RunConfig) -> None:
 
 def load_data(cfg: RunConfig, image_size: Optional[int] = None):
     from . import data as data_mod
-    from .models import default_image_size
+    from .resolve import image_size as settled_size
 
-    size = cfg.image_size or image_size or default_image_size(cfg.model)
-    if cfg.image_size is None and cfg.source in ("auto", "cifar10") and str(cfg.data) == "cifar10":
-        size = None
-    return data_mod.build(cfg, image_size=size)
+    return data_mod.build(cfg, image_size=cfg.image_size or image_size or settled_size(cfg))
 
 
 def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool = False, **fields: Any) -> RunResult:
@@ -57,7 +55,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
         config = RunConfig.load(config)
     asked = {**(config.model_dump(exclude_defaults=True) if isinstance(config, RunConfig) else dict(config or {})),
              **{k: v for k, v in fields.items() if v is not None}}  # what the caller set, for --resume's message
-    cfg = models.apply_recipe(RunConfig.build(config, **fields))
+    cfg = resolve(RunConfig.build(config, **fields))  # recipe applied and printed, names checked, image size fixed
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     run_dir = new_run_dir(cfg)
     folder = RunFolder(run_dir)
