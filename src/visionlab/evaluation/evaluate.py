@@ -1,0 +1,158 @@
+"""Evaluation of a trained classifier on a split: metrics.json entries, plots/*.png and report.html."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..data.types import ImageData
+from ..io import atomic_write_text
+from . import plots
+from .gradcam import gradcam
+from .metrics import choose_threshold, compute, positive_index, predict_proba
+from .report import figures, page, table
+
+MASK_NOTE = (
+    "In face-mask data such as this, many WithMask images are wide shots (streets, product photos) and many "
+    "WithoutMask images are tight face crops, so a model can score well by learning framing and image style "
+    "instead of masks. The test split shares that bias: a high score here shows the model separates these two "
+    "collections, not that it reads masks on real faces. Judge it on face crops from real photos "
+    "(`visionlab detect`), and look at the Grad-CAM overlays below."
+)
+
+
+def cpu_ms_per_image(model: torch.nn.Module, image_size: int, batch: int = 16, repeats: int = 3) -> float:
+    """Median CPU inference time per image at ``batch`` images per call."""
+    model = model.to("cpu").eval()
+    x = torch.randint(0, 256, (batch, 3, image_size, image_size), dtype=torch.uint8)
+    times = []
+    with torch.no_grad():
+        model(x)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model(x)
+            times.append((time.perf_counter() - t) / batch * 1000)
+    return float(np.median(times))
+
+
+def write_predictions(path: Path, paths, y: np.ndarray, probs: np.ndarray, classes: list[str]) -> None:
+    """Per-image predictions of the evaluated split, so runs can be compared without recomputing."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "true", "pred", *[f"p_{c}" for c in classes]])
+    for i in range(len(y)):
+        w.writerow([paths[i] if paths else i, classes[y[i]], classes[int(probs[i].argmax())],
+                    *[f"{v:.6f}" for v in probs[i]]])
+    atomic_write_text(path, buf.getvalue())
+
+
+def evaluate_model(model: torch.nn.Module, data: ImageData, out_dir: Path, *, history: Optional[list] = None,
+                   positive_class: Optional[str] = None, title: str = "", config_yaml: str = "",
+                   extra_summary: Optional[dict] = None, split: str = "test", quiet: bool = False,
+                   full: bool = True) -> dict:
+    """Evaluate on ``split`` (default test; val when there is no test); write plots and report; return metrics."""
+    out_dir = Path(out_dir)
+    target = getattr(data, split) or data.val or data.train
+    m, probs, threshold = _metrics(model, data, target, positive_class)
+    write_predictions(out_dir / "predictions.csv", target.paths, target.y.numpy(), probs, data.classes)
+    if not full:
+        m.pop("curves", None)
+        return m
+    m["ms_per_image_cpu"] = cpu_ms_per_image(model, data.image_size)
+    figs = _figures(model, data, target, m, probs, history, out_dir / "plots", title)
+    summary = {"split": split if getattr(data, split) is not None else "val", "images": m["n"],
+               "accuracy": m["accuracy"], "loss": m["loss"], "precision": m["precision"], "recall": m["recall"],
+               "f1": m["f1"], "roc_auc": m.get("roc_auc", "n/a"), "ECE": m["ece"],
+               "parameters": m["parameters"], "ms per image (CPU)": m["ms_per_image_cpu"]}
+    if threshold is not None:
+        summary["threshold (chosen on validation, max F1)"] = threshold
+        summary["accuracy at that threshold"] = m["at_threshold"]["accuracy"]
+    summary.update(extra_summary or {})
+    sections = _sections(data, m, figs, summary, config_yaml)
+    atomic_write_text(out_dir / "report.html", page(title or "visionlab report", sections,
+                                                    f"generated {time.strftime('%Y-%m-%d %H:%M')}"))
+    m.pop("curves", None)
+    m["plots"] = {k: str(Path(v).relative_to(out_dir)) for k, v in figs.items()}
+    return m
+
+
+def _metrics(model: torch.nn.Module, data: ImageData, target, positive_class: Optional[str]):
+    """(metrics, probabilities, threshold): a binary model's threshold is chosen on validation (max F1)."""
+    classes = data.classes
+    probs = predict_proba(model, target.x)
+    y = target.y.numpy()
+    threshold = None
+    if len(classes) == 2 and data.val is not None and target is not data.val and len(np.unique(data.val.y.numpy())) == 2:
+        pos = positive_index(classes, positive_class)
+        threshold = choose_threshold(data.val.y.numpy(), predict_proba(model, data.val.x)[:, pos], pos)
+    m = compute(y, probs, classes, positive_class, threshold)
+    m["parameters"] = int(sum(p.numel() for p in model.parameters()))
+    return m, probs, threshold
+
+
+def _figures(model: torch.nn.Module, data: ImageData, target, m: dict, probs: np.ndarray,
+             history: Optional[list], pdir: Path, title: str) -> dict[str, Path]:
+    """Learning curves, confusion matrices, ROC/PR, reliability, confident mistakes and Grad-CAM."""
+    classes, y = data.classes, target.y.numpy()
+    figs: dict[str, Path] = {}
+    if history:
+        figs["curves"] = plots.learning_curves(history, pdir / "learning_curves.png", title)
+    figs["cm"] = plots.confusion(m["confusion_matrix"], classes, pdir / "confusion_matrix.png")
+    figs["cm_norm"] = plots.confusion(m["confusion_matrix"], classes, pdir / "confusion_matrix_normalized.png", normalize=True)
+    if "curves" in m and "roc" in m["curves"]:
+        fpr, tpr = m["curves"]["roc"]
+        figs["roc"] = plots.roc({title or "model": (fpr, tpr, m.get("roc_auc"))}, pdir / "roc.png")
+        rec, prec = m["curves"]["pr"]
+        figs["pr"] = plots.precision_recall(rec, prec, m["average_precision"], pdir / "precision_recall.png")
+    elif "curves" in m and "roc_ovr" in m["curves"]:
+        figs["roc"] = plots.roc({c: (f, t, None) for c, (f, t) in m["curves"]["roc_ovr"].items()},
+                                pdir / "roc.png", f"One-vs-rest ROC (macro AUC {m.get('roc_auc', float('nan')):.3f})")
+    figs["rel"] = plots.reliability(m["reliability"], m["ece"], pdir / "reliability.png")
+
+    pred = probs.argmax(1)
+    wrong = np.flatnonzero(pred != y)
+    if len(wrong):
+        worst = wrong[np.argsort(-probs[wrong].max(1))][:12]
+        caps = [f"true {classes[y[i]]}\npred {classes[pred[i]]} {probs[i].max():.2f}" for i in worst]
+        figs["mistakes"] = plots.image_grid(target.x[worst].numpy(), caps, pdir / "confident_mistakes.png",
+                                            "Most confident mistakes")
+    sample = np.random.default_rng(0).choice(len(y), size=min(8, len(y)), replace=False)
+    cams = gradcam(model, target.x[sample])
+    if cams is not None:
+        caps = [f"true {classes[y[i]]}\npred {classes[pred[i]]} {probs[i].max():.2f}" for i in sample]
+        figs["gradcam"] = plots.image_grid(target.x[sample].numpy(), caps, pdir / "gradcam.png",
+                                           "Grad-CAM: where the model looks (red = most)", cols=4, overlays=cams)
+    return figs
+
+
+def _sections(data: ImageData, m: dict, figs: dict[str, Path], summary: dict, config_yaml: str) -> list:
+    """The report's sections, in order, as (title, HTML)."""
+    classes, per = data.classes, m["per_class"]
+    sections = [("Summary", table(["metric", "value"], summary.items()))]
+    if any(c.lower().replace("_", "") in ("withmask", "withoutmask") for c in classes):
+        sections.append(("What this test split can and cannot show", f"<div class='note'>{MASK_NOTE}</div>"))
+    counts = [(k, len(s), *[int((s.y == i).sum()) for i in range(len(classes))]) for k, s in data.splits().items()]
+    sections.append(("Data", table(["split", "images", *classes], counts) +
+                     f"<p class='muted'>{data.location or data.source}; {len(data.skipped)} unreadable files skipped"
+                     f"{' (listed in skipped.txt)' if data.skipped else ''}.</p>"))
+    if "curves" in figs:
+        sections.append(("Learning curves", figures([figs["curves"]])))
+    sections.append(("Classification report", table(
+        ["class", "precision", "recall", "f1", "support"],
+        [(c, per[c]["precision"], per[c]["recall"], per[c]["f1-score"], int(per[c]["support"])) for c in classes])))
+    sections.append(("Confusion matrices", figures([figs["cm"], figs["cm_norm"]], 440)))
+    sections.append(("ROC, precision-recall and calibration",
+                     figures([figs.get("roc"), figs.get("pr"), figs["rel"]], 400)))
+    if "mistakes" in figs:
+        sections.append(("Most confident mistakes", figures([figs["mistakes"]])))
+    if "gradcam" in figs:
+        sections.append(("Grad-CAM", figures([figs["gradcam"]])))
+    if config_yaml:
+        sections.append(("Configuration", f"<pre>{config_yaml}</pre>"))
+    return sections
