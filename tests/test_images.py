@@ -70,3 +70,17 @@ def test_importing_images_and_the_store_starts_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_detection_writes_an_annotated_copy_for_every_image_suffix(tmp_path):
+    from visionlab.detect.pipeline import _write_image
+
+    frame = np.full((12, 16, 3), (40, 170, 40), np.uint8)  # BGR, as the pipeline draws
+    for s in sorted(images.IMAGE_SUFFIXES):
+        written = _write_image(tmp_path / f"photo{s}", frame)
+        assert written.suffix == (".png" if s == ".pgm" else s)  # .pgm holds gray only
+        back = images.decode_array(written)[:, :, ::-1]
+        err = np.abs(back.astype(int) - frame)
+        lossy = PIL_FORMAT[s] in ("JPEG", "WEBP", "GIF")  # OpenCV's GIF writer dithers to a fixed palette
+        assert back.shape == frame.shape and (err.mean() <= 30 if lossy else err.max() == 0), s
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -11,10 +11,8 @@ import torch
 from PIL import Image, ImageDraw, ImageOps
 
 from .errors import DataError
+from .io import atomic_write_bytes, atomic_write_text, write_csv
 from .progress import progress
-from .training.checkpoint import atomic_write_bytes, atomic_write_text, write_csv
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
 def collect_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -52,7 +50,7 @@ def predict(run: str | Path | None, inputs: Iterable[str | Path], out: str | Pat
     """Predict every image in ``inputs`` (files or folders) with the model of ``run`` (a run folder or an .onnx
     file; ``None``: the bundled face-mask classifier). ``backend="onnx"`` runs ONNX Runtime on the run's exported
     model (exported on first use, as `visionlab detect` does); ``torch`` runs the run's torch model."""
-    from .data import decode_image
+    from .images import decode_image
     from .inference.backends import load_classifier
 
     clf = load_classifier(run, backend if run is not None and Path(run).suffix.lower() != ".onnx" else "onnx",

@@ -80,7 +80,7 @@ def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.
     report = write_detection_report(m, out)
     m["report"] = str(report)
     if run_dir is not None:  # `visionlab compare` shows it beside the run's crop accuracy
-        from ..training.checkpoint import write_json
+        from ..io import write_json
 
         write_json(run_dir / "detection.json", {"map50": m["map50"], "map": m["map"],
                                                 "ap50_per_class": m["ap50_per_class"], "face_recall": m["face_recall"],

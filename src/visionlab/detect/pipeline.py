@@ -19,7 +19,9 @@ import cv2  # noqa: E402
 import numpy as np
 
 from ..errors import ConfigError, DataError, ModelError
+from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from ..inference.backends import Classifier, load_classifier
+from ..io import atomic_write_bytes, write_json
 from .faces import FACE_DETECTORS, Face, FaceDetector, quiet_opencv
 
 if TYPE_CHECKING:
@@ -29,8 +31,6 @@ UNSURE = "unsure"
 # faces whose box's shorter side is below this many pixels are `unsure`: the face classifier is trained on crowd
 # photos where 71% of the faces are under 32 px, but under ~10 px there is too little face left to judge
 MIN_FACE = 10
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 JSONL_FILE = "detections.jsonl"
 
 # BGR
@@ -283,14 +283,14 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def _write_image(path: Path, image: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(path.suffix or ".png", image)
-    if not ok:  # a format OpenCV reads but cannot write
+    """The annotated (colour) copy under the input's name; JFIF is written as the JPEG it is, and a suffix OpenCV
+    cannot write in colour (.pgm is gray only) as a .png."""
+    suffix = {".jfif": ".jpg"}.get(path.suffix.lower(), path.suffix.lower() or ".png")
+    ok, buf = cv2.imencode(suffix, image) if suffix != ".pgm" else (False, None)
+    if not ok:
         path = path.with_suffix(".png")
         ok, buf = cv2.imencode(".png", image)
-    tmp = path.with_name(f".{path.name}.tmp")
-    buf.tofile(str(tmp))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.tobytes())
     return path
 
 
@@ -508,8 +508,6 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
         elif tmp_video is not None:
             tmp_video.unlink(missing_ok=True)
     if vs is not None:  # after the finally: a Ctrl-C'd video still gets its summary
-        from ..training.checkpoint import write_json
-
         summary["summary"] = vs.write(out)
         write_json(out / "summary.json", summary["summary"])  # the totals, for scripts
     summary["labels"] = dict(labels)

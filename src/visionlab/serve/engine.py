@@ -8,7 +8,6 @@ is shared, both are safe to call from several threads.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import sys
@@ -22,8 +21,9 @@ import numpy as np
 
 from ..detect.faces import FACE_DETECTORS, FaceDetector, quiet_opencv
 from ..detect.pipeline import DetectionPipeline, FaceResult, draw_results
-from ..inference.backends import load_classifier
 from ..errors import ModelError, VisionlabError
+from ..inference.backends import load_classifier
+from ..io import sha256_file
 
 DETECT_MAX_SIDE = 1600  # larger photos are shrunk for the detector (a 40 MP frame would take seconds); boxes
 #                         come back in the original's pixels
@@ -60,14 +60,6 @@ def detector_factory(face_model: Optional[str | Path], options: Optional[dict] =
     print(f"visionlab serve: no YuNet model ({first}); using the Haar cascade, which misses most masked faces",
           file=sys.stderr)
     return lambda: FACE_DETECTORS.get("haar")()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class _Timed:
