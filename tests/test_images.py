@@ -84,3 +84,26 @@ def test_detection_writes_an_annotated_copy_for_every_image_suffix(tmp_path):
         lossy = PIL_FORMAT[s] in ("JPEG", "WEBP", "GIF")  # OpenCV's GIF writer dithers to a fixed palette
         assert back.shape == frame.shape and (err.mean() <= 30 if lossy else err.max() == 0), s
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_detection_reads_photos_with_the_shared_decoder_and_their_exif_orientation(tmp_path, orientation):
+    from visionlab.detect.pipeline import read_image
+    from visionlab.errors import DataError
+
+    rgb = np.zeros((30, 60, 3), np.uint8)  # stored landscape: left third red, the rest blue
+    rgb[:, :20], rgb[:, 20:] = (255, 0, 0), (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    f = tmp_path / "rot.jpg"
+    Image.fromarray(rgb).save(f, "JPEG", quality=95, exif=exif.tobytes())
+    bgr = read_image(f)
+    assert np.array_equal(bgr, images.decode_array(f)[:, :, ::-1])  # the pixels training crops are cut from
+    assert np.array_equal(bgr, cv2.imdecode(np.fromfile(f, np.uint8), cv2.IMREAD_COLOR))  # and OpenCV's own
+    assert bgr.shape == ((60, 30, 3) if orientation in (6, 8) else (30, 60, 3))
+    red = bgr[..., 2] > 200
+    where = {1: red[:, :20], 3: red[:, -20:], 6: red[:20], 8: red[-20:]}[orientation]  # the red third, displayed
+    assert where.mean() > 0.9 and red.mean() < 0.4
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(DataError, match="cannot decode image .*bad.jpg"):
+        read_image(tmp_path / "bad.jpg")

@@ -115,8 +115,8 @@ def decode_array(src: str | Path | bytes, size: Optional[int] = None) -> np.ndar
             im.load()
             if ImageFile.LOAD_TRUNCATED_IMAGES and _truncation_hidden(data, fmt):
                 raise OSError("image file is truncated")
-            try:
-                im = ImageOps.exif_transpose(im)
+            try:  # in place: without an orientation tag the default returns a copy of the whole image
+                ImageOps.exif_transpose(im, in_place=True)
             except Exception:  # a broken EXIF block should not cost an otherwise good image
                 pass
             im = _to_rgb(im)

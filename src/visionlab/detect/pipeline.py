@@ -19,7 +19,7 @@ import cv2  # noqa: E402
 import numpy as np
 
 from ..errors import ConfigError, DataError, ModelError
-from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_array
 from ..inference.backends import Classifier, load_classifier
 from ..io import atomic_write_bytes, write_json
 from .faces import FACE_DETECTORS, Face, FaceDetector, quiet_opencv
@@ -271,15 +271,14 @@ def draw_results(image_bgr: np.ndarray, results: Sequence[FaceResult], fps: Opti
 
 
 def read_image(path: Path) -> np.ndarray:
-    """BGR uint8 (EXIF orientation applied); ``DataError`` with the path for anything OpenCV cannot decode."""
+    """BGR uint8 for OpenCV, decoded by ``images.decode_array`` as the face crops a classifier trains on are (EXIF
+    orientation, palette, alpha on white, 16-bit, CMYK; a FIFO or an oversized file is refused, never read);
+    ``DataError`` with the path for anything it cannot decode."""
     try:
-        buf = np.fromfile(str(path), np.uint8)
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror}") from None
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
-    if img is None:
-        raise DataError(f"cannot decode image {path}: empty, truncated or not an image; skipped")
-    return img
+        rgb = decode_array(path)
+    except DataError as e:
+        raise DataError(f"cannot decode image {e}") from None
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
 
 def _write_image(path: Path, image: np.ndarray) -> Path:

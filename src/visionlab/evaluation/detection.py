@@ -167,12 +167,12 @@ def _per_class_50(res: dict, prec, present: list) -> dict:
 
 def _gallery(items: list[dict], title: str, path: Path, n: int = 24) -> Optional[Path]:
     """A grid of crops (with 50% context) around the worst items, each captioned."""
-    import cv2
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..images import decode_array
     from .plots import _save as save_figure
 
     items = items[:n]
@@ -183,9 +183,12 @@ def _gallery(items: list[dict], title: str, path: Path, n: int = 24) -> Optional
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.2), squeeze=False)
     cache: dict = {}
     for ax, it in zip(axes.ravel(), items):
-        img = cache.get(it["source"])
-        if img is None:
-            img = cache[it["source"]] = cv2.imread(it["source"])
+        if it["source"] not in cache:  # RGB, decoded as detection decoded it
+            try:
+                cache[it["source"]] = decode_array(it["source"])
+            except DataError:
+                cache[it["source"]] = None
+        img = cache[it["source"]]
         if img is None:
             ax.axis("off")
             continue
@@ -193,7 +196,7 @@ def _gallery(items: list[dict], title: str, path: Path, n: int = 24) -> Optional
         pad = 0.5 * max(w, h)
         x0, y0 = int(max(0, x - pad)), int(max(0, y - pad))
         x1, y1 = int(min(img.shape[1], x + w + pad)), int(min(img.shape[0], y + h + pad))
-        crop = cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_BGR2RGB)
+        crop = img[y0:y1, x0:x1]
         ax.imshow(crop, interpolation="nearest")
         ax.add_patch(plt.Rectangle((x - x0, y - y0), w, h, fill=False, color="yellow", lw=1))
         cap = (f"{it['truth']}\n{int(min(w, h))} px, missed" if "guess" not in it
