@@ -1,0 +1,86 @@
+"""docs/findings.md is generated from the studies' kept results and cannot drift from them."""
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from visionlab.studies import findings as fd
+from visionlab.studies.stats import ArmStats, mean_std_ci
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
+
+
+def _arm(label: str, values: list[float]) -> ArmStats:
+    s = ArmStats(label, values=list(values), by_seed=dict(enumerate(values)))
+    s.mean, s.std, s.half = mean_std_ci(values)
+    return s
+
+
+def _data(**arms: list[float]) -> dict[str, dict[str, ArmStats]]:
+    return {"s": {k: _arm(k, v) for k, v in arms.items()}}
+
+
+def test_best_holds_only_when_separated_from_the_runner_up():
+    clear = _data(a=[0.60, 0.61, 0.62], b=[0.50, 0.51, 0.52], c=[0.40, 0.41, 0.40])
+    assert fd.judge(fd.Check("best", "s", "a"), clear)[0] == fd.HOLDS
+    assert fd.judge(fd.Check("best", "s", "b"), clear)[0] == fd.DIFFERS
+    assert fd.judge(fd.Check("worst", "s", "c"), clear)[0] == fd.HOLDS
+    # b is ahead of a on one seed only: intervals overlap, paired differences straddle zero
+    tied = _data(a=[0.60, 0.50, 0.58], b=[0.55, 0.59, 0.56])
+    assert fd.judge(fd.Check("best", "s", "a"), tied)[0] == fd.CANNOT
+
+
+def test_paired_seeds_separate_what_intervals_cannot():
+    # both arms swing with the seed (shared split and order), but a beats b by 2 points on every seed
+    data = _data(a=[0.52, 0.62, 0.72], b=[0.50, 0.60, 0.70])
+    v, why = fd.judge(fd.Check("beats", "s", "a", other=("s", "b")), data)
+    assert v == fd.HOLDS and "paired seeds" in why
+    assert fd.judge(fd.Check("beats", "s", "b", other=("s", "a")), data)[0] == fd.DIFFERS
+
+
+def test_reaches_is_inside_the_interval():
+    data = _data(a=[0.48, 0.50, 0.49])
+    assert fd.judge(fd.Check("reaches", "s", "a", value=0.495), data)[0] == fd.HOLDS
+    v, why = fd.judge(fd.Check("reaches", "s", "a", value=0.71), data)
+    assert v == fd.DIFFERS and "above" in why
+    assert fd.judge(fd.Check("reaches", "s", "a", value=0.5), _data(a=[0.5]))[0] == fd.CANNOT  # one seed
+
+
+def test_a_claim_differs_if_any_check_differs():
+    data = _data(bn=[0.60, 0.61, 0.62], none=[0.50, 0.51, 0.52])
+    claim = fd.Claim("BN best at 71%", "71%", (fd.Check("best", "s", "bn"), fd.Check("reaches", "s", "bn", value=0.71)))
+    assert fd.verdict(claim, data)[0] == fd.DIFFERS
+    claim = fd.Claim("BN best at 61%", "61%", (fd.Check("best", "s", "bn"), fd.Check("reaches", "s", "bn", value=0.61)))
+    assert fd.verdict(claim, data)[0] == fd.HOLDS
+
+
+@pytest.mark.skipif(not (DOCS / "findings").is_dir(), reason="no kept study results in docs/findings/")
+def test_findings_page_matches_the_kept_study_files():
+    assert fd.check(DOCS) == []
+    page = (DOCS / "findings.md").read_text()
+    for name in fd.load(DOCS / "findings").data:
+        assert f"### {name}" in page
+    assert page.count("| **") >= len(fd.CLAIMS)  # every claim has a verdict cell
+
+
+@pytest.mark.skipif(not (DOCS / "findings").is_dir(), reason="no kept study results in docs/findings/")
+def test_an_edited_result_is_caught(tmp_path):
+    docs = tmp_path / "docs"
+    shutil.copytree(DOCS / "findings", docs / "findings")
+    shutil.copyfile(DOCS / "findings.md", docs / "findings.md")
+    assert fd.check(docs) == []
+    name = next(iter(fd.load(docs / "findings").data))
+    results = docs / "findings" / name / "results.csv"
+    with open(results, newline="") as f:
+        rows = list(csv.reader(f))
+    col = rows[0].index("status") + 1
+    row = next(r for r in rows[1:] if r[col] not in ("", "None"))
+    row[col] = f"{float(row[col]) - 0.2:.5f}"
+    with open(results, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    problems = fd.check(docs)
+    assert any("summary.csv" in p for p in problems)
