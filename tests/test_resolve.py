@@ -26,8 +26,9 @@ def test_every_bad_name_in_one_error():
     with pytest.raises(ConfigError) as e:
         resolve(RunConfig.build(model="resnet_9000", optimizer="adamm", activation="swishy", init="ones"))
     msg = str(e.value)
-    for field in ("model='resnet_9000'", "optimizer='adamm'", "activation='swishy'", "init='ones'"):
-        assert field in msg
+    for what in ("unknown model 'resnet_9000'", "unknown optimizer 'adamm'", "unknown activation 'swishy'",
+                 "'ones' (--init)"):
+        assert what in msg
     assert "minibatch_sgd" in msg and "cnn_baseline" in msg  # the valid choices are listed
 
 

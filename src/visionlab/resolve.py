@@ -30,10 +30,11 @@ def _check_names(cfg: RunConfig) -> None:
     for field, registry in (("model", MODELS), ("optimizer", OPTIMIZERS), ("activation", ACTIVATIONS),
                             ("init", INITIALIZERS)):
         value = getattr(cfg, field)
-        if value not in registry:
-            wrong.append(f"{field}={value!r} is not one of {registry.names()}")
+        if value not in registry:  # the registry's own wording: "unknown model 'x'; choose one of: ..."
+            wrong.append(f"unknown {registry.kind} {value!r} (--{field.replace('_', '-')}); choose one of: "
+                         f"{', '.join(registry.names())}")
     if wrong:
-        raise ConfigError("invalid settings: " + "; ".join(wrong))
+        raise ConfigError("; ".join(wrong))
 
 
 def image_size(cfg: RunConfig) -> Optional[int]:
