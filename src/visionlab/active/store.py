@@ -27,7 +27,6 @@ from typing import Iterator, Literal, Optional
 from .. import io
 from ..errors import ConfigError, DataError
 from ..files import MAX_FILE_BYTES, open_regular, read_regular  # noqa: F401  (read_regular: ui, features, serve)
-from ..images import IMAGE_SUFFIXES
 
 SOURCES = ("human", "pseudo", "oracle")
 # Nothing in a pool is read past this size: a photo is a few MB, a mistaken symlink to a disk image is not.
@@ -415,6 +414,8 @@ def list_images(root: str | Path, skipped: Optional[list[tuple[str, str]]] = Non
     """Regular image files under ``root``, recursively, sorted; hidden files and folders are ignored, and so
     are FIFOs, devices and sockets however they are named (listed in ``skipped`` when given). Symlinked
     folders are not followed, so a symlink loop cannot make the walk endless."""
+    from ..images import IMAGE_SUFFIXES  # here: images imports numpy and PIL, which `visionlab --help` must not
+
     r = Path(root)
     out = []
     for dirpath, dirnames, filenames in os.walk(r):

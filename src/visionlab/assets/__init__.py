@@ -8,12 +8,12 @@ restore it. The classifier is rebuilt from ../shared/data by ``python tools/buil
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ModelError
+from ..io import sha256_file
 
 ROOT = Path(__file__).resolve().parent
 FACE_MODEL = "face_detection_yunet_2026may.onnx"
@@ -22,11 +22,6 @@ CARD = "model_card.json"
 PHOTOS = ROOT / "photos"
 RESTORE = ("reinstall visionlab (pip install --force-reinstall visionlab, or pip install -e . in a checkout), "
            "or rebuild the classifier with `python tools/build_default_model.py`")
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 @lru_cache(maxsize=1)
@@ -54,7 +49,7 @@ def asset(name: str) -> Path:
     if not p.is_file():
         raise ModelError(f"bundled file {p} is missing; {RESTORE}")
     size = p.stat().st_size
-    if size != want["bytes"] or _sha256(p) != want["sha256"]:
+    if size != want["bytes"] or sha256_file(p) != want["sha256"]:
         raise ModelError(f"bundled file {p} is damaged ({size} bytes, checksum differs from {CARD}); {RESTORE}")
     return p
 

@@ -46,7 +46,11 @@ def stamp() -> str:
 
 # --- trials.log and results.jsonl: appended by several processes at once -----------------------------------
 def append_line(path: Path, line: str) -> None:
-    """Append one line with a single O_APPEND write: concurrent writers never interleave within a line."""
+    """Append one line with a single O_APPEND write: concurrent writers never interleave within a line.
+
+    Not ``io.append_line``: every worker process appends to trials.log and results.jsonl at once, and io's
+    version repairs a torn last line and cuts the file back after a failed write, which is safe only for a
+    single writer (the label store)."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, (line.rstrip("\n") + "\n").encode())

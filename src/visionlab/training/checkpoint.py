@@ -1,4 +1,4 @@
-"""Atomic, safe-to-load files: model weights as safetensors, training state through torch.load(weights_only=True)."""
+"""Model weights as safetensors and training state through torch.load(weights_only=True), written atomically through visionlab.io."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +6,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-# the writers moved to the ground floor (visionlab/io.py); re-exported until every caller imports them from there
-from ..io import (UMASK, WriteError, atomic_write_bytes, atomic_write_text, short, write_csv,  # noqa: F401
-                  write_failed, write_json, write_via)
+from ..io import WriteError, atomic_write_bytes, write_via  # noqa: F401 (a run's writers, one import for callers)
 
 
 def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
