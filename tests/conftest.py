@@ -1,7 +1,12 @@
-"""Shared fixtures: where ../shared lives, and a cache folder per test session (shared data is read-only)."""
+"""Shared fixtures: where ../shared lives, a cache folder per test session (shared data is read-only), and a real
+tmpfs for full-disk and read-only tests."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -27,3 +32,33 @@ def _cache_dir(tmp_path_factory):
         os.environ.pop("VISIONLAB_CACHE", None)
     else:
         os.environ["VISIONLAB_CACHE"] = old
+
+
+@contextlib.contextmanager
+def mounted(where: Path, size: str = "1m"):
+    """A real tmpfs of ``size`` at ``where`` (root only; skips otherwise), unmounted afterwards."""
+    where.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("a real full or read-only filesystem needs root to mount a tmpfs")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True,
+                       text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()})")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def fill(disk: Path) -> None:
+    """Write until the filesystem says ENOSPC, down to the last byte."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (1 << 16, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+    finally:
+        os.close(fd)

@@ -2,11 +2,9 @@
 the append is cut back instead of torn, the folder is fsync'd where asked, a FIFO is never read."""
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
-import shutil
 import stat
 import subprocess
 import threading
@@ -14,33 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import fill, mounted  # tests/conftest.py (rootdir conftest, on sys.path)
 from visionlab import io
 from visionlab.errors import DataError
-
-
-@contextlib.contextmanager
-def mounted(where: Path, size: str = "1m"):
-    """A real tmpfs of ``size`` at ``where`` (root only), unmounted afterwards."""
-    where.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("a real full or read-only filesystem needs root to mount a tmpfs")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True,
-                       text=True)
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()})")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
-def fill(disk: Path) -> None:
-    """Write until the filesystem says ENOSPC, down to the last byte."""
-    with open(disk / "filler", "wb", buffering=0) as f:
-        for block in (1 << 16, 4096, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    f.write(b"\0" * block)
 
 
 def names(folder: Path) -> list[str]:

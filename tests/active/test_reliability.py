@@ -9,7 +9,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,8 @@ from visionlab.active.store import (ChangedImageError, LabelStore, append_jsonl,
                                     sha256_file, write_atomic)
 from visionlab.active.ui import run_labeller
 from visionlab.errors import ConfigError, DataError
+
+from conftest import fill, mounted  # tests/conftest.py (rootdir conftest, on sys.path)
 
 from .conftest import write_image
 
@@ -92,30 +93,8 @@ def test_a_write_error_cuts_the_file_back_and_says_so(tmp_path, monkeypatch):
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A real 2 MiB tmpfs, unmounted afterwards."""
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("a real full disk needs root to mount a 2 MiB tmpfs")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()})")
-    try:
+    with mounted(tmp_path / "tmpfs", "2m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-
-
-def fill(disk: Path) -> None:
-    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        for size in (1 << 16, 4096, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError as e:
-                assert e.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
 
 
 def test_full_disk_label_and_query_keep_every_acknowledged_label(tiny_disk, tmp_path):
