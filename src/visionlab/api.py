@@ -48,7 +48,6 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     run in ``out`` from its last checkpoint, with the config saved there.
     """
     from . import models
-    from .evaluation import evaluate_model
     from .training.trainer import fit
 
     if isinstance(config, (str, Path)):
@@ -56,10 +55,32 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     asked = {**(config.model_dump(exclude_defaults=True) if isinstance(config, RunConfig) else dict(config or {})),
              **{k: v for k, v in fields.items() if v is not None}}  # what the caller set, for --resume's message
     cfg = resolve(RunConfig.build(config, **fields))  # recipe applied and printed, names checked, image size fixed
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    run_dir = new_run_dir(cfg)
-    folder = RunFolder(run_dir)
-    if world > 1 and cfg.out is None:
+    rank = int(os.environ.get("RANK", "0"))
+    folder = RunFolder(new_run_dir(cfg))
+    cfg = _settle_folder(cfg, folder, resume, asked, rank)
+    _setup_torch(cfg)
+
+    data = load_data(cfg)
+    cfg = models.with_input_stats(cfg, data.train.x)  # recorded in config.yaml: evaluate/predict/export rebuild the same input layer
+    torch.manual_seed(cfg.seed)
+    kind = models.training_kind(cfg)  # torch | numpy | keras: how this model trains, read once from the registry
+    model = models.build(cfg, data.num_classes, data.image_size) if kind != "keras" else None
+    if rank != 0:  # other torchrun ranks train; rank 0 alone writes the run folder
+        result = fit(cfg, model, data, folder.path, resume=resume, kind=kind)
+        return RunResult(folder.path, result.status, result.history, {})
+    _start_folder(cfg, folder, data)
+    model, result = _fit(cfg, kind, model, data, folder, resume)
+    metrics = _metrics(cfg, model, data, folder, result)
+    folder.write_metrics(metrics)
+    folder.checkpoint.unlink(missing_ok=True)  # finished: model.safetensors and history.csv hold the rest
+    return RunResult(folder.path, result.status, result.history, metrics)
+
+
+def _settle_folder(cfg: RunConfig, folder: RunFolder, resume: bool, asked: dict, rank: int) -> RunConfig:
+    """The config the run trains with: its saved config.yaml when resuming (flags that differ are named and
+    ignored), else ``cfg``; refuses to resume nothing, to resume a finished run, or to overwrite a run."""
+    run_dir = folder.path
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and cfg.out is None:
         raise ConfigError("under torchrun pass --out: every rank must write to (and resume from) the same folder")
     if resume:
         if not folder.config.is_file():
@@ -80,18 +101,12 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
         cfg = saved.model_copy(update={"quiet": cfg.quiet})
     elif rank == 0 and (folder.checkpoint.exists() or folder.weights.exists()):
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    cfg = cfg.model_copy(update={"out": str(run_dir)})
-    _setup_torch(cfg)
+    return cfg.model_copy(update={"out": str(run_dir)})
 
-    data = load_data(cfg)
-    cfg = models.with_input_stats(cfg, data.train.x)  # recorded in config.yaml: evaluate/predict/export rebuild the same input layer
-    torch.manual_seed(cfg.seed)
-    kind = models.training_kind(cfg)  # torch | numpy | keras: how this model trains, read once from the registry
-    model = models.build(cfg, data.num_classes, data.image_size) if kind != "keras" else None
-    if rank != 0:  # other torchrun ranks train; rank 0 alone writes the run folder
-        result = fit(cfg, model, data, run_dir, resume=resume, kind=kind)
-        return RunResult(run_dir, result.status, result.history, {})
-    run_dir.mkdir(parents=True, exist_ok=True)
+
+def _start_folder(cfg: RunConfig, folder: RunFolder, data) -> None:
+    """What a run folder holds before training: config, classes, unreadable files, the detection profile."""
+    folder.path.mkdir(parents=True, exist_ok=True)
     folder.write_config(cfg)
     folder.write_info(cfg.model, data.classes, data.image_size)
     folder.write_skipped(data.skipped)
@@ -101,17 +116,26 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     if profile.is_file():
         folder.copy_profile(profile)
 
+
+def _fit(cfg: RunConfig, kind: str, model, data, folder: RunFolder, resume: bool):
+    """Train by the model's training kind; torch and NumPy models go through ``fit``, Keras through its own fit."""
+    from .training.trainer import FitResult, fit
+
     if kind == "keras":
         from .models.keras_models import fit_keras
-        from .training.trainer import FitResult
 
-        model, hist, status = fit_keras(cfg, data, run_dir)
+        model, hist, status = fit_keras(cfg, data, folder.path)
         folder.write_history(hist)
-        result = FitResult(status, hist, len(hist))
-    else:
-        result = fit(cfg, model, data, run_dir, resume=resume, kind=kind)
-        model.to("cpu")
-        folder.save_weights(model.state_dict())
+        return model, FitResult(status, hist, len(hist))
+    result = fit(cfg, model, data, folder.path, resume=resume, kind=kind)
+    model.to("cpu")
+    folder.save_weights(model.state_dict())
+    return model, result
+
+
+def _metrics(cfg: RunConfig, model, data, folder: RunFolder, result) -> dict[str, Any]:
+    """metrics.json: training figures, then the evaluation on the test split (unless the run diverged)."""
+    from .evaluation import evaluate_model
 
     last = result.history[-1] if result.history else {}
     metrics: dict[str, Any] = {
@@ -127,20 +151,18 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     if result.status == "diverged":
         console.print(f"[red]the loss became NaN, infinite or exploded at epoch {len(result.history)}: run marked diverged "
                       f"(lower --lr); history kept in {folder.history}")
-    else:
-        ev = evaluate_model(model, data, run_dir, history=result.history, positive_class=cfg.positive_class,
-                            title=f"{cfg.model} on {Path(str(cfg.data)).name}", config_yaml=cfg.to_yaml(),
-                            extra_summary={"status": result.status, "epochs": len(result.history),
-                                           "train seconds": metrics["train_seconds"]}, quiet=cfg.quiet,
-                            full=cfg.report == "full")
-        metrics["test_acc"] = ev["accuracy"] if data.test is not None else None
-        metrics["test"] = ev
-        if result.history and cfg.early_stopping and cfg.restore_best:
-            best = result.history[result.best_epoch - 1]
-            metrics["val_acc"], metrics["val_loss"] = best["val_acc"], best["val_loss"]
-    folder.write_metrics(metrics)
-    folder.checkpoint.unlink(missing_ok=True)  # finished: model.safetensors and history.csv hold the rest
-    return RunResult(run_dir, result.status, result.history, metrics)
+        return metrics
+    ev = evaluate_model(model, data, folder.path, history=result.history, positive_class=cfg.positive_class,
+                        title=f"{cfg.model} on {Path(str(cfg.data)).name}", config_yaml=cfg.to_yaml(),
+                        extra_summary={"status": result.status, "epochs": len(result.history),
+                                       "train seconds": metrics["train_seconds"]}, quiet=cfg.quiet,
+                        full=cfg.report == "full")
+    metrics["test_acc"] = ev["accuracy"] if data.test is not None else None
+    metrics["test"] = ev
+    if result.history and cfg.early_stopping and cfg.restore_best:
+        best = result.history[result.best_epoch - 1]
+        metrics["val_acc"], metrics["val_loss"] = best["val_acc"], best["val_loss"]
+    return metrics
 
 
 def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Path] = None, **fields: Any) -> dict:
