@@ -77,20 +77,7 @@ def simulate(data: str | Path, strategies: Optional[Sequence[str]] = None, round
     classes, pool, test = load_oracle(data_p)
     if init + rounds * k > len(pool):
         raise ConfigError(f"{init} + {rounds} x {k} labels exceed the pool of {len(pool)} images")
-    spec, note = _featurizer_spec(model)
-    if note:
-        _log(quiet, note)
-    feat = load_featurizer(spec)
-    cache = FeatureCache(feat, cache_dir)
-    t0 = time.time()
-    prog = (lambda d, n: _log(quiet, f"  features {d}/{n}")) if not quiet else None
-    _log(quiet, f"features ({feat.id}) of {len(pool)} pool + {len(test)} test images, cached under {cache.dir}")
-    xp, _ = cache.get([it.path for it in pool], [it.sha256 for it in pool], progress=prog)
-    xt, _ = cache.get([it.path for it in test], [it.sha256 for it in test], progress=prog)
-    feature_seconds = time.time() - t0
-    okp, okt = ~np.isnan(xp).any(1), ~np.isnan(xt).any(1)
-    xp, yp = xp[okp], np.array([it.label for it in pool])[okp]
-    xt, yt = xt[okt], np.array([it.label for it in test])[okt]
+    spec, feat, xp, yp, xt, yt, feature_seconds = _oracle_features(pool, test, model, cache_dir, quiet)
     params = H.HeadParams(epochs=epochs)
     C = len(classes)
 
@@ -103,29 +90,10 @@ def simulate(data: str | Path, strategies: Optional[Sequence[str]] = None, round
     _log(quiet, f"all {len(xp)} pool labels: test accuracy {full_acc:.4f} ({time.time() - t0:.1f} s)")
     rows, timing = [], {s: 0.0 for s in strategies}
     for seed in range(seeds):
-        rng0 = np.random.default_rng([seed, 7919])
-        for _ in range(1000):  # a random start that has every class
-            start = rng0.choice(len(xp), init, replace=False)
-            if len(set(yp[start].tolist())) == C or init < C:
-                break
+        start = _random_start(yp, seed, init, C)
         for name in strategies:
             t0 = time.time()
-            labelled = list(start)
-            needs = STRATEGIES.meta(name).get("needs", ())
-            for r in range(rounds + 1):
-                idx = np.asarray(labelled)
-                state, acc = fit_eval(idx, seed * 1000 + r)
-                rows.append({"strategy": name, "seed": seed, "round": r, "labels": len(labelled), "test_acc": acc})
-                if r == rounds:
-                    break
-                mask = np.ones(len(xp), bool)
-                mask[idx] = False
-                unl = np.flatnonzero(mask)
-                probs = H.predict_proba(state, xp[unl]) if set(needs) & {"probs"} else None
-                mc = H.mc_proba(state, xp[unl], mc_samples, seed * 1000 + r, params.dropout) if "mc" in needs else None
-                rng = np.random.default_rng([seed, r, zlib.crc32(name.encode())])
-                pick = select(name, probs, xp[unl], k, rng, labelled_embeddings=xp[idx], mc_probs=mc)
-                labelled += unl[pick].tolist()
+            rows += _replay(name, start, seed, rounds, k, fit_eval, xp, params, mc_samples)
             timing[name] += time.time() - t0
             _log(quiet, f"seed {seed} {name:>16}: {rows[-1]['test_acc']:.4f} at {rows[-1]['labels']} labels "
                         f"({time.time() - t0:.1f} s)")
@@ -140,6 +108,66 @@ def simulate(data: str | Path, strategies: Optional[Sequence[str]] = None, round
                    full_pool_acc=full_acc, feature_seconds=round(feature_seconds, 1),
                    strategy_seconds={s: round(v, 1) for s, v in timing.items()},
                    wall_seconds=round(time.time() - t_start, 1))
+    return _write_report(out_p, summary)
+
+
+def _oracle_features(pool: list, test: list, model: Optional[str], cache_dir: Optional[str], quiet: bool):
+    """The frozen backbone's features of the pool and the test images (through the on-disk cache), images
+    that failed to give features dropped: ``(spec, featurizer, xp, yp, xt, yt, seconds spent)``."""
+    spec, note = _featurizer_spec(model)
+    if note:
+        _log(quiet, note)
+    feat = load_featurizer(spec)
+    cache = FeatureCache(feat, cache_dir)
+    t0 = time.time()
+    prog = (lambda d, n: _log(quiet, f"  features {d}/{n}")) if not quiet else None
+    _log(quiet, f"features ({feat.id}) of {len(pool)} pool + {len(test)} test images, cached under {cache.dir}")
+    xp, _ = cache.get([it.path for it in pool], [it.sha256 for it in pool], progress=prog)
+    xt, _ = cache.get([it.path for it in test], [it.sha256 for it in test], progress=prog)
+    feature_seconds = time.time() - t0
+    okp, okt = ~np.isnan(xp).any(1), ~np.isnan(xt).any(1)
+    xp, yp = xp[okp], np.array([it.label for it in pool])[okp]
+    xt, yt = xt[okt], np.array([it.label for it in test])[okt]
+    return spec, feat, xp, yp, xt, yt, feature_seconds
+
+
+def _random_start(yp: np.ndarray, seed: int, init: int, n_classes: int) -> np.ndarray:
+    """Seed ``seed``'s random labelled start, shared by every strategy: redrawn (up to 1000 times) until it
+    has every class, where ``init`` allows."""
+    rng0 = np.random.default_rng([seed, 7919])
+    for _ in range(1000):  # a random start that has every class
+        start = rng0.choice(len(yp), init, replace=False)
+        if len(set(yp[start].tolist())) == n_classes or init < n_classes:
+            break
+    return start
+
+
+def _replay(name: str, start: np.ndarray, seed: int, rounds: int, k: int, fit_eval, xp: np.ndarray,
+            params: H.HeadParams, mc_samples: int) -> list[dict]:
+    """One strategy, one seed: train and score on the labelled set, let the strategy pick ``k`` more from the
+    rest, ``rounds`` times. One row per round (round 0 is the start)."""
+    rows = []
+    labelled = list(start)
+    needs = STRATEGIES.meta(name).get("needs", ())
+    for r in range(rounds + 1):
+        idx = np.asarray(labelled)
+        state, acc = fit_eval(idx, seed * 1000 + r)
+        rows.append({"strategy": name, "seed": seed, "round": r, "labels": len(labelled), "test_acc": acc})
+        if r == rounds:
+            break
+        mask = np.ones(len(xp), bool)
+        mask[idx] = False
+        unl = np.flatnonzero(mask)
+        probs = H.predict_proba(state, xp[unl]) if set(needs) & {"probs"} else None
+        mc = H.mc_proba(state, xp[unl], mc_samples, seed * 1000 + r, params.dropout) if "mc" in needs else None
+        rng = np.random.default_rng([seed, r, zlib.crc32(name.encode())])
+        pick = select(name, probs, xp[unl], k, rng, labelled_embeddings=xp[idx], mc_probs=mc)
+        labelled += unl[pick].tolist()
+    return rows
+
+
+def _write_report(out_p: Path, summary: dict) -> dict:
+    """summary.json, the plot, report.md and report.html into ``out_p``; the paths and the summary."""
     (out_p / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot = plot_curves(summary, out_p / "accuracy_vs_labels.png")
     md, page = report(summary, plot.name)
