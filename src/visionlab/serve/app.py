@@ -100,8 +100,23 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
                   description="Face detection with a mask (or any) label per face, and an active-learning "
                               "labelling queue. Errors are JSON {error, detail}.")
     app.state.engine, app.state.limiter, app.state.labelling = engine, limiter, labelling
+    # registration order is the schema's path order: errors, page, service, detection, active learning
+    _add_error_handlers(app)
+    _add_page(app)
+    _add_service_routes(app, info, limiter, labelling, started)
+    _add_prediction_routes(app, engine, limiter, info, max_pixels)
+    _add_label_routes(app, labelling)
 
-    # --- errors: one JSON shape for all of them ---------------------------------------------------------
+    # plain ASGI in front of routing: the host check and the size checks act before any body is parsed
+    app.add_middleware(BodyLimit, max_bytes=int(max_upload_mb * 2 ** 20), max_spool_bytes=int(spool * 2 ** 20),
+                       body_timeout_s=request_timeout_s)
+    app.add_middleware(HostCheck, allowed_hosts=hosts)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer, refusals included, carries the headers
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """One JSON shape, ``{"error": code, "detail": text}``, for every error."""
     @app.exception_handler(ApiError)
     async def api_error(_: Request, e: ApiError) -> JSONResponse:
         return _error(e.status, e.error, e.detail, e.headers)
@@ -126,14 +141,19 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
     async def crashed(_: Request, e: Exception) -> JSONResponse:  # a bug: say so without a traceback
         return _error(500, "internal_error", f"{type(e).__name__}: the server failed on this request")
 
-    # --- page -----------------------------------------------------------------------------------------
+
+def _add_page(app: FastAPI) -> None:
+    """The page at ``/`` and its files under ``/static`` (neither in the schema)."""
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    # --- service --------------------------------------------------------------------------------------
+
+def _add_service_routes(app: FastAPI, info: dict, limiter: Limiter, labelling: Optional[Labelling],
+                        started: float) -> None:
+    """``/health`` and ``/v1/model``."""
     @app.get("/health", response_model=Health, tags=["service"])
     async def health() -> Health:
         return Health(status="ok", model_version=info["version"], uptime_s=round(time.time() - started, 3),
@@ -144,6 +164,9 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
     async def model() -> ModelInfo:
         return ModelInfo(**info)
 
+
+def _add_prediction_routes(app: FastAPI, engine: Engine, limiter: Limiter, info: dict, max_pixels: float) -> None:
+    """``POST /v1/predict``: decode, detect and classify in the limiter's thread pool."""
     @app.post("/v1/predict", response_model=PredictResponse, tags=["detection"],
               responses=_errors(400, 413, 415, 422, 503))
     async def predict(file: UploadFile = File(..., description="a photo: JPEG, PNG, WebP, BMP, GIF or TIFF"),
@@ -175,7 +198,9 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
 
         return await limiter.run(work)
 
-    # --- active learning ------------------------------------------------------------------------------
+
+def _add_label_routes(app: FastAPI, labelling: Optional[Labelling]) -> None:
+    """The active-learning queue and labels; without a project every one of them answers 404."""
     def need_project() -> Labelling:
         if labelling is None:
             raise ApiError(404, "no_active_project", "the server runs without an active-learning project; "
@@ -216,10 +241,3 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
         """Cancel a human label by its entry id (an undo record is appended; nothing is rewritten)."""
         lab = need_project()
         return LabelOut(**await run_in_threadpool(lab.undo, body.entry_id))
-
-    # plain ASGI in front of routing: the host check and the size checks act before any body is parsed
-    app.add_middleware(BodyLimit, max_bytes=int(max_upload_mb * 2 ** 20), max_spool_bytes=int(spool * 2 ** 20),
-                       body_timeout_s=request_timeout_s)
-    app.add_middleware(HostCheck, allowed_hosts=hosts)
-    app.add_middleware(SecurityHeaders)  # outermost: every answer, refusals included, carries the headers
-    return app
