@@ -94,41 +94,13 @@ def compare(runs: Sequence[str | Path], out: str | Path) -> Path:
     out = Path(out)
     pdir = out / "plots"
     pdir.mkdir(parents=True, exist_ok=True)
-    from .evaluation import cpu_ms_per_image
-    from .runs import load_run
-
-    rows = []
-    for it in items:
-        t = it["test"]
-        # CPU time per image is measured again here, every run in this one process, so the column compares
-        # like with like (each run's own figure was taken under whatever load it trained under)
-        loaded = load_run(it["run"])
-        ms = cpu_ms_per_image(loaded.model, loaded.image_size, repeats=5)
-        rows.append(RunRow(it["label"], t["accuracy"], t["precision"], t["recall"], t["f1"],
-                           t.get("roc_auc", float("nan")), t["parameters"], ms,
-                           it["metrics"].get("train_seconds", float("nan"))))
+    rows = _run_rows(items)
     header = [h for h, _ in COLUMNS]
     order = np.argsort([-r.accuracy for r in rows])
     rows = [rows[i] for i in order]
     items = [items[i] for i in order]
 
-    # overlaid ROC curves from each run's per-image predictions (binary: positive class; N-class: micro)
-    curves = {}
-    for it in items:
-        pred_path = it["run"] / "predictions.csv"
-        if not pred_path.is_file():
-            continue
-        with open(pred_path) as f:
-            recs = list(csv.DictReader(f))
-        classes = it["classes"]
-        y = np.array([classes.index(r["true"]) for r in recs])
-        probs = np.array([[float(r[f"p_{c}"]) for c in classes] for r in recs])
-        if len(classes) == 2:
-            pos = positive_index(classes, it["cfg"].get("positive_class"))
-            fpr, tpr, _ = roc_curve(y == pos, probs[:, pos])
-        else:
-            fpr, tpr, _ = roc_curve(np.eye(len(classes))[y].ravel(), probs.ravel())
-        curves[it["label"]] = (fpr, tpr, it["test"].get("roc_auc"))
+    curves = _roc_curves(items)
     roc_png = plots.roc(curves, pdir / "roc_overlay.png", "ROC curves, test split") if curves else None
     bars_png = plots.metric_bars([r.label for r in rows], [r.scores() for r in rows], [h for h, _ in SCORES],
                                  pdir / "metrics_bars.png", "Test metrics by run (sorted by accuracy)")
@@ -138,17 +110,8 @@ def compare(runs: Sequence[str | Path], out: str | Path) -> Path:
     speed_png = plots.accuracy_vs_speed([(r.label, r.ms_per_image, r.accuracy) for r in rows],
                                         pdir / "accuracy_vs_speed.png")
 
-    # face-mask runs: accuracy per class on the test crops and, where `visionlab detect --truth` scored the run on
-    # annotated photos, the box-level mAP (RUN/detection.json)
-    face_classes = sorted({c for it in items for c in it["classes"] if c != "Background"})
+    face_classes, det_rows = _detection_rows(items)
     det_header = DetectionRow.header(face_classes)
-    det_rows = []
-    for it in items:
-        pc = it["test"].get("per_class", {})
-        det = _detection(it["run"])
-        recall = {c: pc.get(c, {}).get("recall", math.nan) for c in face_classes}
-        det_rows.append(DetectionRow(it["label"], recall, det.get("map50", math.nan), det.get("map", math.nan),
-                                     det.get("subset", "")))
     has_det = any(not np.isnan(d.map50) for d in det_rows)
 
     best = rows[0]
@@ -172,3 +135,57 @@ def compare(runs: Sequence[str | Path], out: str | Path) -> Path:
                                          for r, d in zip(rows, det_rows)])
     write_csv(out / "comparison.csv", [dict(zip(header, r.cells())) for r in rows])
     return out / "report.html"
+
+
+def _run_rows(items: list[dict]) -> list[RunRow]:
+    """The summary table's rows, in the order of ``items``."""
+    from .evaluation import cpu_ms_per_image
+    from .runs import load_run
+
+    rows = []
+    for it in items:
+        t = it["test"]
+        # CPU time per image is measured again here, every run in this one process, so the column compares
+        # like with like (each run's own figure was taken under whatever load it trained under)
+        loaded = load_run(it["run"])
+        ms = cpu_ms_per_image(loaded.model, loaded.image_size, repeats=5)
+        rows.append(RunRow(it["label"], t["accuracy"], t["precision"], t["recall"], t["f1"],
+                           t.get("roc_auc", float("nan")), t["parameters"], ms,
+                           it["metrics"].get("train_seconds", float("nan"))))
+    return rows
+
+
+def _roc_curves(items: list[dict]) -> dict:
+    """Label -> (fpr, tpr, AUC) from each run's per-image predictions (binary: positive class; N-class:
+    micro); runs without predictions.csv are left out."""
+    curves = {}
+    for it in items:
+        pred_path = it["run"] / "predictions.csv"
+        if not pred_path.is_file():
+            continue
+        with open(pred_path) as f:
+            recs = list(csv.DictReader(f))
+        classes = it["classes"]
+        y = np.array([classes.index(r["true"]) for r in recs])
+        probs = np.array([[float(r[f"p_{c}"]) for c in classes] for r in recs])
+        if len(classes) == 2:
+            pos = positive_index(classes, it["cfg"].get("positive_class"))
+            fpr, tpr, _ = roc_curve(y == pos, probs[:, pos])
+        else:
+            fpr, tpr, _ = roc_curve(np.eye(len(classes))[y].ravel(), probs.ravel())
+        curves[it["label"]] = (fpr, tpr, it["test"].get("roc_auc"))
+    return curves
+
+
+def _detection_rows(items: list[dict]) -> tuple[list[str], list[DetectionRow]]:
+    """Face-mask runs: recall per class on the test crops and, where `visionlab detect --truth` scored the run
+    on annotated photos, the box-level mAP (RUN/detection.json). The face classes and one row per item."""
+    face_classes = sorted({c for it in items for c in it["classes"] if c != "Background"})
+    det_rows = []
+    for it in items:
+        pc = it["test"].get("per_class", {})
+        det = _detection(it["run"])
+        recall = {c: pc.get(c, {}).get("recall", math.nan) for c in face_classes}
+        det_rows.append(DetectionRow(it["label"], recall, det.get("map50", math.nan), det.get("map", math.nan),
+                                     det.get("subset", "")))
+    return face_classes, det_rows
