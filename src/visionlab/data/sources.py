@@ -6,7 +6,6 @@ lists first, decodes only what those splits need (through the cache) and returns
 from __future__ import annotations
 
 import hashlib
-import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Optional
@@ -59,17 +58,6 @@ def cifar_root(p: Path) -> Optional[Path]:
 
 # ------------------------------------------------------------------------------------------------------------
 # Shared steps: image size, split assignment, assembling the result
-def model_image_size(model: str) -> Optional[int]:
-    """The model's default input side, only if the model registry is already imported (importing it is not ours)."""
-    models = sys.modules.get("visionlab.models")
-    if models is None or not hasattr(models, "default_image_size"):
-        return None
-    try:
-        return models.default_image_size(model)
-    except Exception:  # an unknown model is reported by the model layer, not here
-        return None
-
-
 def assign(labels: np.ndarray, cfg: RunConfig, given: Optional[dict[str, np.ndarray]] = None,
            where: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, val, test) positions into ``labels``.
@@ -165,8 +153,8 @@ def from_folder(cfg: RunConfig, image_size: Optional[int] = None) -> ImageData:
     # decode only what the splits use (limit_per_class on a big set then costs little)
     needed = np.unique(np.concatenate([tr, va, te]))
     needed_files = [files[i] for i in needed]
-    size = image_size or cfg.image_size or model_image_size(cfg.model) \
-        or native_size(needed_files, root, cfg.cache_dir) or DEFAULT_SIZE
+    # a model's default side was settled by visionlab.resolve before the data layer is asked
+    size = image_size or cfg.image_size or native_size(needed_files, root, cfg.cache_dir) or DEFAULT_SIZE
     dec = load_or_decode(needed_files, root, size, cfg.cache_dir, quiet=cfg.quiet, label=root.name)
 
     # rows of dec.x by original position; files that did not decode drop out of their split
@@ -222,7 +210,7 @@ def from_cifar10(cfg: RunConfig, image_size: Optional[int] = None) -> ImageData:
 def from_synthetic(cfg: RunConfig, image_size: Optional[int] = None) -> ImageData:
     from .synthetic import FORMAT, synthetic_images
 
-    size = image_size or cfg.image_size or model_image_size(cfg.model) or DEFAULT_SIZE
+    size = image_size or cfg.image_size or DEFAULT_SIZE
     n = cfg.synthetic_per_class
     x, y_t, classes = _cached_synthetic(n, size, cfg.cache_dir, synthetic_images)
     y = y_t.numpy()
