@@ -237,13 +237,7 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
     if (input is None) == (camera is None):
         raise ConfigError("give INPUT (image, folder or video) or --camera N, not both")
     if out_dir is None:
-        import time as _time
-
-        out_dir = Path(f"detections-{_time.strftime('%Y%m%d-%H%M%S')}")
-        k = 1
-        while out_dir.exists():
-            k += 1
-            out_dir = Path(f"{out_dir.name.split('.')[0]}.{k}")
+        out_dir = _new_detections_dir()
     mode = "pixelate" if pixelate else ("blur" if blur else None)
     out.print(f"{_model_line(model)}; {storage_notice(mode, save_frames)}", soft_wrap=True)  # first line: both
     opts = dict(detector=detector, backend=backend, threads=threads, face_model=face_model,
@@ -256,17 +250,40 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
             raise ConfigError("--truth scores photos: give INPUT, not --camera")
         m = detect_and_evaluate(input, model, out_dir, truth, subset=subset,
                                 min_face_prob=0.05 if min_face_prob is None else min_face_prob, **opts)
-        per = ", ".join(f"{c} {v:.3f}" for c, v in m["ap50_per_class"].items())
-        out.print(f"{m['photos']} photos, {m['faces']} annotated faces: mAP@0.5 {m['map50']:.3f} ({per}); "
-                  f"mAP@[.5:.95] {m['map']:.3f}; faces found {100 * m['face_recall']:.1f}%; "
-                  f"false boxes {m['false_boxes']}")
-        out.print(f"report: {m['report']}  metrics: {Path(out_dir) / 'metrics.json'}")
+        _print_box_scores(m, out_dir)
         return
     if subset is not None:
         raise ConfigError("--subset goes with --truth")
     s = run_detection(int(camera) if camera is not None else input, model, out_dir,
                       min_face_prob=0.5 if min_face_prob is None else min_face_prob, bin_seconds=bin_seconds,
                       track=track, **opts)
+    _print_detections(s, out_dir)
+
+
+def _new_detections_dir() -> Path:
+    """``detect``'s default output folder: detections-<time> here, with .2, .3, ... if that exists."""
+    import time as _time
+
+    out_dir = Path(f"detections-{_time.strftime('%Y%m%d-%H%M%S')}")
+    k = 1
+    while out_dir.exists():
+        k += 1
+        out_dir = Path(f"{out_dir.name.split('.')[0]}.{k}")
+    return out_dir
+
+
+def _print_box_scores(m: dict, out_dir: Path) -> None:
+    """``detect --truth``'s lines: mAP, per-class AP, recall and false boxes, then where the report went."""
+    per = ", ".join(f"{c} {v:.3f}" for c, v in m["ap50_per_class"].items())
+    out.print(f"{m['photos']} photos, {m['faces']} annotated faces: mAP@0.5 {m['map50']:.3f} ({per}); "
+              f"mAP@[.5:.95] {m['map']:.3f}; faces found {100 * m['face_recall']:.1f}%; "
+              f"false boxes {m['false_boxes']}")
+    out.print(f"report: {m['report']}  metrics: {Path(out_dir) / 'metrics.json'}")
+
+
+def _print_detections(s: dict, out_dir: Path) -> None:
+    """``detect``'s lines after ``run_detection``: faces by label and speed, skipped files, the video summary
+    (mask rate, people) and where the output went."""
     labels = ", ".join(f"{k} {v}" for k, v in sorted(s["labels"].items())) or "none"
     unit = ("frame" if s["kind"] in ("video", "camera") else "image") + ("" if s["processed"] == 1 else "s")
     out.print(f"{s['processed']} {unit}: {s['faces']} faces "
