@@ -43,12 +43,119 @@ def pair_records(records: Sequence[dict], truths: Sequence[AnnotatedImage]) -> l
     return pairs
 
 
+class _Tally:
+    """Running counts over the photos of one evaluation: faces and face boxes, recall by size band, the confusion
+    matrix of matched faces, false boxes (all, and those a user sees), and the missed and mislabelled faces."""
+
+    def __init__(self, n_classes: int) -> None:
+        self.confusion = np.zeros((n_classes, n_classes), np.int64)
+        self.band_hits: Counter = Counter()
+        self.band_total: Counter = Counter()
+        self.false_boxes, self.false_shown, self.n_shown, self.n_pred, self.n_truth = 0, 0, 0, 0, 0
+        self.misses: list[dict] = []
+        self.mistakes: list[dict] = []
+
+
+def _class_scored(faces: list[dict], pb: np.ndarray, idx: dict, rank: str) -> dict:
+    """Every face box once per class, scored with that class's probability (times the detector's score for
+    ``prob*score``): the prediction torchmetrics gets for the main mAP."""
+    import torch
+
+    boxes, scores, labels = [], [], []
+    for k, f in enumerate(faces):
+        probs = f.get("probs") or {f["guess"]: f["confidence"]}
+        w = float(f.get("score", 1.0)) if rank == "prob*score" else 1.0
+        for c, p in probs.items():
+            if c in idx:
+                boxes.append(pb[k]), scores.append(float(p) * w), labels.append(idx[c])
+    return {"boxes": torch.tensor(np.array(boxes).reshape(-1, 4), dtype=torch.float32),
+            "scores": torch.tensor(scores, dtype=torch.float32),
+            "labels": torch.tensor(labels, dtype=torch.long)}
+
+
+def _top1_scored(faces: list[dict], pb: np.ndarray, idx: dict, rank: str) -> dict:
+    """Every face box once, with its best guess only: the prediction for ``map50_top1``."""
+    import torch
+
+    top = [(pb[k], f["confidence"] * f.get("face", 1.0) * (f.get("score", 1.0) if rank == "prob*score" else 1.0),
+            idx[f["guess"]]) for k, f in enumerate(faces) if f["guess"] in idx]
+    return {"boxes": torch.tensor(np.array([t[0] for t in top]).reshape(-1, 4), dtype=torch.float32),
+            "scores": torch.tensor([t[1] for t in top], dtype=torch.float32),
+            "labels": torch.tensor([t[2] for t in top], dtype=torch.long)}
+
+
+def _tally_photo(t: _Tally, rec: dict, truth: AnnotatedImage, faces: list[dict], pb: np.ndarray, gt: np.ndarray,
+                 gl: list[int], idx: dict, match_iou: float) -> None:
+    """One photo's face boxes matched one-to-one to its annotated faces, counted into ``t``."""
+    from ..detect.boxfix import match
+
+    pairs_ = match(pb, gt, match_iou)
+    matched_gt = {g: d for d, g, _ in pairs_}
+    t.false_boxes += len(faces) - len(pairs_)
+    # what a user sees at the default --min-face-prob 0.5
+    shown = [k for k, f in enumerate(faces) if f.get("face", 1.0) >= SHOWN_FACE_PROB]
+    t.n_shown += len(shown)
+    t.false_shown += len(set(shown) - {d for d, _, _ in pairs_})
+    for g, b in enumerate(truth.boxes):
+        side = min(b.w, b.h)
+        band = next(name for lo, hi, name in SIZE_BANDS if lo <= side < hi)
+        t.band_total[band] += 1
+        if g in matched_gt:
+            t.band_hits[band] += 1
+            f = faces[matched_gt[g]]
+            if f["guess"] in idx:
+                t.confusion[gl[g], idx[f["guess"]]] += 1
+                if f["guess"] != b.label:
+                    t.mistakes.append({"source": rec["source"], "truth_box": [b.x0, b.y0, b.w, b.h],
+                                       "truth": b.label, "guess": f["guess"], "confidence": f["confidence"]})
+        else:
+            t.misses.append({"source": rec["source"], "truth_box": [b.x0, b.y0, b.w, b.h], "truth": b.label,
+                             "side": side})
+
+
+def _per_class(res, key: str, classes: list[str]) -> dict:
+    vals = res[key].flatten().tolist()
+    ids = res["classes"].flatten().tolist()
+    return {classes[int(i)]: round(float(v), 4) for i, v in zip(ids, vals)}
+
+
+def _results(t: _Tally, res_all, res_top, classes: list[str], photos: int, match_iou: float, rank: str) -> dict:
+    """The metrics dict of ``evaluate_detections`` from the two computed mAPs and the tally."""
+    pr = {}
+    prec = res_all["precision"]  # T x R x K x A x M (IoU thresholds, 101 recall points, classes, areas, max dets)
+    present = res_all["classes"].flatten().tolist()
+    for k, cid in enumerate(present):
+        p = prec[0, :, k, 0, -1].numpy()
+        pr[classes[int(cid)]] = [round(float(v), 4) for v in p]
+    recall = {name: {"found": t.band_hits[name], "faces": t.band_total[name],
+                     "recall": round(t.band_hits[name] / t.band_total[name], 4) if t.band_total[name] else None}
+              for _, _, name in SIZE_BANDS}
+    found = sum(t.band_hits.values())
+    return {
+        "photos": photos, "faces": t.n_truth, "face_boxes": t.n_pred,
+        "map50": round(float(res_all["map_50"]), 4), "map": round(float(res_all["map"]), 4),
+        "ap50_per_class": _per_class(_per_class_50(res_all, prec, present), "ap50", classes),
+        "ap_per_class": _per_class(res_all, "map_per_class", classes),
+        "map50_top1": round(float(res_top["map_50"]), 4), "map_top1": round(float(res_top["map"]), 4),
+        "face_recall": round(found / t.n_truth, 4) if t.n_truth else None,
+        "recall_by_size": recall,
+        "false_boxes": int(t.false_boxes),
+        "shown_boxes": int(t.n_shown), "false_boxes_shown": int(t.false_shown),
+        "confusion": {"classes": classes, "matrix": t.confusion.tolist()},
+        "matched_accuracy": round(float(np.trace(t.confusion) / max(t.confusion.sum(), 1)), 4),
+        "pr_curves": pr, "match_iou": match_iou, "rank": rank,
+        "_misses": sorted(t.misses, key=lambda d: -d["side"]),
+        "_mistakes": sorted(t.mistakes, key=lambda d: -d["confidence"]),
+    }
+
+
 def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage], classes: Sequence[str],
                         match_iou: float = 0.5, rank: str = "prob*score") -> dict:
+    """The metrics of the module docstring for the pipeline's ``records`` against the annotated ``truths``."""
     import torch
     from torchmetrics.detection import MeanAveragePrecision
 
-    from ..detect.boxfix import match, xywh_to_xyxy
+    from ..detect.boxfix import xywh_to_xyxy
 
     if rank not in ("prob*score", "prob"):
         raise DataError(f"unknown ranking {rank!r}; choose prob*score or prob")
@@ -68,89 +175,19 @@ def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage
         return m
 
     m_all, m_top = metric(), metric()
-    confusion = np.zeros((len(classes), len(classes)), np.int64)
-    band_hits, band_total = Counter(), Counter()
-    false_boxes, false_shown, n_shown, n_pred, n_truth = 0, 0, 0, 0, 0
-    misses: list[dict] = []
-    mistakes: list[dict] = []
+    tally = _Tally(len(classes))
     for rec, truth in pairs:
         faces = rec.get("faces", [])
-        n_pred += len(faces)
+        tally.n_pred += len(faces)
         pb = xywh_to_xyxy(np.array([f["box"] for f in faces], np.float64)) if faces else np.zeros((0, 4))
         gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in truth.boxes], np.float64).reshape(-1, 4)
         gl = [idx[b.label] for b in truth.boxes]
-        n_truth += len(gt)
-        boxes, scores, labels = [], [], []
-        for k, f in enumerate(faces):
-            probs = f.get("probs") or {f["guess"]: f["confidence"]}
-            w = float(f.get("score", 1.0)) if rank == "prob*score" else 1.0
-            for c, p in probs.items():
-                if c in idx:
-                    boxes.append(pb[k]), scores.append(float(p) * w), labels.append(idx[c])
+        tally.n_truth += len(gt)
         target = {"boxes": torch.tensor(gt, dtype=torch.float32), "labels": torch.tensor(gl, dtype=torch.long)}
-        m_all.update([{"boxes": torch.tensor(np.array(boxes).reshape(-1, 4), dtype=torch.float32),
-                       "scores": torch.tensor(scores, dtype=torch.float32),
-                       "labels": torch.tensor(labels, dtype=torch.long)}], [target])
-        top = [(pb[k], f["confidence"] * f.get("face", 1.0) * (f.get("score", 1.0) if rank == "prob*score" else 1.0),
-                idx[f["guess"]]) for k, f in enumerate(faces) if f["guess"] in idx]
-        m_top.update([{"boxes": torch.tensor(np.array([t[0] for t in top]).reshape(-1, 4), dtype=torch.float32),
-                       "scores": torch.tensor([t[1] for t in top], dtype=torch.float32),
-                       "labels": torch.tensor([t[2] for t in top], dtype=torch.long)}], [target])
-        pairs_ = match(pb, gt, match_iou)
-        matched_gt = {g: d for d, g, _ in pairs_}
-        false_boxes += len(faces) - len(pairs_)
-        # what a user sees at the default --min-face-prob 0.5
-        shown = [k for k, f in enumerate(faces) if f.get("face", 1.0) >= SHOWN_FACE_PROB]
-        n_shown += len(shown)
-        false_shown += len(set(shown) - {d for d, _, _ in pairs_})
-        for g, b in enumerate(truth.boxes):
-            side = min(b.w, b.h)
-            band = next(name for lo, hi, name in SIZE_BANDS if lo <= side < hi)
-            band_total[band] += 1
-            if g in matched_gt:
-                band_hits[band] += 1
-                f = faces[matched_gt[g]]
-                if f["guess"] in idx:
-                    confusion[gl[g], idx[f["guess"]]] += 1
-                    if f["guess"] != b.label:
-                        mistakes.append({"source": rec["source"], "truth_box": [b.x0, b.y0, b.w, b.h],
-                                         "truth": b.label, "guess": f["guess"], "confidence": f["confidence"]})
-            else:
-                misses.append({"source": rec["source"], "truth_box": [b.x0, b.y0, b.w, b.h], "truth": b.label,
-                               "side": side})
-    res_all, res_top = m_all.compute(), m_top.compute()
-
-    def per_class(res, key):
-        vals = res[key].flatten().tolist()
-        ids = res["classes"].flatten().tolist()
-        return {classes[int(i)]: round(float(v), 4) for i, v in zip(ids, vals)}
-
-    pr = {}
-    prec = res_all["precision"]  # T x R x K x A x M (IoU thresholds, 101 recall points, classes, areas, max dets)
-    present = res_all["classes"].flatten().tolist()
-    for k, cid in enumerate(present):
-        p = prec[0, :, k, 0, -1].numpy()
-        pr[classes[int(cid)]] = [round(float(v), 4) for v in p]
-    recall = {name: {"found": band_hits[name], "faces": band_total[name],
-                     "recall": round(band_hits[name] / band_total[name], 4) if band_total[name] else None}
-              for _, _, name in SIZE_BANDS}
-    found = sum(band_hits.values())
-    return {
-        "photos": len(pairs), "faces": n_truth, "face_boxes": n_pred,
-        "map50": round(float(res_all["map_50"]), 4), "map": round(float(res_all["map"]), 4),
-        "ap50_per_class": per_class(_per_class_50(res_all, prec, present), "ap50"),
-        "ap_per_class": per_class(res_all, "map_per_class"),
-        "map50_top1": round(float(res_top["map_50"]), 4), "map_top1": round(float(res_top["map"]), 4),
-        "face_recall": round(found / n_truth, 4) if n_truth else None,
-        "recall_by_size": recall,
-        "false_boxes": int(false_boxes),
-        "shown_boxes": int(n_shown), "false_boxes_shown": int(false_shown),
-        "confusion": {"classes": classes, "matrix": confusion.tolist()},
-        "matched_accuracy": round(float(np.trace(confusion) / max(confusion.sum(), 1)), 4),
-        "pr_curves": pr, "match_iou": match_iou, "rank": rank,
-        "_misses": sorted(misses, key=lambda d: -d["side"]),
-        "_mistakes": sorted(mistakes, key=lambda d: -d["confidence"]),
-    }
+        m_all.update([_class_scored(faces, pb, idx, rank)], [target])
+        m_top.update([_top1_scored(faces, pb, idx, rank)], [target])
+        _tally_photo(tally, rec, truth, faces, pb, gt, gl, idx, match_iou)
+    return _results(tally, m_all.compute(), m_top.compute(), classes, len(pairs), match_iou, rank)
 
 
 def _per_class_50(res: dict, prec, present: list) -> dict:
