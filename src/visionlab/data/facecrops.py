@@ -174,23 +174,9 @@ def _read_bgr(path: Path) -> np.ndarray:
     return cv2.cvtColor(decode_array(path), cv2.COLOR_RGB2BGR)  # EXIF, palette, 16-bit handled once, everywhere
 
 
-def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | Path | None = None,
-              face_model: str | Path | None = None, upscale: float = DEFAULT_UPSCALE,
-              score_threshold: float = DEFAULT_THRESHOLD, margin: float = 0.2, size: int = 128,
-              split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0, balance: bool = True,
-              max_jitter: int = 10, background: bool = True, label_map: Optional[dict] = None,
-              show_progress: bool = True) -> FaceCropSummary:
-    """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos."""
-    from ..detect.boxfix import BoxCorrection, iou_matrix, match, xywh_to_xyxy
-    from ..detect.faces import YuNetDetector
-    from ..io import atomic_write_text, write_json
-    from ..progress import progress
-
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {out} is not empty; pick a new folder (crops are never mixed with old ones)")
-    if not sources:
-        raise ConfigError("give at least one source: a boxes.csv, a VOC folder or an ImageFolder")
+def _sort_sources(sources: Sequence[str | Path], images: str | Path | None,
+                  label_map: Optional[dict]) -> tuple[list[AnnotatedImage], list[Path]]:
+    """The box-annotated photos of the sources (boxes.csv, VOC folders) and the one-face ImageFolders."""
     boxed: list[AnnotatedImage] = []
     folders: list[Path] = []
     for s in sources:
@@ -200,6 +186,109 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
             folders.append(p)
         else:
             boxed.extend(read_annotations(p, images, label_map))
+    return boxed, folders
+
+
+def _detect_all(boxed: Sequence[AnnotatedImage], det, show_progress: bool) -> tuple[dict, dict]:
+    """Every photo decoded (BGR) and the detector's raw rows for it, by photo index."""
+    from ..progress import progress
+
+    raw: dict[int, np.ndarray] = {}
+    imgs: dict[int, np.ndarray] = {}
+    with progress(disable=not show_progress) as bar:
+        task = bar.add_task("detecting faces", total=len(boxed), info="")
+        for i, r in enumerate(boxed):
+            img = _read_bgr(r.path)
+            imgs[i] = img
+            raw[i] = det.detect_raw(img)
+            bar.advance(task)
+    return imgs, raw
+
+
+def _fit_correction(boxed: Sequence[AnnotatedImage], split: list[str], raw: dict):
+    """The box correction from the training photos' matched pairs (IoU >= 0.3: the offsets it must learn)."""
+    from ..detect.boxfix import BoxCorrection, match, xywh_to_xyxy
+
+    X, L, S, T = [], [], [], []
+    for i, r in enumerate(boxed):
+        if split[i] != "Train" or not len(raw[i]):
+            continue
+        gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in r.boxes])
+        for d, g, _ in match(xywh_to_xyxy(raw[i][:, :4]), gt, 0.3):
+            X.append(raw[i][d, :4]), L.append(raw[i][d, 4:14]), S.append(raw[i][d, 14]), T.append(gt[g])
+    return BoxCorrection.fit(np.array(X), np.array(L), np.array(S), np.array(T))
+
+
+def _cut_photo(w: _Writer, r: AnnotatedImage, img: np.ndarray, raw: np.ndarray, sp: str, correction,
+               copies: dict, rng: np.random.Generator, margin: float, background: bool) -> None:
+    """One box-annotated photo's crops: a face crop per annotated face (a training face from its corrected
+    detector box where matched, with jittered copies of rare classes), and ``Background`` crops of the
+    detector boxes that overlap no annotated face."""
+    from ..detect.boxfix import iou_matrix, match, xywh_to_xyxy
+
+    stem = r.path.stem
+    gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in r.boxes])
+    fixed = correction(raw[:, :4], raw[:, 4:14], raw[:, 14]) if len(raw) else np.zeros((0, 4))
+    matched = {g: d for d, g, _ in match(xywh_to_xyxy(fixed), gt, 0.5)} if sp == "Train" else {}
+    for j, b in enumerate(r.boxes):
+        box = tuple(fixed[matched[j]]) if j in matched else b.xywh
+        w.write(sp, b.label, f"{stem}_{j:03d}.jpg", w.crop(img, box, margin))
+        for k in range(copies.get(b.label, 0) if sp == "Train" else 0):
+            w.write(sp, b.label, f"{stem}_{j:03d}_j{k}.jpg", w.crop(img, _jitter(b.xywh, rng), margin))
+    if background and len(fixed):
+        m = iou_matrix(xywh_to_xyxy(fixed), gt).max(1) if len(gt) else np.zeros(len(fixed))
+        for d in np.flatnonzero(m < 0.2):
+            w.write(sp, BACKGROUND, f"{stem}_bg{d:03d}.jpg", w.crop(img, fixed[d], margin))
+
+
+def _cut_boxed(boxed: list[AnnotatedImage], det, w: _Writer, manifest: dict, rng: np.random.Generator, *,
+               split_ratios: tuple[float, float, float], seed: int, margin: float, balance: bool, max_jitter: int,
+               background: bool, show_progress: bool):
+    """The box-annotated photos split by photo (recorded in ``manifest``) and cut; returns the box correction
+    fitted on the training photos."""
+    groups = photo_groups(boxed)
+    split = split_photos(boxed, split_ratios, seed, groups)
+    manifest["photos"] = {s: sorted(r.name for r, sp in zip(boxed, split) if sp == s) for s in SPLITS}
+    manifest["groups"] = int(max(groups) + 1)
+    imgs, raw = _detect_all(boxed, det, show_progress)
+    correction = _fit_correction(boxed, split, raw)
+    freq = Counter(b.label for i, r in enumerate(boxed) if split[i] == "Train" for b in r.boxes)
+    top = max(freq.values()) if freq else 1
+    copies = {c: (min(max_jitter, max(0, round(top / (2 * n)) - 1)) if balance else 0) for c, n in freq.items()}
+    manifest["jitter_copies"] = copies
+    for i, r in enumerate(boxed):
+        _cut_photo(w, r, imgs.pop(i), raw[i], split[i], correction, copies, rng, margin, background)
+    return correction
+
+
+def _write_unused(path: Path, unused: list[tuple[str, str]]) -> None:
+    """``unused.csv``: the images that gave no crop, and why."""
+    from ..io import atomic_write_text
+
+    buf = io.StringIO()
+    cw = csv.writer(buf)
+    cw.writerow(["image", "reason"])
+    cw.writerows(unused)
+    atomic_write_text(path, buf.getvalue())
+
+
+def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | Path | None = None,
+              face_model: str | Path | None = None, upscale: float = DEFAULT_UPSCALE,
+              score_threshold: float = DEFAULT_THRESHOLD, margin: float = 0.2, size: int = 128,
+              split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0, balance: bool = True,
+              max_jitter: int = 10, background: bool = True, label_map: Optional[dict] = None,
+              show_progress: bool = True) -> FaceCropSummary:
+    """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos."""
+    from ..detect.boxfix import BoxCorrection
+    from ..detect.faces import YuNetDetector
+    from ..io import write_json
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"--out {out} is not empty; pick a new folder (crops are never mixed with old ones)")
+    if not sources:
+        raise ConfigError("give at least one source: a boxes.csv, a VOC folder or an ImageFolder")
+    boxed, folders = _sort_sources(sources, images, label_map)
     rng = np.random.default_rng(seed)
     w = _Writer(out, size)
     manifest: dict = {"format": "visionlab-face-crops-v1", "sources": [str(s) for s in sources], "seed": seed,
@@ -209,48 +298,10 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     unused: list[tuple[str, str]] = []
     det = YuNetDetector(face_model, score_threshold=score_threshold, upscale=upscale)
     correction: Optional[BoxCorrection] = None
-
     if boxed:
-        groups = photo_groups(boxed)
-        split = split_photos(boxed, split_ratios, seed, groups)
-        manifest["photos"] = {s: sorted(r.name for r, sp in zip(boxed, split) if sp == s) for s in SPLITS}
-        manifest["groups"] = int(max(groups) + 1)
-        raw: dict[int, np.ndarray] = {}
-        imgs: dict[int, np.ndarray] = {}
-        with progress(disable=not show_progress) as bar:
-            task = bar.add_task("detecting faces", total=len(boxed), info="")
-            for i, r in enumerate(boxed):
-                img = _read_bgr(r.path)
-                imgs[i] = img
-                raw[i] = det.detect_raw(img)
-                bar.advance(task)
-        # box correction from the training photos' matched pairs (IoU >= 0.3: the offsets it must learn)
-        X, L, S, T = [], [], [], []
-        for i, r in enumerate(boxed):
-            if split[i] != "Train" or not len(raw[i]):
-                continue
-            gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in r.boxes])
-            for d, g, _ in match(xywh_to_xyxy(raw[i][:, :4]), gt, 0.3):
-                X.append(raw[i][d, :4]), L.append(raw[i][d, 4:14]), S.append(raw[i][d, 14]), T.append(gt[g])
-        correction = BoxCorrection.fit(np.array(X), np.array(L), np.array(S), np.array(T))
-        freq = Counter(b.label for i, r in enumerate(boxed) if split[i] == "Train" for b in r.boxes)
-        top = max(freq.values()) if freq else 1
-        copies = {c: (min(max_jitter, max(0, round(top / (2 * n)) - 1)) if balance else 0) for c, n in freq.items()}
-        manifest["jitter_copies"] = copies
-        for i, r in enumerate(boxed):
-            img, sp, stem = imgs.pop(i), split[i], r.path.stem
-            gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in r.boxes])
-            fixed = correction(raw[i][:, :4], raw[i][:, 4:14], raw[i][:, 14]) if len(raw[i]) else np.zeros((0, 4))
-            matched = {g: d for d, g, _ in match(xywh_to_xyxy(fixed), gt, 0.5)} if sp == "Train" else {}
-            for j, b in enumerate(r.boxes):
-                box = tuple(fixed[matched[j]]) if j in matched else b.xywh
-                w.write(sp, b.label, f"{stem}_{j:03d}.jpg", w.crop(img, box, margin))
-                for k in range(copies.get(b.label, 0) if sp == "Train" else 0):
-                    w.write(sp, b.label, f"{stem}_{j:03d}_j{k}.jpg", w.crop(img, _jitter(b.xywh, rng), margin))
-            if background and len(fixed):
-                m = iou_matrix(xywh_to_xyxy(fixed), gt).max(1) if len(gt) else np.zeros(len(fixed))
-                for d in np.flatnonzero(m < 0.2):
-                    w.write(sp, BACKGROUND, f"{stem}_bg{d:03d}.jpg", w.crop(img, fixed[d], margin))
+        correction = _cut_boxed(boxed, det, w, manifest, rng, split_ratios=split_ratios, seed=seed, margin=margin,
+                                balance=balance, max_jitter=max_jitter, background=background,
+                                show_progress=show_progress)
 
     for root in folders:
         _cut_folder(root, det, correction, w, margin, unused, manifest, show_progress, label_map, split_ratios, seed)
@@ -263,11 +314,7 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     write_json(out / MANIFEST, manifest)
     write_json(out / PROFILE, profile)
     if unused:
-        buf = io.StringIO()
-        cw = csv.writer(buf)
-        cw.writerow(["image", "reason"])
-        cw.writerows(unused)
-        atomic_write_text(out / UNUSED, buf.getvalue())
+        _write_unused(out / UNUSED, unused)
     photos = {s: len(v) for s, v in manifest["photos"].items()}
     return FaceCropSummary(out, manifest["counts"], photos, len(unused), correction.pairs if correction else 0)
 
