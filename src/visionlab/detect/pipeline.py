@@ -26,6 +26,7 @@ from .faces import FACE_DETECTORS, Face, FaceDetector, quiet_opencv
 
 if TYPE_CHECKING:
     from .profile import DetectProfile
+    from .summary import VideoSummary
 
 UNSURE = "unsure"
 # faces whose box's shorter side is below this many pixels are `unsure`: the face classifier is trained on crowd
@@ -315,6 +316,203 @@ def _list_images(folder: Path, exclude: Path) -> list[Path]:
     return files
 
 
+def _input_kind(src: int | Path) -> str:
+    """``camera``, ``folder``, ``video`` or ``image``; ``DataError`` for any other file."""
+    if isinstance(src, int):
+        return "camera"
+    if src.is_dir():
+        return "folder"
+    if src.suffix.lower() in VIDEO_SUFFIXES:
+        return "video"
+    if src.suffix.lower() in IMAGE_SUFFIXES:
+        return "image"
+    raise DataError(f"{src} is neither an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a video "
+                    f"({', '.join(sorted(VIDEO_SUFFIXES))})")
+
+
+def _resolve_input(input: str | os.PathLike | int, out: Path,
+                   only: Optional[Sequence[str | os.PathLike]]) -> tuple[int | Path, str, list[Path]]:
+    """The source (a path or a camera index), its kind and, for an image or a folder, the images to read (a
+    folder's restricted to ``only`` when given); checked before anything is loaded or written."""
+    if isinstance(input, bool) or not isinstance(input, (int, str, os.PathLike)):
+        raise ConfigError(f"input must be a path or a camera index, got {input!r}")
+    src: int | Path = input if isinstance(input, int) else Path(input)
+    if isinstance(src, Path) and not src.exists():
+        raise DataError(f"input {src} does not exist; pass an image, a folder of images, a video file or --camera N")
+    kind = _input_kind(src)
+    if kind in ("image", "folder") and out.resolve() == (src.resolve() if kind == "folder" else src.resolve().parent):
+        raise ConfigError(f"--out {out} is the input's own folder: annotated images would replace the originals; "
+                          f"pick another folder")
+    files: list[Path] = []
+    if kind in ("image", "folder"):
+        files = [src] if kind == "image" else _list_images(src, out.resolve())
+        if only is not None and kind == "folder":  # a subset of the folder (e.g. the validation photos)
+            keep = {Path(f).resolve() for f in only}
+            files = [f for f in files if f.resolve() in keep]
+        if not files:
+            raise DataError(f"no images in {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return src, kind, files
+
+
+def _open_source(src: int | Path, kind: str, blur: Optional[str], zone):
+    """The checked ``zone`` (parsed from its string form) and the open capture of a video or camera (``None``
+    otherwise), after checking ``blur``: before anything is written, so a bad video or camera leaves no output."""
+    from .privacy import check_mode
+    from .summary import parse_zone
+
+    if blur is not None:
+        check_mode(blur)
+    if isinstance(zone, str):
+        zone = parse_zone(zone)
+    cap = None
+    if kind in ("video", "camera"):
+        cap = _open_capture(src)
+    return zone, cap
+
+
+def _new_summary(src: int | Path, kind: str, out: Path, pipe: DetectionPipeline, classifier: Classifier,
+                 prof: "Optional[DetectProfile]", setting: str, stored: str) -> dict:
+    """The summary dict ``run_detection`` returns, before anything is processed."""
+    return {"input": str(src) if kind != "camera" else f"camera:{src}", "kind": kind, "out_dir": str(out),
+            "jsonl": str(out / JSONL_FILE), "video": None, "processed": 0, "faces": 0, "labels": {},
+            "skipped": [], "interrupted": False, "detector": getattr(pipe.detector, "name", "?"),
+            "backend": getattr(classifier, "backend", type(classifier).__name__),
+            "setting": setting if prof is not None else "default",
+            "profile": prof.source if prof is not None else None,
+            "faces_stored": stored}
+
+
+class _DetectionRun:
+    """The state one ``run_detection`` call shares between its loops: the pipeline and output options, the open
+    JSON lines file, the running totals and FPS, the video summary and the video being written."""
+
+    def __init__(self, pipe: DetectionPipeline, src: int | Path, kind: str, out: Path, summary: dict, *,
+                 save_frames: bool, blur: Optional[str], zone, on_frame: Optional[Callable[[dict, np.ndarray], None]],
+                 anonymize: Callable) -> None:
+        self.pipe, self.src, self.kind, self.out, self.summary = pipe, src, kind, out, summary
+        self.save_frames, self.blur, self.zone, self.on_frame, self.anonymize = (save_frames, blur, zone, on_frame,
+                                                                                 anonymize)
+        self.vs: Optional[VideoSummary] = None
+        self.labels: Counter = Counter()
+        self.t0 = time.perf_counter()
+        self.fps_ema: Optional[float] = None
+        self.writer: Optional[cv2.VideoWriter] = None
+        self.tmp_video: Optional[Path] = None
+        self.final: Optional[Path] = None
+        self.jsonl = open(out / JSONL_FILE, "w", encoding="utf-8")
+
+    def process(self, frame: np.ndarray, source: str, index: Optional[int],
+                overlay_fps: bool) -> tuple[np.ndarray, dict]:
+        t = time.perf_counter()
+        results = self.pipe(frame)
+        dt = max(time.perf_counter() - t, 1e-6)
+        self.fps_ema = 1.0 / dt if self.fps_ema is None else 0.9 * self.fps_ema + 0.1 / dt
+        record = {"source": source, "frame": index, "faces": [r.to_dict() for r in results]}
+        if self.vs is not None:
+            ids = self.vs.update(index or 0, record["faces"],
+                                 t=time.perf_counter() - self.t0 if self.kind == "camera" else None)
+            for f, i in zip(record["faces"], ids):
+                f["track"] = i
+        if not self.save_frames:
+            return frame, record
+        shown = self.anonymize(frame, results, self.blur) if self.blur else frame
+        annotated = draw_results(shown, results, self.fps_ema if overlay_fps else None)
+        if self.zone is not None:
+            self.zone.draw(annotated)
+        return annotated, record
+
+    def emit(self, record: dict, annotated: np.ndarray) -> None:
+        # after the image or video frame is written, so the JSON lines never run ahead of the output
+        self.jsonl.write(json.dumps(record) + "\n")
+        self.jsonl.flush()
+        self.summary["processed"] += 1
+        self.summary["faces"] += len(record["faces"])
+        self.labels.update(f["label"] for f in record["faces"])
+        if self.on_frame is not None:
+            self.on_frame(record, annotated)
+
+    def read_images(self, bar, files: Sequence[Path], console) -> None:
+        """Every image in turn; one of a folder's that cannot be decoded is skipped with a warning line."""
+        src, kind, summary = self.src, self.kind, self.summary
+        task = bar.add_task(src.name, total=len(files), info="")
+        for f in files:
+            try:
+                img = read_image(f)
+            except DataError as e:
+                if kind == "image":
+                    raise
+                console.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
+                summary["skipped"].append([str(f), str(e)])
+                bar.advance(task)
+                continue
+            annotated, record = self.process(img, str(f), None, overlay_fps=False)
+            if self.save_frames:
+                _write_image(self.out / (f.name if kind == "image" else f.relative_to(src)), annotated)
+            self.emit(record, annotated)
+            bar.update(task, advance=1, info=f"{summary['processed'] / (time.perf_counter() - self.t0):.1f} img/s")
+
+    def read_video(self, bar, cap: cv2.VideoCapture, max_frames: Optional[int], video_summary: bool,
+                   bin_seconds: Optional[float], track: bool) -> None:
+        """Frame by frame into ``<stem>.part.mp4`` (``close`` gives it its final name), up to ``max_frames``."""
+        from .summary import VideoSummary
+
+        src, kind, out = self.src, self.kind, self.out
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        fps = fps if fps and np.isfinite(fps) and 0 < fps <= 240 else 25.0
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
+        total = min(count, max_frames) if count > 0 and max_frames else (count or max_frames or None)
+        stem = f"camera{src}" if kind == "camera" else src.stem
+        self.final = final = out / f"{stem}.mp4"
+        self.tmp_video = out / f".{stem}.part.mp4"  # renamed on finish: a half-written file never has the final name
+        task = bar.add_task(str(src) if kind == "video" else f"camera {src}", total=total, info="")
+        if video_summary:
+            self.vs = VideoSummary(fps, bin_seconds, duration_s=count / fps if kind == "video" and count > 0
+                                   else None, zone=self.zone, track=track)
+        index = 0
+        while max_frames is None or index < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if self.writer is None and self.save_frames:
+                h, w = frame.shape[:2]
+                self.writer = cv2.VideoWriter(str(self.tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                if not self.writer.isOpened():
+                    self.writer = None
+                    raise DataError(f"cannot write {final}: this OpenCV build has no mp4v encoder")
+            annotated, record = self.process(frame, self.summary["input"], index, overlay_fps=True)
+            if self.writer is not None:
+                self.writer.write(annotated)
+            self.emit(record, annotated)
+            index += 1
+            bar.update(task, advance=1, info=f"{self.fps_ema:.1f} FPS")
+        if kind == "camera" and index == 0:
+            raise DataError(f"camera {src} opened but gave no frame; is another program using it?")
+
+    def close(self, cap: Optional[cv2.VideoCapture]) -> None:
+        """Finalise the outputs, also after an error or Ctrl-C: the JSON lines closed, the video renamed into
+        place (or its part file removed when no frame was written)."""
+        self.jsonl.close()
+        if cap is not None:
+            cap.release()
+        if self.writer is not None:
+            self.writer.release()
+            os.replace(self.tmp_video, self.final)  # type: ignore[arg-type]
+            self.summary["video"] = str(self.final)
+        elif self.tmp_video is not None:
+            self.tmp_video.unlink(missing_ok=True)
+
+    def finish(self) -> dict:
+        """The summary with the video summary written (a Ctrl-C'd video still gets one), labels and timing."""
+        summary = self.summary
+        if self.vs is not None:
+            summary["summary"] = self.vs.write(self.out)
+            write_json(self.out / "summary.json", summary["summary"])  # the totals, for scripts
+        summary["labels"] = dict(self.labels)
+        summary["seconds"] = round(time.perf_counter() - self.t0, 3)
+        summary["fps"] = round(summary["processed"] / max(summary["seconds"], 1e-9), 2)
+        return summary
+
+
 def run_detection(input: str | os.PathLike | int, classifier: Classifier | str | os.PathLike | None,
                   out_dir: str | os.PathLike, detector: FaceDetector | str = "yunet", *,
                   backend: Literal["onnx", "torch"] = "onnx", threads: int = 1,
@@ -350,35 +548,7 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
     from ..progress import console, progress
 
     out = Path(out_dir)
-    if isinstance(input, bool) or not isinstance(input, (int, str, os.PathLike)):
-        raise ConfigError(f"input must be a path or a camera index, got {input!r}")
-    src: int | Path = input if isinstance(input, int) else Path(input)
-    if isinstance(src, Path) and not src.exists():
-        raise DataError(f"input {src} does not exist; pass an image, a folder of images, a video file or --camera N")
-    if isinstance(src, int):
-        kind = "camera"
-    elif src.is_dir():
-        kind = "folder"
-    elif src.suffix.lower() in VIDEO_SUFFIXES:
-        kind = "video"
-    elif src.suffix.lower() in IMAGE_SUFFIXES:
-        kind = "image"
-    else:
-        raise DataError(f"{src} is neither an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a video "
-                        f"({', '.join(sorted(VIDEO_SUFFIXES))})")
-    if kind in ("image", "folder") and out.resolve() == (src.resolve() if kind == "folder" else src.resolve().parent):
-        raise ConfigError(f"--out {out} is the input's own folder: annotated images would replace the originals; "
-                          f"pick another folder")
-    only = files
-    files = []
-    if kind in ("image", "folder"):
-        files = [src] if kind == "image" else _list_images(src, out.resolve())
-        if only is not None and kind == "folder":  # a subset of the folder (e.g. the validation photos)
-            keep = {Path(f).resolve() for f in only}
-            files = [f for f in files if f.resolve() in keep]
-        if not files:
-            raise DataError(f"no images in {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-
+    src, kind, files = _resolve_input(input, out, files)
     if classifier is None or isinstance(classifier, (str, os.PathLike)):
         classifier = load_classifier(classifier, backend, threads)
     pipe, prof, setting = profile_pipeline(classifier, detector, kind=kind, quality=quality, profile=profile,
@@ -388,128 +558,21 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
                                            min_confidence=min_confidence, positive_class=positive_class,
                                            min_face_prob=min_face_prob)
 
-    from .privacy import anonymize, check_mode, faces_stored
-    from .summary import VideoSummary, parse_zone
+    from .privacy import anonymize, faces_stored
 
-    if blur is not None:
-        check_mode(blur)
-    if isinstance(zone, str):
-        zone = parse_zone(zone)
-    cap = None
-    if kind in ("video", "camera"):
-        cap = _open_capture(src)  # before anything is written: a bad video or camera leaves no output behind
+    zone, cap = _open_source(src, kind, blur, zone)
     out.mkdir(parents=True, exist_ok=True)
-
-    summary: dict = {"input": str(src) if kind != "camera" else f"camera:{src}", "kind": kind, "out_dir": str(out),
-                     "jsonl": str(out / JSONL_FILE), "video": None, "processed": 0, "faces": 0, "labels": {},
-                     "skipped": [], "interrupted": False, "detector": getattr(pipe.detector, "name", "?"),
-                     "backend": getattr(classifier, "backend", type(classifier).__name__),
-                     "setting": setting if prof is not None else "default",
-                     "profile": prof.source if prof is not None else None,
-                     "faces_stored": faces_stored(blur, save_frames)}
-    vs: Optional[VideoSummary] = None
-    labels: Counter = Counter()
-    t0 = time.perf_counter()
-    fps_ema: Optional[float] = None
-
-    def process(frame: np.ndarray, source: str, index: Optional[int], overlay_fps: bool) -> tuple[np.ndarray, dict]:
-        nonlocal fps_ema
-        t = time.perf_counter()
-        results = pipe(frame)
-        dt = max(time.perf_counter() - t, 1e-6)
-        fps_ema = 1.0 / dt if fps_ema is None else 0.9 * fps_ema + 0.1 / dt
-        record = {"source": source, "frame": index, "faces": [r.to_dict() for r in results]}
-        if vs is not None:
-            ids = vs.update(index or 0, record["faces"], t=time.perf_counter() - t0 if kind == "camera" else None)
-            for f, i in zip(record["faces"], ids):
-                f["track"] = i
-        if not save_frames:
-            return frame, record
-        shown = anonymize(frame, results, blur) if blur else frame
-        annotated = draw_results(shown, results, fps_ema if overlay_fps else None)
-        if zone is not None:
-            zone.draw(annotated)
-        return annotated, record
-
-    def emit(record: dict, annotated: np.ndarray) -> None:
-        # after the image or video frame is written, so the JSON lines never run ahead of the output
-        jsonl.write(json.dumps(record) + "\n")
-        jsonl.flush()
-        summary["processed"] += 1
-        summary["faces"] += len(record["faces"])
-        labels.update(f["label"] for f in record["faces"])
-        if on_frame is not None:
-            on_frame(record, annotated)
-
-    writer = None
-    tmp_video: Optional[Path] = None
-    jsonl = open(out / JSONL_FILE, "w", encoding="utf-8")
+    summary = _new_summary(src, kind, out, pipe, classifier, prof, setting, faces_stored(blur, save_frames))
+    run = _DetectionRun(pipe, src, kind, out, summary, save_frames=save_frames, blur=blur, zone=zone,
+                        on_frame=on_frame, anonymize=anonymize)
     try:
         with progress(disable=not show_progress) as bar:
             if kind in ("image", "folder"):
-                task = bar.add_task(src.name, total=len(files), info="")
-                for f in files:
-                    try:
-                        img = read_image(f)
-                    except DataError as e:
-                        if kind == "image":
-                            raise
-                        console.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
-                        summary["skipped"].append([str(f), str(e)])
-                        bar.advance(task)
-                        continue
-                    annotated, record = process(img, str(f), None, overlay_fps=False)
-                    if save_frames:
-                        _write_image(out / (f.name if kind == "image" else f.relative_to(src)), annotated)
-                    emit(record, annotated)
-                    bar.update(task, advance=1, info=f"{summary['processed'] / (time.perf_counter() - t0):.1f} img/s")
+                run.read_images(bar, files, console)
             else:
-                fps = cap.get(cv2.CAP_PROP_FPS)
-                fps = fps if fps and np.isfinite(fps) and 0 < fps <= 240 else 25.0
-                count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
-                total = min(count, max_frames) if count > 0 and max_frames else (count or max_frames or None)
-                stem = f"camera{src}" if kind == "camera" else src.stem
-                final = out / f"{stem}.mp4"
-                tmp_video = out / f".{stem}.part.mp4"  # renamed on finish: a half-written file never has the final name
-                task = bar.add_task(str(src) if kind == "video" else f"camera {src}", total=total, info="")
-                if video_summary:
-                    vs = VideoSummary(fps, bin_seconds, duration_s=count / fps if kind == "video" and count > 0
-                                      else None, zone=zone, track=track)
-                index = 0
-                while max_frames is None or index < max_frames:
-                    ok, frame = cap.read()
-                    if not ok:
-                        break
-                    if writer is None and save_frames:
-                        h, w = frame.shape[:2]
-                        writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                        if not writer.isOpened():
-                            writer = None
-                            raise DataError(f"cannot write {final}: this OpenCV build has no mp4v encoder")
-                    annotated, record = process(frame, summary["input"], index, overlay_fps=True)
-                    if writer is not None:
-                        writer.write(annotated)
-                    emit(record, annotated)
-                    index += 1
-                    bar.update(task, advance=1, info=f"{fps_ema:.1f} FPS")
-                if kind == "camera" and index == 0:
-                    raise DataError(f"camera {src} opened but gave no frame; is another program using it?")
+                run.read_video(bar, cap, max_frames, video_summary, bin_seconds, track)
     except KeyboardInterrupt:
         summary["interrupted"] = True
     finally:
-        jsonl.close()
-        if cap is not None:
-            cap.release()
-        if writer is not None:
-            writer.release()
-            os.replace(tmp_video, final)  # type: ignore[arg-type]
-            summary["video"] = str(final)
-        elif tmp_video is not None:
-            tmp_video.unlink(missing_ok=True)
-    if vs is not None:  # after the finally: a Ctrl-C'd video still gets its summary
-        summary["summary"] = vs.write(out)
-        write_json(out / "summary.json", summary["summary"])  # the totals, for scripts
-    summary["labels"] = dict(labels)
-    summary["seconds"] = round(time.perf_counter() - t0, 3)
-    summary["fps"] = round(summary["processed"] / max(summary["seconds"], 1e-9), 2)
-    return summary
+        run.close(cap)
+    return run.finish()
