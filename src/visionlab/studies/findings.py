@@ -118,6 +118,8 @@ def check_against_summary(folder: Path, arms: dict[str, ArmStats]) -> list[str]:
     bad = []
     for label, row in read_summary(folder).items():
         s = arms.get(label)
+        if s is None and row["n"] in ("0", "") and row["trials"] in ("0", ""):
+            continue  # an arm none of whose trials has run yet
         if s is None:
             bad.append(f"{folder.name}: {label} in summary.csv but not in results.csv")
             continue
@@ -150,8 +152,13 @@ def _best(arms: dict[str, ArmStats], arm: str, worst: bool) -> tuple[str, str]:
     if separated(first, who):
         how = diff_text(first, who) if paired_diff(first, who) and overlap(first, who) else \
             f"{ci_text(first)} vs {ci_text(who)}"
-        return DIFFERS, f"{first.label} is {place} ({pct(first.mean)}); {arm} is {pos} of {len(order)} ({how})"
+        end = "bottom" if worst else "top"
+        return DIFFERS, f"{first.label} is {place} ({pct(first.mean)}); {arm} is {_nth(pos)} of {len(order)} from the {end} ({how})"
     return CANNOT, f"{first.label} is {place} in the mean ({pct(first.mean)}), not separated from {arm}"
+
+
+def _nth(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _beats(a: Optional[ArmStats], b: Optional[ArmStats], names: tuple[str, str]) -> tuple[str, str]:
@@ -215,11 +222,17 @@ def load(kept: Path) -> Page:
     return page
 
 
+def _arms_needed(claim: Claim) -> list[tuple[str, str]]:
+    return [(c.study, c.arm) for c in claim.checks] + [c.other for c in claim.checks if c.other]
+
+
 def table_rows(page: Page) -> list[str]:
     rows = []
     for claim in CLAIMS:
         studies = sorted({c.study for c in claim.checks} | {c.other[0] for c in claim.checks if c.other})
         missing = [s for s in studies if s not in page.data]
+        missing += [f"{st} {arm}" for st, arm in _arms_needed(claim)
+                    if st in page.data and not getattr(page.data[st].get(arm), "n", 0)]
         if missing:
             v, why = PENDING, f"waiting for: {', '.join(missing)}"
         else:
