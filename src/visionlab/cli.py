@@ -157,9 +157,10 @@ def predict_cmd(args: list[Path] = typer.Argument(..., help="[RUN] then image fi
     import time as _time
 
     from .predict import predict
+    from .runs import RunFolder
 
     first = args[0]
-    is_model = first.suffix.lower() == ".onnx" or (first.is_dir() and (first / "model.json").is_file())
+    is_model = first.suffix.lower() == ".onnx" or (first.is_dir() and RunFolder(first).info.is_file())
     model, inputs = (first, args[1:]) if is_model else (None, args)
     if not inputs:
         raise ConfigError(f"no images given after the model {first}; pass image files or folders")

@@ -65,15 +65,17 @@ class DetectionRow:
 
 
 def _load(run: Path) -> dict:
-    m_path = run / "metrics.json"
-    if not m_path.is_file():
-        raise ModelError(f"{run} has no metrics.json: not a finished visionlab run")
-    m = json.loads(m_path.read_text())
+    from .runs import RunFolder
+
+    folder = RunFolder(run)
+    if not folder.metrics.is_file():
+        raise ModelError(f"{run} has no {folder.METRICS}: not a finished visionlab run")
+    m = json.loads(folder.metrics.read_text())
     if "test" not in m:
         raise ModelError(f"{run} has no test evaluation (status {m.get('status')}); evaluate it first")
-    info = json.loads((run / "model.json").read_text())
+    info = json.loads(folder.info.read_text())
     import yaml
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg = yaml.safe_load(folder.config.read_text())  # a dict: runs of older versions compare too
     label = cfg.get("name") or run.name
     if cfg.get("model") not in label:
         label = f"{cfg.get('model')} ({run.name})"

@@ -6,12 +6,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from .config import RunConfig
 from .errors import ModelError, VisionlabError
+
+if TYPE_CHECKING:  # torch is imported where a model is loaded, so RunFolder's users (the studies) stay light
+    import numpy as np
+    import torch
 
 
 
@@ -127,10 +129,12 @@ class LoadedRun:
     image_size: int
     metrics: dict = field(default_factory=dict)
 
-    @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+        import torch
+
         from .evaluation.metrics import predict_proba
-        return predict_proba(self.model, x, batch_size)
+        with torch.no_grad():
+            return predict_proba(self.model, x, batch_size)
 
 
 def load_run(path: str | Path) -> LoadedRun:

@@ -27,6 +27,7 @@ from typing import Any, Optional
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..io import atomic_write_text, write_json
+from ..runs import RunFolder
 from .executors import default_workers
 from .spec import StudySpec, Trial, spec_digest
 from .stats import plain
@@ -116,9 +117,9 @@ def _clean(v: Any) -> Any:
 
 def record_from_folder(task: dict, wall_seconds: Optional[float] = None) -> dict:
     """The result record of a finished trial, read back from its run folder."""
-    d = Path(task["dir"])
-    m = json.loads((d / "metrics.json").read_text())
-    hist = _read_history(d / "history.csv")
+    run = RunFolder(task["dir"])
+    m = json.loads(run.metrics.read_text())
+    hist = _read_history(run.history)
     metric = task["metric"]
     status = m.get("status", "ok")
     val_curve = [_clean(h.get("val_acc")) for h in hist]
@@ -166,7 +167,7 @@ def take_stock(out: Path, spec: StudySpec, trials: list[Trial],
     pending: list[Trial] = []
     for t in trials:
         tasks[t.trial_id] = task = trial_task(out, spec, t)
-        if not (Path(task["dir"]) / "metrics.json").is_file():
+        if not RunFolder(task["dir"]).metrics.is_file():
             pending.append(t)
             continue
         finished.append(t)
@@ -184,7 +185,7 @@ def _comparable(config: dict) -> dict:
 
 def check_folder(out: Path, trial: Trial) -> None:
     """Refuse to mix a rerun into a folder whose trial of the same id was run with other settings."""
-    saved_path = out / TRIALS_DIR / trial.trial_id / "config.yaml"
+    saved_path = RunFolder(out / TRIALS_DIR / trial.trial_id).config
     if not saved_path.is_file():
         return
     try:

@@ -44,20 +44,22 @@ class _OutputTo:
 def _train(task: dict, d: Path) -> None:
     """Train the trial into ``d``: from its last checkpoint when it has one, else (or if that fails) from scratch."""
     from ..api import train
+    from ..runs import RunFolder
 
     # a trial needs its metrics, not eight plots and a report: those cost more than a quick trial trains
     fields = dict(task["config"], out=str(d), quiet=True, threads=task["threads"], report="metrics")
-    resume = (d / "checkpoint.pt").is_file()
+    run = RunFolder(d)
+    resume = run.checkpoint.is_file()
     if not resume:  # a folder from a kill before the first checkpoint, or a failed attempt: start clean
-        (d / "model.safetensors").unlink(missing_ok=True)
+        run.weights.unlink(missing_ok=True)
     try:
         train(fields, resume=resume)
     except Exception as e:
         if not resume:
             raise
         print(f"resume failed ({type(e).__name__}: {e}); training the trial from the start", flush=True)
-        (d / "checkpoint.pt").unlink(missing_ok=True)
-        (d / "model.safetensors").unlink(missing_ok=True)
+        run.checkpoint.unlink(missing_ok=True)
+        run.weights.unlink(missing_ok=True)
         train(fields, resume=False)
 
 
