@@ -84,3 +84,22 @@ def test_an_edited_result_is_caught(tmp_path):
         csv.writer(f).writerows(rows)
     problems = fd.check(docs)
     assert any("summary.csv" in p for p in problems)
+
+
+def test_verdicts_agree_with_the_study_reports_wording():
+    import yaml
+
+    from visionlab.studies.spec import parse_spec
+    from visionlab.studies.stats import claim_checks
+
+    spec = parse_spec(yaml.safe_dump({
+        "name": "s", "base": {"data": "synthetic"}, "grid": {"activation": ["relu", "elu", "tanh"]},
+        "claims": [{"text": "elu best", "best": "elu"}, {"text": "tanh worst", "worst": "tanh"},
+                   {"text": "relu best", "best": "relu"}]}))
+    cases = [dict(elu=[0.60, 0.61, 0.62], relu=[0.50, 0.51, 0.52], tanh=[0.40, 0.41, 0.40]),   # clear
+             dict(elu=[0.60, 0.50, 0.58], relu=[0.55, 0.59, 0.56], tanh=[0.57, 0.52, 0.50])]   # tied
+    for arms in cases:
+        data = _data(**arms)["s"]
+        for claim, line in zip(spec.claims, claim_checks(spec, list(data.values()))):
+            kind, arm = ("best", claim.best) if claim.best else ("worst", claim.worst)
+            assert fd.judge(fd.Check(kind, "s", arm), {"s": data})[0] == fd.report_verdict(line), line

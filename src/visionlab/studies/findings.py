@@ -311,10 +311,38 @@ def collect(studies: Path, docs: Path = DOCS) -> list[str]:
     return copied
 
 
+def report_verdict(text: str) -> str:
+    """The verdict a study report's claim line (stats.claim_checks) states, in this page's words."""
+    if "**holds**" in text:
+        return HOLDS
+    if "does not hold" in text:
+        return DIFFERS
+    return CANNOT
+
+
+def check_against_reports(page: Page) -> list[str]:
+    """Each best/worst claim a study's own spec lists must get the same verdict here as in its report."""
+    from .spec import StudySpec
+    from .stats import claim_checks
+
+    bad = []
+    for name, info in page.info.items():
+        spec = StudySpec(**info["spec"])
+        lines = claim_checks(spec, list(page.data[name].values()))
+        for claim, line in zip(spec.claims, lines):
+            kind, arm = ("best", claim.best) if claim.best else ("worst", claim.worst)
+            ours, _ = judge(Check(kind, name, arm), page.data)
+            if ours != report_verdict(line):
+                bad.append(f"{name}: the report says {report_verdict(line)!r} for '{claim.text}', this page {ours!r}")
+    return bad
+
+
 def check(docs: Path = DOCS) -> list[str]:
-    """Problems: summary.csv vs results.csv disagreements, and a findings.md that is not what the files give."""
+    """Problems: summary.csv vs results.csv disagreements, verdicts that differ from the studies' own reports,
+    and a findings.md that is not what the files give."""
     page = load(docs / "findings")
     bad = [b for name in page.data for b in check_against_summary(docs / "findings" / name, page.data[name])]
+    bad += check_against_reports(page)
     if (docs / "findings.md").read_text() != render(page, docs):
         bad.append("docs/findings.md is not what the kept study files give: regenerate it")
     return bad
