@@ -81,6 +81,7 @@ def bars(spec: StudySpec, stats: list[ArmStats], path: Path, metric: str, quick:
             ax.text(i, 1.0, "diverged" if s.diverged else "failed" if s.failed else "not run",
                     ha="center", va="bottom", fontsize=8, color="#b00020", rotation=90)
     _label_axis(ax, [s.label for s in stats])
+    ax.set_xlim(-0.6, len(stats) - 0.4)  # every configuration gets its slot, also one with no bar (not run yet)
     ax.set_ylabel(f"{metric} (%)")
     ax.set_ylim(0, min(100, top * 1.12 + 4))
     n = sorted({s.n for s in stats if s.n})
