@@ -172,9 +172,6 @@ def build(cfg: RunConfig, num_classes: int, image_size: int) -> Classifier:
     return Classifier(Normalize(mean, std), net)
 
 
-TRAINING_KINDS = ("torch", "numpy", "keras")
-
-
 def training_kind(cfg: RunConfig) -> str:
     """How ``cfg.model`` trains: ``torch`` (autograd), ``numpy`` (the network's own ``manual_step``) or ``keras``
     (``--framework keras``: Keras' fit on the Keras twin). The registry's ``training`` field, default torch."""

@@ -5,7 +5,7 @@ Every network a registered builder returns (the module after ``Normalize``) is a
 * ``forward_features(x)``: normalised pixels in, what the head consumes out (the conv map of a CNN, the
   hidden activations of an MLP, the pooled vector of a pretrained backbone);
 * ``forward_head(f, pre_logits=False)``: logits from ``forward_features``' output; with ``pre_logits=True``
-  the vector just before the last linear layer (the embedding active learning and galleries use);
+  the vector just before the last linear layer;
 * ``forward(x) == forward_head(forward_features(x))`` (except test-time augmentation, see fast.py);
 * ``param_groups(lr)``: optimizer groups of the parameters that train (one group at ``lr`` by default;
   backbones give their body a smaller rate when fine-tuning);
@@ -32,10 +32,6 @@ class Network:
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """N x F vectors: the input of the last linear layer."""
-        return torch.flatten(self.forward_head(self.forward_features(x), pre_logits=True), 1)
 
     def param_groups(self, lr: float) -> list[dict]:
         assert isinstance(self, nn.Module)
