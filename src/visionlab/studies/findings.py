@@ -295,18 +295,17 @@ def page_dir(name: str, docs: Path = DOCS) -> Path:
 
 def collect(studies: Path, docs: Path = DOCS) -> list[str]:
     """Copy each finished study's kept files (and its bars plot) into docs/findings/<name>/."""
+    from ..io import write_via
+
     copied = []
     for name in STUDIES:
         src = studies / name
         if not (src / "summary.csv").is_file():
             continue
         dst = page_dir(name, docs)
-        dst.mkdir(parents=True, exist_ok=True)
-        for f in KEPT:
-            shutil.copyfile(src / f, dst / f)
         bars = sorted((src / "plots").glob("*bars*.png")) if (src / "plots").is_dir() else []
-        if bars:
-            shutil.copyfile(bars[0], dst / "bars.png")
+        for source, kept in [(src / f, f) for f in KEPT] + [(b, "bars.png") for b in bars[:1]]:
+            write_via(dst / kept, lambda tmp, source=source: shutil.copyfile(source, tmp))
         copied.append(name)
     return copied
 
