@@ -106,3 +106,21 @@ def test_train_detect_and_score_three_classes(crops, few_photos, yunet_path, tmp
     # the annotated photos are written under their own names, originals untouched
     assert {p.name for p in out.glob("*.jpg")} == set(val)
     assert np.isfinite(m["map50_top1"])
+
+
+def test_score_with_the_bundled_model_needs_no_model_flag(few_photos, tmp_path):
+    """`visionlab detect PHOTOS --truth boxes.csv` with no --model scores the bundled classifier (it crashed on
+    `None.classes` before)."""
+    from visionlab.cli import main
+
+    boxes, images = few_photos
+    names = sorted({r["image"] for r in csv.DictReader(open(boxes, newline=""))})[:3]
+    subset = tmp_path / "three.txt"
+    subset.write_text("\n".join(names) + "\n")
+    out = tmp_path / "eval"
+    with pytest.raises(SystemExit) as e:
+        main(["detect", str(images), "--out", str(out), "--truth", str(boxes), "--subset", str(subset)])
+    assert e.value.code in (0, None)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["photos"] == 3 and 0.0 <= m["map"] <= m["map50"] <= 1.0
+    assert set(m["ap_per_class"]) <= {"WithMask", "WithoutMask", "MaskWornIncorrectly"}

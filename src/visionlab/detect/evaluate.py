@@ -68,7 +68,7 @@ def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.
             raise DataError(f"{src.name} has no boxes in {truth}")
         files = None
     run_dir = Path(classifier) if isinstance(classifier, (str, os.PathLike)) and Path(classifier).is_dir() else None
-    if isinstance(classifier, (str, os.PathLike)):
+    if classifier is None or isinstance(classifier, (str, os.PathLike)):  # None: the bundled model
         classifier = load_classifier(classifier, detect_kwargs.pop("backend", "onnx"), detect_kwargs.pop("threads", 1))
     summary = run_detection(src, classifier, out_dir, files=files, **detect_kwargs)
     out = Path(out_dir)
