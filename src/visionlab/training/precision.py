@@ -11,7 +11,8 @@
 The flags come from torch's own CPU probe (``torch.cpu._is_*_supported``, the cpuinfo library oneDNN dispatches
 on), so the choice matches the kernels that will run; no timed probe is needed. The choice and the CPU's
 capabilities are recorded in every run's metrics.json (``compute``) and printed at the start of training.
-bf16 reaches the same CIFAR-10 accuracy as fp32 (the ``precision`` study, docs/architecture.md).
+Whether bf16 reaches the same CIFAR-10 accuracy as fp32 is what the ``precision`` study checks (three seeds
+each); it has not yet been run on a CPU with native bf16 (docs/studies.md), so no figure is claimed here.
 """
 from __future__ import annotations
 
