@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from visionlab.errors import ConfigError
 from visionlab.studies import report_study, run_study
 from visionlab.studies.folder import RESULTS_JSONL, TRIALS_LOG
 
@@ -95,6 +96,23 @@ def test_killed_study_reruns_only_the_missing_trials(spec_dir, tmp_path):
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert sorted(r["trial_id"] for r in rows) == sorted(trial_ids)
     assert all(r["status"] == "ok" for r in rows)
+
+
+def test_only_runs_the_named_configurations_and_a_later_run_fills_in_the_rest(spec_dir, tmp_path):
+    spec = write_spec(spec_dir, "subset", [{"label": "adam 0.003", "lr": 0.003}, {"label": "adam 0.01", "lr": 0.01}])
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="no configuration 'adam 0.3'.*its labels: adam 0.003, adam 0.01"):
+        run_study(spec, out=out, quiet=True, only=["adam 0.3"])
+    first = run_study(spec, workers=2, out=out, quiet=True, only=["adam 0.01"])
+    assert first.ran == 2 and {r["trial_id"] for r in first.records} == {"adam-0.01__s0", "adam-0.01__s1"}
+    by = {s.label: s for s in first.summary}
+    assert by["adam 0.01"].n == 2 and by["adam 0.003"].n == 0  # the other arm is in the report, as not run
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert sorted(r["trial_id"] for r in rows) == ["adam-0.01__s0", "adam-0.01__s1"]
+    rest = run_study(spec, workers=2, out=out, quiet=True)
+    assert rest.ran == 2 and rest.skipped == 2
+    assert sorted(r["trial_id"] for r in rest.records) == ["adam-0.003__s0", "adam-0.003__s1",
+                                                           "adam-0.01__s0", "adam-0.01__s1"]
 
 
 def test_cli_list_and_bad_input(tmp_path):

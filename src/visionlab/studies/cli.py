@@ -41,12 +41,15 @@ def run_cmd(study: str = typer.Argument(..., help="a built-in study name (vision
             backend: str = typer.Option("local", "--backend", help="local (worker processes) or ray"),
             ray_address: Optional[str] = typer.Option(None, "--ray-address", help="a Ray cluster (default: start a "
                                                                                   "local one)"),
-            quiet: bool = typer.Option(False, "--quiet", help="no progress output")) -> None:
+            quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
+            only: Optional[list[str]] = typer.Option(None, "--only", help="run only the configuration with this "
+                                                                          "label (repeatable); the rest stay 'not run'")
+            ) -> None:
     """Run a study (or continue it: finished trials are kept) and write results.csv, plots and the report."""
     from .runner import run_study
 
     res = run_study(study, data=data, seeds=seeds, quick=quick, workers=workers, out=out_dir, backend=backend,
-                    ray_address=ray_address, quiet=quiet)
+                    ray_address=ray_address, quiet=quiet, only=only)
     _print_summary(res.summary)
     out.print(f"results: {res.path / 'results.csv'}   report: {res.report}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ..config import RunConfig
 from ..errors import ConfigError
@@ -40,14 +40,17 @@ class StudyResult:
 
 def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, seeds: Optional[int] = None,
               quick: bool = False, workers: Optional[int] = None, out: Optional[str | Path] = None,
-              backend: str = "local", ray_address: Optional[str] = None, quiet: bool = False) -> StudyResult:
+              backend: str = "local", ray_address: Optional[str] = None, quiet: bool = False,
+              only: Optional[Sequence[str]] = None) -> StudyResult:
     """Run (or continue) a study and write its results table, plots and report.
 
     ``name_or_path``: a built-in study (``visionlab study list``), a YAML file or a StudySpec. ``data``: a folder,
     ``cifar10`` or ``synthetic`` for every trial (default: the spec's, usually ``cifar10``). ``seeds``: run seeds
     0..N-1 instead of the spec's. ``quick``: apply the spec's quick overrides (smoke run; the report says so).
     ``workers``: parallel trials (default: one per core). ``out``: the study folder (default
-    ``runs/studies/<name>[-quick]``); rerunning into the same folder continues the study.
+    ``runs/studies/<name>[-quick]``); rerunning into the same folder continues the study. ``only``: run just the
+    configurations with these labels (e.g. a cheap arm before a slow one); the others stay "not run" in the report
+    until a later run without ``only`` fills them in.
     """
     from ..progress import console
 
@@ -68,6 +71,8 @@ def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, 
     t_start = time.time()
     recs = read_records(out)
     tasks, finished, pending = take_stock(out, spec, trials, recs)
+    if only:
+        pending = [t for t in pending if t.label in _only_labels(spec, only)]
     workers = min(workers, max(1, len(pending)))
     threads = max(1, ncores // workers)  # cores shared out so that workers x threads never oversubscribes
     for t in pending:
@@ -98,6 +103,16 @@ def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, 
         console.print(f"[green]study {spec.name} done[/] in {wall:.0f} s ({ran} trials run, {len(finished)} reused): "
                       f"{report}")
     return result
+
+
+def _only_labels(spec: StudySpec, only: Sequence[str]) -> set[str]:
+    """``only`` checked against the study's configuration labels (a typo would otherwise run nothing, silently)."""
+    labels = [a.label for a in spec.arms()]
+    unknown = [x for x in only if x not in labels]
+    if unknown:
+        raise ConfigError(f"study {spec.name} has no configuration {', '.join(map(repr, unknown))}; "
+                          f"its labels: {', '.join(labels)}")
+    return set(only)
 
 
 def _execute(pool, pending: list[Trial], tasks: dict[str, dict], out: Path, spec: StudySpec, trials: list[Trial],
