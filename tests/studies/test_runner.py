@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from visionlab.errors import ConfigError
 from visionlab.studies import report_study, run_study
@@ -125,3 +126,19 @@ def test_cli_list_and_bad_input(tmp_path):
     assert p.returncode == 2 and "unknown study 'nope'" in p.stderr and "Traceback" not in p.stderr
     p = subprocess.run([*vl, "report", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "not a study folder" in " ".join(p.stderr.split())
+    for bad, said in ((["--set", "normalize"], "write FIELD=VALUE"), (["--set", "normalise=scale"], "normalise"),
+                      (["--only", "ANN"], "its labels: ANN, full-batch GD")):
+        p = subprocess.run([*vl, "run", "baseline", "--out", str(tmp_path / "never"), *bad], capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 2 and said in " ".join(p.stderr.split()) and "Traceback" not in p.stderr, p.stderr
+        assert not (tmp_path / "never").exists()
+
+
+def test_set_runs_a_variant_in_its_own_folder(spec_dir, tmp_path, monkeypatch):
+    spec = write_spec(spec_dir, "scaled", [{"label": "adam 0.01", "lr": 0.01}], seeds=(0,))
+    monkeypatch.chdir(tmp_path)
+    res = run_study(spec, workers=1, quiet=True, base={"normalize": "scale"})
+    assert res.path == (tmp_path / "runs" / "studies" / "scaled-normalize-scale").resolve() and res.ran == 1
+    cfg = yaml.safe_load((res.path / "trials" / "adam-0.01__s0" / "config.yaml").read_text())
+    assert cfg["normalize"] == "scale"
+    assert "normalize: scale" in (res.path / "report.md").read_text()

@@ -102,3 +102,19 @@ def test_unknown_study_lists_builtins(tmp_path):
         load_spec(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="unknown optimizer"):
         parse_spec("name: t\ngrid: {optimizer: [adamm]}").check_names()
+
+
+def test_with_base_changes_every_trial_and_names_the_variant():
+    spec = load_spec("baseline").with_base({"normalize": "scale"})
+    assert spec.name == "baseline-normalize-scale"
+    trials = spec.trials(seeds=[0])
+    assert len(trials) == 3 and all(t.config["normalize"] == "scale" for t in trials)
+    assert [t.config["optimizer"] for t in trials] == ["gd", "minibatch_sgd", "minibatch_sgd"]  # arms still win
+    assert "normalize: scale" in spec.notes[-1] and spec.reported == load_spec("baseline").reported
+    assert load_spec("baseline").with_base({}).name == "baseline"
+    with pytest.raises(ConfigError, match="sets activation per configuration"):
+        load_spec("activations").with_base({"activation": "relu"})
+    with pytest.raises(ConfigError, match="unknown RunConfig field.*normalise"):
+        load_spec("baseline").with_base({"normalise": "scale"})
+    with pytest.raises(ConfigError, match="normalize"):
+        load_spec("baseline").with_base({"normalize": "by255"}).trials(seeds=[0])

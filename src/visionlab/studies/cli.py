@@ -43,15 +43,36 @@ def run_cmd(study: str = typer.Argument(..., help="a built-in study name (vision
                                                                                   "local one)"),
             quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
             only: Optional[list[str]] = typer.Option(None, "--only", help="run only the configuration with this "
-                                                                          "label (repeatable); the rest stay 'not run'")
+                                                                          "label (repeatable); the rest stay 'not run'"),
+            set_: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE in the study's base for every "
+                                                                         "trial (repeatable), e.g. normalize=scale; "
+                                                                         "runs as NAME-FIELD-VALUE")
             ) -> None:
     """Run a study (or continue it: finished trials are kept) and write results.csv, plots and the report."""
     from .runner import run_study
 
     res = run_study(study, data=data, seeds=seeds, quick=quick, workers=workers, out=out_dir, backend=backend,
-                    ray_address=ray_address, quiet=quiet, only=only)
+                    ray_address=ray_address, quiet=quiet, only=only, base=_parse_sets(set_ or []))
     _print_summary(res.summary)
     out.print(f"results: {res.path / 'results.csv'}   report: {res.report}")
+
+
+def _parse_sets(items: list[str]) -> dict:
+    """``--set`` pairs, each value read as YAML (``lr=0.1`` is a number, ``normalize=scale`` a string)."""
+    import yaml
+
+    from ..errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--set {item!r}: write FIELD=VALUE, e.g. --set normalize=scale")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({e})") from None
+    return out
 
 
 @app.command("report")

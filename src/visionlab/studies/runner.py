@@ -41,7 +41,7 @@ class StudyResult:
 def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, seeds: Optional[int] = None,
               quick: bool = False, workers: Optional[int] = None, out: Optional[str | Path] = None,
               backend: str = "local", ray_address: Optional[str] = None, quiet: bool = False,
-              only: Optional[Sequence[str]] = None) -> StudyResult:
+              only: Optional[Sequence[str]] = None, base: Optional[dict[str, Any]] = None) -> StudyResult:
     """Run (or continue) a study and write its results table, plots and report.
 
     ``name_or_path``: a built-in study (``visionlab study list``), a YAML file or a StudySpec. ``data``: a folder,
@@ -50,14 +50,17 @@ def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, 
     ``workers``: parallel trials (default: one per core). ``out``: the study folder (default
     ``runs/studies/<name>[-quick]``); rerunning into the same folder continues the study. ``only``: run just the
     configurations with these labels (e.g. a cheap arm before a slow one); the others stay "not run" in the report
-    until a later run without ``only`` fills them in.
+    until a later run without ``only`` fills them in. ``base``: fields set in the study's base for every trial
+    (``{"normalize": "scale"}``); the study is then named and stored as ``<name>-<field>-<value>``.
     """
     from ..progress import console
 
     if backend not in ("local", "ray"):
         raise ConfigError(f"unknown backend {backend!r}; choose local or ray")
     spec = name_or_path if isinstance(name_or_path, StudySpec) else load_spec(name_or_path)
+    spec = spec.with_base(base or {})
     spec.check_names()
+    wanted = _only_labels(spec, only) if only else None  # checked before anything is written
     data = abs_data(data)
     seed_list = spec.resolved_seeds(quick, seeds)
     trials = spec.trials(quick=quick, seeds=seed_list, data=data)
@@ -71,8 +74,8 @@ def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, 
     t_start = time.time()
     recs = read_records(out)
     tasks, finished, pending = take_stock(out, spec, trials, recs)
-    if only:
-        pending = [t for t in pending if t.label in _only_labels(spec, only)]
+    if wanted is not None:
+        pending = [t for t in pending if t.label in wanted]
     workers = min(workers, max(1, len(pending)))
     threads = max(1, ncores // workers)  # cores shared out so that workers x threads never oversubscribes
     for t in pending:

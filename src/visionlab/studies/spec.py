@@ -114,6 +114,25 @@ class StudySpec(BaseModel):
             raise ValueError(f"heatmap fields {list(self.heatmap)} must both be grid fields")
         return self
 
+    def with_base(self, overrides: dict[str, Any]) -> "StudySpec":
+        """This study with ``overrides`` in its base (``--set normalize=scale``), named ``<name>-<field>-<value>``
+        so that it runs into its own folder and its report says what was changed."""
+        if not overrides:
+            return self
+        varied = sorted(set(overrides) & ({*self.grid} | {k for c in self.configs for k in c if k != "label"}))
+        if varied:
+            raise ConfigError(f"study {self.name} sets {', '.join(varied)} per configuration; --set changes the "
+                              f"base that every configuration starts from, so it would not apply")
+        said = ", ".join(f"{k}: {v}" for k, v in overrides.items())
+        raw = {**self.model_dump(mode="json"), "base": {**self.base, **overrides},
+               "name": "-".join([self.name, *(f"{k}-{_slug(str(v))}" for k, v in overrides.items())]),
+               "description": f"{self.description} Re-run with {said} in the base.".strip()}
+        raw["notes"] = [*self.notes, f"Changed from the built-in study: {said} (--set)."]
+        try:
+            return StudySpec(**raw)
+        except ValidationError as e:
+            raise ConfigError(f"--set {said}: {validation_message(e, 'spec')}") from None
+
     # ---------------------------------------------------------------------------------------------
     def arms(self) -> list["Arm"]:
         """The configurations to compare, in spec order (configs outer, grid inner)."""
