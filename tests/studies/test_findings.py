@@ -103,3 +103,16 @@ def test_verdicts_agree_with_the_study_reports_wording():
         for claim, line in zip(spec.claims, claim_checks(spec, list(data.values()))):
             kind, arm = ("best", claim.best) if claim.best else ("worst", claim.worst)
             assert fd.judge(fd.Check(kind, "s", arm), {"s": data})[0] == fd.report_verdict(line), line
+
+
+def test_scaled_reruns_say_whether_the_verdict_changes():
+    mb32 = "ANN, mini-batch 32"
+    page = fd.Page(data={"baseline": {mb32: _arm(mb32, [0.481, 0.484, 0.479])},
+                         "baseline-normalize-scale": {mb32: _arm(mb32, [0.490, 0.499, 0.494])}})
+    rows = fd.scaled_rows(page)
+    assert len(rows) == 1  # only the claim whose arms were all re-run (not the GD, CNN or dense ANN ones)
+    assert rows[0].startswith("| The baseline ANN reaches 49.5% (Keras' default mini-batches of 32) | differs |")
+    assert "**holds** (**changes** from differs)" in rows[0] and "49.5% lies inside" in rows[0]
+    page.data["baseline-normalize-scale"][mb32] = _arm(mb32, [0.471, 0.474, 0.469])
+    assert "**differs** (same verdict)" in fd.scaled_rows(page)[0]
+    assert fd.scaled_rows(fd.Page(data={"baseline": page.data["baseline"]})) == []

@@ -83,6 +83,8 @@ CLAIMS: tuple[Claim, ...] = (
 )
 STUDIES = ("baseline", "activations", "initializers", "splits", "regularization", "density", "epochs")
 NOT_RUN_NOTE = {"optimizers": "needs the GPU (54 configurations); left to the GPU work"}
+# the same studies re-run as the notebooks scaled their inputs (/255): `visionlab study run NAME --set normalize=scale`
+SCALED = {f"{name}-normalize-scale": name for name in STUDIES}
 
 
 # --- reading a study's kept files ---------------------------------------------------------------------------
@@ -214,7 +216,7 @@ class Page:
 
 def load(kept: Path) -> Page:
     page = Page()
-    for name in STUDIES:
+    for name in (*STUDIES, *SCALED):
         folder = kept / name
         if (folder / "results.csv").is_file():
             page.data[name] = read_arms(folder)
@@ -240,6 +242,44 @@ def table_rows(page: Page) -> list[str]:
         rows.append(f"| {claim.text} | {', '.join(studies)} | {claim.reported} | {ours(claim, page.data)} | "
                     f"**{v}** | {why} |")
     return rows
+
+
+def scaled_rows(page: Page) -> list[str]:
+    """Each claim again on the /255 re-runs, where every arm it needs was re-run: does the scaling change it?"""
+    rows = []
+    for variant, name in SCALED.items():
+        if variant not in page.data:
+            continue
+        data = {**page.data, name: page.data[variant]}
+        for claim in CLAIMS:
+            needed = _arms_needed(claim)
+            if name not in {st for st, _ in needed} or any(not getattr(data.get(st, {}).get(arm), "n", 0)
+                                                          for st, arm in needed):
+                continue
+            before = verdict(claim, page.data)[0] if all(st in page.data for st, _ in needed) else PENDING
+            v, why = verdict(claim, data)
+            change = "same verdict" if v == before else f"**changes** from {before}"
+            rows.append(f"| {claim.text} | {before} | {ours(claim, data)} | **{v}** ({change}) | {why} |")
+    return rows
+
+
+def scaled_section(page: Page, docs: Path) -> list[str]:
+    rows = scaled_rows(page)
+    out = ["## With the notebooks' input scaling (/255)", ""]
+    if not rows:
+        return out + ["No study has been re-run with `--set normalize=scale` yet.", ""]
+    out += ["The notebooks divided pixels by 255; our studies standardise them (below). These claims were re-checked",
+            "on re-runs with `visionlab study run NAME --set normalize=scale` (only the configurations the claims",
+            "need), kept in findings/NAME-normalize-scale/:", "",
+            "| claim (dissertation) | standardised (table above) | ours with /255 | verdict with /255 | reason |",
+            "|---|---|---|---|---|", *rows, ""]
+    for variant in (v for v in SCALED if v in page.data):
+        arms = [a for a in ranked(list(page.data[variant].values())) if a.n]
+        out += [f"{variant}: {sum(a.trials for a in arms)} trials; "
+                f"{wall_time(page.info[variant], page_dir(variant, docs))}.", "",
+                "| configuration | mean | 95% CI | n |", "|---|---:|---:|---:|",
+                *[f"| {a.label} | {pct(a.mean)} | {ci_text(a)} | {a.n} |" for a in arms], ""]
+    return out
 
 
 def trial_minutes(folder: Path) -> float:
@@ -295,12 +335,12 @@ def render(page: Page, docs: Path = DOCS) -> str:
                 *[f"| {a.label} | {pct(a.mean)} | {ci_text(a)} | {a.n} |" for a in arms], ""]
         if (page_dir(name, docs) / "bars.png").is_file():
             out += [f"![{name}](findings/{name}/bars.png)", ""]
+    out += scaled_section(page, docs)
     out += ["## What differs from the notebooks", "",
             "- Input scaling: models trained from scratch standardise their input with the training images'",
             "  per-channel mean and std; the notebooks divided by 255 (`normalize: scale` in a study's `base` runs it",
             "  that way). With /255, plain SGD on the CNN swings 10-18 validation points between epochs. The",
-            "  regularization study was also run with `normalize: scale` (session 2): the same verdicts (BatchNorm",
-            "  cannot be ranked, L1 not dropout is the worst). The other studies were not re-run with /255.",
+            "  claims re-checked with /255 are in the section above; the others were not re-run with /255.",
             "- Where the dissertation does not say: the ANN uses Keras' default mini-batches of 32 (its 49.5% is",
             "  what batches of 32 give; the baseline study runs full-batch GD too), density and splits use the CNN",
             "  baseline's batch of 64, L1/L2 use Keras' default factor 0.01, early stopping patience 3 on val_loss.",
@@ -318,7 +358,7 @@ def collect(studies: Path, docs: Path = DOCS) -> list[str]:
     from ..io import write_via
 
     copied = []
-    for name in STUDIES:
+    for name in (*STUDIES, *SCALED):
         src = studies / name
         if not (src / "summary.csv").is_file():
             continue
