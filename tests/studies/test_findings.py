@@ -116,3 +116,15 @@ def test_scaled_reruns_say_whether_the_verdict_changes():
     page.data["baseline-normalize-scale"][mb32] = _arm(mb32, [0.471, 0.474, 0.469])
     assert "**differs** (same verdict)" in fd.scaled_rows(page)[0]
     assert fd.scaled_rows(fd.Page(data={"baseline": page.data["baseline"]})) == []
+
+
+def test_a_claim_is_never_judged_on_a_mix_of_scalings():
+    mb32 = "ANN, mini-batch 32"
+    page = fd.Page(data={"baseline": {mb32: _arm(mb32, [0.481, 0.484, 0.479])},
+                         "density": {"dense_ann": _arm("dense_ann", [0.40, 0.41, 0.39])},
+                         "baseline-normalize-scale": {mb32: _arm(mb32, [0.490, 0.499, 0.494])}})
+    texts = [r.split(" | ")[0] for r in fd.scaled_rows(page)]
+    assert not any("dense ANN" in t for t in texts)  # density was not re-run with /255
+    page.data["density-normalize-scale"] = {"dense_ann": _arm("dense_ann", [0.55, 0.56, 0.57])}
+    dense = [r for r in fd.scaled_rows(page) if "dense ANN" in r]
+    assert len(dense) == 1 and "**holds** (**changes** from differs)" in dense[0]

@@ -245,21 +245,20 @@ def table_rows(page: Page) -> list[str]:
 
 
 def scaled_rows(page: Page) -> list[str]:
-    """Each claim again on the /255 re-runs, where every arm it needs was re-run: does the scaling change it?"""
+    """Each claim again on the /255 re-runs, where every study it needs was re-run with every arm it needs (a
+    claim is never judged on a mix of scalings): does the scaling change the verdict?"""
+    swapped = {name: page.data[variant] for variant, name in SCALED.items() if variant in page.data}
+    data = {**page.data, **swapped}
     rows = []
-    for variant, name in SCALED.items():
-        if variant not in page.data:
+    for claim in CLAIMS:
+        needed = _arms_needed(claim)
+        if not {st for st, _ in needed} <= set(swapped) or any(not getattr(data[st].get(arm), "n", 0)
+                                                                for st, arm in needed):
             continue
-        data = {**page.data, name: page.data[variant]}
-        for claim in CLAIMS:
-            needed = _arms_needed(claim)
-            if name not in {st for st, _ in needed} or any(not getattr(data.get(st, {}).get(arm), "n", 0)
-                                                          for st, arm in needed):
-                continue
-            before = verdict(claim, page.data)[0] if all(st in page.data for st, _ in needed) else PENDING
-            v, why = verdict(claim, data)
-            change = "same verdict" if v == before else f"**changes** from {before}"
-            rows.append(f"| {claim.text} | {before} | {ours(claim, data)} | **{v}** ({change}) | {why} |")
+        before = verdict(claim, page.data)[0] if all(st in page.data for st, _ in needed) else PENDING
+        v, why = verdict(claim, data)
+        change = "same verdict" if v == before else f"**changes** from {before}"
+        rows.append(f"| {claim.text} | {before} | {ours(claim, data)} | **{v}** ({change}) | {why} |")
     return rows
 
 
@@ -275,10 +274,12 @@ def scaled_section(page: Page, docs: Path) -> list[str]:
             "|---|---|---|---|---|", *rows, ""]
     for variant in (v for v in SCALED if v in page.data):
         arms = [a for a in ranked(list(page.data[variant].values())) if a.n]
-        out += [f"{variant}: {sum(a.trials for a in arms)} trials; "
+        out += [f"### {variant}", "", f"{sum(a.trials for a in arms)} trials; "
                 f"{wall_time(page.info[variant], page_dir(variant, docs))}.", "",
                 "| configuration | mean | 95% CI | n |", "|---|---:|---:|---:|",
                 *[f"| {a.label} | {pct(a.mean)} | {ci_text(a)} | {a.n} |" for a in arms], ""]
+        if (page_dir(variant, docs) / "bars.png").is_file():
+            out += [f"![{variant}](findings/{variant}/bars.png)", ""]
     return out
 
 
@@ -288,6 +289,10 @@ def trial_minutes(folder: Path) -> float:
         return sum(float(r["wall_seconds"] or 0) for r in csv.DictReader(f)) / 60
 
 
+def _n(k, word: str) -> str:
+    return f"{k if k is not None else '?'} {word}{'' if k == 1 else 's'}"
+
+
 def wall_time(info: dict, folder: Path) -> str:
     """How long a study took: the timed sessions' wall time, the sessions killed before they could record one,
     and the trials' own summed times (which a killed session's trials still carry)."""
@@ -295,7 +300,7 @@ def wall_time(info: dict, folder: Path) -> str:
     timed = [s for s in sessions if s.get("wall_seconds")]
     killed = len(sessions) - len(timed)
     secs = sum(float(s["wall_seconds"]) for s in timed)
-    where = sorted({f"{s.get('workers', '?')} workers x {s.get('threads', '?')} thread on {s.get('cores', '?')} cores"
+    where = sorted({f"{_n(s.get('workers'), 'worker')} x {_n(s.get('threads'), 'thread')} on {_n(s.get('cores'), 'core')}"
                     for s in sessions})
     text = (f"wall time {secs / 60:.0f} min in {len(timed)} timed session{'s' * (len(timed) != 1)}" if timed
             else "no session ran to its end")
