@@ -305,7 +305,7 @@ def wall_time(info: dict, folder: Path) -> str:
     text = (f"wall time {secs / 60:.0f} min in {len(timed)} timed session{'s' * (len(timed) != 1)}" if timed
             else "no session ran to its end")
     if killed and timed:
-        text += f", plus {killed} stopped before its end (not timed)"
+        text += f", plus {killed} stopped before the end (not timed)"
     elif killed:
         text += f" ({killed} stopped, not timed)"
     return (f"{text}; the trials' own times sum to {trial_minutes(folder):.0f} worker-min"
