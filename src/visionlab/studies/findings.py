@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .stats import ArmStats, ci_text, diff_text, mean_std_ci, overlap, paired_diff, pct, ranked, separated
+from .stats import (ArmStats, ci_text, diff_text, mean_std_ci, overlap, paired_diff, pct, plural, ranked,
+                    separated)
 
 HOLDS, DIFFERS, CANNOT = "holds", "differs", "cannot tell"
 PENDING = "not run yet"  # a study the claim needs has no kept results (not a verdict)
@@ -289,10 +290,6 @@ def trial_minutes(folder: Path) -> float:
         return sum(float(r["wall_seconds"] or 0) for r in csv.DictReader(f)) / 60
 
 
-def _n(k, word: str) -> str:
-    return f"{k if k is not None else '?'} {word}{'' if k == 1 else 's'}"
-
-
 def wall_time(info: dict, folder: Path) -> str:
     """How long a study took: the timed sessions' wall time, the sessions killed before they could record one,
     and the trials' own summed times (which a killed session's trials still carry)."""
@@ -300,9 +297,9 @@ def wall_time(info: dict, folder: Path) -> str:
     timed = [s for s in sessions if s.get("wall_seconds")]
     killed = len(sessions) - len(timed)
     secs = sum(float(s["wall_seconds"]) for s in timed)
-    where = sorted({f"{_n(s.get('workers'), 'worker')} x {_n(s.get('threads'), 'thread')} on {_n(s.get('cores'), 'core')}"
-                    for s in sessions})
-    text = (f"wall time {secs / 60:.0f} min in {len(timed)} timed session{'s' * (len(timed) != 1)}" if timed
+    where = sorted({f"{plural(s.get('workers'), 'worker')} x {plural(s.get('threads'), 'thread')} on "
+                    f"{plural(s.get('cores'), 'core')}" for s in sessions})
+    text = (f"wall time {secs / 60:.0f} min in {plural(len(timed), 'timed session')}" if timed
             else "no session ran to its end")
     if killed and timed:
         text += f", plus {killed} stopped before the end (not timed)"

@@ -19,6 +19,7 @@ from .folder import (TRIALS_DIR, TRIALS_LOG, abs_data, append_record, check_fold
                      write_results_csv, write_study)
 from .report import write_report
 from .spec import StudySpec, Trial, load_spec
+from .stats import plural
 from .trial import one_line, prepare_data, run_trial
 
 
@@ -84,7 +85,6 @@ def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, 
     write_study(out, study)
     log_event(out / TRIALS_LOG, "session", f"{len(pending)} to run, {len(finished)} finished, backend {backend}")
     if not quiet:
-        plural = lambda n, w: f"{n} {w}{'s' if n != 1 else ''}"  # noqa: E731
         console.print(f"study [bold]{spec.name}[/]{' (quick)' if quick else ''}: {len(trials)} trials "
                       f"({plural(len(spec.arms()), 'configuration')} x {plural(len(seed_list), 'seed')}), "
                       f"{len(finished)} already done; {plural(workers, 'worker')} x "

@@ -199,6 +199,11 @@ def tiers(stats: list[ArmStats]) -> list[list[ArmStats]]:
     return out
 
 
+def plural(n: Optional[int], word: str) -> str:
+    """``3 workers``, ``1 thread``; ``? cores`` where the count was not recorded."""
+    return f"{n if n is not None else '?'} {word}{'' if n == 1 else 's'}"
+
+
 def pct(v: Optional[float], nd: int = 1) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{100 * v:.{nd}f}%"
 
