@@ -340,8 +340,8 @@ def render(page: Page, docs: Path = DOCS) -> str:
     out += scaled_section(page, docs)
     out += ["## What differs from the notebooks", "",
             "- Input scaling: models trained from scratch standardise their input with the training images'",
-            "  per-channel mean and std; the notebooks divided by 255 (`normalize: scale` in a study's `base` runs it",
-            "  that way). With /255, plain SGD on the CNN swings 10-18 validation points between epochs. The",
+            "  per-channel mean and std; the notebooks divided by 255 (`visionlab study run NAME --set normalize=scale`",
+            "  runs a study that way). With /255, plain SGD on the CNN swings 10-18 validation points between epochs. The",
             "  claims re-checked with /255 are in the section above; the others were not re-run with /255.",
             "- Where the dissertation does not say: the ANN uses Keras' default mini-batches of 32 (its 49.5% is",
             "  what batches of 32 give; the baseline study runs full-batch GD too), density and splits use the CNN",
