@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -128,3 +129,38 @@ def test_a_claim_is_never_judged_on_a_mix_of_scalings():
     page.data["density-normalize-scale"] = {"dense_ann": _arm("dense_ann", [0.55, 0.56, 0.57])}
     dense = [r for r in fd.scaled_rows(page) if "dense ANN" in r]
     assert len(dense) == 1 and "**holds** (**changes** from differs)" in dense[0]
+
+
+def test_kept_trials_let_a_new_checkout_finish_a_study(tmp_path):
+    """A study split over two sittings: the first's finished trials are kept (small files, no weights) and,
+    restored into a fresh runs/studies, counted as finished, so the second sitting runs only the rest."""
+    from visionlab.studies import run_study
+    from visionlab.studies.findings import TRIAL_KEPT, collect, restore
+
+    from .conftest import write_spec
+
+    spec = write_spec(tmp_path, "density", [{"label": "a", "lr": 0.003}, {"label": "b", "lr": 0.01}])
+    first_out = tmp_path / "first" / "density"
+    first = run_study(spec, workers=2, out=first_out, quiet=True, only=["a"])
+    docs = tmp_path / "docs"
+    assert collect(tmp_path / "first", docs) == ["density"]
+    kept = docs / "findings" / "density" / "trials"
+    assert sorted(p.name for p in kept.iterdir()) == ["a__s0", "a__s1"]
+    assert sorted(p.name for p in (kept / "a__s0").iterdir()) == sorted(TRIAL_KEPT)  # no weights, no predictions
+    assert restore("density", tmp_path / "second", docs) == ["a__s0", "a__s1"]
+    assert restore("density", tmp_path / "second", docs) == []  # what is there already is left alone
+    second = run_study(spec, workers=2, out=tmp_path / "second" / "density", quiet=True)
+    assert second.ran == 2 and second.skipped == 2
+    values = {r["trial_id"]: r["value"] for r in second.records}
+    assert {r["trial_id"]: r["value"] for r in first.records}.items() <= values.items()
+    assert sorted(values) == ["a__s0", "a__s1", "b__s0", "b__s1"]
+    sessions = json.loads((tmp_path / "second" / "density" / "study.json").read_text())["sessions"]
+    assert len(sessions) == 2  # the first sitting's session (and its wall time) carried over
+
+
+def test_restore_refuses_a_study_that_was_never_kept(tmp_path):
+    from visionlab.errors import ConfigError
+    from visionlab.studies.findings import restore
+
+    with pytest.raises(ConfigError, match="no kept study"):
+        restore("density", tmp_path / "studies", tmp_path / "docs")
