@@ -381,12 +381,18 @@ def collect(studies: Path, docs: Path = DOCS) -> list[str]:
         for source, kept in [(src / f, f) for f in KEPT] + [(b, "bars.png") for b in bars[:1]]:
             write_via(dst / kept, lambda tmp, source=source: shutil.copyfile(source, tmp))
         for trial in sorted((src / "trials").glob("*/metrics.json")):
-            for f in TRIAL_KEPT:
-                if (trial.parent / f).is_file():
-                    write_via(dst / "trials" / trial.parent.name / f,
-                              lambda tmp, source=trial.parent / f: shutil.copyfile(source, tmp))
+            _copy_trial(trial.parent, dst / "trials" / trial.parent.name)
         copied.append(name)
     return copied
+
+
+def _copy_trial(src: Path, dst: Path) -> None:
+    """A finished trial's kept files (TRIAL_KEPT), each written atomically."""
+    from ..io import write_via
+
+    for f in TRIAL_KEPT:
+        if (src / f).is_file():
+            write_via(dst / f, lambda tmp, source=src / f: shutil.copyfile(source, tmp))
 
 
 def restore(name: str, studies: Path, docs: Path = DOCS) -> list[str]:
@@ -406,9 +412,7 @@ def restore(name: str, studies: Path, docs: Path = DOCS) -> list[str]:
         dst = out / "trials" / trial.parent.name
         if dst.exists():
             continue
-        for f in TRIAL_KEPT:
-            if (trial.parent / f).is_file():
-                write_via(dst / f, lambda tmp, source=trial.parent / f: shutil.copyfile(source, tmp))
+        _copy_trial(trial.parent, dst)
         restored.append(trial.parent.name)
     return restored
 
