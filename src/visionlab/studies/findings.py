@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..runs import RunFolder
+from .folder import STUDY_FILE, TRIALS_DIR
 from .stats import (ArmStats, ci_text, diff_text, mean_std_ci, overlap, paired_diff, pct, plural, ranked,
                     separated)
 
@@ -38,7 +40,9 @@ HOLDS, DIFFERS, CANNOT = "holds", "differs", "cannot tell"
 PENDING = "not run yet"  # a study the claim needs has no kept results (not a verdict)
 DOCS = Path("docs")  # the repository's docs/, from its root (this is a maintainer's tool, not a user command)
 KEPT = ("results.csv", "summary.csv", "study.json")
-TRIAL_KEPT = ("config.yaml", "metrics.json", "history.csv")  # enough for the runner to count a trial finished
+# enough for the runner to count a trial finished (folder.take_stock) and read its record back
+TRIAL_KEPT = (RunFolder.CONFIG, RunFolder.METRICS, RunFolder.HISTORY)
+FINISHED = f"*/{RunFolder.METRICS}"  # a trial folder holding metrics.json is finished
 
 
 # --- what is claimed ---------------------------------------------------------------------------------------
@@ -380,8 +384,8 @@ def collect(studies: Path, docs: Path = DOCS) -> list[str]:
         bars = sorted((src / "plots").glob("*bars*.png")) if (src / "plots").is_dir() else []
         for source, kept in [(src / f, f) for f in KEPT] + [(b, "bars.png") for b in bars[:1]]:
             write_via(dst / kept, lambda tmp, source=source: shutil.copyfile(source, tmp))
-        for trial in sorted((src / "trials").glob("*/metrics.json")):
-            _copy_trial(trial.parent, dst / "trials" / trial.parent.name)
+        for trial in sorted((src / TRIALS_DIR).glob(FINISHED)):
+            _copy_trial(trial.parent, dst / TRIALS_DIR / trial.parent.name)
         copied.append(name)
     return copied
 
@@ -402,14 +406,14 @@ def restore(name: str, studies: Path, docs: Path = DOCS) -> list[str]:
     from ..io import write_via
 
     kept = page_dir(name, docs)
-    if not (kept / "study.json").is_file():
-        raise ConfigError(f"{kept} holds no kept study (no study.json): nothing to restore")
+    if not (kept / STUDY_FILE).is_file():
+        raise ConfigError(f"{kept} holds no kept study (no {STUDY_FILE}): nothing to restore")
     out = studies / name
-    if not (out / "study.json").is_file():
-        write_via(out / "study.json", lambda tmp: shutil.copyfile(kept / "study.json", tmp))
+    if not (out / STUDY_FILE).is_file():
+        write_via(out / STUDY_FILE, lambda tmp: shutil.copyfile(kept / STUDY_FILE, tmp))
     restored = []
-    for trial in sorted((kept / "trials").glob("*/metrics.json")):
-        dst = out / "trials" / trial.parent.name
+    for trial in sorted((kept / TRIALS_DIR).glob(FINISHED)):
+        dst = out / TRIALS_DIR / trial.parent.name
         if dst.exists():
             continue
         _copy_trial(trial.parent, dst)
