@@ -164,3 +164,5 @@ def test_restore_refuses_a_study_that_was_never_kept(tmp_path):
 
     with pytest.raises(ConfigError, match="no kept study"):
         restore("density", tmp_path / "studies", tmp_path / "docs")
+    argv = [str(tmp_path / "studies"), "--docs", str(tmp_path / "docs"), "--restore", "density"]
+    assert fd.main(argv) == 2 and not (tmp_path / "studies").exists()  # one-line error, nothing written

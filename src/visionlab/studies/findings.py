@@ -469,7 +469,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     a = ap.parse_args(argv)
     docs = Path(a.docs)
     if a.restore:
-        ids = restore(a.restore, Path(a.studies), docs)
+        from ..errors import ConfigError
+
+        try:
+            ids = restore(a.restore, Path(a.studies), docs)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         print(f"restored {len(ids)} finished trial(s) into {Path(a.studies) / a.restore}:", ", ".join(ids) or "none")
         return 0
     if not a.check:
