@@ -36,6 +36,12 @@ def test_train_prints_result_and_writes_run(two_runs):
     assert "widths:\n- 32\n- 16" in cfg and "optimizer: adam" in cfg
 
 
+def test_train_names_the_report_only_when_it_wrote_one(tmp_path):
+    p = run("train", *TINY, "--model", "small_cnn", "--report", "metrics", "--out", str(tmp_path / "m"))
+    assert not (tmp_path / "m" / "report.html").exists()
+    assert "report.html" not in p.stdout and f"metrics: {tmp_path / 'm' / 'metrics.json'}" in p.stdout.replace("\n", "")
+
+
 def test_evaluate_and_runs_table(two_runs, tmp_path):
     p = run("evaluate", str(two_runs / "cnn"), "--out", str(tmp_path / "ev"))
     assert "accuracy" in p.stdout

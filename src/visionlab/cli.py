@@ -90,8 +90,11 @@ def train(config: Optional[Path] = typer.Option(None, "--config", help="a YAML R
     colour = "green" if res.status != "diverged" else "red"
     acc = f"test accuracy {m['test_acc']:.4f}" if m.get("test_acc") is not None else \
         f"validation accuracy {m.get('val_acc')}"
-    out.print(f"[{colour}]{res.status}[/]: {acc} after {m['epochs_run']} epochs in {m['train_seconds']:.1f} s")
-    out.print(f"run folder: {res.path}   report: {res.path / 'report.html'}")
+    setup = f" (+{m['setup_seconds']:.1f} s setup: data, features)" if m.get("setup_seconds") else ""
+    out.print(f"[{colour}]{res.status}[/]: {acc} after {m['epochs_run']} epochs in {m['train_seconds']:.1f} s{setup}")
+    report = res.path / "report.html"  # --report metrics writes none: name what was written instead
+    out.print(f"run folder: {res.path}   " + (f"report: {report}" if report.exists()
+                                              else f"metrics: {res.path / 'metrics.json'}"))
 
 
 @app.command()
