@@ -166,3 +166,18 @@ def test_restore_refuses_a_study_that_was_never_kept(tmp_path):
         restore("density", tmp_path / "studies", tmp_path / "docs")
     argv = [str(tmp_path / "studies"), "--docs", str(tmp_path / "docs"), "--restore", "density"]
     assert fd.main(argv) == 2 and not (tmp_path / "studies").exists()  # one-line error, nothing written
+
+
+def test_the_precision_check_is_shown_from_its_kept_trials():
+    kept = DOCS / "findings" / "precision"
+    if not (kept / "results.csv").is_file():
+        pytest.skip("the precision study has not been kept in docs/findings/precision/")
+    with open(kept / "results.csv", newline="") as f:
+        rows = {(r["label"], int(r["seed"])): float(r["test_acc"]) for r in csv.DictReader(f)}
+    seeds = sorted({s for lab, s in rows if lab == "fp32"} & {s for lab, s in rows if lab == "bf16"})
+    d = [rows["bf16", s] - rows["fp32", s] for s in seeds]
+    page = fd.render(fd.load(DOCS / "findings"), DOCS)
+    assert f"bf16 - fp32, paired by seed: {100 * sum(d) / len(d):+.1f} points" in page
+    # the CPU and the precisions come from the trials' own compute records, not from this machine
+    compute = json.loads(next((kept / "trials").glob("bf16__s*/metrics.json")).read_text())["compute"]
+    assert f"Ran on {compute['cpu']['model']} ({compute['cpu']['isa']};" in page and ") in bf16 (bf16)" in page

@@ -93,6 +93,8 @@ CLAIMS: tuple[Claim, ...] = (
 )
 STUDIES = ("baseline", "activations", "initializers", "splits", "regularization", "density", "epochs")
 NOT_RUN_NOTE = {"optimizers": "needs the GPU (54 configurations); left to the GPU work"}
+# visionlab's own checks (no dissertation claim): kept and shown with the paired difference of their two arms
+OWN = {"precision": ("bf16", "fp32")}
 # the same studies re-run as the notebooks scaled their inputs (/255): `visionlab study run NAME --set normalize=scale`
 SCALED = {f"{name}-normalize-scale": name for name in STUDIES}
 
@@ -226,7 +228,7 @@ class Page:
 
 def load(kept: Path) -> Page:
     page = Page()
-    for name in (*STUDIES, *SCALED):
+    for name in (*STUDIES, *SCALED, *OWN):
         folder = kept / name
         if (folder / "results.csv").is_file():
             page.data[name] = read_arms(folder)
@@ -293,6 +295,48 @@ def scaled_section(page: Page, docs: Path) -> list[str]:
     return out
 
 
+def hardware(folder: Path) -> str:
+    """' Ran on <CPU> (<isa>; <flags>) in <precision> (<arms>).' from the kept trials' metrics.json ``compute``
+    records, one clause per machine and precision (a study finished in another checkout may have used two)."""
+    groups: dict[str, list[str]] = {}
+    for m in sorted((folder / TRIALS_DIR).glob(FINISHED)):
+        c = json.loads(m.read_text()).get("compute") or {}
+        if not c:
+            continue
+        cpu = c.get("cpu")
+        where = c.get("gpu", "a GPU") if cpu is None else \
+            f"{cpu['model']} ({cpu['isa']}; {', '.join(k for k, v in cpu.get('flags', {}).items() if v)})"
+        arm = m.parent.name.split("__")[0]
+        arms = groups.setdefault(f"{where} in {c.get('precision', '?')}", [])
+        if arm not in arms:
+            arms.append(arm)
+    if not groups:
+        return ""
+    return " Ran on " + "; ".join(f"{k} ({', '.join(v)})" for k, v in groups.items()) + "."
+
+
+def own_section(page: Page, docs: Path) -> list[str]:
+    """visionlab's own checks (OWN): each arm's interval and the difference of the two arms paired by seed."""
+    out = []
+    for name, (a, b) in OWN.items():
+        if name not in page.data:
+            continue
+        info, arms = page.info[name], page.data[name]
+        if not out:
+            out += ["## visionlab's own checks (not from the dissertation)", ""]
+        out += [f"### {name}", "", info["spec"].get("description", ""), "",
+                f"{sum(s.trials for s in arms.values())} trials; {wall_time(info, page_dir(name, docs))}."
+                f"{hardware(page_dir(name, docs))}", "",
+                "| configuration | mean | 95% CI | n |", "|---|---:|---:|---:|",
+                *[f"| {s.label} | {pct(s.mean)} | {ci_text(s)} | {s.n} |" for s in ranked(list(arms.values()))], ""]
+        if a in arms and b in arms and paired_diff(arms[a], arms[b]) is not None:
+            verdict_ = "separated" if separated(arms[a], arms[b]) else "not separated"
+            out += [f"{a} - {b}, paired by seed: {diff_text(arms[a], arms[b])} ({verdict_}).", ""]
+        if (page_dir(name, docs) / "bars.png").is_file():
+            out += [f"![{name}](findings/{name}/bars.png)", ""]
+    return out
+
+
 def trial_minutes(folder: Path) -> float:
     """The finished trials' own wall times summed (worker-minutes), from results.csv."""
     with open(folder / "results.csv", newline="") as f:
@@ -342,7 +386,7 @@ def render(page: Page, docs: Path = DOCS) -> str:
         arms = ranked(list(page.data[name].values()))
         out += [f"### {name}", "", f"{info['spec'].get('description', '')}", "",
                 f"{sum(a.trials for a in arms)} trials; {wall_time(info, page_dir(name, docs))}."
-                f" Its own report: `visionlab study run {name} --seeds 3 --data "
+                f"{hardware(page_dir(name, docs))} Its own report: `visionlab study run {name} --seeds 3 --data "
                 f"../shared/data/cifar10` writes `runs/studies/{name}/report.html`.", "",
                 "| configuration | mean | 95% CI | n |", "|---|---:|---:|---:|",
                 *[f"| {a.label} | {pct(a.mean)} | {ci_text(a)} | {a.n} |" for a in arms], ""]
@@ -364,6 +408,7 @@ def render(page: Page, docs: Path = DOCS) -> str:
             "  accuracy moves up to 15 points from one epoch to the next. Example: dense_ann seed 2, interrupted and",
             "  resumed once with 2 threads, ended at 38.6% test accuracy; run again without a break on 1 thread, 44.1%",
             "  (train accuracy 73.6% both times). The table uses the uninterrupted run, like its other seeds.", ""]
+    out += own_section(page, docs)
     return "\n".join(out)
 
 
@@ -376,7 +421,7 @@ def collect(studies: Path, docs: Path = DOCS) -> list[str]:
     from ..io import write_via
 
     copied = []
-    for name in (*STUDIES, *SCALED):
+    for name in (*STUDIES, *SCALED, *OWN):
         src = studies / name
         if not (src / "summary.csv").is_file():
             continue
