@@ -31,6 +31,7 @@ from visionlab.detect import DetectionPipeline, build_detector, draw_results
 from visionlab.inference.backends import OnnxClassifier, TorchClassifier
 from visionlab.inference.export import export_onnx
 from visionlab.models.layers import Normalize
+from visionlab.training.precision import cpu_capabilities
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VISIONLAB_SHARED", REPO.parent / "shared"))
@@ -82,9 +83,11 @@ def time_frames(pipes: dict[str, DetectionPipeline], frame: np.ndarray, n: int, 
     detector = next(iter(pipes.values())).detector
     faces = detector.detect(frame)
     crops = {k: p.crops(frame, faces) for k, p in pipes.items()}
+    work = frame.copy()  # drawn on; refreshed from `frame` before every call so no frame sees earlier drawings
     for _ in range(warmup):
         for p in pipes.values():
-            draw_results(frame, p(frame), fps=0.0)
+            np.copyto(work, frame)
+            draw_results(work, p(work), fps=0.0)
     det: list[float] = []
     e2e: dict[str, list[float]] = {k: [] for k in pipes}
     cls: dict[str, list[float]] = {k: [] for k in pipes}
@@ -93,8 +96,9 @@ def time_frames(pipes: dict[str, DetectionPipeline], frame: np.ndarray, n: int, 
         detector.detect(frame)
         det.append(time.perf_counter() - t0)
         for k, p in pipes.items():
+            np.copyto(work, frame)
             t0 = time.perf_counter()
-            draw_results(frame, p(frame), fps=0.0)  # what `visionlab detect` does per frame
+            draw_results(work, p(work), fps=0.0)  # what `visionlab detect` does per frame
             t1 = time.perf_counter()
             p.classifier.predict_proba(crops[k])
             e2e[k].append(t1 - t0)
@@ -116,7 +120,7 @@ def latency(args) -> None:
         print(f"{args.model} at {args.size} px, YuNet (threshold 0.7), {W}x{H} frames, 1 thread "
               f"(torch {torch.__version__}, ONNX Runtime {ort_version()}, OpenCV {cv2.__version__}); "
               f"medians of {args.frames} frames, backends interleaved; FPS = 1000 / median frame ms; "
-              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs ({cpu_line()}) "
               f"(min ms is the least load-bound figure)")
         header = (f"{'faces':>5} | {'detect at':>9} | {'backend':>7} | {'frame ms':>8} | {'min ms':>6} | "
                   f"{'p90 ms':>6} | {'FPS':>6} | {'detect ms':>9} | {'classify ms':>11} | {'torch/onnx':>10}")
@@ -151,7 +155,7 @@ def bundled(args) -> None:
     prof = clf.profile
     print(f"bundled classifier ({clf.image_size} px, {len(clf.classes)} classes), ONNX Runtime {ort_version()}, "
           f"OpenCV {cv2.__version__}, 1 thread, {W}x{H} frames, medians of {args.frames} frames, settings "
-          f"interleaved; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+          f"interleaved; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs ({cpu_line()})")
     header = f"{'faces':>5} | {'setting':>16} | {'frame ms':>8} | {'min ms':>6} | {'p90 ms':>6} | {'FPS':>6} | found"
     print(header)
     print("-" * len(header))
@@ -169,17 +173,24 @@ def bundled(args) -> None:
                 p(frame)
         times: dict[str, list[float]] = {k: [] for k in pipes}
         found: dict[str, int] = {}
+        work = frame.copy()  # drawn on; refreshed before every call so no frame sees earlier drawings
         for _ in range(args.frames):
             for k, p in pipes.items():
+                np.copyto(work, frame)
                 t0 = time.perf_counter()
-                res = p(frame)
-                draw_results(frame, res, fps=0.0)
+                res = p(work)
+                draw_results(work, res, fps=0.0)
                 times[k].append(time.perf_counter() - t0)
                 found[k] = len(res)
         for k, v in times.items():
             med = 1000 * statistics.median(v)
             print(f"{n:>5} | {k:>16} | {med:8.1f} | {1000 * min(v):6.1f} | {1000 * float(np.percentile(v, 90)):6.1f} | "
                   f"{1000 / med:6.1f} | {found[k]}")
+
+
+def cpu_line() -> str:
+    cpu = cpu_capabilities()
+    return f"{cpu['model']}, torch kernels {cpu['isa']}"
 
 
 def ort_version() -> str:

@@ -19,6 +19,7 @@ import torch
 from visionlab.data import decode_image
 from visionlab.predict import collect_images, predict
 from visionlab.runs import load_run
+from visionlab.training.precision import cpu_capabilities
 
 
 def plain(run, files: list[Path], batch: int = 32) -> float:
@@ -53,7 +54,9 @@ def main() -> None:
         best["predict"] = min(best["predict"], ours(a.run, files))
         best["plain"] = min(best["plain"], plain(a.run, files))
     n = len(files)
-    print(f"{n} images, torch {torch.__version__}, {torch.get_num_threads()} threads; best of {a.repeats}")
+    cpu = cpu_capabilities()
+    print(f"CPU: {cpu['model']} (torch kernels: {cpu['isa']}); {n} images, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; best of {a.repeats}")
     for k, v in best.items():
         print(f"{k:>8}: {v:7.2f} s  {n / v:7.1f} images/s  {1000 * v / n:6.2f} ms/image")
     print(f"predict / plain time per image: {best['predict'] / best['plain']:.2f}x (target <= 1.3x)")
