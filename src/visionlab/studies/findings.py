@@ -274,6 +274,12 @@ def scaled_rows(page: Page) -> list[str]:
     return rows
 
 
+def arm_table(arms: list[ArmStats]) -> list[str]:
+    """A study's configurations as a markdown table: mean, 95% interval and seeds."""
+    return ["| configuration | mean | 95% CI | n |", "|---|---:|---:|---:|",
+            *[f"| {a.label} | {pct(a.mean)} | {ci_text(a)} | {a.n} |" for a in arms]]
+
+
 def scaled_section(page: Page, docs: Path) -> list[str]:
     rows = scaled_rows(page)
     out = ["## With the notebooks' input scaling (/255)", ""]
@@ -288,8 +294,7 @@ def scaled_section(page: Page, docs: Path) -> list[str]:
         arms = [a for a in ranked(list(page.data[variant].values())) if a.n]
         out += [f"### {variant}", "", f"{sum(a.trials for a in arms)} trials; "
                 f"{wall_time(page.info[variant], page_dir(variant, docs))}.", "",
-                "| configuration | mean | 95% CI | n |", "|---|---:|---:|---:|",
-                *[f"| {a.label} | {pct(a.mean)} | {ci_text(a)} | {a.n} |" for a in arms], ""]
+                *arm_table(arms), ""]
         if (page_dir(variant, docs) / "bars.png").is_file():
             out += [f"![{variant}](findings/{variant}/bars.png)", ""]
     return out
@@ -327,8 +332,7 @@ def own_section(page: Page, docs: Path) -> list[str]:
         out += [f"### {name}", "", info["spec"].get("description", ""), "",
                 f"{sum(s.trials for s in arms.values())} trials; {wall_time(info, page_dir(name, docs))}."
                 f"{hardware(page_dir(name, docs))}", "",
-                "| configuration | mean | 95% CI | n |", "|---|---:|---:|---:|",
-                *[f"| {s.label} | {pct(s.mean)} | {ci_text(s)} | {s.n} |" for s in ranked(list(arms.values()))], ""]
+                *arm_table(ranked(list(arms.values()))), ""]
         if a in arms and b in arms and paired_diff(arms[a], arms[b]) is not None:
             verdict_ = "separated" if separated(arms[a], arms[b]) else "not separated"
             out += [f"{a} - {b}, paired by seed: {diff_text(arms[a], arms[b])} ({verdict_}).", ""]
@@ -388,8 +392,7 @@ def render(page: Page, docs: Path = DOCS) -> str:
                 f"{sum(a.trials for a in arms)} trials; {wall_time(info, page_dir(name, docs))}."
                 f"{hardware(page_dir(name, docs))} Its own report: `visionlab study run {name} --seeds 3 --data "
                 f"../shared/data/cifar10` writes `runs/studies/{name}/report.html`.", "",
-                "| configuration | mean | 95% CI | n |", "|---|---:|---:|---:|",
-                *[f"| {a.label} | {pct(a.mean)} | {ci_text(a)} | {a.n} |" for a in arms], ""]
+                *arm_table(arms), ""]
         if (page_dir(name, docs) / "bars.png").is_file():
             out += [f"![{name}](findings/{name}/bars.png)", ""]
     out += scaled_section(page, docs)
