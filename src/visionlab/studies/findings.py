@@ -410,7 +410,11 @@ def render(page: Page, docs: Path = DOCS) -> str:
             "  sums run in another order). Final-epoch accuracy is the figure most affected: dense_ann's validation",
             "  accuracy moves up to 15 points from one epoch to the next. Example: dense_ann seed 2, interrupted and",
             "  resumed once with 2 threads, ended at 38.6% test accuracy; run again without a break on 1 thread, 44.1%",
-            "  (train accuracy 73.6% both times). The table uses the uninterrupted run, like its other seeds.", ""]
+            "  (train accuracy 73.6% both times). The table uses the uninterrupted run, like its other seeds.",
+            "- Precision: each study section says the CPU and precision its kept trials ran in. A study finished on",
+            "  another machine can mix them (density: dense_ann in fp32 on an AVX2 CPU, dense_cnn in bf16 on a Zen 4,",
+            "  which is what `--precision auto` picks there). What bf16 itself costs on the CNN baseline is measured",
+            "  by the precision study at the end of this page.", ""]
     out += own_section(page, docs)
     return "\n".join(out)
 
