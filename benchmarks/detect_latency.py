@@ -31,7 +31,7 @@ from visionlab.detect import DetectionPipeline, build_detector, draw_results
 from visionlab.inference.backends import OnnxClassifier, TorchClassifier
 from visionlab.inference.export import export_onnx
 from visionlab.models.layers import Normalize
-from visionlab.training.precision import cpu_capabilities
+from visionlab.training.precision import cpu_summary
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VISIONLAB_SHARED", REPO.parent / "shared"))
@@ -120,7 +120,7 @@ def latency(args) -> None:
         print(f"{args.model} at {args.size} px, YuNet (threshold 0.7), {W}x{H} frames, 1 thread "
               f"(torch {torch.__version__}, ONNX Runtime {ort_version()}, OpenCV {cv2.__version__}); "
               f"medians of {args.frames} frames, backends interleaved; FPS = 1000 / median frame ms; "
-              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs ({cpu_line()}) "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs ({cpu_summary()}) "
               f"(min ms is the least load-bound figure)")
         header = (f"{'faces':>5} | {'detect at':>9} | {'backend':>7} | {'frame ms':>8} | {'min ms':>6} | "
                   f"{'p90 ms':>6} | {'FPS':>6} | {'detect ms':>9} | {'classify ms':>11} | {'torch/onnx':>10}")
@@ -155,7 +155,7 @@ def bundled(args) -> None:
     prof = clf.profile
     print(f"bundled classifier ({clf.image_size} px, {len(clf.classes)} classes), ONNX Runtime {ort_version()}, "
           f"OpenCV {cv2.__version__}, 1 thread, {W}x{H} frames, medians of {args.frames} frames, settings "
-          f"interleaved; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs ({cpu_line()})")
+          f"interleaved; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs ({cpu_summary()})")
     header = f"{'faces':>5} | {'setting':>16} | {'frame ms':>8} | {'min ms':>6} | {'p90 ms':>6} | {'FPS':>6} | found"
     print(header)
     print("-" * len(header))
@@ -186,11 +186,6 @@ def bundled(args) -> None:
             med = 1000 * statistics.median(v)
             print(f"{n:>5} | {k:>16} | {med:8.1f} | {1000 * min(v):6.1f} | {1000 * float(np.percentile(v, 90)):6.1f} | "
                   f"{1000 / med:6.1f} | {found[k]}")
-
-
-def cpu_line() -> str:
-    cpu = cpu_capabilities()
-    return f"{cpu['model']}, torch kernels {cpu['isa']}"
 
 
 def ort_version() -> str:

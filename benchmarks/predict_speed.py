@@ -19,7 +19,7 @@ import torch
 from visionlab.data import decode_image
 from visionlab.predict import collect_images, predict
 from visionlab.runs import load_run
-from visionlab.training.precision import cpu_capabilities
+from visionlab.training.precision import cpu_summary
 
 
 def plain(run, files: list[Path], batch: int = 32) -> float:
@@ -54,8 +54,7 @@ def main() -> None:
         best["predict"] = min(best["predict"], ours(a.run, files))
         best["plain"] = min(best["plain"], plain(a.run, files))
     n = len(files)
-    cpu = cpu_capabilities()
-    print(f"CPU: {cpu['model']} (torch kernels: {cpu['isa']}); {n} images, torch {torch.__version__}, "
+    print(f"CPU: {cpu_summary()}; {n} images, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; best of {a.repeats}")
     for k, v in best.items():
         print(f"{k:>8}: {v:7.2f} s  {n / v:7.1f} images/s  {1000 * v / n:6.2f} ms/image")

@@ -101,11 +101,9 @@ def main() -> None:
     a = ap.parse_args()
     root = Path(a.data)
     cache = Path(tempfile.mkdtemp(prefix="vl-cache-"))
-    from visionlab.training.precision import cpu_capabilities
+    from visionlab.training.precision import cpu_summary
 
-    caps = cpu_capabilities()
-    have = ", ".join(k for k, v in caps["flags"].items() if v) or "none of the probed extensions"
-    print(f"CPU: {caps['model']} (torch kernels: {caps['isa']}; {have})")
+    print(f"CPU: {cpu_summary()}")
     try:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
         ips_vl, cold, warm, used = through_visionlab(root, a.images, a.batch_size, cache)

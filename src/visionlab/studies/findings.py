@@ -301,18 +301,21 @@ def scaled_section(page: Page, docs: Path) -> list[str]:
 
 
 def hardware(folder: Path) -> str:
-    """' Ran on <CPU> (<isa>; <flags>) in <precision> (<arms>).' from the kept trials' metrics.json ``compute``
-    records, one clause per machine and precision (a study finished in another checkout may have used two)."""
+    """' Ran on <CPU> in <precision> (<arms>).' from the kept trials' metrics.json ``compute`` records, one clause
+    per machine and precision (a study finished in another checkout may have used two); arms named by
+    results.csv's label for each trial id."""
+    from ..training.precision import cpu_summary
+
+    with open(folder / "results.csv", newline="") as f:
+        label = {r["trial_id"]: r["label"] for r in csv.DictReader(f)}
     groups: dict[str, list[str]] = {}
     for m in sorted((folder / TRIALS_DIR).glob(FINISHED)):
         c = json.loads(m.read_text()).get("compute") or {}
         if not c:
             continue
-        cpu = c.get("cpu")
-        where = c.get("gpu", "a GPU") if cpu is None else \
-            f"{cpu['model']} ({cpu['isa']}; {', '.join(k for k, v in cpu.get('flags', {}).items() if v)})"
-        arm = m.parent.name.split("__")[0]
+        where = cpu_summary(c["cpu"]) if c.get("cpu") else c.get("gpu", "a GPU")
         arms = groups.setdefault(f"{where} in {c.get('precision', '?')}", [])
+        arm = label.get(m.parent.name, m.parent.name)
         if arm not in arms:
             arms.append(arm)
     if not groups:

@@ -56,6 +56,14 @@ def cpu_capabilities() -> dict:
     return {"model": _cpu_model(), "isa": torch.backends.cpu.get_cpu_capability(), "flags": flags}
 
 
+def cpu_summary(caps: Optional[dict] = None) -> str:
+    """'<model> (<torch kernel ISA>; <flags present>)' for ``caps`` (a recorded ``cpu_capabilities()``, default
+    this machine's): the one wording benchmarks print and the findings page shows for a run's CPU."""
+    caps = caps if caps is not None else cpu_capabilities()
+    have = ", ".join(k for k, v in caps.get("flags", {}).items() if v) or "none of the probed extensions"
+    return f"{caps['model']} ({caps['isa']}; {have})"
+
+
 def native_bf16_cpu() -> Optional[str]:
     """The feature that makes bf16 native on this CPU ("AMX" or "AVX512_BF16"), or None."""
     flags = cpu_capabilities()["flags"]
