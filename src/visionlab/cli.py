@@ -299,7 +299,9 @@ def _print_detections(s: dict, out_dir: Path) -> None:
             f"mask rate {100 * t['mask_rate']:.1f}% [{100 * t['mask_rate_ci'][0]:.1f}, "
             f"{100 * t['mask_rate_ci'][1]:.1f}]")
         people = f", {t['people']['count']} people by track" if t.get("people") else ""
-        out.print(f"summary: {rate} over {t['faces']} face sightings{people}; {t['csv']}, {t['png']}")
+        files = f"{t['csv']}, {t['png']}" if t.get("png") else f"{t['csv']} ({t['png_missing']})"
+        out.print(f"summary: {rate} over {t['faces']} face sightings{people}; {files}", markup=False,
+                  soft_wrap=True)
     out.print(f"output: {out_dir}  (JSON lines: {s['jsonl']})")
 
 

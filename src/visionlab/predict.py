@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-import torch
+import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from .errors import DataError
@@ -50,7 +50,7 @@ def predict(run: str | Path | None, inputs: Iterable[str | Path], out: str | Pat
     """Predict every image in ``inputs`` (files or folders) with the model of ``run`` (a run folder or an .onnx
     file; ``None``: the bundled face-mask classifier). ``backend="onnx"`` runs ONNX Runtime on the run's exported
     model (exported on first use, as `visionlab detect` does); ``torch`` runs the run's torch model."""
-    from .images import decode_image
+    from .images import decode_array
     from .inference.backends import load_classifier
 
     clf = load_classifier(run, backend if run is not None and Path(run).suffix.lower() != ".onnx" else "onnx",
@@ -67,12 +67,12 @@ def predict(run: str | Path | None, inputs: Iterable[str | Path], out: str | Pat
             chunk, xs = [], []
             for f in files[start:start + batch_size]:
                 try:
-                    xs.append(decode_image(f, size))
+                    xs.append(decode_array(f, size).transpose(2, 0, 1))  # H x W x 3 -> 3 x S x S
                     chunk.append(f)
                 except DataError as e:
                     problems.append((str(f), str(e)))
             if xs:
-                probs = clf.predict_proba(torch.stack(xs).numpy())
+                probs = clf.predict_proba(np.ascontiguousarray(np.stack(xs)))
                 for f, p in zip(chunk, probs):
                     k = int(p.argmax())
                     rows.append({"path": str(f), "label": classes[k], "confidence": float(p[k]),

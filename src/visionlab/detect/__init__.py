@@ -7,14 +7,23 @@ predict and the service all use them) and are re-exported here. See docs/detecti
 import sys
 import types
 
-from ..inference.backends import Classifier, OnnxClassifier, TorchClassifier, load_classifier
-from ..inference.export import export_onnx, export_run, onnx_metadata
+from ..inference.backends import Classifier, OnnxClassifier, TorchClassifier, load_classifier, onnx_metadata
 from .faces import FACE_DETECTORS, YUNET_SCORE_THRESHOLD, Face, FaceDetector, build_detector
 from .pipeline import DetectionPipeline, FaceResult, detect_faces, draw_results, run_detection
 
 __all__ = ["FACE_DETECTORS", "YUNET_SCORE_THRESHOLD", "Classifier", "DetectionPipeline", "Face", "FaceDetector",
            "FaceResult", "OnnxClassifier", "TorchClassifier", "build_detector", "draw_results", "export_onnx",
            "export_run", "load_classifier", "onnx_metadata", "run_detection", "detect_faces"]
+
+
+_EXPORT = ("export_onnx", "export_run")  # import torch and onnx: loaded on first use
+
+
+def __getattr__(name: str):
+    if name in _EXPORT:
+        from ..inference import export
+        return getattr(export, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _CallableModule(types.ModuleType):

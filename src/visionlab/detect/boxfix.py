@@ -46,15 +46,20 @@ def xywh_to_xyxy(b: np.ndarray) -> np.ndarray:
 
 
 def iou_matrix(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
-    """Pairwise IoU (torchvision's ``box_iou``), N x M; empty inputs give an empty matrix."""
-    import torch
-    from torchvision.ops import box_iou
-
+    """Pairwise IoU, N x M; empty inputs give an empty matrix."""
+    # torchvision's box_iou computes the same, but importing torch for it would put 1 GB under the light runtime.
     a = np.asarray(a_xyxy, np.float64).reshape(-1, 4)
     b = np.asarray(b_xyxy, np.float64).reshape(-1, 4)
     if not len(a) or not len(b):
         return np.zeros((len(a), len(b)))
-    return box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
 
 
 def match(det_xyxy: np.ndarray, truth_xyxy: np.ndarray, min_iou: float = 0.5) -> list[tuple[int, int, float]]:
@@ -122,11 +127,15 @@ class BoxCorrection:
 
 
 def nms_merge(boxes: Sequence[np.ndarray], scores: Sequence[float], iou: float = 0.4) -> list[int]:
-    """Indices kept by torchvision's NMS (highest score first)."""
-    import torch
-    from torchvision.ops import nms
+    """Indices kept by greedy NMS (OpenCV's ``NMSBoxes``), highest score first."""
+    import cv2
 
     if not len(boxes):
         return []
-    b = torch.as_tensor(np.asarray(boxes, np.float64).reshape(-1, 4))
-    return nms(b, torch.as_tensor(np.asarray(scores, np.float64)), iou).tolist()
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    xywh = np.c_[b[:, :2], b[:, 2:] - b[:, :2]]
+    s = np.asarray(scores, np.float64).reshape(-1)
+    shifted = s - s.min() + 1.0  # NMSBoxes drops scores not above its (non-negative) threshold; order is kept
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), shifted.tolist(), score_threshold=0.0, nms_threshold=float(iou))
+    keep = [int(i) for i in np.asarray(keep).reshape(-1)]
+    return sorted(keep, key=lambda i: (-s[i], i))

@@ -129,7 +129,7 @@ class DetectionPipeline:
         self.classifier = classifier
         self.margin, self.min_face, self.min_confidence = margin, min_face, min_confidence
         self.unsure_low, self.unsure_high = unsure_low, unsure_high
-        from ..evaluation.metrics import positive_index
+        from ..classes import positive_index
 
         classes = list(classifier.classes)
         self.background = next((i for i, c in enumerate(classes) if is_background(c)), None)

@@ -350,8 +350,14 @@ class VideoSummary:
         else:  # no frame at all: still the header, so a reader sees the columns
             atomic_write_text(out / SUMMARY_CSV, ",".join(COLUMNS) + "\n")
         totals = self.totals()
-        atomic_write_bytes(out / SUMMARY_PNG, plot_summary(rows, totals))
         totals["csv"] = str(out / SUMMARY_CSV)
+        try:
+            png = plot_summary(rows, totals)
+        except ModuleNotFoundError as e:  # the light runtime has no matplotlib: the CSV and totals still stand
+            totals["png"] = None
+            totals["png_missing"] = f"{SUMMARY_PNG} not drawn: it needs {e.name} (pip install 'visionlab[plot]')"
+            return totals
+        atomic_write_bytes(out / SUMMARY_PNG, png)
         totals["png"] = str(out / SUMMARY_PNG)
         return totals
 

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from sklearn import metrics as skm
 
+from ..classes import positive_index  # noqa: F401 (re-exported: evaluation code imports it from here)
+
 
 @torch.no_grad()
 def predict_proba(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256,
@@ -18,19 +20,6 @@ def predict_proba(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256
     out = [torch.softmax(model(x[i:i + batch_size].to(device)).float(), 1).cpu()
            for i in range(0, len(x), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
-
-
-def positive_index(classes: list[str], positive_class: Optional[str]) -> int:
-    """Index of the positive class for binary metrics: the configured one, else a 'with'/'pos'/'1' class, else 1."""
-    if positive_class is not None:
-        if positive_class not in classes:
-            from ..errors import ConfigError
-            raise ConfigError(f"positive class {positive_class!r} is not one of {classes}")
-        return classes.index(positive_class)
-    for i, c in enumerate(classes):
-        if c.lower().startswith(("withmask", "with_mask", "pos", "1", "yes", "true")):
-            return i
-    return 1
 
 
 def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = 15) -> tuple[float, dict]:

@@ -1,12 +1,12 @@
 """Running a trained classifier outside training: ONNX export (``export``) and the torch / ONNX Runtime
 backends (``backends``) that detection, ``visionlab predict`` and the service classify with.
 
-The names below load on first use: ``backends`` needs only NumPy, ``export`` imports torch and onnx.
+The names below load on first use: ``backends`` needs only NumPy (and ONNX Runtime for an .onnx file), ``export`` imports torch and onnx.
 """
 from __future__ import annotations
 
-_BACKENDS = ("Classifier", "OnnxClassifier", "TorchClassifier", "load_classifier")
-_EXPORT = ("ONNX_FILE", "export_onnx", "export_run", "onnx_metadata", "verify_onnx")
+_BACKENDS = ("ONNX_FILE", "Classifier", "OnnxClassifier", "TorchClassifier", "load_classifier", "onnx_metadata")
+_EXPORT = ("export_onnx", "export_run", "verify_onnx")
 
 __all__ = [*_BACKENDS, *_EXPORT]
 

@@ -19,10 +19,10 @@ from torch import nn
 
 from ..errors import ModelError
 from ..io import atomic_write_bytes
+from .backends import ONNX_FILE, onnx_metadata  # noqa: F401 (torch-free; re-exported for export's users)
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "logits"
-ONNX_FILE = "model.onnx"
 VERIFY_ATOL = 1e-3  # export fails above this; the parity test holds small models to 1e-4
 
 
@@ -127,20 +127,6 @@ def verify_onnx(model: nn.Module, onnx_model: bytes | str | os.PathLike, image_s
         raise ModelError(f"ONNX export does not match torch (max abs difference {diff:.3g} > {VERIFY_ATOL}); "
                          f"the model uses an operation the exporter translates differently")
     return diff
-
-
-def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata_props of an ONNX file (keys as written by ``export_onnx``)."""
-    import onnxruntime as ort
-
-    p = Path(path)
-    if not p.is_file():
-        raise ModelError(f"ONNX model {p} does not exist; create it with `visionlab export RUN --format onnx`")
-    try:
-        sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise ModelError(f"cannot load ONNX model {p}: {str(e).strip().splitlines()[0]}") from None
-    return dict(sess.get_modelmeta().custom_metadata_map)
 
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, format: str = "onnx",

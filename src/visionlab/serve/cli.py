@@ -97,14 +97,17 @@ def serve(run: str | Path | None = None, host: str = "127.0.0.1", port: int = 80
         raise ConfigError("--request-timeout and the header timeout must be positive")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, not {port}")
-    import torch
     import uvicorn
 
     from .app import LOOPBACK_NAMES, create_app
 
     # each of the max_concurrency inference threads gets its share of the cores, not all of them
     threads = max(1, (os.cpu_count() or 1) // max_concurrency)
-    torch.set_num_threads(threads)
+    try:
+        import torch  # only a torch backend uses it; the light runtime has none
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
     try:
         import cv2
         cv2.setNumThreads(threads)
