@@ -73,7 +73,7 @@ def test_importing_images_and_the_store_starts_no_torch():
 
 
 def test_detection_writes_an_annotated_copy_for_every_image_suffix(tmp_path):
-    from visionlab.detect.pipeline import _write_image
+    from visionlab.detect.run import _write_image
 
     frame = np.full((12, 16, 3), (40, 170, 40), np.uint8)  # BGR, as the pipeline draws
     for s in sorted(images.IMAGE_SUFFIXES):
@@ -88,7 +88,7 @@ def test_detection_writes_an_annotated_copy_for_every_image_suffix(tmp_path):
 
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])
 def test_detection_reads_photos_with_the_shared_decoder_and_their_exif_orientation(tmp_path, orientation):
-    from visionlab.detect.pipeline import read_image
+    from visionlab.detect.run import read_image
     from visionlab.errors import DataError
 
     rgb = np.zeros((30, 60, 3), np.uint8)  # stored landscape: left third red, the rest blue

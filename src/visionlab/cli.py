@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .cli_errors import run_app
+from .cli_options import cli_type as _cli_type, options_from
 from .config import RunConfig
+from .detect.config import DetectConfig
 from .errors import ConfigError
 from .progress import console
 
@@ -34,17 +36,6 @@ def _parse_field(name: str, value: Any) -> Any:
     if name == "widths":
         return [int(p) for p in str(value).replace(":", ",").split(",") if p]
     return value
-
-
-def _cli_type(ann: Any) -> Any:
-    args = typing.get_args(ann)
-    origin = typing.get_origin(ann)
-    if origin is typing.Union:
-        inner = [a for a in args if a is not type(None)][0]
-        return _cli_type(inner)
-    if origin is typing.Literal or origin in (tuple, list):
-        return str
-    return ann
 
 
 def _warn_each(items, word: str) -> None:
@@ -190,90 +181,52 @@ def compare_cmd(runs: list[Path] = typer.Argument(..., help="run folders"),
 
 
 @app.command("detect")
+@options_from(DetectConfig)
 def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a folder of images or a video file"),
-               model: Optional[Path] = typer.Option(None, "--model",
-                                                    help="a run folder or an .onnx file (default: the bundled "
-                                                         "three-class face-mask classifier)"),
                out_dir: Optional[Path] = typer.Option(None, "--out",
                                                       help="annotated images/video and detections.jsonl go here "
                                                            "(default: a new detections-<time> folder here)"),
                camera: Optional[int] = typer.Option(None, "--camera", help="read camera N instead of INPUT"),
-               detector: str = typer.Option("yunet", "--detector", help="yunet (needs its ONNX file) or haar"),
-               backend: str = typer.Option("onnx", "--backend", help="onnx (ONNX Runtime) or torch"),
-               face_model: Optional[Path] = typer.Option(None, "--face-model", help="YuNet ONNX file"),
-               quality: str = typer.Option("auto", "--quality",
-                                           help="accurate (upscaled photo, low threshold + background rejection), "
-                                                "fast, or auto: accurate for photos, fast for video"),
-               score_threshold: Optional[float] = typer.Option(None, "--score-threshold",
-                                                               help="detector score threshold (default: the model's "
-                                                                    "detection profile, else 0.7)"),
-               detect_side: Optional[int] = typer.Option(None, "--detect-side",
-                                                         help="run the detector at this longer side (e.g. 320: faster)"),
-               min_face: int = typer.Option(10, "--min-face", help="faces smaller than this (px) are 'unsure'"),
-               min_face_prob: Optional[float] = typer.Option(
-                   None, "--min-face-prob", help="drop boxes whose face probability (1 - P(Background)) is below "
-                                                 "this (default 0.5; 0.05 with --truth, as mAP is computed)"),
                truth: Optional[Path] = typer.Option(None, "--truth",
                                                     help="boxes.csv or a PASCAL VOC folder: score the boxes (mAP, "
                                                          "recall by size, confusion, report.html)"),
                subset: Optional[str] = typer.Option(None, "--subset",
                                                     help="with --truth: only these photos, e.g. crops/faces.json:"
                                                          "Validation or a text file of names"),
-               bin_seconds: Optional[float] = typer.Option(None, "--bin-seconds",
-                                                           help="video summary time bins (default 10 s; 1 s for "
-                                                                "clips under a minute)"),
-               zone: Optional[str] = typer.Option(None, "--zone", help="count only faces whose centre is inside "
-                                                                       "x1,y1,x2,y2 or a polygon x1,y1;x2,y2;..."),
-               track: bool = typer.Option(True, "--track/--no-track",
-                                          help="also count people by IoU tracks (one person standing still once)"),
-               blur: bool = typer.Option(False, "--blur", help="blur every face in the saved images and video"),
-               pixelate: bool = typer.Option(False, "--pixelate", help="pixelate every face instead of blurring"),
-               save_frames: bool = typer.Option(True, "--save-frames/--no-save-frames",
-                                                help="--no-save-frames writes only JSON lines and the summary"),
-               threads: int = typer.Option(1, "--threads")) -> None:
+               **fields: Any) -> None:
     """Find every face in photos, a folder, a video or a camera and label each (mask / no mask / worn
     incorrectly / unsure). Video and cameras also get summary.csv/png (counts and mask rate over time). With
-    --truth, also score the boxes against annotations."""
+    --truth, also score the boxes against annotations. Every option but --out, --camera, --truth and --subset is
+    a field of visionlab.detect.DetectConfig."""
+    from .detect.config import make_config
     from .detect.privacy import storage_notice
-
-    from .detect import run_detection
 
     if (input is None) == (camera is None):
         raise ConfigError("give INPUT (image, folder or video) or --camera N, not both")
+    cfg = make_config(None, **fields)
+    if cfg.blur and cfg.pixelate:
+        raise ConfigError("--blur and --pixelate exclude each other: pick one")
     if out_dir is None:
-        out_dir = _new_detections_dir()
-    mode = "pixelate" if pixelate else ("blur" if blur else None)
-    out.print(f"{_model_line(model)}; {storage_notice(mode, save_frames)}", soft_wrap=True)  # first line: both
-    opts = dict(detector=detector, backend=backend, threads=threads, face_model=face_model,
-                score_threshold=score_threshold, detect_side=detect_side, min_face=min_face, quality=quality,
-                blur=mode, save_frames=save_frames, zone=zone)
+        from .detect.run import default_out_dir
+
+        out_dir = default_out_dir()
+    model = Path(cfg.model) if cfg.model is not None else None
+    out.print(f"{_model_line(model)}; {storage_notice(cfg.privacy, cfg.save_frames)}", soft_wrap=True)
     if truth is not None:
         from .detect.evaluate import detect_and_evaluate
 
         if input is None:
             raise ConfigError("--truth scores photos: give INPUT, not --camera")
-        m = detect_and_evaluate(input, model, out_dir, truth, subset=subset,
-                                min_face_prob=0.05 if min_face_prob is None else min_face_prob, **opts)
+        m = detect_and_evaluate(input, cfg.with_(min_face_prob=0.05 if cfg.min_face_prob is None else None),
+                                out_dir, truth, subset=subset)
         _print_box_scores(m, out_dir)
         return
     if subset is not None:
         raise ConfigError("--subset goes with --truth")
-    s = run_detection(int(camera) if camera is not None else input, model, out_dir,
-                      min_face_prob=0.5 if min_face_prob is None else min_face_prob, bin_seconds=bin_seconds,
-                      track=track, **opts)
+    from .detect import run_detection
+
+    s = run_detection(int(camera) if camera is not None else input, cfg, out_dir)
     _print_detections(s, out_dir)
-
-
-def _new_detections_dir() -> Path:
-    """``detect``'s default output folder: detections-<time> here, with .2, .3, ... if that exists."""
-    import time as _time
-
-    out_dir = Path(f"detections-{_time.strftime('%Y%m%d-%H%M%S')}")
-    k = 1
-    while out_dir.exists():
-        k += 1
-        out_dir = Path(f"{out_dir.name.split('.')[0]}.{k}")
-    return out_dir
 
 
 def _print_box_scores(m: dict, out_dir: Path) -> None:
@@ -379,6 +332,8 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                images: Optional[Path] = typer.Option(None, "--images", help="folder of the annotated photos "
                                                                           "(default: images/ beside the annotations)"),
                face_model: Optional[Path] = typer.Option(None, "--face-model", help="YuNet ONNX file"),
+               detector: str = typer.Option("yunet", "--detector", help="yunet (OpenCV) or yunet_ort (ONNX "
+                                                                         "Runtime); detect.json records it"),
                upscale: float = typer.Option(3.0, "--upscale", help="enlarge photos this much for the detector"),
                score_threshold: float = typer.Option(0.15, "--score-threshold",
                                                      help="detector threshold (the Background class rejects the "
@@ -400,7 +355,8 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
     r = _parse_field("split_ratios", ratios)
     s = cut_faces(sources, out_dir, images=images, face_model=face_model, upscale=upscale,
                   score_threshold=score_threshold, margin=margin, size=size, split_ratios=r, seed=seed,
-                  balance=balance, background=background, label_map=parse_label_map(label_map) or None)
+                  balance=balance, background=background, label_map=parse_label_map(label_map) or None,
+                  detector=detector)
     out.print(str(s))
     out.print(f"split and settings: {out_dir / 'faces.json'}; detector profile: {out_dir / 'detect.json'}")
 

@@ -77,7 +77,8 @@ offline. On {val.get('photos', '?')} annotated crowd photos it never trained on,
 def demo(data: Optional[str] = None, out: Optional[str] = None, epochs: int = 6, quiet: bool = False) -> DemoResult:
     """Detect masks in the bundled photos, then train and evaluate a small classifier; returns where it all is."""
     from .assets import PHOTOS, demo_photos
-    from .detect.pipeline import JSONL_FILE, run_detection
+    from .detect.pipeline import JSONL_FILE
+    from .detect.run import run_detection
 
     root = Path(out) if out else Path(time.strftime("demo-%Y%m%d-%H%M%S"))
     root.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from .conftest import shared_file
 
 
 def test_registry_names_and_unknown_detector():
-    assert FACE_DETECTORS.names() == ["haar", "yunet"]
+    assert FACE_DETECTORS.names() == ["haar", "yunet", "yunet_ort"]
     with pytest.raises(ConfigError, match="haar, yunet"):
         build_detector("retinaface")
 

@@ -102,7 +102,7 @@ def test_video_in_annotated_video_and_json_lines_out(tmp_path, yunet, tiny_class
     _make_video(video)
     seen = []
     out = tmp_path / "out"
-    s = run_detection(video, tiny_classifier, out, yunet, show_progress=False,
+    s = run_detection(video, None, out, classifier=tiny_classifier, detector=yunet, show_progress=False,
                       on_frame=lambda r, img: seen.append(img.shape))
     assert s["kind"] == "video" and s["processed"] == 12 and not s["interrupted"]
     assert s["video"] == str(out / "walk.mp4") and _count_frames(out / "walk.mp4") == 12
@@ -123,7 +123,7 @@ def test_ctrl_c_stops_with_video_and_json_lines_finalised(tmp_path, yunet, tiny_
             raise KeyboardInterrupt
 
     out = tmp_path / "out"
-    s = run_detection(video, tiny_classifier, out, yunet, show_progress=False, on_frame=interrupt)
+    s = run_detection(video, None, out, classifier=tiny_classifier, detector=yunet, show_progress=False, on_frame=interrupt)
     assert s["interrupted"] and s["processed"] == 5
     assert _count_frames(out / "clip.mp4") == 5
     assert len((out / "detections.jsonl").read_text().splitlines()) == 5
@@ -138,7 +138,7 @@ def test_folder_with_a_corrupt_image_warns_once_and_does_the_rest(tmp_path, yune
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
     (src / "notes.txt").write_text("not an image, not listed")
     out = tmp_path / "out"
-    s = run_detection(src, tiny_classifier, out, yunet, show_progress=False)
+    s = run_detection(src, None, out, classifier=tiny_classifier, detector=yunet, show_progress=False)
     assert s["kind"] == "folder" and s["processed"] == 2
     assert [p for p, _ in s["skipped"]] == [str(src / "broken.jpg")]
     assert (out / "pic1.jpeg").is_file() and (out / "street" / "face.jpg").is_file()
@@ -151,35 +151,35 @@ def test_folder_with_a_corrupt_image_warns_once_and_does_the_rest(tmp_path, yune
 
 
 def test_single_image_and_output_never_replaces_the_input(tmp_path, yunet, tiny_classifier, pic1_path):
-    s = run_detection(pic1_path, tiny_classifier, tmp_path / "o", yunet, show_progress=False)
+    s = run_detection(pic1_path, None, tmp_path / "o", classifier=tiny_classifier, detector=yunet, show_progress=False)
     assert s["processed"] == 1 and s["faces"] == 2 and (tmp_path / "o" / "pic1.jpeg").is_file()
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(pic1_path, src / "a.jpg")
     with pytest.raises(ConfigError, match="replace the originals"):
-        run_detection(src, tiny_classifier, src, yunet, show_progress=False)
+        run_detection(src, None, src, classifier=tiny_classifier, detector=yunet, show_progress=False)
 
 
 def test_bad_inputs_are_one_clear_error(tmp_path, yunet, tiny_classifier):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00" * 2048)
     with pytest.raises(DataError, match="cannot open video .*broken.mp4"):
-        run_detection(bad, tiny_classifier, tmp_path / "o1", yunet, show_progress=False)
+        run_detection(bad, None, tmp_path / "o1", classifier=tiny_classifier, detector=yunet, show_progress=False)
     assert not (tmp_path / "o1").exists()  # nothing written for an input that failed
     t = time.perf_counter()
     with pytest.raises(DataError, match="cannot open camera 99"):
-        run_detection(99, tiny_classifier, tmp_path / "o2", yunet, show_progress=False)
+        run_detection(99, None, tmp_path / "o2", classifier=tiny_classifier, detector=yunet, show_progress=False)
     assert time.perf_counter() - t < 10
     with pytest.raises(DataError, match="does not exist"):
-        run_detection(tmp_path / "missing.jpg", tiny_classifier, tmp_path / "o3", yunet, show_progress=False)
+        run_detection(tmp_path / "missing.jpg", None, tmp_path / "o3", classifier=tiny_classifier, detector=yunet, show_progress=False)
     corrupt = tmp_path / "one.jpg"
     corrupt.write_bytes(b"garbage")
     with pytest.raises(DataError, match="cannot decode image"):
-        run_detection(corrupt, tiny_classifier, tmp_path / "o4", yunet, show_progress=False)
+        run_detection(corrupt, None, tmp_path / "o4", classifier=tiny_classifier, detector=yunet, show_progress=False)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="no images"):
-        run_detection(empty, tiny_classifier, tmp_path / "o5", yunet, show_progress=False)
+        run_detection(empty, None, tmp_path / "o5", classifier=tiny_classifier, detector=yunet, show_progress=False)
 
 
 def test_a_model_folder_without_a_model_is_a_model_error(tmp_path):

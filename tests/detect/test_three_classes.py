@@ -66,8 +66,8 @@ def test_a_profile_sets_upscale_threshold_and_box_correction(tmp_path, yunet_pat
             "box_correction": {"features": "landmarks-rel-v1", "coef": coef.tolist(), "intercept": intercept}}
     (tmp_path / "detect.json").write_text(json.dumps(prof))
     clf = FixedClassifier([0.0, 0.0, 1.0, 0.0])
-    plain = run_detection(pic1_path, clf, tmp_path / "a", face_model=yunet_path, show_progress=False, min_face=0)
-    fixed = run_detection(pic1_path, clf, tmp_path / "b", face_model=yunet_path, show_progress=False, min_face=0,
+    plain = run_detection(pic1_path, None, tmp_path / "a", classifier=clf, face_model=yunet_path, show_progress=False, min_face=0)
+    fixed = run_detection(pic1_path, None, tmp_path / "b", classifier=clf, face_model=yunet_path, show_progress=False, min_face=0,
                           profile=tmp_path / "detect.json")
     assert plain["setting"] == "default" and fixed["setting"] == "accurate"
     a = [json.loads(x)["faces"] for x in (tmp_path / "a" / "detections.jsonl").read_text().splitlines()][0]

@@ -23,7 +23,7 @@ def _clip(path, n_faces=20, n_empty=10, size=(640, 418)):
 def test_video_summary_zone_blur_and_no_frames(tmp_path, yunet_path, tiny_classifier):
     clip = tmp_path / "door.mp4"
     _clip(clip)
-    s = run_detection(clip, tiny_classifier, tmp_path / "a", face_model=yunet_path, show_progress=False, min_face=0)
+    s = run_detection(clip, None, tmp_path / "a", classifier=tiny_classifier, face_model=yunet_path, show_progress=False, min_face=0)
     t = s["summary"]
     assert t["frames"] == 30 and t["faces"] == 40 and t["bin_seconds"] == 1.0  # 2 faces x 20 frames, 3 s clip
     assert t["people"]["count"] == 2  # two people standing still: two tracks
@@ -34,8 +34,8 @@ def test_video_summary_zone_blur_and_no_frames(tmp_path, yunet_path, tiny_classi
     assert {f["track"] for ln in lines for f in ln["faces"]} == {0, 1}
 
     # only the left half counts: the man on the left
-    z = run_detection(clip, tiny_classifier, tmp_path / "b", face_model=yunet_path, show_progress=False, min_face=0,
-                      zone="0,0,320,418", blur="blur")
+    z = run_detection(clip, None, tmp_path / "b", classifier=tiny_classifier, face_model=yunet_path, show_progress=False, min_face=0,
+                      zone="0,0,320,418", blur=True)
     assert z["summary"]["faces"] == 20 and z["summary"]["people"]["count"] == 1
     assert z["faces_stored"] == "blurred"
     cap = cv2.VideoCapture(str(tmp_path / "b" / "door.mp4"))
@@ -49,7 +49,7 @@ def test_video_summary_zone_blur_and_no_frames(tmp_path, yunet_path, tiny_classi
     lap = lambda im: cv2.Laplacian(cv2.cvtColor(im, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()  # noqa: E731
     assert lap(frame[inner]) < 0.2 * lap(orig[inner])  # the face's detail is gone in the saved video
 
-    n = run_detection(clip, tiny_classifier, tmp_path / "c", face_model=yunet_path, show_progress=False,
+    n = run_detection(clip, None, tmp_path / "c", classifier=tiny_classifier, face_model=yunet_path, show_progress=False,
                       save_frames=False)
     assert n["video"] is None and n["faces_stored"] == "none"
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["detections.jsonl", "summary.csv", "summary.json",

@@ -277,10 +277,11 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
               score_threshold: float = DEFAULT_THRESHOLD, margin: float = 0.2, size: int = 128,
               split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0, balance: bool = True,
               max_jitter: int = 10, background: bool = True, label_map: Optional[dict] = None,
-              show_progress: bool = True) -> FaceCropSummary:
-    """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos."""
+              show_progress: bool = True, detector: str = "yunet") -> FaceCropSummary:
+    """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos.
+    ``detector``: a YuNet-family name from ``FACE_DETECTORS`` (yunet, yunet_ort); the profile records it."""
     from ..detect.boxfix import BoxCorrection
-    from ..detect.faces import YuNetDetector
+    from ..detect.faces import build_detector
     from ..io import write_json
 
     out = Path(out)
@@ -293,10 +294,10 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     w = _Writer(out, size)
     manifest: dict = {"format": "visionlab-face-crops-v1", "sources": [str(s) for s in sources], "seed": seed,
                       "split_ratios": list(split_ratios), "margin": margin, "crop_size": size,
-                      "detector": {"name": "yunet", "upscale": upscale, "score_threshold": score_threshold},
+                      "detector": {"name": detector, "upscale": upscale, "score_threshold": score_threshold},
                       "photos": {}}
     unused: list[tuple[str, str]] = []
-    det = YuNetDetector(face_model, score_threshold=score_threshold, upscale=upscale)
+    det = build_detector(detector, model_path=face_model, score_threshold=score_threshold, upscale=upscale)
     correction: Optional[BoxCorrection] = None
     if boxed:
         correction = _cut_boxed(boxed, det, w, manifest, rng, split_ratios=split_ratios, seed=seed, margin=margin,
@@ -306,7 +307,7 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     for root in folders:
         _cut_folder(root, det, correction, w, margin, unused, manifest, show_progress, label_map, split_ratios, seed)
 
-    profile = {"detector": "yunet", "upscale": upscale, "score_threshold": score_threshold, "margin": margin,
+    profile = {"detector": detector, "upscale": upscale, "score_threshold": score_threshold, "margin": margin,
                "tta": True,
                "box_correction": correction.to_dict() if correction is not None else None,
                "made_by": "visionlab data faces", "seed": seed}
@@ -322,12 +323,13 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
 def _cut_folder(root: Path, det, correction, w: _Writer, margin: float, unused: list, manifest: dict,
                 show_progress: bool, label_map: Optional[dict], split_ratios=(0.7, 0.15, 0.15), seed: int = 0) -> None:
     """One-face photos of an ImageFolder (split folders kept) -> crops of the one face the detector finds."""
-    from ..detect.faces import YuNetDetector
+    from ..detect.faces import build_detector
     from ..progress import progress
     from .checks import check_layout
 
     layout = check_layout(root)
-    single = YuNetDetector(det.model_path, score_threshold=0.6, upscale=1.0, box_correction=correction)
+    single = build_detector(det.name, model_path=det.model_path, score_threshold=0.6, upscale=1.0,
+                            box_correction=correction)
     items = []
     rng = np.random.default_rng(seed)
     p = np.asarray(split_ratios, np.float64) / sum(split_ratios)

@@ -8,12 +8,16 @@ import sys
 import types
 
 from ..inference.backends import Classifier, OnnxClassifier, TorchClassifier, load_classifier, onnx_metadata
+from .build import Built, build_pipeline
+from .config import DetectConfig
 from .faces import FACE_DETECTORS, YUNET_SCORE_THRESHOLD, Face, FaceDetector, build_detector
-from .pipeline import DetectionPipeline, FaceResult, detect_faces, draw_results, run_detection
+from .pipeline import DetectionPipeline, FaceResult, draw_results
+from .run import detect, detect_faces, run_detection
 
-__all__ = ["FACE_DETECTORS", "YUNET_SCORE_THRESHOLD", "Classifier", "DetectionPipeline", "Face", "FaceDetector",
-           "FaceResult", "OnnxClassifier", "TorchClassifier", "build_detector", "draw_results", "export_onnx",
-           "export_run", "load_classifier", "onnx_metadata", "run_detection", "detect_faces"]
+__all__ = ["FACE_DETECTORS", "YUNET_SCORE_THRESHOLD", "Built", "Classifier", "DetectConfig", "DetectionPipeline",
+           "Face", "FaceDetector", "FaceResult", "OnnxClassifier", "TorchClassifier", "build_detector",
+           "build_pipeline", "draw_results", "export_onnx", "export_run", "load_classifier", "onnx_metadata",
+           "run_detection", "detect_faces"]
 
 
 _EXPORT = ("export_onnx", "export_run")  # import torch and onnx: loaded on first use
@@ -31,8 +35,8 @@ class _CallableModule(types.ModuleType):
     Python lets a module's class be replaced by a ModuleType subclass (the documented way to give a module
     __call__); every attribute still comes from the module itself."""
 
-    def __call__(self, image, model=None, **options):
-        return detect_faces(image, model, **options)
+    def __call__(self, source, model=None, **options):
+        return detect(source, model, **options)
 
 
 sys.modules[__name__].__class__ = _CallableModule

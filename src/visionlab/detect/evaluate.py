@@ -37,17 +37,23 @@ def read_subset(spec: str) -> set[str]:
     return {Path(n).name for n in names if n and not n.startswith("#")}
 
 
-def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.PathLike, truth: str | os.PathLike,
+def detect_and_evaluate(input: str | os.PathLike, config, out_dir: str | os.PathLike, truth: str | os.PathLike,
                         *, images: str | os.PathLike | None = None, subset: Optional[str] = None,
-                        label_map: Optional[dict] = None, **detect_kwargs) -> dict:
-    """Detect on the annotated photos in ``input`` (a folder or one image) and evaluate against ``truth``.
+                        label_map: Optional[dict] = None, classifier=None, **fields) -> dict:
+    """Detect on the annotated photos in ``input`` (a folder or one image) as ``config`` (a ``DetectConfig``;
+    ``fields`` change its fields) says, and evaluate against ``truth``. ``classifier``: a loaded one to use
+    instead of ``config.model``.
 
     Returns the metrics (also in ``OUT/metrics.json``) with ``summary`` (the detection summary) and ``report``.
     """
     from ..data.boxes import read_annotations
     from ..evaluation.detection import evaluate_detections, write_detection_report
     from ..inference.backends import load_classifier
-    from .pipeline import JSONL_FILE, is_background, run_detection
+    from .config import make_config
+    from .pipeline import JSONL_FILE, is_background
+    from .run import run_detection
+
+    cfg = make_config(config, **fields)
 
     src = Path(input)
     truths = read_annotations(truth, images if images is not None else (src if src.is_dir() else src.parent),
@@ -67,10 +73,10 @@ def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.
         if src.name not in names:
             raise DataError(f"{src.name} has no boxes in {truth}")
         files = None
-    run_dir = Path(classifier) if isinstance(classifier, (str, os.PathLike)) and Path(classifier).is_dir() else None
-    if classifier is None or isinstance(classifier, (str, os.PathLike)):  # None: the bundled model
-        classifier = load_classifier(classifier, detect_kwargs.pop("backend", "onnx"), detect_kwargs.pop("threads", 1))
-    summary = run_detection(src, classifier, out_dir, files=files, **detect_kwargs)
+    run_dir = Path(cfg.model) if classifier is None and cfg.model is not None and Path(cfg.model).is_dir() else None
+    if classifier is None:  # cfg.model None: the bundled model
+        classifier = load_classifier(cfg.model, cfg.backend, cfg.threads)
+    summary = run_detection(src, cfg, out_dir, classifier=classifier, files=files)
     out = Path(out_dir)
     records = [json.loads(ln) for ln in (out / JSONL_FILE).read_text(encoding="utf-8").splitlines() if ln.strip()]
     classes = [c for c in classifier.classes if not is_background(c)]

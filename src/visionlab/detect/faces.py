@@ -48,7 +48,8 @@ class FaceDetector(Protocol):
         ...
 
 
-FACE_DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("face detector")
+# yunet and haar are below; every module of visionlab/detect/detectors/ registers one more (one file each)
+FACE_DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("face detector", discover="visionlab.detect.detectors")
 
 
 def build_detector(name: str = "yunet", **options) -> FaceDetector:
@@ -142,26 +143,35 @@ class YuNetDetector:
         self.model_path = yunet_model_path(model_path)
         self.score_threshold = float(score_threshold)
         self.max_side = max_side
+        self.top_k = int(top_k)
+        self._load()
+
+    def _load(self) -> None:
+        """Load the model file (OpenCV's FaceDetectorYN here; detectors/yunet_ort.py runs it in ONNX Runtime)."""
         try:
             with quiet_opencv():
                 self._net = cv2.FaceDetectorYN.create(str(self.model_path), "", (320, 320), self.score_threshold,
-                                                      nms_threshold, top_k)
+                                                      self.nms_threshold, self.top_k)
         except cv2.error as e:
             raise ModelError(f"cannot load face model {self.model_path}: not a YuNet ONNX file "
                              f"({str(e).strip().splitlines()[-1]})") from None
         self._size: tuple[int, int] = (320, 320)
+
+    def _run(self, image: np.ndarray) -> Optional[np.ndarray]:
+        """YuNet's N x 15 rows for ``image`` at its own size (None: no face), after score threshold and NMS."""
+        size = (image.shape[1], image.shape[0])
+        if size != self._size:
+            self._net.setInputSize(size)
+            self._size = size
+        return self._net.detect(image)[1]
 
     def _detect_at(self, image: np.ndarray, scale: float) -> np.ndarray:
         h, w = image.shape[:2]
         if scale != 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
-        size = (image.shape[1], image.shape[0])
-        if size != self._size:
-            self._net.setInputSize(size)
-            self._size = size
-        _, rows = self._net.detect(image)
-        if rows is None:
+        rows = self._run(image)
+        if rows is None or not len(rows):
             return np.zeros((0, 15))
         return rows.astype(np.float64) / np.r_[np.full(14, scale), 1.0]
 

@@ -35,12 +35,13 @@ class DetectProfile:
     box_correction: Optional[dict] = None
     source: str = ""
     tta: bool = False  # accurate setting: average each face crop with its mirror image
+    detector: str = "yunet"  # the face detector the crops were cut with (a FACE_DETECTORS name)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "") -> "DetectProfile":
         try:
             p = cls(float(d.get("upscale", 1.0)), float(d.get("score_threshold", 0.7)), float(d.get("margin", 0.2)),
-                    d.get("box_correction"), source, bool(d.get("tta", False)))
+                    d.get("box_correction"), source, bool(d.get("tta", False)), str(d.get("detector", "yunet")))
         except (TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"unreadable detection profile {source} ({e}); rebuild it with `visionlab data faces`") \
                 from None
@@ -51,7 +52,7 @@ class DetectProfile:
         return p
 
     def to_dict(self) -> dict:
-        return {"detector": "yunet", "upscale": self.upscale, "score_threshold": self.score_threshold,
+        return {"detector": self.detector, "upscale": self.upscale, "score_threshold": self.score_threshold,
                 "margin": self.margin, "box_correction": self.box_correction, "tta": self.tta}
 
     def detector_options(self, quality: Quality, kind: str = "image") -> dict:

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..detect.config import DetectConfig
 from ..detect.privacy import anonymize
 from .engine import Engine, annotate
 from .labelling import Labelling
@@ -63,7 +64,8 @@ def warm_up(engine: Engine, limiter: Limiter) -> None:
 def create_app(run_dir: str | Path | None = None, active_project: Optional[str | Path] = None,
                face_model: Optional[str | Path] = None, max_upload_mb: float = 10, max_pixels: float = 40e6,
                max_concurrency: int = 2, max_queue: int = 16, allowed_hosts: Optional[list[str]] = None,
-               max_spool_mb: Optional[float] = None, request_timeout_s: float = 30.0) -> FastAPI:
+               max_spool_mb: Optional[float] = None, request_timeout_s: float = 30.0,
+               detect: Optional["DetectConfig"] = None) -> FastAPI:
     """Load the run's model and the face detector, run each once (warm-up), and build the app.
 
     ``max_upload_mb`` caps a request body (413); ``max_pixels`` caps an image's decoded size (413);
@@ -83,7 +85,7 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
         raise ConfigError("--max-upload-mb, --max-pixels and the request timeout must be positive")
     hosts = list(allowed_hosts) if allowed_hosts else list(LOOPBACK_NAMES)
     spool = max_spool_mb if max_spool_mb is not None else max(64.0, 4 * max_upload_mb)
-    engine = Engine(run_dir, face_model)
+    engine = Engine(run_dir, face_model, backend=detect.backend if detect is not None else "onnx", config=detect)
     labelling = Labelling(active_project) if active_project is not None else None
     limiter = Limiter(max_concurrency, max_queue)
     warm_up(engine, limiter)

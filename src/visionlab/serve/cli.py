@@ -4,9 +4,12 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
+
+from ..cli_options import options_from
+from ..detect.config import IMAGE_FIELDS, DetectConfig, make_config
 
 LOOPBACK = ("localhost",)
 
@@ -82,9 +85,11 @@ def serve(run: str | Path | None = None, host: str = "127.0.0.1", port: int = 80
           face_model: Optional[str | Path] = None, max_upload_mb: float = 10, max_pixels: float = 40e6,
           max_concurrency: int = 2, max_queue: int = 16, log_level: str = "warning",
           allow_hosts: Optional[list[str]] = None, request_timeout_s: float = 30.0,
-          header_timeout_s: float = 10.0, max_spool_mb: Optional[float] = None) -> None:
+          header_timeout_s: float = 10.0, max_spool_mb: Optional[float] = None,
+          detect: Optional[DetectConfig] = None) -> None:
     """Load ``run`` (a run folder, an .onnx file, or None: the bundled face-mask classifier) and ``active`` (a
-    project folder), warm up, and serve until Ctrl-C."""
+    project folder), warm up, and serve until Ctrl-C. ``detect``: how photos are detected (``DetectConfig``;
+    the photo setting of the model's profile by default)."""
     from ..errors import ConfigError
 
     if max_concurrency < 1:
@@ -121,20 +126,21 @@ def serve(run: str | Path | None = None, host: str = "127.0.0.1", port: int = 80
     raise_fd_limit()
     app = create_app(run, active_project=active, face_model=face_model, max_upload_mb=max_upload_mb,
                      max_pixels=max_pixels, max_concurrency=max_concurrency, max_queue=max_queue,
-                     allowed_hosts=hosts, max_spool_mb=max_spool_mb, request_timeout_s=request_timeout_s)
+                     allowed_hosts=hosts, max_spool_mb=max_spool_mb, request_timeout_s=request_timeout_s,
+                     detect=detect)
     what = Path(run) if run is not None else "the bundled face-mask classifier"
     print(f"visionlab: serving {what} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, server_header=False,
                 timeout_graceful_shutdown=5, timeout_keep_alive=5, http=timed_h11(header_timeout_s))
 
 
+@options_from(DetectConfig, IMAGE_FIELDS)
 def serve_command(run: Optional[Path] = typer.Argument(None, help="a run folder written by `visionlab train` or an "
                                                                    ".onnx file (default: the bundled classifier)"),
                   host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (loopback by default)"),
                   port: int = typer.Option(8000, "--port"),
                   active: Optional[Path] = typer.Option(None, "--active", help="an active-learning project folder "
                                                                                "whose queue the page labels"),
-                  face_model: Optional[Path] = typer.Option(None, "--face-model", help="YuNet .onnx face detector"),
                   max_upload_mb: float = typer.Option(10, "--max-upload-mb", help="request body cap (413 above)"),
                   max_pixels: float = typer.Option(40e6, "--max-pixels", help="decoded image cap (413 above)"),
                   max_concurrency: int = typer.Option(2, "--max-concurrency", help="inferences at once"),
@@ -147,8 +153,11 @@ def serve_command(run: Optional[Path] = typer.Argument(None, help="a run folder 
                                                        help="seconds a client has to send its request headers"),
                   max_spool_mb: Optional[float] = typer.Option(
                       None, "--max-spool-mb", help="all uploads being received at once (default 4 x --max-upload-mb, "
-                                                   "at least 64); 503 above")) -> None:
-    """Serve detection, the model's details and the labelling queue over HTTP, with a page at /."""
-    serve(run, host, port, active, face_model, max_upload_mb, max_pixels, max_concurrency, max_queue,
+                                                   "at least 64); 503 above"),
+                  **fields: Any) -> None:
+    """Serve detection, the model's details and the labelling queue over HTTP, with a page at /. The detection
+    options are fields of visionlab.detect.DetectConfig, as in `visionlab detect`."""
+    cfg = make_config(None, **fields)
+    serve(run, host, port, active, cfg.face_model, max_upload_mb, max_pixels, max_concurrency, max_queue,
           allow_hosts=allow_host, request_timeout_s=request_timeout, header_timeout_s=header_timeout,
-          max_spool_mb=max_spool_mb)
+          max_spool_mb=max_spool_mb, detect=cfg)

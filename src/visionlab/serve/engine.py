@@ -14,12 +14,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import cv2
 import numpy as np
 
-from ..detect.faces import FACE_DETECTORS, FaceDetector, quiet_opencv
+from ..detect.build import Built, build_pipeline
+from ..detect.config import DetectConfig, make_config
+from ..detect.faces import quiet_opencv
 from ..detect.pipeline import DetectionPipeline, FaceResult, draw_results
 from ..errors import ModelError, VisionlabError
 from ..inference.backends import load_classifier
@@ -36,30 +38,22 @@ def local_face_model() -> Optional[Path]:
     return Path(env) if env else None
 
 
-def detector_factory(face_model: Optional[str | Path], options: Optional[dict] = None) -> Callable[[], FaceDetector]:
-    """A function making one detector: YuNet from ``face_model``, else a local YuNet file, else the detection
-    module's cached (or downloaded) YuNet, else the Haar cascade. Tried once here so a bad file fails at start.
-    ``options`` are YuNet's settings from the classifier's detection profile (upscale, threshold, box correction)."""
-    if face_model is not None:
-        path: Optional[Path] = Path(face_model)
-    else:
-        path = local_face_model()
-    opts = dict(options or {})
-    make = lambda: FACE_DETECTORS.get("yunet")(model_path=path, max_side=DETECT_MAX_SIDE, **opts)  # noqa: E731
+def first_pipeline(config: DetectConfig, classifier) -> Built:
+    """``build_pipeline`` for photos with ``config``; when no face model was named and YuNet cannot load, the
+    Haar cascade (said on stderr), so a service still starts. Tried here so a bad file fails at start."""
     try:
-        make()
-        return make
+        return build_pipeline(config, classifier=classifier, kind="image")
     except ModelError as e:
-        if face_model is not None:
+        if config.face_model is not None or config.detector not in (None, "yunet"):
             raise
         first = e
     try:
-        FACE_DETECTORS.get("haar")()
+        built = build_pipeline(config.with_(detector="haar"), classifier=classifier, kind="image")
     except ModelError:
         raise ModelError(f"no face detector: {first} (and no Haar cascade either); pass --face-model PATH") from None
     print(f"visionlab serve: no YuNet model ({first}); using the Haar cascade, which misses most masked faces",
           file=sys.stderr)
-    return lambda: FACE_DETECTORS.get("haar")()
+    return built
 
 
 class _Timed:
@@ -94,7 +88,7 @@ class Engine:
     """The run's classifier and a face detector, loaded once; ``predict`` may be called from many threads."""
 
     def __init__(self, run_dir: str | Path | None = None, face_model: Optional[str | Path] = None,
-                 backend: str = "onnx") -> None:
+                 backend: str = "onnx", config: Optional[DetectConfig] = None) -> None:
         from ..runs import MODEL_FILE, load_run
 
         # a run folder, an exported .onnx file, or None: the bundled face-mask classifier
@@ -121,19 +115,28 @@ class Engine:
         else:
             weights = Path(self.classifier.path)  # type: ignore[attr-defined]
         self.version = sha256_file(weights)[:12] if weights.is_file() else "unknown"
-        prof = self.classifier.profile  # photos: the accurate setting of the model's profile
-        self.margin = prof.margin if prof is not None else 0.2
-        self.tta = bool(prof is not None and prof.tta)  # the same answers as `visionlab detect photo.jpg`
-        self._make_detector = detector_factory(face_model, prof.detector_options("accurate") if prof else None)
+        # photos: the accurate setting of the model's profile, the same answers as `visionlab detect photo.jpg`
+        face = face_model if face_model is not None else local_face_model()
+        given = config or DetectConfig()
+        self.config = make_config(given, face_model=given.face_model or face, quality="accurate",
+                                  detect_side=given.detect_side or DETECT_MAX_SIDE)
         self._local = threading.local()
-        self.detector = self._pipeline().detector.inner
+        with quiet_opencv():
+            first = first_pipeline(self.config, self.classifier)
+        self.config = first.config  # haar when YuNet could not load
+        self.detector = first.pipeline.detector
+        self._local.pipeline = self._timed(first.pipeline)
+
+    @staticmethod
+    def _timed(p: DetectionPipeline) -> DetectionPipeline:
+        p.detector, p.classifier = _Timed(p.detector), _Timed(p.classifier)
+        return p
 
     def _pipeline(self) -> DetectionPipeline:
         p = getattr(self._local, "pipeline", None)
-        if p is None:
+        if p is None:  # each inference thread its own detector (FaceDetectorYN keeps its input size as state)
             with quiet_opencv():
-                p = DetectionPipeline(_Timed(self._make_detector()), _Timed(self.classifier), margin=self.margin,
-                                      tta=self.tta)
+                p = self._timed(build_pipeline(self.config, classifier=self.classifier, kind="image").pipeline)
             self._local.pipeline = p
         return p
 

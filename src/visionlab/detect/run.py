@@ -1,0 +1,368 @@
+"""The loop over inputs: images, folders, video files and cameras through one pipeline from ``build_pipeline``,
+written as annotated output, JSON lines and (video, cameras) the time-binned summary. ``run_detection`` is
+`visionlab detect`; ``detect_faces`` is ``visionlab.detect`` on one photo or array.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own log lines would bury our one-line errors
+import cv2  # noqa: E402
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_array
+from ..inference.backends import Classifier
+from ..io import atomic_write_bytes, write_json
+from .build import build_pipeline
+from .config import DetectConfig, make_config
+from .faces import FaceDetector, quiet_opencv
+from .pipeline import JSONL_FILE, DetectionPipeline, FaceResult, draw_results
+
+if TYPE_CHECKING:
+    from .profile import DetectProfile
+    from .summary import VideoSummary
+
+def read_image(path: Path) -> np.ndarray:
+    """BGR uint8 for OpenCV, decoded by ``images.decode_array`` as the face crops a classifier trains on are (EXIF
+    orientation, palette, alpha on white, 16-bit, CMYK; a FIFO or an oversized file is refused, never read);
+    ``DataError`` with the path for anything it cannot decode."""
+    try:
+        rgb = decode_array(path)
+    except DataError as e:
+        raise DataError(f"cannot decode image {e}") from None
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+def _write_image(path: Path, image: np.ndarray) -> Path:
+    """The annotated (colour) copy under the input's name; JFIF is written as the JPEG it is, and a suffix OpenCV
+    cannot write in colour (.pgm is gray only) as a .png."""
+    suffix = {".jfif": ".jpg"}.get(path.suffix.lower(), path.suffix.lower() or ".png")
+    ok, buf = cv2.imencode(suffix, image) if suffix != ".pgm" else (False, None)
+    if not ok:
+        path = path.with_suffix(".png")
+        ok, buf = cv2.imencode(".png", image)
+    atomic_write_bytes(path, buf.tobytes())
+    return path
+
+
+def _open_capture(source: int | Path) -> cv2.VideoCapture:
+    with quiet_opencv():
+        cap = cv2.VideoCapture(source if isinstance(source, int) else str(source))
+    if not cap.isOpened():
+        cap.release()
+        if isinstance(source, int):
+            raise DataError(f"cannot open camera {source}: no such camera, or it is busy; "
+                            f"list cameras with `v4l2-ctl --list-devices` (Linux) and pass --camera N")
+        raise DataError(f"cannot open video {source}: not a video file OpenCV can read")
+    return cap
+
+
+def _list_images(folder: Path, exclude: Path) -> list[Path]:
+    files = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+            if exclude == p or exclude in p.parents:
+                continue
+            files.append(p)
+    return files
+
+
+def _input_kind(src: int | Path) -> str:
+    """``camera``, ``folder``, ``video`` or ``image``; ``DataError`` for any other file."""
+    if isinstance(src, int):
+        return "camera"
+    if src.is_dir():
+        return "folder"
+    if src.suffix.lower() in VIDEO_SUFFIXES:
+        return "video"
+    if src.suffix.lower() in IMAGE_SUFFIXES:
+        return "image"
+    raise DataError(f"{src} is neither an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a video "
+                    f"({', '.join(sorted(VIDEO_SUFFIXES))})")
+
+
+def _resolve_input(input: str | os.PathLike | int, out: Path,
+                   only: Optional[Sequence[str | os.PathLike]]) -> tuple[int | Path, str, list[Path]]:
+    """The source (a path or a camera index), its kind and, for an image or a folder, the images to read (a
+    folder's restricted to ``only`` when given); checked before anything is loaded or written."""
+    if isinstance(input, bool) or not isinstance(input, (int, str, os.PathLike)):
+        raise ConfigError(f"input must be a path or a camera index, got {input!r}")
+    src: int | Path = input if isinstance(input, int) else Path(input)
+    if isinstance(src, Path) and not src.exists():
+        raise DataError(f"input {src} does not exist; pass an image, a folder of images, a video file or --camera N")
+    kind = _input_kind(src)
+    if kind in ("image", "folder") and out.resolve() == (src.resolve() if kind == "folder" else src.resolve().parent):
+        raise ConfigError(f"--out {out} is the input's own folder: annotated images would replace the originals; "
+                          f"pick another folder")
+    files: list[Path] = []
+    if kind in ("image", "folder"):
+        files = [src] if kind == "image" else _list_images(src, out.resolve())
+        if only is not None and kind == "folder":  # a subset of the folder (e.g. the validation photos)
+            keep = {Path(f).resolve() for f in only}
+            files = [f for f in files if f.resolve() in keep]
+        if not files:
+            raise DataError(f"no images in {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return src, kind, files
+
+
+def _open_source(src: int | Path, kind: str, blur: Optional[str], zone):
+    """The checked ``zone`` (parsed from its string form) and the open capture of a video or camera (``None``
+    otherwise), after checking ``blur``: before anything is written, so a bad video or camera leaves no output."""
+    from .privacy import check_mode
+    from .summary import parse_zone
+
+    if blur is not None:
+        check_mode(blur)
+    if isinstance(zone, str):
+        zone = parse_zone(zone)
+    cap = None
+    if kind in ("video", "camera"):
+        cap = _open_capture(src)
+    return zone, cap
+
+
+def _new_summary(src: int | Path, kind: str, out: Path, pipe: DetectionPipeline, classifier: Classifier,
+                 prof: "Optional[DetectProfile]", setting: str, stored: str) -> dict:
+    """The summary dict ``run_detection`` returns, before anything is processed."""
+    return {"input": str(src) if kind != "camera" else f"camera:{src}", "kind": kind, "out_dir": str(out),
+            "jsonl": str(out / JSONL_FILE), "video": None, "processed": 0, "faces": 0, "labels": {},
+            "skipped": [], "interrupted": False, "detector": getattr(pipe.detector, "name", "?"),
+            "backend": getattr(classifier, "backend", type(classifier).__name__),
+            "setting": setting if prof is not None else "default",
+            "profile": prof.source if prof is not None else None,
+            "faces_stored": stored}
+
+
+class _DetectionRun:
+    """The state one ``run_detection`` call shares between its loops: the pipeline and output options, the open
+    JSON lines file, the running totals and FPS, the video summary and the video being written."""
+
+    def __init__(self, pipe: DetectionPipeline, src: int | Path, kind: str, out: Path, summary: dict, *,
+                 save_frames: bool, blur: Optional[str], zone, on_frame: Optional[Callable[[dict, np.ndarray], None]],
+                 anonymize: Callable) -> None:
+        self.pipe, self.src, self.kind, self.out, self.summary = pipe, src, kind, out, summary
+        self.save_frames, self.blur, self.zone, self.on_frame, self.anonymize = (save_frames, blur, zone, on_frame,
+                                                                                 anonymize)
+        self.vs: Optional[VideoSummary] = None
+        self.labels: Counter = Counter()
+        self.t0 = time.perf_counter()
+        self.fps_ema: Optional[float] = None
+        self.writer: Optional[cv2.VideoWriter] = None
+        self.tmp_video: Optional[Path] = None
+        self.final: Optional[Path] = None
+        self.jsonl = open(out / JSONL_FILE, "w", encoding="utf-8")
+
+    def process(self, frame: np.ndarray, source: str, index: Optional[int],
+                overlay_fps: bool) -> tuple[np.ndarray, dict]:
+        t = time.perf_counter()
+        results = self.pipe(frame)
+        dt = max(time.perf_counter() - t, 1e-6)
+        self.fps_ema = 1.0 / dt if self.fps_ema is None else 0.9 * self.fps_ema + 0.1 / dt
+        record = {"source": source, "frame": index, "faces": [r.to_dict() for r in results]}
+        if self.vs is not None:
+            ids = self.vs.update(index or 0, record["faces"],
+                                 t=time.perf_counter() - self.t0 if self.kind == "camera" else None)
+            for f, i in zip(record["faces"], ids):
+                f["track"] = i
+        if not self.save_frames:
+            return frame, record
+        shown = self.anonymize(frame, results, self.blur) if self.blur else frame
+        annotated = draw_results(shown, results, self.fps_ema if overlay_fps else None)
+        if self.zone is not None:
+            self.zone.draw(annotated)
+        return annotated, record
+
+    def emit(self, record: dict, annotated: np.ndarray) -> None:
+        # after the image or video frame is written, so the JSON lines never run ahead of the output
+        self.jsonl.write(json.dumps(record) + "\n")
+        self.jsonl.flush()
+        self.summary["processed"] += 1
+        self.summary["faces"] += len(record["faces"])
+        self.labels.update(f["label"] for f in record["faces"])
+        if self.on_frame is not None:
+            self.on_frame(record, annotated)
+
+    def read_images(self, bar, files: Sequence[Path], console) -> None:
+        """Every image in turn; one of a folder's that cannot be decoded is skipped with a warning line."""
+        src, kind, summary = self.src, self.kind, self.summary
+        task = bar.add_task(src.name, total=len(files), info="")
+        for f in files:
+            try:
+                img = read_image(f)
+            except DataError as e:
+                if kind == "image":
+                    raise
+                console.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
+                summary["skipped"].append([str(f), str(e)])
+                bar.advance(task)
+                continue
+            annotated, record = self.process(img, str(f), None, overlay_fps=False)
+            if self.save_frames:
+                _write_image(self.out / (f.name if kind == "image" else f.relative_to(src)), annotated)
+            self.emit(record, annotated)
+            bar.update(task, advance=1, info=f"{summary['processed'] / (time.perf_counter() - self.t0):.1f} img/s")
+
+    def read_video(self, bar, cap: cv2.VideoCapture, max_frames: Optional[int], video_summary: bool,
+                   bin_seconds: Optional[float], track: bool) -> None:
+        """Frame by frame into ``<stem>.part.mp4`` (``close`` gives it its final name), up to ``max_frames``."""
+        from .summary import VideoSummary
+
+        src, kind, out = self.src, self.kind, self.out
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        fps = fps if fps and np.isfinite(fps) and 0 < fps <= 240 else 25.0
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
+        total = min(count, max_frames) if count > 0 and max_frames else (count or max_frames or None)
+        stem = f"camera{src}" if kind == "camera" else src.stem
+        self.final = final = out / f"{stem}.mp4"
+        self.tmp_video = out / f".{stem}.part.mp4"  # renamed on finish: a half-written file never has the final name
+        task = bar.add_task(str(src) if kind == "video" else f"camera {src}", total=total, info="")
+        if video_summary:
+            self.vs = VideoSummary(fps, bin_seconds, duration_s=count / fps if kind == "video" and count > 0
+                                   else None, zone=self.zone, track=track)
+        index = 0
+        while max_frames is None or index < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if self.writer is None and self.save_frames:
+                h, w = frame.shape[:2]
+                self.writer = cv2.VideoWriter(str(self.tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                if not self.writer.isOpened():
+                    self.writer = None
+                    raise DataError(f"cannot write {final}: this OpenCV build has no mp4v encoder")
+            annotated, record = self.process(frame, self.summary["input"], index, overlay_fps=True)
+            if self.writer is not None:
+                self.writer.write(annotated)
+            self.emit(record, annotated)
+            index += 1
+            bar.update(task, advance=1, info=f"{self.fps_ema:.1f} FPS")
+        if kind == "camera" and index == 0:
+            raise DataError(f"camera {src} opened but gave no frame; is another program using it?")
+
+    def close(self, cap: Optional[cv2.VideoCapture]) -> None:
+        """Finalise the outputs, also after an error or Ctrl-C: the JSON lines closed, the video renamed into
+        place (or its part file removed when no frame was written)."""
+        self.jsonl.close()
+        if cap is not None:
+            cap.release()
+        if self.writer is not None:
+            self.writer.release()
+            os.replace(self.tmp_video, self.final)  # type: ignore[arg-type]
+            self.summary["video"] = str(self.final)
+        elif self.tmp_video is not None:
+            self.tmp_video.unlink(missing_ok=True)
+
+    def finish(self) -> dict:
+        """The summary with the video summary written (a Ctrl-C'd video still gets one), labels and timing."""
+        summary = self.summary
+        if self.vs is not None:
+            summary["summary"] = self.vs.write(self.out)
+            write_json(self.out / "summary.json", summary["summary"])  # the totals, for scripts
+        summary["labels"] = dict(self.labels)
+        summary["seconds"] = round(time.perf_counter() - self.t0, 3)
+        summary["fps"] = round(summary["processed"] / max(summary["seconds"], 1e-9), 2)
+        return summary
+
+
+def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig] = None,
+                  out_dir: str | os.PathLike | None = None, *, classifier: Optional[Classifier] = None,
+                  detector: Optional[FaceDetector] = None, files: Optional[Sequence[str | os.PathLike]] = None,
+                  on_frame: Optional[Callable[[dict, np.ndarray], None]] = None, show_progress: bool = True,
+                  video_summary: bool = True, **fields: Any) -> dict:
+    """Detect and label every face of ``input`` as ``config`` (a ``DetectConfig``; ``fields`` change any of its
+    fields) says, and write the results under ``out_dir``. ``classifier``/``detector``: loaded objects to use
+    instead of ``config.model``/``config.detector``.
+
+    ``input``: an image file, a folder (every image in it, recursively), a video file, or an ``int`` camera
+    index. ``classifier``: a ``Classifier``, a run folder or an ``.onnx`` file (see ``load_classifier``); ``None``
+    is the bundled face-mask classifier.
+    ``detect_side`` shrinks frames to that longer side for YuNet only (crops still come from the full frame):
+    320 roughly triples detection speed at 640x480 and misses faces under ~20 px. ``quality`` picks the
+    classifier's detection profile setting (detect/profile.py): ``accurate`` (upscaled photo, low threshold, the
+    background class rejecting the extra boxes), ``fast``, or ``auto`` (accurate for photos, fast for video);
+    ``profile`` overrides the classifier's own ``detect.json``. ``score_threshold``/``margin`` override it too.
+    ``files`` restricts a folder to those images. Video and cameras also get ``summary.csv``/``summary.png`` (per
+    time bin of ``bin_seconds``: faces, per class, mask rate with a Wilson interval, people by track; see
+    detect/summary.py and docs/video.md), counted inside ``zone`` (``"x1,y1,x2,y2"`` or a polygon) only.
+    ``blur`` (``blur``/``pixelate``) anonymises every face in the saved images and video; ``save_frames=False``
+    writes only the JSON lines and the summary.
+    Writes annotated images (same relative names) or ``<stem>.mp4`` (mp4v; ``camera<N>.mp4`` for a camera),
+    and ``detections.jsonl`` with one line per image or frame. An unreadable image in a folder is skipped with
+    one warning line; Ctrl-C stops cleanly with the video and JSON lines finalised. ``on_frame(record,
+    annotated_bgr)`` is called after each image or frame. Returns a summary dict.
+    """
+    from ..progress import console, progress
+
+    if out_dir is None:
+        raise ConfigError("run_detection needs out_dir: where the annotated output and JSON lines go")
+    cfg = make_config(config, **fields)
+    out = Path(out_dir)
+    src, kind, files = _resolve_input(input, out, files)
+    built = build_pipeline(cfg, classifier=classifier, detector=detector, kind=kind)
+    pipe, prof, setting = built.pipeline, built.profile, built.setting
+
+    from .privacy import anonymize, faces_stored
+
+    zone, cap = _open_source(src, kind, cfg.privacy, cfg.zone)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = _new_summary(src, kind, out, pipe, built.classifier, prof, setting,
+                           faces_stored(cfg.privacy, cfg.save_frames))
+    run = _DetectionRun(pipe, src, kind, out, summary, save_frames=cfg.save_frames, blur=cfg.privacy, zone=zone,
+                        on_frame=on_frame, anonymize=anonymize)
+    try:
+        with progress(disable=not show_progress) as bar:
+            if kind in ("image", "folder"):
+                run.read_images(bar, files, console)
+            else:
+                run.read_video(bar, cap, cfg.max_frames, video_summary, cfg.bin_seconds, cfg.track)
+    except KeyboardInterrupt:
+        summary["interrupted"] = True
+    finally:
+        run.close(cap)
+    return run.finish()
+
+
+def detect_faces(image: "str | os.PathLike | np.ndarray", config: Optional[DetectConfig] = None, *,
+                 classifier: Optional[Classifier] = None, color: str = "rgb", **fields: Any) -> list[FaceResult]:
+    """Faces of one photo (a path, or an H x W x 3 uint8 array in ``color`` order), each with box, label, best
+    guess, probabilities and detector score; nothing is written. The classifier defaults to the bundled one, the
+    face detector to the bundled YuNet; both follow the classifier's detection profile (the photo setting)."""
+    cfg = make_config(config, **fields)
+    pipe = build_pipeline(cfg, classifier=classifier, kind="image").pipeline
+    if isinstance(image, (str, os.PathLike)):
+        return pipe(read_image(Path(image)), color="bgr")
+    return pipe(np.asarray(image), color=color)  # type: ignore[arg-type]
+
+
+def default_out_dir() -> Path:
+    """``detect``'s default output folder: detections-<time> here, with .2, .3, ... if that exists."""
+    out_dir = Path(f"detections-{time.strftime('%Y%m%d-%H%M%S')}")
+    k = 1
+    while out_dir.exists():
+        k += 1
+        out_dir = Path(f"{out_dir.name.split('.')[0]}.{k}")
+    return out_dir
+
+
+def detect(source: "str | os.PathLike | int | np.ndarray | Any", model: "str | os.PathLike | None" = None, *,
+           out: "str | os.PathLike | None" = None, config: Optional[DetectConfig] = None,
+           **fields: Any) -> "list[FaceResult] | dict":
+    """``visionlab.detect``, the twin of `visionlab detect`: the same inputs and option names (``fields`` are
+    ``DetectConfig`` fields, e.g. ``quality="fast"``, ``blur=True``).
+
+    One photo (a path, an H x W x 3 uint8 RGB array or a PIL image) without ``out``: its faces, nothing written.
+    A folder, a video, a camera index, or anything with ``out``: ``run_detection`` writes the annotated output and
+    JSON lines (into ``out``, default a new detections-<time> folder, as the CLI) and returns its summary."""
+    cfg = make_config(config, model=model, **fields)
+    if not isinstance(source, (str, os.PathLike, int)):
+        return detect_faces(source, cfg)
+    if isinstance(source, (str, os.PathLike)) and out is None and Path(source).suffix.lower() in IMAGE_SUFFIXES \
+            and Path(source).is_file():
+        return detect_faces(source, cfg)
+    return run_detection(source, cfg, out if out is not None else default_out_dir())
