@@ -4,7 +4,8 @@ from .errors import ConfigError, DataError, ModelError, VisionlabError
 __version__ = "0.1.0"
 
 # `visionlab runs` on the CLI is `visionlab.list_runs()` here: `visionlab.runs` is the run-folder module.
-_API = {"train", "evaluate", "demo", "list_runs", "load_run", "predict", "compare", "detect"}
+_API = {"train", "evaluate", "demo", "list_runs", "load_run", "predict", "compare", "detect", "export", "models",
+        "serve"}
 
 __all__ = ["ConfigError", "DataError", "ModelError", "VisionlabError", "__version__", *sorted(_API)]
 
@@ -20,9 +21,12 @@ def __getattr__(name: str):
     if name == "predict":
         from .predict import predict
         return predict
-    if name == "detect":  # the subpackage, callable: visionlab.detect("photo.jpg") -> faces
+    if name in ("detect", "models", "serve"):  # subpackages that are also verbs (verbs.py)
         import importlib
-        return importlib.import_module(".detect", __name__)
+        return importlib.import_module(f".{name}", __name__)
+    if name == "export":
+        from .inference.export import export_run
+        return export_run
     if name == "compare":
         from .compare import compare
         return compare

@@ -141,7 +141,7 @@ def demo(data: Optional[str] = typer.Option(None, "--data", help="a real image f
 
 
 @app.command("predict")
-def predict_cmd(args: list[Path] = typer.Argument(..., help="[RUN] then image files and/or folders; without a run "
+def predict_cmd(inputs: list[Path] = typer.Argument(..., help="[RUN] then image files and/or folders; without a run "
                                                              "folder or .onnx file first, the bundled classifier"),
                 out_dir: Optional[Path] = typer.Option(None, "--out", help="where predictions.csv/json and annotated "
                                                                           "copies go (default: predictions-<time>)"),
@@ -153,9 +153,9 @@ def predict_cmd(args: list[Path] = typer.Argument(..., help="[RUN] then image fi
     from .predict import predict
     from .runs import RunFolder
 
-    first = args[0]
+    first = inputs[0]
     is_model = first.suffix.lower() == ".onnx" or (first.is_dir() and RunFolder(first).info.is_file())
-    model, inputs = (first, args[1:]) if is_model else (None, args)
+    model, inputs = (first, inputs[1:]) if is_model else (None, inputs)
     if not inputs:
         raise ConfigError(f"no images given after the model {first}; pass image files or folders")
     out_dir = out_dir or Path(f"predictions-{_time.strftime('%Y%m%d-%H%M%S')}")
@@ -283,12 +283,11 @@ def export_cmd(run: Path = typer.Argument(..., help="a run folder"),
 @app.command("models")
 def models_cmd() -> None:
     """The registered models."""
-    from .models import MODELS, model_names
+    from .models import list_models
 
     t = Table("model", "family", "default input")
-    for n in model_names():
-        meta = MODELS.meta(n)
-        t.add_row(n, str(meta.get("family", "")), str(meta.get("image_size", "")))
+    for m in list_models():
+        t.add_row(m["model"], str(m["family"]), str(m["image_size"] or ""))
     out.print(t)
 
 

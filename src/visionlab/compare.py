@@ -90,7 +90,7 @@ def _detection(run: Path) -> dict:
         return {}
 
 
-def compare(runs: Sequence[str | Path], out: str | Path) -> Path:
+def compare(runs: Sequence[str | Path], out: str | Path = "comparison") -> Path:
     """Write ``out/report.html`` (+ PNGs, comparison.csv/json) comparing ``runs`` on their test splits."""
     items = [_load(Path(r)) for r in runs]
     out = Path(out)
@@ -191,3 +191,8 @@ def _detection_rows(items: list[dict]) -> tuple[list[str], list[DetectionRow]]:
         det_rows.append(DetectionRow(it["label"], recall, det.get("map50", math.nan), det.get("map", math.nan),
                                      det.get("subset", "")))
     return face_classes, det_rows
+
+
+from .verbs import make_callable  # noqa: E402
+
+make_callable(__name__, compare)  # visionlab.compare stays the verb even once this module is imported (verbs.py)

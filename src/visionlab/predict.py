@@ -44,7 +44,7 @@ def _annotate(path: Path, label: str, conf: float, dest: Path) -> None:
     atomic_write_bytes(dest, buf.getvalue())
 
 
-def predict(run: str | Path | None, inputs: Iterable[str | Path], out: str | Path | None = None,
+def predict(run: str | Path | None, inputs: str | Path | Iterable[str | Path], out: str | Path | None = None,
             annotate: bool = True, batch_size: int = 32, quiet: bool = False,
             backend: str = "onnx", threads: int = 0) -> dict:
     """Predict every image in ``inputs`` (files or folders) with the model of ``run`` (a run folder or an .onnx
@@ -58,7 +58,7 @@ def predict(run: str | Path | None, inputs: Iterable[str | Path], out: str | Pat
     classes = list(clf.classes)
     size = int(clf.image_size)
     source = str(run) if run is not None else f"bundled:{Path(getattr(clf, 'path', 'classifier')).name}"
-    files, problems = collect_images(inputs)
+    files, problems = collect_images([inputs] if isinstance(inputs, (str, Path)) else inputs)
     rows: list[dict] = []
     out_dir = Path(out) if out else None
     with progress(disable=quiet) as bar:
@@ -97,3 +97,8 @@ def predict(run: str | Path | None, inputs: Iterable[str | Path], out: str | Pat
                 _annotate(src, r["label"], r["confidence"], out_dir / "annotated" / name)
     return {"predictions": rows, "unreadable": problems, "classes": classes, "model": source,
             "backend": getattr(clf, "backend", backend)}
+
+
+from .verbs import make_callable  # noqa: E402
+
+make_callable(__name__, predict)  # visionlab.predict stays the verb even once this module is imported (verbs.py)

@@ -4,9 +4,7 @@
 inputs (``run_detection``). The classifier backends and ONNX export live in ``visionlab.inference`` (detection,
 predict and the service all use them) and are re-exported here. See docs/detection.md.
 """
-import sys
-import types
-
+from ..verbs import make_callable
 from ..inference.backends import Classifier, OnnxClassifier, TorchClassifier, load_classifier, onnx_metadata
 from .build import Built, build_pipeline
 from .config import DetectConfig
@@ -30,13 +28,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class _CallableModule(types.ModuleType):
-    """``visionlab.detect("photo.jpg")`` mirrors ``visionlab detect photo.jpg``: the package is also the verb.
-    Python lets a module's class be replaced by a ModuleType subclass (the documented way to give a module
-    __call__); every attribute still comes from the module itself."""
-
-    def __call__(self, source, model=None, **options):
-        return detect(source, model, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, detect)  # visionlab.detect(...) mirrors `visionlab detect ...` (verbs.py)

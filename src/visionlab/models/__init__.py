@@ -189,3 +189,15 @@ def model_names() -> list[str]:
 __all__ = ["training_kind", "Network", "apply_recipe", "input_stats", "with_input_stats", "MODELS", "ACTIVATIONS", "INITIALIZERS", "Classifier", "build", "default_image_size", "model_names"]
 
 _load_plugins()  # backbones and scratch_mlp register themselves; MODELS exists by now
+
+
+def list_models() -> list[dict]:
+    """``visionlab.models()``, the twin of `visionlab models`: each registered model with its family and default
+    input side."""
+    return [{"model": n, "family": MODELS.meta(n).get("family", ""), "image_size": MODELS.meta(n).get("image_size")}
+            for n in model_names()]
+
+
+from ..verbs import make_callable  # noqa: E402
+
+make_callable(__name__, list_models)

@@ -82,14 +82,16 @@ def raise_fd_limit(want: int = 65536) -> int:
 
 
 def serve(run: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000, active: Optional[str | Path] = None,
-          face_model: Optional[str | Path] = None, max_upload_mb: float = 10, max_pixels: float = 40e6,
-          max_concurrency: int = 2, max_queue: int = 16, log_level: str = "warning",
-          allow_hosts: Optional[list[str]] = None, request_timeout_s: float = 30.0,
-          header_timeout_s: float = 10.0, max_spool_mb: Optional[float] = None,
-          detect: Optional[DetectConfig] = None) -> None:
-    """Load ``run`` (a run folder, an .onnx file, or None: the bundled face-mask classifier) and ``active`` (a
-    project folder), warm up, and serve until Ctrl-C. ``detect``: how photos are detected (``DetectConfig``;
-    the photo setting of the model's profile by default)."""
+          max_upload_mb: float = 10, max_pixels: float = 40e6, max_concurrency: int = 2, max_queue: int = 16,
+          allow_host: Optional[list[str]] = None, request_timeout: float = 30.0, header_timeout: float = 10.0,
+          max_spool_mb: Optional[float] = None, log_level: str = "warning", config: Optional[DetectConfig] = None,
+          **fields: Any) -> None:
+    """``visionlab.serve``, the twin of `visionlab serve`: load ``run`` (a run folder, an .onnx file, or None: the
+    bundled face-mask classifier) and ``active`` (a project folder), warm up, and serve until Ctrl-C. Detection
+    options are ``DetectConfig`` fields (``config`` and/or ``fields``, e.g. ``face_model=...``), as for detect."""
+    detect = make_config(config, **fields)
+    face_model, allow_hosts = detect.face_model, allow_host
+    request_timeout_s, header_timeout_s = request_timeout, header_timeout
     from ..errors import ConfigError
 
     if max_concurrency < 1:
@@ -157,7 +159,5 @@ def serve_command(run: Optional[Path] = typer.Argument(None, help="a run folder 
                   **fields: Any) -> None:
     """Serve detection, the model's details and the labelling queue over HTTP, with a page at /. The detection
     options are fields of visionlab.detect.DetectConfig, as in `visionlab detect`."""
-    cfg = make_config(None, **fields)
-    serve(run, host, port, active, cfg.face_model, max_upload_mb, max_pixels, max_concurrency, max_queue,
-          allow_hosts=allow_host, request_timeout_s=request_timeout, header_timeout_s=header_timeout,
-          max_spool_mb=max_spool_mb, detect=cfg)
+    serve(run, host, port, active, max_upload_mb, max_pixels, max_concurrency, max_queue, allow_host=allow_host,
+          request_timeout=request_timeout, header_timeout=header_timeout, max_spool_mb=max_spool_mb, **fields)
