@@ -1,7 +1,7 @@
 """visionlab: image classification from a folder of images to a deployed, explained model."""
 from .errors import ConfigError, DataError, ModelError, VisionlabError
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402,F401
 
 # `visionlab runs` on the CLI is `visionlab.list_runs()` here: `visionlab.runs` is the run-folder module.
 _API = {"train", "evaluate", "demo", "list_runs", "load_run", "predict", "compare", "detect", "export", "models",
@@ -12,7 +12,10 @@ __all__ = ["ConfigError", "DataError", "ModelError", "VisionlabError", "__versio
 
 def __getattr__(name: str):
     # The API imports torch; `import visionlab` stays light until a verb is used.
-    if name in ("train", "evaluate", "demo"):
+    if name == "demo":  # flagship.py: the demo trains through the API, so it sits above it
+        from .flagship import demo
+        return demo
+    if name in ("train", "evaluate"):
         from . import api
         return getattr(api, name)
     if name in ("load_run", "list_runs"):

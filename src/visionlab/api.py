@@ -207,11 +207,3 @@ def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Pa
 def runs(root: str | Path = "runs") -> list[dict]:
     """The run folders under ``root`` with their key metrics, newest first."""
     return list_runs(root)
-
-
-def demo(data: Optional[str] = None, out: Optional[str] = None, epochs: int = 6, quiet: bool = False):
-    """The flagship job: face masks detected in the bundled real photos with the bundled model, then a small CNN
-    trained and evaluated (synthetic data when none is given). See ``visionlab.flagship``."""
-    from .flagship import demo as run_demo
-
-    return run_demo(data=data, out=out, epochs=epochs, quiet=quiet)

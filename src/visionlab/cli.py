@@ -125,7 +125,7 @@ def demo(data: Optional[str] = typer.Option(None, "--data", help="a real image f
          epochs: int = typer.Option(6, "--epochs"), quiet: bool = typer.Option(False, "--quiet")) -> None:
     """The flagship job, offline: masks detected in bundled real photos with the bundled model (annotated photos and
     a page), then a small CNN trained and evaluated (synthetic data when none is given)."""
-    from .api import demo as api_demo
+    from .flagship import demo as api_demo
 
     out.print(_model_line(None), soft_wrap=True)
     res = api_demo(data=data, out=out_dir, epochs=epochs, quiet=quiet)
@@ -349,7 +349,7 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
     """Cut a face-crop ImageFolder (Train/Validation/Test, split by photo) with the detection pipeline's crop
     geometry, plus detect.json (detector settings and a learned box correction) for the trained model."""
     from .data.boxes import parse_label_map
-    from .data.facecrops import cut_faces
+    from .detect.facecrops import cut_faces
 
     r = _parse_field("split_ratios", ratios)
     s = cut_faces(sources, out_dir, images=images, face_model=face_model, upscale=upscale,

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from .errors import ModelError
-from .evaluation import plots
+from . import plots
 from .evaluation.metrics import positive_index
 from .evaluation.report import figures, page, table
 from .io import atomic_write_text, write_csv, write_json

@@ -51,13 +51,13 @@ def predict(run: str | Path | None, inputs: str | Path | Iterable[str | Path], o
     file; ``None``: the bundled face-mask classifier). ``backend="onnx"`` runs ONNX Runtime on the run's exported
     model (exported on first use, as `visionlab detect` does); ``torch`` runs the run's torch model."""
     from .images import decode_array
-    from .inference.backends import load_classifier
+    from .inference.load import load_classifier
 
     clf = load_classifier(run, backend if run is not None and Path(run).suffix.lower() != ".onnx" else "onnx",
                           threads)
     classes = list(clf.classes)
     size = int(clf.image_size)
-    source = str(run) if run is not None else f"bundled:{Path(getattr(clf, 'path', 'classifier')).name}"
+    source = str(run) if run is not None else f"bundled:{Path(clf.source).name}"
     files, problems = collect_images([inputs] if isinstance(inputs, (str, Path)) else inputs)
     rows: list[dict] = []
     out_dir = Path(out) if out else None
@@ -96,7 +96,7 @@ def predict(run: str | Path | None, inputs: str | Path | Iterable[str | Path], o
                 names.add(name)
                 _annotate(src, r["label"], r["confidence"], out_dir / "annotated" / name)
     return {"predictions": rows, "unreadable": problems, "classes": classes, "model": source,
-            "backend": getattr(clf, "backend", backend)}
+            "backend": clf.backend}
 
 
 from .verbs import make_callable  # noqa: E402

@@ -132,7 +132,7 @@ class LoadedRun:
     def predict_proba(self, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
         import torch
 
-        from .evaluation.metrics import predict_proba
+        from .models.proba import predict_proba
         with torch.no_grad():
             return predict_proba(self.model, x, batch_size)
 

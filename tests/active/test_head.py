@@ -31,20 +31,23 @@ def _train(model: nn.Module, opt, x, y, steps: int) -> None:
         opt.step()
 
 
-@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-6), (torch.float64, 1e-12)])
+# float64 holds the two to 1e-12 over 100 steps: the arithmetic is the same. In float32 one rounding difference can
+# flip a hidden unit later on and the runs part (seen at step 50-100 with lr 3e-3, eps 1e-6 on an AMX Xeon, 2.4e-3
+# apart), so float32 is compared over the first 50 steps, where every case here agrees to 3e-7.
+@pytest.mark.parametrize("dtype, atol, steps", [(torch.float32, 1e-6, 50), (torch.float64, 1e-12, 100)])
 @pytest.mark.parametrize("lr, weight_decay, betas, eps", [
     (1e-3, 1e-4, (0.9, 0.999), 1e-8),  # HeadParams' defaults
     (1e-2, 0.0, (0.9, 0.999), 1e-8),
     (3e-3, 1e-2, (0.8, 0.99), 1e-6),
 ])
-def test_matches_torch_adam(dtype, atol, lr, weight_decay, betas, eps):
+def test_matches_torch_adam(dtype, atol, steps, lr, weight_decay, betas, eps):
     x, y, ours = _problem(dtype)
     _, _, ref = _problem(dtype)
     ref.load_state_dict(ours.state_dict())
     start = {k: v.clone() for k, v in ours.state_dict().items()}
-    _train(ours, Adam(list(ours.parameters()), lr, weight_decay, betas, eps), x, y, 100)
+    _train(ours, Adam(list(ours.parameters()), lr, weight_decay, betas, eps), x, y, steps)
     _train(ref, torch.optim.Adam(ref.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay),
-           x, y, 100)
+           x, y, steps)
     for (name, a), b in zip(ours.named_parameters(), ref.parameters()):
         assert torch.allclose(a, b, rtol=0, atol=atol), (name, (a - b).abs().max().item())
         assert (a - start[name]).abs().max() > 100 * atol  # it did train

@@ -93,9 +93,10 @@ def test_onnx_and_torch_classifiers_agree_in_the_pipeline(tmp_path, yunet, pic1)
 def test_detect_still_exports_the_moved_names():
     """The backends and ONNX export live in visionlab.inference; users keep importing them from visionlab.detect."""
     import visionlab.detect as detect
-    from visionlab.inference import backends, export
+    from visionlab.inference import backends, export, load
 
-    for name in ("Classifier", "OnnxClassifier", "TorchClassifier", "load_classifier"):
+    for name in ("Classifier", "OnnxClassifier", "TorchClassifier", "onnx_metadata"):
         assert getattr(detect, name) is getattr(backends, name) and name in detect.__all__
+    assert detect.load_classifier is load.load_classifier and "load_classifier" in detect.__all__
     for name in ("export_onnx", "export_run", "onnx_metadata"):
         assert getattr(detect, name) is getattr(export, name) and name in detect.__all__

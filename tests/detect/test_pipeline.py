@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from visionlab.detect import DetectionPipeline, draw_results, run_detection
-from visionlab.inference.backends import TorchClassifier, load_classifier
+from visionlab.inference.backends import TorchClassifier
+from visionlab.inference.load import load_classifier
 from visionlab.detect.pipeline import AMBER, GREEN, RED, UNSURE, label_color, square_crop
 from visionlab.errors import ConfigError, DataError, ModelError
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from visionlab.data.boxes import read_boxes_csv
-from visionlab.data.facecrops import BACKGROUND, cut_faces, photo_groups, split_photos
+from visionlab.detect.facecrops import BACKGROUND, cut_faces, photo_groups, split_photos
 
 from .conftest import shared_file
 

@@ -39,7 +39,7 @@ def script(frame: int) -> str:
 class ScriptedClassifier:
     """The classifier protocol with one fixed answer for every crop, set before each frame."""
 
-    classes, image_size, profile = CLASSES4, 32, None
+    classes, image_size, profile, backend, source = CLASSES4, 32, None, "scripted", "test"
 
     def __init__(self):
         self.label = "WithMask"

@@ -18,7 +18,7 @@ class FixedClassifier:
 
     def __init__(self, probs, classes=CLASSES4, image_size=32):
         self.classes, self.image_size, self.probs = list(classes), image_size, np.asarray(probs, np.float32)
-        self.profile = None
+        self.profile, self.backend, self.source = None, "fixed", "test"
 
     def predict_proba(self, batch):
         return np.tile(self.probs, (len(batch), 1))
@@ -58,7 +58,7 @@ def test_three_classes_are_unsure_by_confidence_not_by_a_positive_band(yunet, pi
 
 def test_a_profile_sets_upscale_threshold_and_box_correction(tmp_path, yunet_path, pic1_path):
     from visionlab.detect import run_detection
-    from visionlab.detect.profile import read_profile
+    from visionlab.inference.profile import read_profile
 
     coef = np.zeros((4, 13))
     intercept = [0.0, 0.1, 0.0, 0.0]  # move every box down by 10% of its height

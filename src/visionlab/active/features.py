@@ -131,12 +131,15 @@ def _run(spec: dict) -> Featurizer:
     from ..runs import RunFolder, load_run
 
     run = load_run(spec["path"])
+    from ..models import Classifier as TorchModel
+
     model = run.model.eval()
-    net = getattr(model, "net", None)  # a Keras run has no torch network at all
-    if net is None or not _is_backbone(run.config.model):
+    # a Keras run has no torch network at all; a torch run is Normalize + net (models.Classifier)
+    if not isinstance(model, TorchModel) or not _is_backbone(run.config.model):
         raise ModelError(f"run {spec['path']} is a {run.config.model!r} model without a frozen backbone "
                          f"(features/head); active learning needs a backbone run, e.g. `visionlab train "
                          f"--model {DEFAULT_BACKBONE} --mode frozen`, or omit --model")
+    net = model.net
     weights = sha256_file(RunFolder(spec["path"]).weights)
     head = {k: v.detach().clone() for k, v in net.head.state_dict().items()}
     return Featurizer(dict(spec, image_size=run.image_size), run.image_size,
@@ -175,6 +178,7 @@ class FeatureCache:
         self.dir = cache_root(cache_dir) / featurizer.id
         self._mem: dict[str, np.ndarray] = {}
         self._loaded: set[str] = set()
+        self._warned = False  # one warning per cache when it cannot be written
 
     def _load(self) -> None:
         if not self.dir.is_dir():
@@ -200,7 +204,7 @@ class FeatureCache:
         try:
             atomic_write_bytes(self.dir / name, buf.getvalue())
         except OSError as e:  # WriteError: a full disk or a read-only folder, one line
-            if not getattr(self, "_warned", False):
+            if not self._warned:
                 self._warned = True
                 import sys
                 print(f"warning: the feature cache {self.dir} cannot be written ({e.strerror or e}); features "

@@ -82,6 +82,7 @@ def hashed(paths: list[Path], skipped: Optional[list[tuple[str, str]]] = None) -
 class Project:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._store: Optional[LabelStore] = None
         if not (self.path / STATE).is_file():
             raise ConfigError(f"{self.path} is not an active-learning project (no {STATE}); create one with "
                               f"`visionlab active init --pool DIR --out {self.path}`")
@@ -122,7 +123,7 @@ class Project:
     def store(self) -> LabelStore:
         """The project's label store (one object per Project, so ``store.problems`` tells what its last read
         found)."""
-        if getattr(self, "_store", None) is None:
+        if self._store is None:
             self._store = LabelStore(self.path / LABELS, self.pool, self.classes)
         return self._store
 

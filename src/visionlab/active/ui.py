@@ -15,6 +15,7 @@ import string
 import sys
 import uuid
 from collections import deque
+from collections.abc import Generator
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
@@ -91,7 +92,7 @@ def run_labeller(proj: Project, preview: bool = True, width: int = 32, keys: Opt
     try:
         return Labeller(proj, console or Console(highlight=False), preview, width).run(reader)
     finally:
-        if hasattr(reader, "close"):
+        if isinstance(reader, Generator):
             reader.close()  # the terminal leaves cbreak mode
 
 

@@ -17,7 +17,7 @@ from .checks import check_layout
 
 def inspect(root: str | Path, out: Optional[str | Path] = None, samples_per_class: int = 6) -> dict:
     """Counts per split and class, image sizes, unreadable files; a distribution and a sample-grid PNG."""
-    from ..evaluation import plots
+    from .. import plots
 
     root = Path(root)
     lay = check_layout(root)

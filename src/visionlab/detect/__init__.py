@@ -5,12 +5,14 @@ inputs (``run_detection``). The classifier backends and ONNX export live in ``vi
 predict and the service all use them) and are re-exported here. See docs/detection.md.
 """
 from ..verbs import make_callable
-from ..inference.backends import Classifier, OnnxClassifier, TorchClassifier, load_classifier, onnx_metadata
+from ..inference.backends import Classifier, OnnxClassifier, TorchClassifier, onnx_metadata
+from ..inference.load import load_classifier
 from .build import Built, build_pipeline
 from .config import DetectConfig
 from .faces import FACE_DETECTORS, YUNET_SCORE_THRESHOLD, Face, FaceDetector, build_detector
 from .pipeline import DetectionPipeline, FaceResult, draw_results
-from .run import detect, detect_faces, run_detection
+from .run import detect_faces, run_detection
+from .verb import detect
 
 __all__ = ["FACE_DETECTORS", "YUNET_SCORE_THRESHOLD", "Built", "Classifier", "DetectConfig", "DetectionPipeline",
            "Face", "FaceDetector", "FaceResult", "OnnxClassifier", "TorchClassifier", "build_detector",

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import ConfigError
-from ..inference.backends import Classifier, load_classifier
+from ..inference.backends import Classifier
+from ..inference.load import load_classifier
 from .config import DetectConfig, make_config
 from .faces import FACE_DETECTORS, FaceDetector
 from .pipeline import DetectionPipeline
 
 if TYPE_CHECKING:
-    from .profile import DetectProfile
+    from ..inference.profile import DetectProfile
 
 DEFAULT_MARGIN = 0.2
 YUNET_FAMILY = ("yunet", "yunet_ort")  # detectors that take YuNet's options (model file, upscale, threshold, ...)
@@ -61,7 +62,7 @@ def build_pipeline(config: "DetectConfig | None" = None, *, classifier: Optional
 
     ``classifier``/``detector``: already-loaded objects to use instead of ``config.model``/``config.detector``
     (a service keeps one classifier for many threads; tests pass small ones)."""
-    from .profile import read_profile, resolve_quality
+    from ..inference.profile import read_profile, resolve_quality
 
     cfg = make_config(config, **fields)
     if classifier is None:

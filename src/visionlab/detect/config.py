@@ -1,6 +1,6 @@
 """``DetectConfig``: every setting of a detection job, typed, in one object that flows from the CLI (`visionlab
 detect`, `visionlab serve`: their flags are generated from it) or the Python API (`visionlab.detect`,
-``run_detection``) to ``build_pipeline``. What the classifier's detection profile says (detect/profile.py) is
+``run_detection``) to ``build_pipeline``. What the classifier's detection profile says (inference/profile.py) is
 merged in once, by ``build_pipeline``: a field left at ``None`` takes the profile's value.
 """
 from __future__ import annotations

@@ -48,7 +48,7 @@ def detect_and_evaluate(input: str | os.PathLike, config, out_dir: str | os.Path
     """
     from ..data.boxes import read_annotations
     from ..evaluation.detection import evaluate_detections, write_detection_report
-    from ..inference.backends import load_classifier
+    from ..inference.load import load_classifier
     from .config import make_config
     from .pipeline import JSONL_FILE, is_background
     from .run import run_detection

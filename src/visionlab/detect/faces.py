@@ -47,6 +47,10 @@ class FaceDetector(Protocol):
         """Faces in a BGR uint8 H x W x 3 image, highest score first."""
         ...
 
+    def describe(self) -> dict:
+        """``{"name", "model_file", "score_threshold"}`` for records and the service's /v1/model."""
+        ...
+
 
 # yunet and haar are below; every module of visionlab/detect/detectors/ registers one more (one file each)
 FACE_DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("face detector", discover="visionlab.detect.detectors")
@@ -135,9 +139,9 @@ class YuNetDetector:
         self.upscale = float(upscale)
         self.max_upscaled_side = int(max_upscaled_side)
         self.nms_threshold = float(nms_threshold)
-        from .boxfix import BoxCorrection
+        from ..boxes import BoxCorrection
 
-        # a BoxCorrection (or its dict) turns YuNet's boxes into annotator-style ones (detect/boxfix.py)
+        # a BoxCorrection (or its dict) turns YuNet's boxes into annotator-style ones (boxes.py)
         self.box_correction = (BoxCorrection.from_dict(box_correction) if isinstance(box_correction, dict)
                                else box_correction)
         self.model_path = yunet_model_path(model_path)
@@ -156,6 +160,9 @@ class YuNetDetector:
             raise ModelError(f"cannot load face model {self.model_path}: not a YuNet ONNX file "
                              f"({str(e).strip().splitlines()[-1]})") from None
         self._size: tuple[int, int] = (320, 320)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "model_file": self.model_path.name, "score_threshold": self.score_threshold}
 
     def _run(self, image: np.ndarray) -> Optional[np.ndarray]:
         """YuNet's N x 15 rows for ``image`` at its own size (None: no face), after score threshold and NMS."""
@@ -189,7 +196,7 @@ class YuNetDetector:
         up = min(self.upscale, self.max_upscaled_side / (max(h, w) * base)) if self.upscale > 1 else self.upscale
         rows = self._detect_at(image, base * min(up, 1.0))
         if up > 1.05:
-            from .boxfix import nms_merge, xywh_to_xyxy
+            from ..boxes import nms_merge, xywh_to_xyxy
 
             rows = np.concatenate([rows, self._detect_at(image, base * up)])
             rows = rows[nms_merge(xywh_to_xyxy(rows[:, :4]), rows[:, 14], self.nms_threshold)] if len(rows) else rows
@@ -241,6 +248,9 @@ class HaarDetector:
         if self._cascade.empty():
             raise ModelError(f"cannot load Haar cascade {self.cascade_path}")
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
+
+    def describe(self) -> dict:
+        return {"name": self.name, "model_file": self.cascade_path.name, "score_threshold": None}
 
     def detect(self, image: np.ndarray) -> list[Face]:
         gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image)

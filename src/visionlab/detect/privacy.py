@@ -25,11 +25,11 @@ def check_mode(mode: str) -> str:
 
 
 def _box(b: Any) -> Sequence[float]:
-    if hasattr(b, "box"):  # a FaceResult or a Face
-        return b.box
     if isinstance(b, dict):  # FaceResult.to_dict()
         return b["box"]
-    return b
+    if isinstance(b, (tuple, list, np.ndarray)):  # a plain (x, y, w, h)
+        return b
+    return b.box  # a FaceResult or a Face
 
 
 def grown_box(box: Sequence[float], shape: Sequence[int], grow: float = GROW) -> tuple[int, int, int, int]:

@@ -25,7 +25,7 @@ from .faces import FaceDetector, quiet_opencv
 from .pipeline import JSONL_FILE, DetectionPipeline, FaceResult, draw_results
 
 if TYPE_CHECKING:
-    from .profile import DetectProfile
+    from ..inference.profile import DetectProfile
     from .summary import VideoSummary
 
 def read_image(path: Path) -> np.ndarray:
@@ -132,8 +132,8 @@ def _new_summary(src: int | Path, kind: str, out: Path, pipe: DetectionPipeline,
     """The summary dict ``run_detection`` returns, before anything is processed."""
     return {"input": str(src) if kind != "camera" else f"camera:{src}", "kind": kind, "out_dir": str(out),
             "jsonl": str(out / JSONL_FILE), "video": None, "processed": 0, "faces": 0, "labels": {},
-            "skipped": [], "interrupted": False, "detector": getattr(pipe.detector, "name", "?"),
-            "backend": getattr(classifier, "backend", type(classifier).__name__),
+            "skipped": [], "interrupted": False, "detector": pipe.detector.name,
+            "backend": classifier.backend,
             "setting": setting if prof is not None else "default",
             "profile": prof.source if prof is not None else None,
             "faces_stored": stored}
@@ -284,7 +284,7 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
     is the bundled face-mask classifier.
     ``detect_side`` shrinks frames to that longer side for YuNet only (crops still come from the full frame):
     320 roughly triples detection speed at 640x480 and misses faces under ~20 px. ``quality`` picks the
-    classifier's detection profile setting (detect/profile.py): ``accurate`` (upscaled photo, low threshold, the
+    classifier's detection profile setting (inference/profile.py): ``accurate`` (upscaled photo, low threshold, the
     background class rejecting the extra boxes), ``fast``, or ``auto`` (accurate for photos, fast for video);
     ``profile`` overrides the classifier's own ``detect.json``. ``score_threshold``/``margin`` override it too.
     ``files`` restricts a folder to those images. Video and cameras also get ``summary.csv``/``summary.png`` (per
@@ -348,32 +348,3 @@ def default_out_dir() -> Path:
         k += 1
         out_dir = Path(f"{out_dir.name.split('.')[0]}.{k}")
     return out_dir
-
-
-def detect(input: "str | os.PathLike | int | np.ndarray | Any" = None, *, out: "str | os.PathLike | None" = None,
-           camera: Optional[int] = None, truth: "str | os.PathLike | None" = None, subset: Optional[str] = None,
-           config: Optional[DetectConfig] = None, **fields: Any) -> "list[FaceResult] | dict":
-    """``visionlab.detect``, the twin of `visionlab detect`: the same inputs and option names (``fields`` are
-    ``DetectConfig`` fields, e.g. ``quality="fast"``, ``blur=True``).
-
-    One photo (a path, an H x W x 3 uint8 RGB array or a PIL image) without ``out``: its faces, nothing written.
-    A folder, a video, a camera index, or anything with ``out``: ``run_detection`` writes the annotated output and
-    JSON lines (into ``out``, default a new detections-<time> folder, as the CLI) and returns its summary.
-    ``camera``: read camera N instead of ``input``. ``truth`` (with ``subset``): score the boxes, as
-    `visionlab detect --truth`, and return the metrics."""
-    cfg = make_config(config, **fields)
-    if (input is None) == (camera is None):
-        raise ConfigError("give input (image, folder, video or array) or camera=N, not both")
-    if truth is not None:
-        from .evaluate import detect_and_evaluate
-
-        return detect_and_evaluate(input, cfg.with_(min_face_prob=0.05 if cfg.min_face_prob is None else None),
-                                   out if out is not None else default_out_dir(), truth, subset=subset)
-    if camera is not None:
-        return run_detection(int(camera), cfg, out if out is not None else default_out_dir())
-    if not isinstance(input, (str, os.PathLike, int)):
-        return detect_faces(input, cfg)
-    if isinstance(input, (str, os.PathLike)) and out is None and Path(input).suffix.lower() in IMAGE_SUFFIXES \
-            and Path(input).is_file():
-        return detect_faces(input, cfg)
-    return run_detection(input, cfg, out if out is not None else default_out_dir())

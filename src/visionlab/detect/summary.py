@@ -106,7 +106,7 @@ class FaceTracker:
         ``frame_index`` (default: the previous one + 1) lets frames that were skipped count as unseen."""
         from scipy.optimize import linear_sum_assignment
 
-        from .boxfix import iou_matrix
+        from ..boxes import iou_matrix
 
         frame = self._frame + 1 if frame_index is None else int(frame_index)
         self._frame = frame

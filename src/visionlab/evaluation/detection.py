@@ -87,7 +87,7 @@ def _top1_scored(faces: list[dict], pb: np.ndarray, idx: dict, rank: str) -> dic
 def _tally_photo(t: _Tally, rec: dict, truth: AnnotatedImage, faces: list[dict], pb: np.ndarray, gt: np.ndarray,
                  gl: list[int], idx: dict, match_iou: float) -> None:
     """One photo's face boxes matched one-to-one to its annotated faces, counted into ``t``."""
-    from ..detect.boxfix import match
+    from ..boxes import match
 
     pairs_ = match(pb, gt, match_iou)
     matched_gt = {g: d for d, g, _ in pairs_}
@@ -155,7 +155,7 @@ def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage
     import torch
     from torchmetrics.detection import MeanAveragePrecision
 
-    from ..detect.boxfix import xywh_to_xyxy
+    from ..boxes import xywh_to_xyxy
 
     if rank not in ("prob*score", "prob"):
         raise DataError(f"unknown ranking {rank!r}; choose prob*score or prob")
@@ -210,7 +210,7 @@ def _gallery(items: list[dict], title: str, path: Path, n: int = 24) -> Optional
     import matplotlib.pyplot as plt
 
     from ..images import decode_array
-    from .plots import _save as save_figure
+    from ..plots import _save as save_figure
 
     items = items[:n]
     if not items:
@@ -252,7 +252,7 @@ def plot_detection_metrics(m: dict, plots: Path) -> dict[str, Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plots import _save as save_figure
+    from ..plots import _save as save_figure
 
     out: dict[str, Path] = {}
     fig, ax = plt.subplots(figsize=(5.5, 4))

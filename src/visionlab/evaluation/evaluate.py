@@ -10,7 +10,7 @@ import torch
 
 from ..data.types import ImageData
 from ..io import atomic_write_text
-from . import plots
+from .. import plots
 from .gradcam import gradcam
 from .metrics import choose_threshold, compute, positive_index, predict_proba
 from .report import figures, page, table

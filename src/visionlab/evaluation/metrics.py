@@ -5,21 +5,10 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-import torch
 from sklearn import metrics as skm
 
 from ..classes import positive_index  # noqa: F401 (re-exported: evaluation code imports it from here)
-
-
-@torch.no_grad()
-def predict_proba(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256,
-                  device: torch.device | str = "cpu") -> np.ndarray:
-    """Softmax probabilities of ``model`` for uint8 images ``x`` (N x 3 x S x S)."""
-    model.eval()
-    model.to(device)
-    out = [torch.softmax(model(x[i:i + batch_size].to(device)).float(), 1).cpu()
-           for i in range(0, len(x), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+from ..models.proba import predict_proba  # noqa: F401 (re-exported, as above)
 
 
 def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = 15) -> tuple[float, dict]:

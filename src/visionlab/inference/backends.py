@@ -9,22 +9,24 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Optional, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, ModelError
+from ..errors import ModelError
 
 ONNX_FILE = "model.onnx"  # a run folder's exported model (written by export.py, read here)
 
 if TYPE_CHECKING:
-    from ..detect.profile import DetectProfile
+    from .profile import DetectProfile
 
 
 class Classifier(Protocol):
     classes: list[str]
     image_size: int
-    profile: Optional["DetectProfile"]  # how to detect and crop faces for it (detect/profile.py), or None
+    profile: Optional["DetectProfile"]  # how to detect and crop faces for it (inference/profile.py), or None
+    backend: str  # a BACKENDS name (onnx, torch) or what a test's stand-in calls itself
+    source: str  # where it came from (a file or run folder), for output records
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         """uint8 N x 3 x S x S RGB pixels -> probabilities N x C."""
@@ -40,11 +42,12 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 class TorchClassifier:
     """A visionlab torch model (raw pixels in, logits out) as a ``Classifier``."""
 
-    def __init__(self, model, classes: Sequence[str], image_size: int) -> None:
+    def __init__(self, model, classes: Sequence[str], image_size: int, source: str = "torch model") -> None:
         self.model = model.eval()
         self.classes = list(classes)
         self.image_size = int(image_size)
         self.backend = "torch"
+        self.source = source
         self.profile = None  # a DetectProfile where the run has one (load_classifier sets it)
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
@@ -71,6 +74,7 @@ class OnnxClassifier:
         import onnxruntime as ort
 
         self.path = Path(onnx_path)
+        self.source = str(self.path)
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(threads)
         so.inter_op_num_threads = 1
@@ -85,7 +89,7 @@ class OnnxClassifier:
             raise ModelError(f"{self.path} has no {e.args[0]} metadata: export it with `visionlab export`, "
                              f"or pass classes and image_size") from None
         self.backend = "onnx"
-        from ..detect.profile import profile_for
+        from .profile import profile_for
 
         self.profile = profile_for(self.path, meta)
 
@@ -117,42 +121,3 @@ def _session(path: Path, options=None):
 def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata_props of an ONNX file (keys as written by ``export_onnx``), read with ONNX Runtime."""
     return dict(_session(Path(path)).get_modelmeta().custom_metadata_map)
-
-
-def load_classifier(source: str | os.PathLike | None = None, backend: Literal["onnx", "torch"] = "onnx",
-                    threads: int = 1) -> Classifier:
-    """A run folder or an ``.onnx`` file as a ``Classifier``; ``None`` is the bundled face-mask classifier.
-
-    For a run folder, ``onnx`` uses ``RUN/model.onnx``, exporting it first when it is missing or older than the
-    weights; ``torch`` loads the run's model directly (Keras runs always go through torch).
-    """
-    from ..runs import MODEL_FILE, load_run
-
-    if backend not in ("onnx", "torch"):
-        raise ConfigError(f"unknown classifier backend {backend!r}; choose one of: onnx, torch")
-    if source is None:
-        from ..assets import default_classifier
-
-        source = default_classifier()
-    p = Path(source)
-    if p.suffix.lower() == ".onnx":
-        if backend != "onnx":
-            raise ConfigError(f"{p} is an ONNX file; it runs with --backend onnx only")
-        return OnnxClassifier(p, threads)
-    if backend == "onnx":
-        from ..detect.profile import PROFILE_FILE
-
-        onnx_path, weights, prof = p / ONNX_FILE, p / MODEL_FILE, p / PROFILE_FILE
-        newest = max((f.stat().st_mtime for f in (weights, prof) if f.is_file()), default=0.0)
-        if weights.is_file() and (not onnx_path.is_file() or onnx_path.stat().st_mtime < newest):
-            from .export import export_run  # torch: only when the run's ONNX file must be (re)written
-
-            export_run(p)  # the file carries the detection profile too: an edited detect.json re-exports
-        if onnx_path.is_file():
-            return OnnxClassifier(onnx_path, threads)
-    run = load_run(p)  # a clear ModelError for a folder without a model
-    from ..detect.profile import profile_for
-
-    clf = TorchClassifier(run.model, run.classes, run.image_size)
-    clf.profile = profile_for(p)
-    return clf

@@ -11,13 +11,14 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..registry import Registry
 from ..io import atomic_write_bytes
 from .backends import ONNX_FILE, onnx_metadata  # noqa: F401 (torch-free; re-exported for export's users)
 
@@ -90,8 +91,8 @@ def export_onnx(model: nn.Module, image_size: int, classes: Sequence[str], path:
         model.train(was_training)
     proto = onnx.load_from_string(buf.getvalue())
     meta = _metadata(image_size, classes, _normalisation(model))
-    if profile is not None:  # how to detect and crop faces for this classifier (detect/profile.py)
-        from ..detect.profile import META_KEY
+    if profile is not None:  # how to detect and crop faces for this classifier (inference/profile.py)
+        from .profile import META_KEY
 
         meta[META_KEY] = json.dumps(profile)
     if verify:
@@ -129,23 +130,32 @@ def verify_onnx(model: nn.Module, onnx_model: bytes | str | os.PathLike, image_s
     return diff
 
 
-def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, format: str = "onnx",
-               opset: int = 17) -> Path:
-    """``visionlab export RUN --format onnx``: the run's model as ``RUN/model.onnx`` (or ``out``)."""
-    from ..errors import ConfigError
-    from ..runs import load_run
+# An export format is one registered writer ``fn(loaded_run, target, opset) -> Path`` with the file name it writes
+# into a run folder; `visionlab export --format NAME` and ``export_run(format=NAME)`` pick it.
+EXPORT_FORMATS: Registry[Callable] = Registry("export format")
 
-    if format.lower() != "onnx":
-        raise ConfigError(f"unknown export format {format!r}; choose one of: onnx")
-    loaded = load_run(run)
-    if loaded.config.framework == "keras":
-        raise ModelError(f"{run} is a Keras run: visionlab exports torch models only; "
-                         f"use keras' own export, or detect with --backend torch")
-    target = Path(out) if out is not None else loaded.path / ONNX_FILE
-    if target.is_dir():
-        target = target / ONNX_FILE
-    from ..detect.profile import profile_for
+
+@EXPORT_FORMATS.register("onnx", file=ONNX_FILE)
+def _onnx(loaded, target: Path, opset: int) -> Path:
+    from .profile import profile_for
 
     prof = profile_for(loaded.path)
     return export_onnx(loaded.model, loaded.image_size, loaded.classes, target, opset,
                        profile=prof.to_dict() if prof is not None else None)
+
+
+def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, format: str = "onnx",
+               opset: int = 17) -> Path:
+    """``visionlab export RUN --format NAME``: the run's model as ``RUN/<the format's file>`` (or ``out``)."""
+    from ..runs import load_run
+
+    write = EXPORT_FORMATS.get(format)  # a ConfigError listing the formats for an unknown name
+    loaded = load_run(run)
+    if loaded.config.framework == "keras":
+        raise ModelError(f"{run} is a Keras run: visionlab exports torch models only; "
+                         f"use keras' own export, or detect with --backend torch")
+    file = EXPORT_FORMATS.meta(format)["file"]
+    target = Path(out) if out is not None else loaded.path / file
+    if target.is_dir():
+        target = target / file
+    return write(loaded, target, opset)

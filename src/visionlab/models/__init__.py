@@ -5,13 +5,12 @@ docs/architecture.md), so export, detection and the service never re-implement p
 """
 from __future__ import annotations
 
-from typing import Callable
+import importlib
 
 from torch import nn
 
 from ..config import RunConfig
 from ..errors import ConfigError
-from ..registry import Registry
 from .cnn import CNN
 from .contract import Network
 from .fast import RECIPE as FAST_RECIPE
@@ -20,8 +19,7 @@ from .init import INITIALIZERS, apply_init
 from .layers import ACTIVATIONS, Normalize
 from .mlp import MLP
 
-Builder = Callable[[RunConfig, int, int], nn.Module]
-MODELS: Registry[Builder] = Registry("model")
+from .catalog import MODELS, Builder
 
 
 class Classifier(nn.Sequential):
@@ -102,7 +100,7 @@ def _load_plugins() -> None:
     # Optional model families live in their own modules and register themselves on import.
     for mod in ("backbones", "scratch_adapter"):
         try:
-            __import__(f"{__name__}.{mod}")
+            importlib.import_module(f"{__name__}.{mod}")
         except ModuleNotFoundError as e:
             if e.name != f"{__name__}.{mod}":
                 raise

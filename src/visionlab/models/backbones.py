@@ -39,7 +39,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..config import RunConfig
 from ..errors import ConfigError, ModelError
-from . import MODELS
+from .catalog import MODELS
 from .contract import Network
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

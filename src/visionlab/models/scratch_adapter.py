@@ -15,7 +15,7 @@ from torch import nn
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..scratch.network import ScratchNetwork
-from . import MODELS
+from .catalog import MODELS
 from .contract import Network
 
 

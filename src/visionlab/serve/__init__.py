@@ -3,26 +3,10 @@
 Imported lazily so that mounting ``visionlab serve`` on the CLI costs no FastAPI or torch import."""
 from __future__ import annotations
 
-import sys
+from ..verbs import make_callable
+from .cli import serve as _serve  # typer and the detection config only: no FastAPI yet
 
 __all__ = ["create_app", "serve"]
-
-
-def _serve(*args, **kwargs):
-    from .cli import serve
-    return serve(*args, **kwargs)
-
-
-def _install() -> None:
-    import functools
-    import inspect
-
-    from ..verbs import make_callable
-    from . import cli  # typer only: cheap; the signature must be the real one for the API-mirror test
-
-    verb = functools.wraps(cli.serve)(_serve)
-    verb.__signature__ = inspect.signature(cli.serve)
-    make_callable(__name__, verb)
 
 
 def __getattr__(name: str):
@@ -35,4 +19,4 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-_install()  # visionlab.serve(...) mirrors `visionlab serve ...` (verbs.py)
+make_callable(__name__, _serve)  # visionlab.serve(...) mirrors `visionlab serve ...` (verbs.py)

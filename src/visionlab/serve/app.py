@@ -21,7 +21,7 @@ from pydantic import Field, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from ..version import __version__
 from ..detect.config import DetectConfig
 from ..detect.privacy import anonymize
 from .engine import Engine, annotate

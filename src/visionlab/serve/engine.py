@@ -24,7 +24,7 @@ from ..detect.config import DetectConfig, make_config
 from ..detect.faces import quiet_opencv
 from ..detect.pipeline import DetectionPipeline, FaceResult, draw_results
 from ..errors import ModelError, VisionlabError
-from ..inference.backends import load_classifier
+from ..inference.load import load_classifier
 from ..io import sha256_file
 
 DETECT_MAX_SIDE = 1600  # larger photos are shrunk for the detector (a 40 MP frame would take seconds); boxes
@@ -104,7 +104,7 @@ class Engine:
                 print(f"visionlab serve: ONNX Runtime unavailable for this run ({e}); using torch", file=sys.stderr)
         if self.classifier is None:
             self.classifier = load_classifier(run_dir, "torch")
-        self.backend = getattr(self.classifier, "backend", backend)
+        self.backend = self.classifier.backend
         from ..detect.pipeline import is_background
 
         self.classes = [c for c in self.classifier.classes if not is_background(c)]  # what a face can be
@@ -159,9 +159,7 @@ class Engine:
 
     def info(self) -> dict[str, Any]:
         det = self.detector
-        path = getattr(det, "model_path", None) or getattr(det, "cascade_path", None)
-        detector = {"name": det.name, "model_file": Path(path).name if path else None,
-                    "score_threshold": getattr(det, "score_threshold", None)}
+        detector = det.describe()
         if self.run is None:  # an .onnx file: the bundled classifier's card says what it is
             from ..assets import CLASSIFIER, card
 

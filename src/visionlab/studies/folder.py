@@ -240,7 +240,7 @@ def study_info(out: Path, spec: StudySpec, quick: bool, seeds: list[int], data: 
             old = {}
     import platform
 
-    from .. import __version__
+    from ..version import __version__
 
     session = {"started": stamp(), "workers": workers, "threads": threads,
                "backend": backend, "host": platform.node(), "cores": default_workers(), "visionlab": __version__}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visionlab.detect.boxfix import iou_matrix, nms_merge
+from visionlab.boxes import iou_matrix, nms_merge
 
 torch = pytest.importorskip("torch", reason="the reference implementation is torchvision's")
 ops = pytest.importorskip("torchvision.ops", reason="the reference implementation is torchvision's")

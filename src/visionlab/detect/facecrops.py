@@ -8,7 +8,7 @@ moved inside the photo), so the classifier trains on what it sees at inference t
   (difference hash) form one group, groups are split seeded and stratified by the rarest class they hold, and
   every crop of a photo lands in that photo's split. The split is written to ``faces.json``.
 - On the training photos the face detector runs as the pipeline runs it; a ``BoxCorrection`` from its boxes to
-  the annotated ones is fitted there (detect/boxfix.py) and written with the detector settings to ``detect.json``.
+  the annotated ones is fitted there (boxes.py) and written with the detector settings to ``detect.json``.
   Training crops come from the corrected detector box where the detector found the face (IoU >= 0.5), else from
   the annotated box; rare classes get jittered extra crops (``balance``). Detector boxes that overlap no annotated
   face (IoU < 0.2) become the ``Background`` class, which lets the pipeline reject non-faces. Validation and Test
@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .boxes import AnnotatedImage, canonical_label, read_annotations
+from ..data.boxes import AnnotatedImage, canonical_label, read_annotations
 
 SPLITS = ("Train", "Validation", "Test")
 BACKGROUND = "Background"
@@ -146,7 +146,7 @@ class _Writer:
     def crop(self, image_bgr: np.ndarray, box, margin: float) -> np.ndarray:
         import cv2
 
-        from ..detect.pipeline import square_crop
+        from .pipeline import square_crop
 
         b = tuple(int(round(v)) for v in box)
         x0, y0, side = square_crop(image_bgr, b, margin)
@@ -207,7 +207,7 @@ def _detect_all(boxed: Sequence[AnnotatedImage], det, show_progress: bool) -> tu
 
 def _fit_correction(boxed: Sequence[AnnotatedImage], split: list[str], raw: dict):
     """The box correction from the training photos' matched pairs (IoU >= 0.3: the offsets it must learn)."""
-    from ..detect.boxfix import BoxCorrection, match, xywh_to_xyxy
+    from ..boxes import BoxCorrection, match, xywh_to_xyxy
 
     X, L, S, T = [], [], [], []
     for i, r in enumerate(boxed):
@@ -224,7 +224,7 @@ def _cut_photo(w: _Writer, r: AnnotatedImage, img: np.ndarray, raw: np.ndarray, 
     """One box-annotated photo's crops: a face crop per annotated face (a training face from its corrected
     detector box where matched, with jittered copies of rare classes), and ``Background`` crops of the
     detector boxes that overlap no annotated face."""
-    from ..detect.boxfix import iou_matrix, match, xywh_to_xyxy
+    from ..boxes import iou_matrix, match, xywh_to_xyxy
 
     stem = r.path.stem
     gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in r.boxes])
@@ -280,8 +280,8 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
               show_progress: bool = True, detector: str = "yunet") -> FaceCropSummary:
     """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos.
     ``detector``: a YuNet-family name from ``FACE_DETECTORS`` (yunet, yunet_ort); the profile records it."""
-    from ..detect.boxfix import BoxCorrection
-    from ..detect.faces import build_detector
+    from ..boxes import BoxCorrection
+    from .faces import build_detector
     from ..io import write_json
 
     out = Path(out)
@@ -323,9 +323,9 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
 def _cut_folder(root: Path, det, correction, w: _Writer, margin: float, unused: list, manifest: dict,
                 show_progress: bool, label_map: Optional[dict], split_ratios=(0.7, 0.15, 0.15), seed: int = 0) -> None:
     """One-face photos of an ImageFolder (split folders kept) -> crops of the one face the detector finds."""
-    from ..detect.faces import build_detector
+    from .faces import build_detector
     from ..progress import progress
-    from .checks import check_layout
+    from ..data.checks import check_layout
 
     layout = check_layout(root)
     single = build_detector(det.name, model_path=det.model_path, score_threshold=0.6, upscale=1.0,

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..io import write_via  # noqa: E402
+from .io import write_via  # noqa: E402
 
 DPI = 110
 

@@ -46,7 +46,7 @@ class DetectProfile:
             raise ModelError(f"unreadable detection profile {source} ({e}); rebuild it with `visionlab data faces`") \
                 from None
         if p.box_correction is not None:
-            from .boxfix import BoxCorrection
+            from ..boxes import BoxCorrection
 
             BoxCorrection.from_dict(p.box_correction)  # fail now, with the file's name, not at the first face
         return p
