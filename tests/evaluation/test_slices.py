@@ -257,3 +257,52 @@ def test_a_bad_tag_file_stops_detect_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "column beard is '2', not 0 or 1" in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def crop_run(tmp_path_factory):
+    """A face-crop-like ImageFolder (Train/Validation/Test, two classes, solid colours with noise) and a small CNN
+    trained on it for one epoch."""
+    import visionlab
+
+    root = tmp_path_factory.mktemp("crops") / "faces"
+    rng = np.random.default_rng(0)
+    for split, n in (("Train", 12), ("Validation", 4), ("Test", 6)):
+        for c, colour in ((M, (40, 160, 60)), (N, (200, 150, 120))):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                px = np.clip(np.array(colour) + rng.normal(0, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(px).save(root / split / c / f"p{i}_{c[:5]}.png")
+    run = tmp_path_factory.mktemp("run") / "run"
+    visionlab.train(data=str(root), model="small_cnn", image_size=32, epochs=1, quiet=True, threads=1,
+                    out=str(run), report="metrics")
+    return root, run
+
+
+def test_evaluate_with_slices_by_crop_file(crop_run, tmp_path, capsys):
+    import visionlab
+    from visionlab.cli import main
+
+    root, run = crop_run
+    # three Test crops tagged dark_mask, two of them WithMask; a Train crop tagged too (not evaluated: left out)
+    tags = _write(tmp_path, "crop,dark_mask,side_face\nTest/WithMask/p0_WithM.png,1,0\np1_WithM.png,1,1\n"
+                            "Test/WithoutMask/p0_Witho.png,1,0\nTrain/WithMask/p5_WithM.png,0,1\n")
+    m = visionlab.evaluate(run, out=tmp_path / "ev", slices=tags)
+    sm = m["slices"]
+    rows = {r["slice"]: r for r in sm["rows"]}
+    assert sm["faces"] == 3 and rows["dark_mask"]["by_class"] == {M: 2, N: 1} and rows["side_face"]["faces"] == 1
+    preds = {r["path"].split("/Test/")[-1]: (r["true"], r["pred"])
+             for r in csv.DictReader(open(tmp_path / "ev" / "predictions.csv", newline=""))}
+    right = sum(t == p for t, p in (preds["WithMask/p0_WithM.png"], preds["WithMask/p1_WithM.png"],
+                                    preds["WithoutMask/p0_Witho.png"]))
+    assert rows[ALL]["overall"]["k"] == right  # the same predictions as predictions.csv
+    html = (tmp_path / "ev" / "report.html").read_text()
+    assert "Slices: kinds of image" in html and (tmp_path / "ev" / "plots" / "slices.png").is_file()
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(run), "--out", str(tmp_path / "ev2"), "--slices", str(tags)])
+    assert e.value.code in (0, None)
+    assert "slices of 3 tagged faces" in capsys.readouterr().out
+    bad = _write(tmp_path, "crop,dark_mask\nTest/WithMask/nope.png,1\n", "bad.csv")
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(run), "--out", str(tmp_path / "ev3"), "--slices", str(bad)])
+    assert e.value.code == 2 and "nope.png) name no image of the data" in capsys.readouterr().err
