@@ -299,14 +299,14 @@ def _print_box_scores(m: dict, out_dir: Path) -> None:
 
 def _print_slices(sm: dict) -> None:
     """One line for the slices: each ranked slice's share labelled right with its interval and mix-matched gap,
-    worst first, then the slices too small to say anything."""
+    worst first, then the slices too small to rank."""
     rows = sorted((r for r in sm["rows"] if r["rank"]), key=lambda r: r["rank"])
     ranked = "; ".join(f"{r['slice']} {100 * r['overall']['rate']:.1f}% [{100 * r['overall']['ci'][0]:.1f}, "
                        f"{100 * r['overall']['ci'][1]:.1f}] of {r['faces']} ({100 * r['overall']['gap']:+.1f})"
                        + (f" below the whole set for {', '.join(r['short'])}" if r["short"] else "") for r in rows)
     small = ", ".join(f"{r['slice']} ({r['faces']})" for r in sm["rows"] if r["small"])
     out.print(f"slices of {sm['faces']} tagged faces, labelled right, worst first: {ranked or 'none ranked'}"
-              + (f"; too small to say: {small}" if small else ""), soft_wrap=True)
+              + (f"; under {sm['min_faces']} faces, not ranked: {small}" if small else ""), soft_wrap=True)
 
 
 def _print_detections(s: dict, out_dir: Path) -> None:

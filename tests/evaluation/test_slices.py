@@ -106,8 +106,28 @@ def test_a_slice_whose_interval_lies_below_the_whole_set_is_marked_short():
     assert wilson(0, 20)[2] == pytest.approx(_wilson_by_hand(0, 20)[1], abs=1e-9)
     head, rows = table_rows(sm)
     text = dict(zip([r[0] for r in rows], rows))
-    assert "too small to say" in text["dark_mask"][4] and "below the whole set: WithMask" in text["dark_mask"][4]
+    assert "not ranked" in text["dark_mask"][4] and "below the whole set: WithMask" in text["dark_mask"][4]
     assert text["dark_mask"][2].startswith("0.0% [0.0, 16.1] of 20")
+    # one face wrong is no pattern, although 0/1's interval [0, 79.3%] lies below the whole set's
+    sm = slice_metrics([M] * 100, [N] + [M] * 99, np.array([[1]] + [[0]] * 99), ["child"], [M, N])
+    child = _row(sm, "child")["per_class"][M]["recall"]
+    assert child["ci"][1] < _row(sm, ALL)["per_class"][M]["recall"]["ci"][0] and not child["short"]
+
+
+def test_slices_of_30_faces_or_more_are_ranked_worst_first():
+    # 100 WithMask faces: 40 tagged side_face, 10 of them wrong (30/40); 60 untagged, 5 wrong (55/60); whole 85/100
+    truth = [M] * 100
+    guess = [N] * 10 + [M] * 30 + [N] * 5 + [M] * 55
+    tags = np.array([[1]] * 40 + [[0]] * 60)
+    sm = slice_metrics(truth, guess, tags, ["side_face"], [M, N])
+    side, none = _row(sm, "side_face"), _row(sm, NONE)
+    assert not side["small"] and not none["small"]
+    assert side["overall"]["gap"] == pytest.approx(30 / 40 - 85 / 100) and none["overall"]["gap"] == pytest.approx(
+        55 / 60 - 85 / 100, abs=1e-4)
+    assert (side["rank"], none["rank"]) == (1, 2)
+    # 30/40 [59.8, 85.8%] overlaps the whole set's 85/100 [76.7, 90.7%]: not clearly short
+    assert side["short"] == [] and side["per_class"][M]["recall"]["ci"] == pytest.approx(
+        list(_wilson_by_hand(30, 40)), abs=1e-4)
 
 
 def test_the_plot_and_gallery_are_drawn(tmp_path):
@@ -242,7 +262,7 @@ def test_detect_truth_with_slices_on_real_tagged_photos(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert "Slices: kinds of face" in html and "plots/slices.png" in html
     assert (out / "plots" / "slices.png").stat().st_size > 5000
-    assert "too small to say" in capsys.readouterr().out
+    assert "under 30 faces, not ranked: " in capsys.readouterr().out
 
 
 def test_a_bad_tag_file_stops_detect_before_any_work(tmp_path, capsys):

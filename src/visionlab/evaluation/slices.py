@@ -18,11 +18,12 @@ each tag, "no tag"):
   slice's faces the model labelled that class, the share that are that class (only faces of the slice are looked at,
   so a false box, which has no face and no tags, is in no slice);
 - 95% Wilson intervals for each (SciPy's ``binomtest(...).proportion_ci``), the gap to the whole tagged set, and
-  ``short`` where the slice's interval lies wholly below the whole set's;
+  ``short`` where the slice's interval lies wholly below the whole set's (for cells of at least ``MIN_SHORT``
+  faces; the interval already widens for small counts, but one or two faces show no pattern);
 - overall: the share of the slice's faces found and labelled right, its gap to the whole set's per-class recalls
   weighted by the slice's own class mix (a slice of mostly unmasked faces is compared with how unmasked faces do,
   not with a set that is mostly masked), and a rank by that gap, worst first. A slice with fewer than
-  ``min_faces`` faces is marked ``small`` and not ranked.
+  ``min_faces`` faces is marked ``small`` ("too small to rank") and not ranked; its intervals are still shown.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ ALL, NONE = "all tagged", "no tag"
 INFO_COLUMNS = ("label", "width", "height")
 BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 MIN_FACES = 30  # the shared data's README: slices under ~30 faces are anecdotes
+MIN_SHORT = 5  # a cell of fewer faces is never called short: one or two faces show no pattern
 
 
 @dataclass
@@ -260,7 +262,8 @@ def slice_metrics(truth: Sequence[str], guess: Sequence[Optional[str]], tags: np
                 mine, ref = cells[c][what], whole[c][what]
                 mine["gap"] = (None if mine["rate"] is None or ref["rate"] is None
                                else round(mine["k"] / mine["n"] - ref["k"] / ref["n"], 4))
-                mine["short"] = bool(mine["ci"] and ref["ci"] and mine["ci"][1] < ref["ci"][0])
+                mine["short"] = bool(mine["ci"] and ref["ci"] and mine["n"] >= MIN_SHORT
+                                     and mine["ci"][1] < ref["ci"][0])
         n = int(sel.sum())
         overall = _rate(int((truth[sel] == guess[sel]).sum()), n)
         # the whole set's recall of each class, weighted by this slice's class mix
@@ -308,7 +311,7 @@ def table_rows(sm: dict) -> tuple[list[str], list[list[str]]]:
         head += [f"{c} recall", "gap", f"{c} precision", "gap"]
     rows = []
     for r in sm["rows"]:
-        status = ("too small to say" if r["small"] else str(r["rank"] or "")) + \
+        status = (f"under {sm['min_faces']} faces: not ranked" if r["small"] else str(r["rank"] or "")) + \
             (f"; below the whole set: {', '.join(r['short'])}" if r["short"] else "")
         row = [r["slice"], str(r["faces"]), _pct(r["overall"]), _gap(r["overall"]["gap"]), status]
         for c in classes:
@@ -330,7 +333,9 @@ def table_html(sm: dict) -> str:
             f"precision: of the slice's faces labelled a class, the share that are. 95% Wilson intervals; gaps in "
             f"points against all tagged faces (the overall gap against the whole set's per-class recall weighted by "
             f"the slice's class mix). Ranked worst first; a slice of fewer than {sm['min_faces']} faces is too small "
-            f"to say anything and is not ranked. Tags set by eye are noisy.</p>")
+            f"to rank (its intervals show how little it says); a cell is marked below the whole set when its "
+            f"interval lies wholly below the whole set's (cells of {MIN_SHORT}+ faces). Tags set by eye are "
+            f"noisy.</p>")
     return f"{note}<table><tr>{th}</tr>{body}</table>"
 
 
@@ -366,7 +371,7 @@ def plot_slices(sm: dict, path: Path) -> Path:
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(classes), frameon=False)
     fig.suptitle(f"Recall and precision per slice, 95% Wilson intervals (dashed: all tagged faces; "
-                 f"pale: under {sm['min_faces']} faces, too few to say; black edge: interval below the whole set's)",
+                 f"pale: under {sm['min_faces']} faces, not ranked; black edge: interval below the whole set's)",
                  fontsize=9)
     axes[1].set_xticks(x, [f"{r['slice']}\n{r['faces']} face{'' if r['faces'] == 1 else 's'}" for r in rows],
                        rotation=30, ha="right", fontsize=8)
