@@ -100,13 +100,13 @@ def test_a_slice_whose_interval_lies_below_the_whole_set_is_marked_short():
     tags = np.array([[1]] * 20 + [[0]] * 80)
     sm = slice_metrics(truth, guess, tags, ["dark_mask"], [M, N])
     dark, whole = _row(sm, "dark_mask"), _row(sm, ALL)
-    assert dark["per_class"][M]["recall"]["short"] and dark["short"] == [M]
+    assert dark["per_class"][M]["recall"]["short"] and dark["short"] == [f"{M} recall"]
     assert dark["per_class"][M]["recall"]["ci"][1] < whole["per_class"][M]["recall"]["ci"][0]
     assert dark["small"] and dark["rank"] is None  # 20 faces: under the default 30, so still not ranked
     assert wilson(0, 20)[2] == pytest.approx(_wilson_by_hand(0, 20)[1], abs=1e-9)
     head, rows = table_rows(sm)
     text = dict(zip([r[0] for r in rows], rows))
-    assert "not ranked" in text["dark_mask"][4] and "below the whole set: WithMask" in text["dark_mask"][4]
+    assert "not ranked" in text["dark_mask"][4] and "below the whole set: WithMask recall" in text["dark_mask"][4]
     assert text["dark_mask"][2].startswith("0.0% [0.0, 16.1] of 20")
     # one face wrong is no pattern, although 0/1's interval [0, 79.3%] lies below the whole set's
     sm = slice_metrics([M] * 100, [N] + [M] * 99, np.array([[1]] + [[0]] * 99), ["child"], [M, N])

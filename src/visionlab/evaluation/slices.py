@@ -171,7 +171,8 @@ def box_tags(tf: TagFile, truths: Sequence, truth: str | Path) -> dict[tuple[str
     return out
 
 
-def crop_tags(tf: TagFile, paths: Sequence[str], every: Sequence[str], root: str | Path = "") -> list[Optional[np.ndarray]]:
+def crop_tags(tf: TagFile, paths: Sequence[str], every: Sequence[str],
+              root: str | Path = "") -> list[Optional[np.ndarray]]:
     """Tags per crop of ``paths`` (None for untagged ones). ``every`` is every crop of the data (all splits): a
     key matching none of them is a ``DataError``. A tag file keyed by image and box is mapped to crop names
     through the data folder's ``faces.json`` (``visionlab data faces`` names a face's crop ``<photo>_<j>.jpg``)."""
@@ -272,7 +273,7 @@ def slice_metrics(truth: Sequence[str], guess: Sequence[Optional[str]], tags: np
         overall["expected"] = None if expected is None else round(expected, 4)
         overall["gap"] = None if expected is None else round(overall["k"] / n - expected, 4)
         rows.append({"slice": name, "faces": n, "small": n < min_faces and name != ALL,
-                     "short": [c for c in classes if cells[c]["recall"]["short"] or cells[c]["precision"]["short"]],
+                     "short": [f"{c} {w}" for c in classes for w in ("recall", "precision") if cells[c][w]["short"]],
                      "overall": overall, "per_class": cells, "rank": None,
                      "by_class": {c: int((truth[sel] == c).sum()) for c in classes}})
     ranked = sorted((r for r in rows if r["slice"] != ALL and not r["small"] and r["overall"]["gap"] is not None),
@@ -363,7 +364,8 @@ def plot_slices(sm: dict, path: Path) -> Path:
                 v, (lo, hi) = 100 * cell["rate"], cell["ci"]
                 xi = x[i] - 0.4 + width * (k + 0.5)
                 ax.bar(xi, v, width, color=colors.get(c, f"C{k}"), alpha=0.35 if r["small"] else 0.9,
-                       label=c if i == 0 else None, edgecolor="black" if cell["short"] else "none")
+                       label=c if i == 0 else None, edgecolor="black" if cell["short"] else "none",
+                       linewidth=1.6)
                 ax.errorbar(xi, v, yerr=[[v - 100 * lo], [100 * hi - v]], color="black", capsize=2, lw=0.8)
             if base["rate"] is not None:
                 ax.axhline(100 * base["rate"], color=colors.get(c, f"C{k}"), ls="--", lw=0.8)
