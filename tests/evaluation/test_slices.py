@@ -186,6 +186,7 @@ def test_box_id_and_box_keyed_tags_map_to_the_faces_of_each_photo(tmp_path, trut
                                                                r"\(and 1 more\)"),
     ("box_id,image,beard\n0,a.jpg,\n", "column beard is '', not 0 or 1"),
     ("box_id,image,beard\n0,a.jpg,1\n0,a.jpg,0\n", "tags.csv:3: the same face as line 2"),
+    ("image,xmin,ymin,xmax,ymax,beard\na.jpg,0,0,19,19,1\na.jpg,0,0,20,19,0\n", "tags.csv:3: the same face as line 2"),
     ("box_id,image,beard\nx,a.jpg,1\n", "box_id is not a number"),
     ("box_id,image,beard\n", "has no rows"),
 ])
@@ -212,6 +213,8 @@ def test_crop_keyed_tags_by_name_or_relative_path(tmp_path):
     tf = read_tag_file(_write(tmp_path, "crop,beard\np2_001.jpg,1\nTest/WithMask/p2_000.jpg,0\np1_000.jpg,1\n"))
     per = crop_tags(tf, every[1:], every)  # the Train crop is tagged but not evaluated: left out, no error
     assert [v.tolist() for v in per] == [[False], [True]]
+    tf = read_tag_file(_write(tmp_path, "crop,image,label,beard\np1_000.jpg,p1.jpg,x,1\n", "info.csv"))
+    assert tf.kind == "crop" and tf.names == ["beard"]  # key-like and information columns are never tags
     tf = read_tag_file(_write(tmp_path, "crop,beard\nTest/WithMask/p9_000.jpg,1\n", "bad.csv"))
     with pytest.raises(DataError, match=r"line 2 \(Test/WithMask/p9_000.jpg\) name no image of the data"):
         crop_tags(tf, every, every)

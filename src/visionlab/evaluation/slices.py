@@ -61,7 +61,7 @@ def read_tag_file(path: str | Path) -> TagFile:
     if not p.is_file():
         raise DataError(f"--slices {p}: no such file; pass a CSV of 0/1 tags keyed by image,box_id or crop")
     try:
-        with open(p, newline="", encoding="utf-8") as f:
+        with open(p, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
             reader = csv.DictReader(f)
             cols = [c.strip() for c in reader.fieldnames or []]
             rows = [(n, {(k or "").strip(): (v or "").strip() for k, v in r.items() if k is not None})
@@ -80,8 +80,8 @@ def read_tag_file(path: str | Path) -> TagFile:
         have = ", ".join(cols) if cols else "no header"
         raise DataError(f"--slices {p}: missing key column(s): needs image and box_id, image and "
                         f"{','.join(BOX_COLUMNS)}, or crop (it has {have})")
-    extra = {"image", "box_id", *BOX_COLUMNS} if kind == "box_id" else set()
-    names = [c for c in cols if c not in key_cols and c not in INFO_COLUMNS and c not in extra]
+    keyish = {"crop", "image", "box_id", *BOX_COLUMNS}  # never tags, whichever of them keys the file
+    names = [c for c in cols if c not in keyish and c not in INFO_COLUMNS]
     if not names:
         raise DataError(f"--slices {p}: no tag columns besides the key ({', '.join(key_cols)}); add 0/1 columns "
                         f"such as beard,dark_mask")
@@ -135,12 +135,16 @@ def _truth_rows(truth: str | Path) -> list[str]:
 
 def box_tags(tf: TagFile, truths: Sequence, truth: str | Path) -> dict[tuple[str, int], np.ndarray]:
     """Tags by annotated face ``(image name, index of the box in its photo)``, for ``truths`` (``data.boxes``
-    records); a key naming no face of ``truth`` is a ``DataError``."""
+    records); a key naming no face of ``truth``, or the same face as another row, is a ``DataError``."""
+    return dict(zip(face_keys(tf, truths, truth), tf.values))
+
+
+def face_keys(tf: TagFile, truths: Sequence, truth: str | Path) -> list[tuple[str, int]]:
+    """``(image name, index of the box in its photo)`` of each row of a box-keyed tag file, in file order."""
     if tf.kind == "crop":
         raise DataError(f"--slices {tf.path} is keyed by crop; with --truth key it by image,box_id or "
                         f"image,{','.join(BOX_COLUMNS)}")
-    by_name = {Path(t.path).name: t for t in truths}
-    out: dict[tuple[str, int], np.ndarray] = {}
+    keys: list = []
     unknown: list[str] = []
     if tf.kind == "box_id":
         rows = _truth_rows(truth)
@@ -148,27 +152,32 @@ def box_tags(tf: TagFile, truths: Sequence, truth: str | Path) -> dict[tuple[str
         for name in rows:  # box j of a photo is its j-th row, as data.boxes reads them
             index.append(count.get(name, 0))
             count[name] = index[-1] + 1
-        for (image, b), n, v in zip(tf.keys, tf.lines, tf.values):
-            if not (0 <= b < len(rows)) or Path(rows[b]).name != image:
+        for (image, b), n in zip(tf.keys, tf.lines):
+            ok = 0 <= b < len(rows) and Path(rows[b]).name == image
+            keys.append((image, index[b]) if ok else None)
+            if not ok:
                 unknown.append(f"line {n} ({image}, box_id {b})")
-            else:
-                out[(image, index[b])] = v
     else:
-        for (image, (x0, y0, x1, y1)), n, v in zip(tf.keys, tf.lines, tf.values):
+        by_name = {Path(t.path).name: t for t in truths}
+        for (image, (x0, y0, x1, y1)), n in zip(tf.keys, tf.lines):
             t = by_name.get(image)
             # data.boxes keeps x0, y0 and makes the inclusive max exclusive, clipped to the photo
             j = None if t is None else next(
                 (j for j, b in enumerate(t.boxes) if abs(b.x0 - max(0.0, x0)) <= 1 and abs(b.y0 - max(0.0, y0)) <= 1
                  and abs(b.x1 - min(t.width, x1 + 1)) <= 1 and abs(b.y1 - min(t.height, y1 + 1)) <= 1), None)
+            keys.append(None if j is None else (image, j))
             if j is None:
                 unknown.append(f"line {n} ({image}, box {x0:g},{y0:g},{x1:g},{y1:g})")
-            else:
-                out[(image, j)] = v
     if unknown:
         more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
         raise DataError(f"--slices {tf.path}: {unknown[0]}{more} name no annotated face of {truth}; "
                         f"tag only faces of the truth")
-    return out
+    seen: dict = {}
+    for k, n in zip(keys, tf.lines):
+        if k in seen:
+            raise DataError(f"--slices {tf.path}:{n}: the same face as line {seen[k]}; give each face one row")
+        seen[k] = n
+    return keys
 
 
 def crop_tags(tf: TagFile, paths: Sequence[str], every: Sequence[str],
@@ -210,11 +219,10 @@ def _boxes_to_crops(tf: TagFile, root: Path) -> list[str]:
     sources = json.loads(manifest.read_text(encoding="utf-8")).get("sources", [])
     for s in sources:  # the box-annotated source that holds every tagged face
         try:
-            truths = read_annotations(s, check_images=False)
-            tags = box_tags(tf, truths, s)
+            keys = face_keys(tf, read_annotations(s, check_images=False), s)
         except DataError:
             continue
-        return [f"{Path(image).stem}_{j:03d}.jpg" for image, j in tags]
+        return [f"{Path(image).stem}_{j:03d}.jpg" for image, j in keys]
     raise DataError(f"--slices {tf.path}: no box-annotation source of {manifest} holds all its faces; key the tag "
                     f"file by crop instead")
 
