@@ -329,3 +329,18 @@ def test_evaluate_with_slices_by_crop_file(crop_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["evaluate", str(run), "--out", str(tmp_path / "ev3"), "--slices", str(bad)])
     assert e.value.code == 2 and "nope.png) name no image of the data" in capsys.readouterr().err
+
+
+def test_slices_that_tag_none_of_the_scored_photos_stop_before_detection(tmp_path, capsys):
+    from visionlab.cli import main
+
+    boxes = shared_path("data", "facemask_boxes", "boxes.csv")
+    special = shared_path("data", "facemask_boxes", "special_cases.csv")
+    tagged = {r["image"] for r in csv.DictReader(open(special, newline=""))}
+    untagged = sorted({r["image"] for r in csv.DictReader(open(boxes, newline=""))} - tagged)[:2]
+    subset = _write(tmp_path, "\n".join(untagged) + "\n", "photos.txt")
+    with pytest.raises(SystemExit) as e:
+        main(["detect", str(boxes.parent / "images"), "--out", str(tmp_path / "eval"), "--truth", str(boxes),
+              "--subset", str(subset), "--slices", str(special)])
+    assert e.value.code == 2 and "tags no face of the photos scored here" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()

@@ -67,6 +67,9 @@ def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.
         names &= keep
         if not truths:
             raise DataError(f"--subset {subset} names none of the annotated photos")
+    if tags is not None and not any(image in names for image, _ in tags):
+        raise DataError(f"--slices {slices} tags no face of the photos scored here"
+                        f"{f' (--subset {subset})' if subset is not None else ''}")
     if src.is_dir():
         files = [t.path for t in truths if t.path.is_file()]
         if not files:
