@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..data.types import ImageData
+from ..errors import DataError
 from ..io import atomic_write_text
 from . import plots
 from .gradcam import gradcam
@@ -99,8 +100,6 @@ def evaluate_model(model: torch.nn.Module, data: ImageData, out_dir: Path, *, hi
 
 def _tagged(tags, data: ImageData, target) -> tuple[list[int], np.ndarray]:
     """(indices into ``target``, their tag rows) of the evaluated images the tag file tags."""
-    from ..errors import DataError
-
     if not target.paths:
         raise DataError(f"--slices {tags.path}: the evaluated images have no file paths to match tags to")
     every = [p for s in data.splits().values() for p in (s.paths or [])]
