@@ -108,6 +108,7 @@ def test_a_slice_whose_interval_lies_below_the_whole_set_is_marked_short():
     text = dict(zip([r[0] for r in rows], rows))
     assert "not ranked" in text["dark_mask"][4] and "below the whole set: WithMask recall" in text["dark_mask"][4]
     assert text["dark_mask"][2].startswith("0.0% [0.0, 16.1] of 20")
+    assert text[ALL][3] == "" and text["dark_mask"][3] == "-80.0"  # 0/20 right where the whole set's WithMask is 0.8
     # one face wrong is no pattern, although 0/1's interval [0, 79.3%] lies below the whole set's
     sm = slice_metrics([M] * 100, [N] + [M] * 99, np.array([[1]] + [[0]] * 99), ["child"], [M, N])
     child = _row(sm, "child")["per_class"][M]["recall"]

@@ -320,13 +320,15 @@ def table_rows(sm: dict) -> tuple[list[str], list[list[str]]]:
         head += [f"{c} recall", "gap", f"{c} precision", "gap"]
     rows = []
     for r in sm["rows"]:
+        whole = r["slice"] == ALL  # the reference: no gap, no rank
+        gap = (lambda v: "") if whole else _gap
         status = (f"under {sm['min_faces']} faces: not ranked" if r["small"] else str(r["rank"] or "")) + \
             (f"; below the whole set: {', '.join(r['short'])}" if r["short"] else "")
-        row = [r["slice"], str(r["faces"]), _pct(r["overall"]), _gap(r["overall"]["gap"]), status]
+        row = [r["slice"], str(r["faces"]), _pct(r["overall"]), gap(r["overall"]["gap"]), status]
         for c in classes:
             cell = r["per_class"][c]
-            row += [_pct(cell["recall"]), _gap(cell["recall"]["gap"]),
-                    _pct(cell["precision"]), _gap(cell["precision"]["gap"])]
+            row += [_pct(cell["recall"]), gap(cell["recall"]["gap"]),
+                    _pct(cell["precision"]), gap(cell["precision"]["gap"])]
         rows.append(row)
     return head, rows
 
