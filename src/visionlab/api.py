@@ -165,10 +165,16 @@ def _metrics(cfg: RunConfig, model, data, folder: RunFolder, result) -> dict[str
     return metrics
 
 
-def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Path] = None, **fields: Any) -> dict:
-    """Evaluate a finished run on ``data`` (default: its own data) and write metrics, plots and a report."""
-    from .evaluation import evaluate_model
+def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Path] = None,
+             slices: Optional[str | Path] = None, **fields: Any) -> dict:
+    """Evaluate a finished run on ``data`` (default: its own data) and write metrics, plots and a report.
 
+    ``slices``: a CSV of 0/1 tags per image (``evaluation/slices.py``): recall and precision per class on each
+    tagged kind of image, in ``metrics["slices"]`` and the report."""
+    from .evaluation import evaluate_model
+    from .evaluation.slices import read_tag_file
+
+    tags = read_tag_file(slices) if slices is not None else None  # a bad tag file fails before any work
     loaded = load_run(run)
     cfg = loaded.config.model_copy(update={"quiet": True})
     cfg = RunConfig.build(cfg, data=data, **fields)
@@ -199,7 +205,7 @@ def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Pa
         console.print(f"evaluating on the test split of {data}: {len(ds.test)} images", highlight=False)
     out_dir = Path(out) if out else loaded.path / "eval"
     m = evaluate_model(loaded.model, ds, out_dir, positive_class=cfg.positive_class,
-                       title=f"{cfg.model} evaluated on {Path(str(cfg.data)).name}")
+                       title=f"{cfg.model} evaluated on {Path(str(cfg.data)).name}", slices=tags)
     RunFolder(out_dir).write_metrics(m)
     return m
 

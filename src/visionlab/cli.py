@@ -92,13 +92,19 @@ def train(config: Optional[Path] = typer.Option(None, "--config", help="a YAML R
 def evaluate(run: Path = typer.Argument(..., help="a run folder"),
              data: Optional[str] = typer.Option(None, "--data", help="data to evaluate on (default: the run's own)"),
              out_dir: Optional[Path] = typer.Option(None, "--out", help="where metrics, plots and report go"),
-             positive_class: Optional[str] = typer.Option(None, "--positive-class")) -> None:
+             positive_class: Optional[str] = typer.Option(None, "--positive-class"),
+             slices: Optional[Path] = typer.Option(None, "--slices",
+                                                   help="a CSV of 0/1 tags per image (a crop column, or image,box_id "
+                                                        "for crops from `visionlab data faces`): recall and "
+                                                        "precision per class on each tagged kind of face")) -> None:
     """Evaluate a trained run: accuracy, confusion matrix, precision/recall/F1, ROC-AUC, plots, report."""
     from .api import evaluate as api_evaluate
 
-    m = api_evaluate(run, data=data, out=out_dir, positive_class=positive_class)
+    m = api_evaluate(run, data=data, out=out_dir, positive_class=positive_class, slices=slices)
     out.print(f"accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  ROC-AUC {m.get('roc_auc', float('nan')):.4f}  "
               f"({m['n']} images)")
+    if "slices" in m:
+        _print_slices(m["slices"])
     out.print(f"report: {(out_dir or Path(run) / 'eval') / 'report.html'}")
 
 
@@ -193,6 +199,10 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
                subset: Optional[str] = typer.Option(None, "--subset",
                                                     help="with --truth: only these photos, e.g. crops/faces.json:"
                                                          "Validation or a text file of names"),
+               slices: Optional[Path] = typer.Option(None, "--slices",
+                                                     help="with --truth: a CSV of 0/1 tags per face (image,box_id or "
+                                                          "image,xmin,ymin,xmax,ymax, then tag columns): recall and "
+                                                          "precision per class on each tagged kind of face"),
                **fields: Any) -> None:
     """Find every face in photos, a folder, a video or a camera and label each (mask / no mask / worn
     incorrectly / unsure). Video and cameras also get summary.csv/png (counts and mask rate over time). With
@@ -218,11 +228,11 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
         if input is None:
             raise ConfigError("--truth scores photos: give INPUT, not --camera")
         m = detect_and_evaluate(input, cfg.with_(min_face_prob=0.05 if cfg.min_face_prob is None else None),
-                                out_dir, truth, subset=subset)
+                                out_dir, truth, subset=subset, slices=slices)
         _print_box_scores(m, out_dir)
         return
-    if subset is not None:
-        raise ConfigError("--subset goes with --truth")
+    if subset is not None or slices is not None:
+        raise ConfigError(f"{'--subset' if subset is not None else '--slices'} goes with --truth")
     from .detect import run_detection
 
     s = run_detection(int(camera) if camera is not None else input, cfg, out_dir)
@@ -235,7 +245,21 @@ def _print_box_scores(m: dict, out_dir: Path) -> None:
     out.print(f"{m['photos']} photos, {m['faces']} annotated faces: mAP@0.5 {m['map50']:.3f} ({per}); "
               f"mAP@[.5:.95] {m['map']:.3f}; faces found {100 * m['face_recall']:.1f}%; "
               f"false boxes {m['false_boxes']}")
+    if "slices" in m:
+        _print_slices(m["slices"])
     out.print(f"report: {m['report']}  metrics: {Path(out_dir) / 'metrics.json'}")
+
+
+def _print_slices(sm: dict) -> None:
+    """One line for the slices: each ranked slice's share labelled right with its interval and mix-matched gap,
+    worst first, then the slices too small to rank."""
+    rows = sorted((r for r in sm["rows"] if r["rank"]), key=lambda r: r["rank"])
+    ranked = "; ".join(f"{r['slice']} {100 * r['overall']['rate']:.1f}% [{100 * r['overall']['ci'][0]:.1f}, "
+                       f"{100 * r['overall']['ci'][1]:.1f}] of {r['faces']} ({100 * r['overall']['gap']:+.1f})"
+                       + (f" below the whole set for {', '.join(r['short'])}" if r["short"] else "") for r in rows)
+    small = ", ".join(f"{r['slice']} ({r['faces']})" for r in sm["rows"] if r["small"])
+    out.print(f"slices of {sm['faces']} tagged faces, labelled right, worst first: {ranked or 'none ranked'}"
+              + (f"; under {sm['min_faces']} faces, not ranked: {small}" if small else ""), soft_wrap=True)
 
 
 def _print_detections(s: dict, out_dir: Path) -> None:

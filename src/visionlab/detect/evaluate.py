@@ -3,7 +3,8 @@
 Runs the same ``run_detection`` a user runs (annotated images and JSON lines included), then hands its JSON lines and
 the annotations to ``evaluation.detection``: metrics.json, plots, galleries and report.html in the output folder.
 ``subset`` restricts the photos, e.g. ``crops/faces.json:Validation`` (the photo split ``visionlab data faces``
-recorded) or a text file with one file name per line.
+recorded) or a text file with one file name per line. ``slices`` is a tag file (evaluation/slices.py): recall and
+precision per class on each kind of tagged face, in metrics.json and the report.
 """
 from __future__ import annotations
 
@@ -39,15 +40,16 @@ def read_subset(spec: str) -> set[str]:
 
 def detect_and_evaluate(input: str | os.PathLike, config, out_dir: str | os.PathLike, truth: str | os.PathLike,
                         *, images: str | os.PathLike | None = None, subset: Optional[str] = None,
-                        label_map: Optional[dict] = None, classifier=None, **fields) -> dict:
+                        label_map: Optional[dict] = None, slices: str | os.PathLike | None = None,
+                        classifier=None, **fields) -> dict:
     """Detect on the annotated photos in ``input`` (a folder or one image) as ``config`` (a ``DetectConfig``;
     ``fields`` change its fields) says, and evaluate against ``truth``. ``classifier``: a loaded one to use
-    instead of ``config.model``.
+    instead of ``config.model``. ``slices``: a tag file (evaluation/slices.py) for per-slice recall and precision.
 
     Returns the metrics (also in ``OUT/metrics.json``) with ``summary`` (the detection summary) and ``report``.
     """
     from ..data.boxes import read_annotations
-    from ..evaluation.detection import evaluate_detections, write_detection_report
+    from ..evaluation.detection import add_slices, evaluate_detections, write_detection_report
     from ..inference.load import load_classifier
     from .config import make_config
     from .pipeline import JSONL_FILE, is_background
@@ -59,12 +61,21 @@ def detect_and_evaluate(input: str | os.PathLike, config, out_dir: str | os.Path
     truths = read_annotations(truth, images if images is not None else (src if src.is_dir() else src.parent),
                               label_map)
     names = {t.path.name for t in truths}
+    tags, tag_file = None, None
+    if slices is not None:  # checked against every annotated face before anything is detected
+        from ..evaluation.slices import box_tags, read_tag_file
+
+        tag_file = read_tag_file(slices)
+        tags = box_tags(tag_file, truths, truth)
     if subset is not None:
         keep = read_subset(subset)
         truths = [t for t in truths if t.path.name in keep]
         names &= keep
         if not truths:
             raise DataError(f"--subset {subset} names none of the annotated photos")
+    if tags is not None and not any(image in names for image, _ in tags):
+        raise DataError(f"--slices {slices} tags no face of the photos scored here"
+                        f"{f' (--subset {subset})' if subset is not None else ''}")
     if src.is_dir():
         files = [t.path for t in truths if t.path.is_file()]
         if not files:
@@ -81,6 +92,8 @@ def detect_and_evaluate(input: str | os.PathLike, config, out_dir: str | os.Path
     records = [json.loads(ln) for ln in (out / JSONL_FILE).read_text(encoding="utf-8").splitlines() if ln.strip()]
     classes = [c for c in classifier.classes if not is_background(c)]
     m = evaluate_detections(records, truths, classes)
+    if tags is not None:
+        add_slices(m, tags, tag_file.names)
     m["summary"] = {k: summary[k] for k in ("processed", "faces", "labels", "seconds", "setting", "profile",
                                             "detector", "backend") if k in summary}
     report = write_detection_report(m, out)

@@ -18,21 +18,24 @@ from .run import default_out_dir, detect_faces, run_detection
 
 def detect(input: "str | os.PathLike | int | np.ndarray | Any" = None, *, out: "str | os.PathLike | None" = None,
            camera: Optional[int] = None, truth: "str | os.PathLike | None" = None, subset: Optional[str] = None,
-           config: Optional[DetectConfig] = None, **fields: Any) -> "list[FaceResult] | dict":
+           slices: "str | os.PathLike | None" = None, config: Optional[DetectConfig] = None,
+           **fields: Any) -> "list[FaceResult] | dict":
     """``visionlab.detect``, the twin of `visionlab detect`: the same inputs and option names (``fields`` are
     ``DetectConfig`` fields, e.g. ``quality="fast"``, ``blur=True``).
 
     One photo (a path, an H x W x 3 uint8 RGB array or a PIL image) without ``out``: its faces, nothing written.
     A folder, a video, a camera index, or anything with ``out``: ``run_detection`` writes the annotated output and
     JSON lines (into ``out``, default a new detections-<time> folder, as the CLI) and returns its summary.
-    ``camera``: read camera N instead of ``input``. ``truth`` (with ``subset``): score the boxes, as
+    ``camera``: read camera N instead of ``input``. ``truth`` (with ``subset``, ``slices``): score the boxes, as
     `visionlab detect --truth`, and return the metrics."""
     cfg = make_config(config, **fields)
+    if truth is None and (subset, slices) != (None, None):
+        raise ConfigError("subset and slices go with truth")
     if (input is None) == (camera is None):
         raise ConfigError("give input (image, folder, video or array) or camera=N, not both")
     if truth is not None:
         return detect_and_evaluate(input, cfg.with_(min_face_prob=0.05 if cfg.min_face_prob is None else None),
-                                   out if out is not None else default_out_dir(), truth, subset=subset)
+                                   out if out is not None else default_out_dir(), truth, subset=subset, slices=slices)
     if camera is not None:
         return run_detection(int(camera), cfg, out if out is not None else default_out_dir())
     if not isinstance(input, (str, os.PathLike, int)):

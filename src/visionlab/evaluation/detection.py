@@ -54,6 +54,7 @@ class _Tally:
         self.false_boxes, self.false_shown, self.n_shown, self.n_pred, self.n_truth = 0, 0, 0, 0, 0
         self.misses: list[dict] = []
         self.mistakes: list[dict] = []
+        self.faces: list[dict] = []  # every annotated face's outcome, for slices (evaluation/slices.py)
 
 
 def _class_scored(faces: list[dict], pb: np.ndarray, idx: dict, rank: str) -> dict:
@@ -100,6 +101,10 @@ def _tally_photo(t: _Tally, rec: dict, truth: AnnotatedImage, faces: list[dict],
         side = min(b.w, b.h)
         band = next(name for lo, hi, name in SIZE_BANDS if lo <= side < hi)
         t.band_total[band] += 1
+        f = faces[matched_gt[g]] if g in matched_gt else None
+        t.faces.append({"source": rec["source"], "index": g, "truth": b.label, "truth_box": [b.x0, b.y0, b.w, b.h],
+                        "side": side, "guess": None if f is None else f["guess"],
+                        "confidence": None if f is None else f["confidence"]})
         if g in matched_gt:
             t.band_hits[band] += 1
             f = faces[matched_gt[g]]
@@ -146,6 +151,7 @@ def _results(t: _Tally, res_all, res_top, classes: list[str], photos: int, match
         "pr_curves": pr, "match_iou": match_iou, "rank": rank,
         "_misses": sorted(t.misses, key=lambda d: -d["side"]),
         "_mistakes": sorted(t.mistakes, key=lambda d: -d["confidence"]),
+        "_faces": t.faces,
     }
 
 
@@ -202,6 +208,58 @@ def _per_class_50(res: dict, prec, present: list) -> dict:
     return {"ap50": torch.tensor(vals), "classes": res["classes"]}
 
 
+def _context_crop(img: np.ndarray, box) -> tuple[np.ndarray, tuple]:
+    """The annotated face ``box`` (x, y, w, h) with 50% context around it, and the face's rectangle in the crop."""
+    x, y, w, h = box
+    pad = 0.5 * max(w, h)
+    x0, y0 = int(max(0, x - pad)), int(max(0, y - pad))
+    x1, y1 = int(min(img.shape[1], x + w + pad)), int(min(img.shape[0], y + h + pad))
+    return img[y0:y1, x0:x1], (x - x0, y - y0, w, h)
+
+
+def add_slices(m: dict, tags: dict, tag_names: Sequence[str]) -> dict:
+    """``m["slices"]``: the slice figures (evaluation/slices.py) of the annotated faces that ``tags`` tags, keyed by
+    (photo name, box index in the photo); the faces themselves go to ``m["_slice_faces"]`` for the gallery."""
+    from .slices import slice_metrics
+
+    faces = [f for f in m["_faces"] if (Path(f["source"]).name, f["index"]) in tags]
+    if not faces:
+        raise DataError("--slices tags none of the evaluated faces: check that it tags faces of these photos")
+    values = np.array([tags[(Path(f["source"]).name, f["index"])] for f in faces], bool).reshape(len(faces), -1)
+    m["slices"] = slice_metrics([f["truth"] for f in faces], [f["guess"] for f in faces], values, tag_names,
+                                m["confusion"]["classes"])
+    m["_slice_faces"] = (faces, values)
+    return m
+
+
+def _slice_gallery(m: dict, path: Path) -> Optional[Path]:
+    """A row per slice of its missed or mislabelled faces (largest first), cut from the photos."""
+    from ..images import decode_array
+    from .slices import ALL, plot_misses, slice_members
+
+    faces, values = m["_slice_faces"]
+    cache: dict = {}
+    rows = []
+    for name, sel in slice_members(values, m["slices"]["tags"]).items():
+        if name == ALL:
+            continue
+        wrong = sorted((f for f, s in zip(faces, sel) if s and f["guess"] != f["truth"]), key=lambda f: -f["side"])
+        items = []
+        for f in wrong[:8]:
+            if f["source"] not in cache:
+                try:
+                    cache[f["source"]] = decode_array(f["source"])
+                except DataError:
+                    cache[f["source"]] = None
+            if cache[f["source"]] is None:
+                continue
+            crop, rect = _context_crop(cache[f["source"]], f["truth_box"])
+            said = "missed" if f["guess"] is None else f"said {f['guess']}"
+            items.append((crop, f"{f['truth']}\n{said}", rect))
+        rows.append((f"{name} ({len(wrong)})", items))
+    return plot_misses(rows, path)
+
+
 def _gallery(items: list[dict], title: str, path: Path, n: int = 24) -> Optional[Path]:
     """A grid of crops (with 50% context) around the worst items, each captioned."""
     import matplotlib
@@ -229,14 +287,11 @@ def _gallery(items: list[dict], title: str, path: Path, n: int = 24) -> Optional
         if img is None:
             ax.axis("off")
             continue
-        x, y, w, h = it["truth_box"]
-        pad = 0.5 * max(w, h)
-        x0, y0 = int(max(0, x - pad)), int(max(0, y - pad))
-        x1, y1 = int(min(img.shape[1], x + w + pad)), int(min(img.shape[0], y + h + pad))
-        crop = img[y0:y1, x0:x1]
+        crop, rect = _context_crop(img, it["truth_box"])
         ax.imshow(crop, interpolation="nearest")
-        ax.add_patch(plt.Rectangle((x - x0, y - y0), w, h, fill=False, color="yellow", lw=1))
-        cap = (f"{it['truth']}\n{int(min(w, h))} px, missed" if "guess" not in it
+        ax.add_patch(plt.Rectangle(rect[:2], rect[2], rect[3], fill=False, color="yellow", lw=1))
+        w, h = it["truth_box"][2:]
+        cap = (f"{it['truth']}\n{int(min(w, h))} px, missed" if it.get("guess") is None
                else f"truth {it['truth']}\nsaid {it['guess']} {int(it['confidence'] * 100)}%")
         ax.set_title(cap, fontsize=6.5)
         ax.axis("off")
@@ -309,6 +364,14 @@ def write_detection_report(m: dict, out_dir: Path, title: str = "Face-mask detec
     figs = plot_detection_metrics(m, plots)
     g1 = _gallery(m["_misses"], "Largest annotated faces that were missed", plots / "gallery_misses.png")
     g2 = _gallery(m["_mistakes"], "Most confident wrong labels on found faces", plots / "gallery_mistakes.png")
+    slices_html = ""
+    if "slices" in m:  # --slices: the slice table, its bar plot and each slice's misses
+        from .slices import plot_slices, table_html
+
+        shown = [plot_slices(m["slices"], plots / "slices.png"), _slice_gallery(m, plots / "gallery_slices.png")]
+        slices_html = ("<h2>Slices: kinds of face</h2>" + table_html(m["slices"]) +
+                       "".join(f'<figure><img src="plots/{p.name}" alt="{p.stem}" style="max-width:100%"></figure>'
+                               for p in shown if p))
     public = {k: v for k, v in m.items() if not k.startswith("_")}
     public["worst_misses"] = m["_misses"][:50]
     public["worst_mistakes"] = m["_mistakes"][:50]
@@ -334,7 +397,7 @@ Scored with the best guess only: mAP@0.5 {m['map50_top1']:.3f}. Face boxes that 
 Accuracy of the best guess on matched faces: {100 * m['matched_accuracy']:.1f}%.</p>
 <table><tr><th>class</th><th>AP@0.5</th><th>AP@[.5:.95]</th></tr>{rows}</table>
 <table><tr><th>face size (shorter side)</th><th>found</th><th>recall</th></tr>{bands}</table>
-{imgs}</body></html>"""
+{imgs}{slices_html}</body></html>"""
     report = out_dir / "report.html"
     atomic_write_text(report, page)
     return report

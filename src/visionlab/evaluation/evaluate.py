@@ -9,11 +9,15 @@ import numpy as np
 import torch
 
 from ..data.types import ImageData
+from ..errors import DataError
 from ..io import atomic_write_text
 from .. import plots
 from .gradcam import gradcam
 from .metrics import choose_threshold, compute, positive_index, predict_proba
 from .report import figures, page, table
+from .slices import ALL, crop_tags, plot_misses, slice_members, slice_metrics
+from .slices import plot_slices as slice_plot
+from .slices import table_html as slice_table
 
 MASK_NOTE = (
     "In face-mask data such as this, many WithMask images are wide shots (streets, product photos) and many "
@@ -55,17 +59,29 @@ def write_predictions(path: Path, paths, y: np.ndarray, probs: np.ndarray, class
 def evaluate_model(model: torch.nn.Module, data: ImageData, out_dir: Path, *, history: Optional[list] = None,
                    positive_class: Optional[str] = None, title: str = "", config_yaml: str = "",
                    extra_summary: Optional[dict] = None, split: str = "test", quiet: bool = False,
-                   full: bool = True) -> dict:
-    """Evaluate on ``split`` (default test; val when there is no test); write plots and report; return metrics."""
+                   full: bool = True, slices=None) -> dict:
+    """Evaluate on ``split`` (default test; val when there is no test); write plots and report; return metrics.
+
+    ``slices`` (a ``slices.TagFile``, read before the data were loaded) adds recall and precision per class on each
+    tagged kind of image (``m["slices"]``), with a table, a bar plot and a gallery of each slice's mistakes."""
     out_dir = Path(out_dir)
     target = getattr(data, split) or data.val or data.train
     m, probs, threshold = _metrics(model, data, target, positive_class)
+    tagged = _tagged(slices, data, target) if slices is not None else None
+    if tagged is not None:
+        idx, values = tagged
+        y, pred = target.y.numpy(), probs.argmax(1)
+        present = {data.classes[y[i]] for i in idx}
+        m["slices"] = slice_metrics([data.classes[y[i]] for i in idx], [data.classes[pred[i]] for i in idx], values,
+                                    slices.names, [c for c in data.classes if c in present])
     write_predictions(out_dir / "predictions.csv", target.paths, target.y.numpy(), probs, data.classes)
     if not full:
         m.pop("curves", None)
         return m
     m["ms_per_image_cpu"] = cpu_ms_per_image(model, data.image_size)
     figs = _figures(model, data, target, m, probs, history, out_dir / "plots", title)
+    if tagged is not None:
+        figs.update(_slice_figures(m["slices"], data, target, probs, tagged, out_dir / "plots"))
     summary = {"split": split if getattr(data, split) is not None else "val", "images": m["n"],
                "accuracy": m["accuracy"], "loss": m["loss"], "precision": m["precision"], "recall": m["recall"],
                "f1": m["f1"], "roc_auc": m.get("roc_auc", "n/a"), "ECE": m["ece"],
@@ -80,6 +96,38 @@ def evaluate_model(model: torch.nn.Module, data: ImageData, out_dir: Path, *, hi
     m.pop("curves", None)
     m["plots"] = {k: str(Path(v).relative_to(out_dir)) for k, v in figs.items()}
     return m
+
+
+def _tagged(tags, data: ImageData, target) -> tuple[list[int], np.ndarray]:
+    """(indices into ``target``, their tag rows) of the evaluated images the tag file tags."""
+    if not target.paths:
+        raise DataError(f"--slices {tags.path}: the evaluated images have no file paths to match tags to")
+    every = [p for s in data.splits().values() for p in (s.paths or [])]
+    per = crop_tags(tags, target.paths, every, data.location)
+    idx = [i for i, v in enumerate(per) if v is not None]
+    if not idx:
+        raise DataError(f"--slices {tags.path} tags none of the {len(target)} evaluated images (it tags images of "
+                        f"other splits only)")
+    return idx, np.array([per[i] for i in idx], bool).reshape(len(idx), -1)
+
+
+def _slice_figures(sm: dict, data: ImageData, target, probs: np.ndarray, tagged, pdir: Path) -> dict[str, Path]:
+    """The slice bar plot and a gallery row per slice of its mislabelled images."""
+    idx, values = tagged
+    y, pred = target.y.numpy(), probs.argmax(1)
+    figs = {"slices": slice_plot(sm, pdir / "slices.png")}
+    rows = []
+    for name, sel in slice_members(values, sm["tags"]).items():
+        if name == ALL:
+            continue
+        wrong = [i for i, s in zip(idx, sel) if s and pred[i] != y[i]]
+        rows.append((f"{name} ({len(wrong)})", [(target.x[i].permute(1, 2, 0).numpy(),
+                                                 f"{data.classes[y[i]]}\nsaid {data.classes[pred[i]]}", None)
+                                                for i in wrong[:8]]))
+    gallery = plot_misses(rows, pdir / "gallery_slices.png")
+    if gallery is not None:
+        figs["slice_misses"] = gallery
+    return figs
 
 
 def _metrics(model: torch.nn.Module, data: ImageData, target, positive_class: Optional[str]):
@@ -149,6 +197,9 @@ def _sections(data: ImageData, m: dict, figs: dict[str, Path], summary: dict, co
     sections.append(("Confusion matrices", figures([figs["cm"], figs["cm_norm"]], 440)))
     sections.append(("ROC, precision-recall and calibration",
                      figures([figs.get("roc"), figs.get("pr"), figs["rel"]], 400)))
+    if "slices" in m:
+        sections.append(("Slices: kinds of image", slice_table(m["slices"]) +
+                         figures([figs.get("slices"), figs.get("slice_misses")])))
     if "mistakes" in figs:
         sections.append(("Most confident mistakes", figures([figs["mistakes"]])))
     if "gradcam" in figs:
