@@ -59,6 +59,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     folder = RunFolder(new_run_dir(cfg))
     cfg = _settle_folder(cfg, folder, resume, asked, rank)
     _setup_torch(cfg)
+    trackers = _trackers(cfg) if rank == 0 else None  # a missing tracking library is said before the data load
 
     data = load_data(cfg)
     cfg = models.with_input_stats(cfg, data.train.x)  # recorded in config.yaml: evaluate/predict/export rebuild the same input layer
@@ -69,9 +70,13 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
         result = fit(cfg, model, data, folder.path, resume=resume, kind=kind)
         return RunResult(folder.path, result.status, result.history, {})
     _start_folder(cfg, folder, data)
-    model, result = _fit(cfg, kind, model, data, folder, resume)
+    if trackers is not None:
+        trackers.start(cfg, folder.path)
+    model, result = _fit(cfg, kind, model, data, folder, resume, trackers)
     metrics = _metrics(cfg, model, data, folder, result)
     folder.write_metrics(metrics)
+    if trackers is not None:
+        trackers.finish(metrics, folder.path)
     folder.checkpoint.unlink(missing_ok=True)  # finished: model.safetensors and history.csv hold the rest
     return RunResult(folder.path, result.status, result.history, metrics)
 
@@ -117,7 +122,16 @@ def _start_folder(cfg: RunConfig, folder: RunFolder, data) -> None:
         folder.copy_profile(profile)
 
 
-def _fit(cfg: RunConfig, kind: str, model, data, folder: RunFolder, resume: bool):
+def _trackers(cfg: RunConfig):
+    """``--track``'s trackers as one (tracking.Trackers), or None when none is asked for."""
+    if not cfg.track:
+        return None
+    from .training.tracking import Trackers, open_trackers
+
+    return Trackers(open_trackers(cfg.track))
+
+
+def _fit(cfg: RunConfig, kind: str, model, data, folder: RunFolder, resume: bool, trackers=None):
     """Train by the model's training kind; torch and NumPy models go through ``fit``, Keras through its own fit."""
     from .training.trainer import FitResult, fit
 
@@ -126,8 +140,10 @@ def _fit(cfg: RunConfig, kind: str, model, data, folder: RunFolder, resume: bool
 
         model, hist, status = fit_keras(cfg, data, folder.path)
         folder.write_history(hist)
+        for row in hist if trackers is not None else ():  # Keras trains in its own loop: epochs logged after it
+            trackers.log_epoch(row)
         return model, FitResult(status, hist, len(hist))
-    result = fit(cfg, model, data, folder.path, resume=resume, kind=kind)
+    result = fit(cfg, model, data, folder.path, resume=resume, kind=kind, trackers=trackers)
     model.to("cpu")
     folder.save_weights(model.state_dict())
     return model, result

@@ -31,6 +31,8 @@ def _parse_field(name: str, value: Any) -> Any:
         if len(parts) != 3:
             raise ConfigError(f"--{name.replace('_', '-')} takes three numbers {three[name]}")
         return tuple(parts)
+    if name == "track":  # repeatable and/or comma lists; none given leaves the config's own
+        return list(value) or None
     if name == "widths":
         return [int(p) for p in str(value).replace(":", ",").split(",") if p]
     return value
@@ -42,6 +44,8 @@ def _cli_type(ann: Any) -> Any:
     if origin is typing.Union:
         inner = [a for a in args if a is not type(None)][0]
         return _cli_type(inner)
+    if origin is list and typing.get_origin(args[0]) is typing.Literal:
+        return list[str]  # a repeatable flag (--track tensorboard --track mlflow)
     if origin is typing.Literal or origin in (tuple, list):
         return str
     return ann
@@ -62,6 +66,9 @@ def config_options(fn):
         extra = ""
         if typing.get_origin(f.annotation) is typing.Literal:
             extra = " [" + "|".join(map(str, typing.get_args(f.annotation))) + "]"
+        elif typing.get_origin(f.annotation) is list and typing.get_origin(typing.get_args(f.annotation)[0]) is typing.Literal:
+            extra = " [" + "|".join(map(str, typing.get_args(typing.get_args(f.annotation)[0]))) + "]"
+            default = f.get_default(call_default_factory=True)
         help_ = f"{f.description or ''}{extra} (default: {default})"
         flag = "--" + name.replace("_", "-")
         decls = [f"{flag}/--no-{name.replace('_', '-')}"] if typ is bool else [flag]

@@ -22,9 +22,12 @@ def run_app(app: Any, argv: Optional[list[str]] = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except VisionlabError as e:
+        from rich.markup import escape
+
         from .progress import console
 
-        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        # escaped: a message such as "pip install 'visionlab[track]'" must print its brackets
+        console.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(USER_ERROR_EXIT)
     except KeyboardInterrupt:
         from .progress import console
