@@ -4,14 +4,14 @@ from .errors import ConfigError, DataError, ModelError, VisionlabError
 __version__ = "0.1.0"
 
 # `visionlab runs` on the CLI is `visionlab.list_runs()` here: `visionlab.runs` is the run-folder module.
-_API = {"train", "evaluate", "demo", "list_runs", "load_run", "predict", "compare", "detect"}
+_API = {"train", "evaluate", "demo", "lr_find", "list_runs", "load_run", "predict", "compare", "detect"}
 
 __all__ = ["ConfigError", "DataError", "ModelError", "VisionlabError", "__version__", *sorted(_API)]
 
 
 def __getattr__(name: str):
     # The API imports torch; `import visionlab` stays light until a verb is used.
-    if name in ("train", "evaluate", "demo"):
+    if name in ("train", "evaluate", "demo", "lr_find"):
         from . import api
         return getattr(api, name)
     if name in ("load_run", "list_runs"):

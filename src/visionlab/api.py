@@ -181,6 +181,49 @@ def _metrics(cfg: RunConfig, model, data, folder: RunFolder, result) -> dict[str
     return metrics
 
 
+def lr_find(config: RunConfig | dict | str | Path | None = None, *, start_lr: float = 1e-7, end_lr: float = 10.0,
+            steps: int = 100, **fields: Any):
+    """The learning-rate range test (fastai's ``lr_find``) for the model, data and optimizer a ``train`` with the
+    same config would use; writes lr_find.png/.csv/.json into ``out`` (default runs/lr-find-<model>-<time>) and
+    returns a ``training.lr_find.LRFindResult`` with ``suggested`` (see that module for the rule)."""
+    import time
+
+    from . import models
+    from .io import write_csv, write_json
+    from .training.lr_find import plot, run_range_test
+    from .training.trainer import prepare
+
+    if isinstance(config, (str, Path)):
+        config = RunConfig.load(config)
+    cfg = resolve(RunConfig.build(config, **fields))
+    folder = Path(cfg.out) if cfg.out else Path("runs") / f"lr-find-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    files = {"png": folder / "lr_find.png", "csv": folder / "lr_find.csv", "json": folder / "lr_find.json"}
+    taken = [str(f) for f in files.values() if f.exists()]
+    if taken:
+        raise ConfigError(f"{folder} already holds an LR finder result ({taken[0]}); pass another --out")
+    kind = models.training_kind(cfg)
+    if kind == "keras":
+        raise ConfigError("lr-find runs the torch trainer; drop --framework keras (the Keras twin has the same "
+                          "model and optimizer)")
+    _setup_torch(cfg)
+    data = load_data(cfg)
+    cfg = models.with_input_stats(cfg, data.train.x)
+    torch.manual_seed(cfg.seed)
+    model = models.build(cfg, data.num_classes, data.image_size)
+    plan = prepare(cfg, model, data, kind)
+    res = run_range_test(plan, start_lr, end_lr, steps, quiet=cfg.quiet)
+    if len(res.lrs) < 5:
+        raise ConfigError(f"the loss was not finite from the first steps at --start-lr {start_lr}; lower it")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_csv(files["csv"], [{"lr": a, "loss": b, "smoothed": c} for a, b, c in zip(res.lrs, res.losses, res.smoothed)])
+    write_json(files["json"], {**res.summary(), "model": cfg.model, "optimizer": cfg.optimizer,
+                               "batch_size": cfg.batch_size, "data": str(cfg.data)})
+    plot(res, files["png"], title=f"LR range test: {cfg.model}, {cfg.optimizer}, batch {cfg.batch_size} on "
+                                  f"{Path(str(cfg.data)).name}")
+    res.files = files
+    return res
+
+
 def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Path] = None, **fields: Any) -> dict:
     """Evaluate a finished run on ``data`` (default: its own data) and write metrics, plots and a report."""
     from .evaluation import evaluate_model

@@ -104,6 +104,23 @@ def train(config: Optional[Path] = typer.Option(None, "--config", help="a YAML R
                                               else f"metrics: {res.path / 'metrics.json'}"))
 
 
+@app.command("lr-find", context_settings={"help_option_names": ["-h", "--help"]})
+@config_options
+def lr_find_cmd(config: Optional[Path] = typer.Option(None, "--config", help="a YAML RunConfig; flags override it"),
+                start_lr: float = typer.Option(1e-7, "--start-lr", help="first rate of the exponential ramp"),
+                end_lr: float = typer.Option(10.0, "--end-lr", help="last rate of the ramp"),
+                steps: int = typer.Option(100, "--steps", help="mini-batches (one optimizer step each) over the ramp"),
+                **kwargs: Any) -> None:
+    """Learning-rate range test (fastai's lr_find): the loss-vs-lr curve as a PNG and a suggested --lr for `train`
+    with the same options; --out is the folder for lr_find.png/.csv/.json."""
+    from .api import lr_find
+
+    res = lr_find(config, start_lr=start_lr, end_lr=end_lr, steps=steps, **_fields(kwargs))
+    out.print(f"suggested --lr {res.suggested:.2g} (steepest descent {res.steep:.2g}, minimum/10 {res.min_div10:.2g}; "
+              f"{len(res.lrs)} steps{', stopped when the loss passed 4x its minimum' if res.stopped_early else ''})")
+    out.print(f"curve: {res.files['png']}")
+
+
 @app.command()
 def evaluate(run: Path = typer.Argument(..., help="a run folder"),
              data: Optional[str] = typer.Option(None, "--data", help="data to evaluate on (default: the run's own)"),
