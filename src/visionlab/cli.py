@@ -383,6 +383,27 @@ def data_inspect(root: Path = typer.Argument(..., help="an image folder"),
     out.print(f"plots: {out_dir / 'class_distribution.png'}, {out_dir / 'samples.png'}")
 
 
+@data_app.command("issues")
+def data_issues(root: Path = typer.Argument(..., help="an image folder (class folders, or Train/Validation/Test of them)"),
+                run: Path = typer.Option(..., "--run", help="a finished run trained on these classes: its model's "
+                                                            "features are what the images are compared by"),
+                out_dir: Optional[Path] = typer.Option(None, "--out", help="where issues.html and the CSVs go "
+                                                                          "(default: RUN/issues)"),
+                folds: int = typer.Option(5, "--folds", help="cross-validation folds for out-of-fold probabilities"),
+                max_distance: int = typer.Option(4, "--max-distance",
+                                                 help="near-duplicates: perceptual hashes at most this many bits "
+                                                      "apart (of 64)"),
+                seed: int = typer.Option(0, "--seed"), quiet: bool = typer.Option(False, "--quiet")) -> None:
+    """Likely label errors (cleanlab on out-of-fold probabilities) and near-duplicate images, as a page with the
+    images; nothing in the folder is changed."""
+    from .evaluation.issues import find_issues
+
+    r = find_issues(root, run, out_dir, folds=folds, seed=seed, max_distance=max_distance, quiet=quiet)
+    out.print(f"{r.n_images} images: {len(r.label_issues)} likely label errors, {len(r.duplicates)} near-duplicate "
+              f"pairs (out-of-fold accuracy {r.oof_accuracy:.3f})")
+    out.print(f"page: {r.files['html']}  lists: {r.files['label_issues']}, {r.files['duplicates']}")
+
+
 @data_app.command("split")
 def data_split(root: Path = typer.Argument(..., help="one folder of class folders"),
                ratios: str = typer.Option("70:15:15", "--ratios"), seed: int = typer.Option(0, "--seed"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import html
+from functools import cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -15,6 +16,20 @@ th{background:#f3f5f7} td:first-child,th:first-child{text-align:left}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em;margin:1em 0}
 .muted{color:#666;font-size:.9em} code{background:#f4f4f4;padding:0 .2em}
 """
+
+
+def render(template: str, **context) -> str:
+    """A page from ``visionlab/templates`` (Jinja2, HTML autoescaped); ``css`` is the shared style."""
+    return _env().get_template(template).render(css=CSS, **context)
+
+
+@cache
+def _env():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("visionlab", "templates"),
+                              autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
+                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
 def img_tag(path: Path, width: int | None = None, alt: str = "") -> str:
