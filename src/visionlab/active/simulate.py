@@ -38,9 +38,12 @@ def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
     m = float(v.mean())
     if len(v) < 2:
         return m, math.nan, math.nan
-    from scipy.stats import t
-    half = float(t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return m, m - half, m + half
+    from scipy import stats
+    sd = float(v.std(ddof=1))
+    if sd == 0:  # scipy's interval needs a positive scale
+        return m, m, m
+    lo, hi = stats.t.interval(0.95, len(v) - 1, loc=m, scale=sd / math.sqrt(len(v)))
+    return m, float(lo), float(hi)
 
 
 def _log(quiet: bool, msg: str) -> None:
