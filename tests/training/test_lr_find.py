@@ -60,3 +60,16 @@ def test_lr_find_refuses_full_batch_and_bad_ranges(tmp_path):
         visionlab.lr_find(**{**SYN, "optimizer": "gd"}, out=str(tmp_path / "a"), steps=10)
     with pytest.raises(ConfigError, match="start-lr"):
         visionlab.lr_find(**SYN, out=str(tmp_path / "b"), start_lr=1.0, end_lr=0.1, steps=10)
+
+
+def test_cli_prints_the_suggestion_and_the_curve(tmp_path, capsys):
+    from visionlab.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["lr-find", "--data", "synthetic", "--synthetic-per-class", "30", "--image-size", "32", "--model",
+              "small_cnn", "--batch-size", "16", "--threads", "1", "--quiet", "--steps", "20", "--out",
+              str(tmp_path / "lf")])
+    assert e.value.code in (0, None)
+    text = capsys.readouterr().out
+    suggested = json.loads((tmp_path / "lf" / "lr_find.json").read_text())["suggested_lr"]
+    assert f"suggested --lr {suggested:.2g}" in text and str(tmp_path / "lf" / "lr_find.png") in text
