@@ -77,6 +77,8 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     folder.write_metrics(metrics)
     if trackers is not None:
         trackers.finish(metrics, folder.path)
+        if not cfg.quiet:
+            console.print("tracked: " + "; ".join(trackers.where()), highlight=False, soft_wrap=True)
     folder.checkpoint.unlink(missing_ok=True)  # finished: model.safetensors and history.csv hold the rest
     return RunResult(folder.path, result.status, result.history, metrics)
 

@@ -30,6 +30,7 @@ class Tracker(Protocol):
     def start(self, cfg: RunConfig, run_dir: Path) -> None: ...
     def log_epoch(self, row: dict) -> None: ...
     def finish(self, metrics: dict, run_dir: Path) -> None: ...
+    def where(self) -> str: ...
 
 
 TRACKERS: Registry[type] = Registry("tracker")
@@ -96,6 +97,9 @@ class TensorBoardTracker:
         self.writer.add_text("report", f"status: {metrics.get('status')}\n\n" + "\n".join(lines) + where, step)
         self.writer.close()
 
+    def where(self) -> str:
+        return f"tensorboard --logdir {self.writer.log_dir if self.writer else '?'}"
+
 
 def mlflow_store(run_dir: Path) -> tuple[str, str]:
     """(tracking URI, artifact location for a new experiment): ``$MLFLOW_TRACKING_URI`` (its own artifact
@@ -120,6 +124,10 @@ class MlflowTracker:
         self.run_id = ""
 
     def start(self, cfg: RunConfig, run_dir: Path) -> None:
+        import logging
+
+        for name in ("mlflow.store.db.utils", "alembic"):  # "Creating initial MLflow database tables..." on every new store
+            logging.getLogger(name).setLevel(logging.WARNING)
         uri, artifacts = mlflow_store(run_dir)
         self.client = self._client_cls(tracking_uri=uri)
         exp = self.client.get_experiment_by_name(self.EXPERIMENT)
@@ -159,6 +167,9 @@ class MlflowTracker:
         status = "FAILED" if metrics.get("status") == "diverged" else "FINISHED"
         self.client.set_terminated(self.run_id, status)
 
+    def where(self) -> str:
+        return f"mlflow ui --backend-store-uri {self.client.tracking_uri} (run {self.run_id})"
+
 
 def open_trackers(names: Iterable[str]) -> list[Tracker]:
     """The trackers ``--track`` names, built now so that a missing library is said before any work starts."""
@@ -190,3 +201,7 @@ class Trackers:
     def finish(self, metrics: dict, run_dir: Path) -> None:
         for t in self.items:
             t.finish(metrics, run_dir)
+
+    def where(self) -> list[str]:
+        """How to look at each tracker's logs (a command line each)."""
+        return [t.where() for t in self.items]
