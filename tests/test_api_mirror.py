@@ -12,9 +12,10 @@ from visionlab.cli import app
 from visionlab.config import RunConfig
 from visionlab.detect.config import IMAGE_FIELDS, DetectConfig
 
-TWIN = {"runs": "list_runs"}  # `visionlab.runs` is the run-folder module
+TWIN = {"runs": "list_runs", "lr-find": "lr_find"}  # `visionlab.runs` is the run-folder module
 # flags a twin takes through **fields, from the typed config its command's flags were generated from
 CONFIG_FIELDS = {"train": set(RunConfig.model_fields), "evaluate": set(RunConfig.model_fields),
+                 "lr-find": set(RunConfig.model_fields),
                  "detect": set(DetectConfig.model_fields), "serve": set(IMAGE_FIELDS)}
 # documented differences: predict's positional list may start with the model ([RUN] IMAGES...), the twin
 # names the two parts; the demo's twin is the flagship job itself

@@ -4,8 +4,8 @@ from .errors import ConfigError, DataError, ModelError, VisionlabError
 from .version import __version__  # noqa: E402,F401
 
 # `visionlab runs` on the CLI is `visionlab.list_runs()` here: `visionlab.runs` is the run-folder module.
-_API = {"train", "evaluate", "demo", "list_runs", "load_run", "predict", "compare", "detect", "export", "models",
-        "serve"}
+_API = {"train", "evaluate", "demo", "lr_find", "list_runs", "load_run", "predict", "compare", "detect", "export",
+        "models", "serve"}
 
 __all__ = ["ConfigError", "DataError", "ModelError", "VisionlabError", "__version__", *sorted(_API)]
 
@@ -15,7 +15,7 @@ def __getattr__(name: str):
     if name == "demo":  # flagship.py: the demo trains through the API, so it sits above it
         from .flagship import demo
         return demo
-    if name in ("train", "evaluate"):
+    if name in ("train", "evaluate", "lr_find"):
         from . import api
         return getattr(api, name)
     if name in ("load_run", "list_runs"):

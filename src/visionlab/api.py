@@ -59,6 +59,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     folder = RunFolder(new_run_dir(cfg))
     cfg = _settle_folder(cfg, folder, resume, asked, rank)
     _setup_torch(cfg)
+    trackers = _trackers(cfg) if rank == 0 else None  # a missing tracking library is said before the data load
 
     data = load_data(cfg)
     cfg = models.with_input_stats(cfg, data.train.x)  # recorded in config.yaml: evaluate/predict/export rebuild the same input layer
@@ -69,9 +70,15 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
         result = fit(cfg, model, data, folder.path, resume=resume, kind=kind)
         return RunResult(folder.path, result.status, result.history, {})
     _start_folder(cfg, folder, data)
-    model, result = _fit(cfg, kind, model, data, folder, resume)
+    if trackers is not None:
+        trackers.start(cfg, folder.path)
+    model, result = _fit(cfg, kind, model, data, folder, resume, trackers)
     metrics = _metrics(cfg, model, data, folder, result)
     folder.write_metrics(metrics)
+    if trackers is not None:
+        trackers.finish(metrics, folder.path)
+        if not cfg.quiet:
+            console.print("tracked: " + "; ".join(trackers.where()), highlight=False, soft_wrap=True)
     folder.checkpoint.unlink(missing_ok=True)  # finished: model.safetensors and history.csv hold the rest
     return RunResult(folder.path, result.status, result.history, metrics)
 
@@ -117,7 +124,16 @@ def _start_folder(cfg: RunConfig, folder: RunFolder, data) -> None:
         folder.copy_profile(profile)
 
 
-def _fit(cfg: RunConfig, kind: str, model, data, folder: RunFolder, resume: bool):
+def _trackers(cfg: RunConfig):
+    """``--track``'s trackers as one (tracking.Trackers), or None when none is asked for."""
+    if not cfg.track:
+        return None
+    from .training.tracking import Trackers, open_trackers
+
+    return Trackers(open_trackers(cfg.track))
+
+
+def _fit(cfg: RunConfig, kind: str, model, data, folder: RunFolder, resume: bool, trackers=None):
     """Train by the model's training kind; torch and NumPy models go through ``fit``, Keras through its own fit."""
     from .training.trainer import FitResult, fit
 
@@ -126,8 +142,10 @@ def _fit(cfg: RunConfig, kind: str, model, data, folder: RunFolder, resume: bool
 
         model, hist, status = fit_keras(cfg, data, folder.path)
         folder.write_history(hist)
+        for row in hist if trackers is not None else ():  # Keras trains in its own loop: epochs logged after it
+            trackers.log_epoch(row)
         return model, FitResult(status, hist, len(hist))
-    result = fit(cfg, model, data, folder.path, resume=resume, kind=kind)
+    result = fit(cfg, model, data, folder.path, resume=resume, kind=kind, trackers=trackers)
     model.to("cpu")
     folder.save_weights(model.state_dict())
     return model, result
@@ -163,6 +181,49 @@ def _metrics(cfg: RunConfig, model, data, folder: RunFolder, result) -> dict[str
         best = result.history[result.best_epoch - 1]
         metrics["val_acc"], metrics["val_loss"] = best["val_acc"], best["val_loss"]
     return metrics
+
+
+def lr_find(config: RunConfig | dict | str | Path | None = None, *, start_lr: float = 1e-7, end_lr: float = 10.0,
+            steps: int = 100, **fields: Any):
+    """The learning-rate range test (fastai's ``lr_find``) for the model, data and optimizer a ``train`` with the
+    same config would use; writes lr_find.png/.csv/.json into ``out`` (default runs/lr-find-<model>-<time>) and
+    returns a ``training.lr_find.LRFindResult`` with ``suggested`` (see that module for the rule)."""
+    import time
+
+    from . import models
+    from .io import write_csv, write_json
+    from .training.lr_find import plot, run_range_test
+    from .training.trainer import prepare
+
+    if isinstance(config, (str, Path)):
+        config = RunConfig.load(config)
+    cfg = resolve(RunConfig.build(config, **fields))
+    folder = Path(cfg.out) if cfg.out else Path("runs") / f"lr-find-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    files = {"png": folder / "lr_find.png", "csv": folder / "lr_find.csv", "json": folder / "lr_find.json"}
+    taken = [str(f) for f in files.values() if f.exists()]
+    if taken:
+        raise ConfigError(f"{folder} already holds an LR finder result ({taken[0]}); pass another --out")
+    kind = models.training_kind(cfg)
+    if kind == "keras":
+        raise ConfigError("lr-find runs the torch trainer; drop --framework keras (the Keras twin has the same "
+                          "model and optimizer)")
+    _setup_torch(cfg)
+    data = load_data(cfg)
+    cfg = models.with_input_stats(cfg, data.train.x)
+    torch.manual_seed(cfg.seed)
+    model = models.build(cfg, data.num_classes, data.image_size)
+    plan = prepare(cfg, model, data, kind)
+    res = run_range_test(plan, start_lr, end_lr, steps, quiet=cfg.quiet)
+    if len(res.lrs) < 5:
+        raise ConfigError(f"the loss was not finite from the first steps at --start-lr {start_lr}; lower it")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_csv(files["csv"], [{"lr": a, "loss": b, "smoothed": c} for a, b, c in zip(res.lrs, res.losses, res.smoothed)])
+    write_json(files["json"], {**res.summary(), "model": cfg.model, "optimizer": cfg.optimizer,
+                               "batch_size": cfg.batch_size, "data": str(cfg.data)})
+    plot(res, files["png"], title=f"LR range test: {cfg.model}, {cfg.optimizer}, batch {cfg.batch_size} on "
+                                  f"{Path(str(cfg.data)).name}")
+    res.files = files
+    return res
 
 
 def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Path] = None,

@@ -33,6 +33,8 @@ def _parse_field(name: str, value: Any) -> Any:
         if len(parts) != 3:
             raise ConfigError(f"--{name.replace('_', '-')} takes three numbers {three[name]}")
         return tuple(parts)
+    if name == "track":  # repeatable and/or comma lists; none given leaves the config's own
+        return list(value) or None
     if name == "widths":
         return [int(p) for p in str(value).replace(":", ",").split(",") if p]
     return value
@@ -53,6 +55,9 @@ def config_options(fn):
         extra = ""
         if typing.get_origin(f.annotation) is typing.Literal:
             extra = " [" + "|".join(map(str, typing.get_args(f.annotation))) + "]"
+        elif typing.get_origin(f.annotation) is list and typing.get_origin(typing.get_args(f.annotation)[0]) is typing.Literal:
+            extra = " [" + "|".join(map(str, typing.get_args(typing.get_args(f.annotation)[0]))) + "]"
+            default = f.get_default(call_default_factory=True)
         help_ = f"{f.description or ''}{extra} (default: {default})"
         flag = "--" + name.replace("_", "-")
         decls = [f"{flag}/--no-{name.replace('_', '-')}"] if typ is bool else [flag]
@@ -86,6 +91,23 @@ def train(config: Optional[Path] = typer.Option(None, "--config", help="a YAML R
     report = res.path / "report.html"  # --report metrics writes none: name what was written instead
     out.print(f"run folder: {res.path}   " + (f"report: {report}" if report.exists()
                                               else f"metrics: {res.path / 'metrics.json'}"))
+
+
+@app.command("lr-find", context_settings={"help_option_names": ["-h", "--help"]})
+@config_options
+def lr_find_cmd(config: Optional[Path] = typer.Option(None, "--config", help="a YAML RunConfig; flags override it"),
+                start_lr: float = typer.Option(1e-7, "--start-lr", help="first rate of the exponential ramp"),
+                end_lr: float = typer.Option(10.0, "--end-lr", help="last rate of the ramp"),
+                steps: int = typer.Option(100, "--steps", help="mini-batches (one optimizer step each) over the ramp"),
+                **kwargs: Any) -> None:
+    """Learning-rate range test (fastai's lr_find): the loss-vs-lr curve as a PNG and a suggested --lr for `train`
+    with the same options; --out is the folder for lr_find.png/.csv/.json."""
+    from .api import lr_find
+
+    res = lr_find(config, start_lr=start_lr, end_lr=end_lr, steps=steps, **_fields(kwargs))
+    out.print(f"suggested --lr {res.suggested:.2g} (steepest descent {res.steep:.2g}, minimum/10 {res.min_div10:.2g}; "
+              f"{len(res.lrs)} steps{', stopped when the loss passed 4x its minimum' if res.stopped_early else ''})")
+    out.print(f"curve: {res.files['png']}")
 
 
 @app.command()
@@ -335,6 +357,27 @@ def data_inspect(root: Path = typer.Argument(..., help="an image folder"),
               f"(median {z['median_h']:.0f}); modes {s['modes']}")
     _warn_each(s["unreadable"], "unreadable")
     out.print(f"plots: {out_dir / 'class_distribution.png'}, {out_dir / 'samples.png'}")
+
+
+@data_app.command("issues")
+def data_issues(root: Path = typer.Argument(..., help="an image folder (class folders, or Train/Validation/Test of them)"),
+                run: Path = typer.Option(..., "--run", help="a finished run trained on these classes: its model's "
+                                                            "features are what the images are compared by"),
+                out_dir: Optional[Path] = typer.Option(None, "--out", help="where issues.html and the CSVs go "
+                                                                          "(default: RUN/issues)"),
+                folds: int = typer.Option(5, "--folds", help="cross-validation folds for out-of-fold probabilities"),
+                max_distance: int = typer.Option(4, "--max-distance",
+                                                 help="near-duplicates: perceptual hashes at most this many bits "
+                                                      "apart (of 64)"),
+                seed: int = typer.Option(0, "--seed"), quiet: bool = typer.Option(False, "--quiet")) -> None:
+    """Likely label errors (cleanlab on out-of-fold probabilities) and near-duplicate images, as a page with the
+    images; nothing in the folder is changed."""
+    from .evaluation.issues import find_issues
+
+    r = find_issues(root, run, out_dir, folds=folds, seed=seed, max_distance=max_distance, quiet=quiet)
+    out.print(f"{r.n_images} images: {len(r.label_issues)} likely label errors, {len(r.duplicates)} near-duplicate "
+              f"pairs (out-of-fold accuracy {r.oof_accuracy:.3f})")
+    out.print(f"page: {r.files['html']}  lists: {r.files['label_issues']}, {r.files['duplicates']}")
 
 
 @data_app.command("split")

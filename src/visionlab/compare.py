@@ -15,7 +15,7 @@ from sklearn.metrics import roc_curve
 from .errors import ModelError
 from . import plots
 from .evaluation.metrics import positive_index
-from .evaluation.report import figures, page, table
+from .evaluation.report import figures, page, para, table
 from .io import atomic_write_text, write_csv, write_json
 
 # the scores drawn as bars, as (column header, RunRow field)
@@ -118,8 +118,9 @@ def compare(runs: Sequence[str | Path], out: str | Path = "comparison") -> Path:
 
     best = rows[0]
     sections = [
-        ("Summary", f"<p>{len(items)} runs compared on their test splits. Best accuracy: <b>{best.label}</b> "
-                    f"({best.accuracy:.4f}). CPU time per image: median of 5 calls at batch 16, all runs measured now, side by side.</p>" +
+        ("Summary", para(f"{len(items)} runs compared on their test splits. Best accuracy: **{best.label}** "
+                         f"({best.accuracy:.4f}). CPU time per image: median of 5 calls at batch 16, all runs measured "
+                         f"now, side by side.") +
          table(header, [r.cells() for r in rows])),
         ("Metrics", figures([bars_png])),
         ("ROC curves", figures([roc_png], 520)),
@@ -128,8 +129,8 @@ def compare(runs: Sequence[str | Path], out: str | Path = "comparison") -> Path:
     ]
     if has_det or len(face_classes) > 2:
         sections.insert(1, ("Per class, and on annotated photos",
-                            "<p>Recall per class on each run's test crops; mAP from <code>visionlab detect --truth"
-                            "</code> on annotated photos the run never trained on.</p>" +
+                            para("Recall per class on each run's test crops; mAP from `visionlab detect --truth` "
+                                 "on annotated photos the run never trained on.") +
                             table(det_header, [d.cells(face_classes) for d in det_rows])))
     atomic_write_text(out / "report.html", page("visionlab comparison", sections,
                                                 f"generated {time.strftime('%Y-%m-%d %H:%M')}"))

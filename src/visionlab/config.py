@@ -29,6 +29,9 @@ class RunConfig(BaseModel):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; default all cores")
     quiet: bool = Field(False, description="no progress bar")
+    track: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="log config, epochs, final metrics and the report to tensorboard and/or "
+                                          "mlflow (repeat the flag or give a comma list; pip install 'visionlab[track]')")
     report: Literal["full", "metrics"] = Field(
         "full", description="full: plots, Grad-CAM and report.html after training; metrics: metrics.json only (studies)")
 
@@ -89,6 +92,16 @@ class RunConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast where the hardware does bf16 natively (CUDA, CPUs with AMX), else fp32")
     channels_last: Optional[bool] = Field(None, description="channels_last memory format; default on for CNNs")
+
+    @field_validator("track", mode="before")
+    @classmethod
+    def _track(cls, v):
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, (list, tuple)):
+            v = [p.strip().lower() for x in v for p in str(x).split(",") if p.strip()]
+            return list(dict.fromkeys(v))
+        return v
 
     @field_validator("input_std")
     @classmethod

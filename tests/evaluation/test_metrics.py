@@ -37,6 +37,19 @@ def test_ece_zero_for_calibrated_and_large_for_overconfident():
     assert expected_calibration_error(y, wrong)[0] > 0.9
 
 
+def test_ece_is_the_binned_gap_of_the_reliability_table():
+    # torchmetrics' scalar agrees with the table drawn in the reliability diagram: sum over bins of
+    # share * |confidence - accuracy|
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(500, 4)) * 2
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = rng.integers(0, 4, 500)
+    ece, t = expected_calibration_error(y, probs)
+    by_hand = sum(n / 500 * abs(c - a) for c, a, n in zip(t["confidence"], t["accuracy"], t["count"]))
+    assert sum(t["count"]) == 500
+    assert ece == pytest.approx(by_hand, abs=1e-6) and 0.2 < ece < 0.9
+
+
 def test_threshold_and_positive_class():
     assert positive_index(["WithMask", "WithoutMask"], None) == 0
     assert positive_index(["cat", "dog"], None) == 1

@@ -9,7 +9,6 @@ seed by seed; intervals are 95% Student-t intervals over seeds.
 from __future__ import annotations
 
 import csv
-import html
 import json
 import math
 import sys
@@ -38,9 +37,12 @@ def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
     m = float(v.mean())
     if len(v) < 2:
         return m, math.nan, math.nan
-    from scipy.stats import t
-    half = float(t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return m, m - half, m + half
+    from scipy import stats
+    sd = float(v.std(ddof=1))
+    if sd == 0:  # scipy's interval needs a positive scale
+        return m, m, m
+    lo, hi = stats.t.interval(0.95, len(v) - 1, loc=m, scale=sd / math.sqrt(len(v)))
+    return m, float(lo), float(hi)
 
 
 def _log(quiet: bool, msg: str) -> None:
@@ -410,21 +412,6 @@ def _markdown(blocks) -> str:
 
 
 def _html(blocks, title: str) -> str:
-    e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Active learning: {e(title)}</title>",
-             "<style>body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-             "text-align:left;font-size:14px}th{background:#f3f3f3}img{max-width:100%}</style></head><body>"]
-    for kind, body in blocks:
-        if kind in ("h1", "h2"):
-            parts.append(f"<{kind}>{e(str(body))}</{kind}>")
-        elif kind == "p":
-            parts.append(f"<p>{e(str(body))}</p>")
-        elif kind == "img":
-            parts.append(f"<img src='{e(str(body))}' alt='test accuracy vs labels'>")
-        elif kind == "table":
-            parts.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in body[0]) + "</tr>")
-            parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in body[1:]]
-            parts.append("</table>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    from ..evaluation.report import render
+
+    return render("simulate.html.j2", blocks=[(k, b) for k, b in blocks], title=title)

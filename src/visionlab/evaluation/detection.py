@@ -350,21 +350,19 @@ def plot_detection_metrics(m: dict, plots: Path) -> dict[str, Path]:
     return out
 
 
-def _pct(v: Optional[float]) -> str:
-    return "" if v is None else f"{100 * v:.1f}%"
-
-
 def write_detection_report(m: dict, out_dir: Path, title: str = "Face-mask detection against annotations") -> Path:
-    """metrics.json, plots/, gallery PNGs and report.html in ``out_dir``; returns the report's path."""
-    import html
-
+    """metrics.json, plots/, gallery PNGs and report.html (template detection.html.j2) in ``out_dir``; returns
+    the report's path."""
     from ..io import atomic_write_text, write_json
+    from .report import render
 
     plots = out_dir / "plots"
     figs = plot_detection_metrics(m, plots)
     g1 = _gallery(m["_misses"], "Largest annotated faces that were missed", plots / "gallery_misses.png")
     g2 = _gallery(m["_mistakes"], "Most confident wrong labels on found faces", plots / "gallery_mistakes.png")
-    slices_html = ""
+    from markupsafe import Markup
+
+    slices_html = ""  # HTML built from escaped pieces (slices.table_html escapes every cell)
     if "slices" in m:  # --slices: the slice table, its bar plot and each slice's misses
         from .slices import plot_slices, table_html
 
@@ -376,28 +374,8 @@ def write_detection_report(m: dict, out_dir: Path, title: str = "Face-mask detec
     public["worst_misses"] = m["_misses"][:50]
     public["worst_mistakes"] = m["_mistakes"][:50]
     write_json(out_dir / "metrics.json", public)
-    rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{m['ap50_per_class'].get(c, float('nan')):.3f}</td>"
-                   f"<td>{m['ap_per_class'].get(c, float('nan')):.3f}</td></tr>" for c in m["ap_per_class"])
-    bands = "".join(f"<tr><td>{k}</td><td>{b['found']}/{b['faces']}</td><td>{_pct(b['recall'])}</td></tr>"
-                    for k, b in m["recall_by_size"].items())
-    imgs = "".join(f'<figure><img src="plots/{p.name}" alt="{p.stem}"></figure>'
-                   for p in [*figs.values(), g1, g2] if p is not None)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;margin:8px}}img{{max-width:520px}}
-.big{{font-size:1.4em}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p class="big">mAP@0.5 <b>{m['map50']:.3f}</b> &middot; mAP@[.5:.95] <b>{m['map']:.3f}</b> &middot;
-faces found {100 * (m['face_recall'] or 0):.1f}% of {m['faces']} in {m['photos']} photos</p>
-<p>Every face box is scored per class with {'that class&#39;s probability times the detector&#39;s score' if m['rank'] == 'prob*score' else 'that class&#39;s probability'} (COCO evaluation, torchmetrics/pycocotools).
-Scored with the best guess only: mAP@0.5 {m['map50_top1']:.3f}. Face boxes that match no annotated face (IoU
-&lt; {m['match_iou']}): {m['false_boxes']} of {m['face_boxes']} scored, {m['false_boxes_shown']} of the
-{m['shown_boxes']} a user sees at the default face probability of 0.5 (some are faces the annotators left out).
-Accuracy of the best guess on matched faces: {100 * m['matched_accuracy']:.1f}%.</p>
-<table><tr><th>class</th><th>AP@0.5</th><th>AP@[.5:.95]</th></tr>{rows}</table>
-<table><tr><th>face size (shorter side)</th><th>found</th><th>recall</th></tr>{bands}</table>
-{imgs}{slices_html}</body></html>"""
+    page = render("detection.html.j2", title=title, m=m, nan=float("nan"), slices_html=Markup(slices_html),
+                  images=[p for p in [*figs.values(), g1, g2] if p is not None])
     report = out_dir / "report.html"
     atomic_write_text(report, page)
     return report

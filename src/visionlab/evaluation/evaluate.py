@@ -14,7 +14,7 @@ from ..io import atomic_write_text
 from .. import plots
 from .gradcam import gradcam
 from .metrics import choose_threshold, compute, positive_index, predict_proba
-from .report import figures, page, table
+from .report import figures, note, page, para, pre, table
 from .slices import ALL, crop_tags, plot_misses, slice_members, slice_metrics
 from .slices import plot_slices as slice_plot
 from .slices import table_html as slice_table
@@ -180,15 +180,15 @@ def _figures(model: torch.nn.Module, data: ImageData, target, m: dict, probs: np
 
 
 def _sections(data: ImageData, m: dict, figs: dict[str, Path], summary: dict, config_yaml: str) -> list:
-    """The report's sections, in order, as (title, HTML)."""
+    """The report's sections, in order, as (title, HTML from report.py's template macros)."""
     classes, per = data.classes, m["per_class"]
     sections = [("Summary", table(["metric", "value"], summary.items()))]
     if any(c.lower().replace("_", "") in ("withmask", "withoutmask") for c in classes):
-        sections.append(("What this test split can and cannot show", f"<div class='note'>{MASK_NOTE}</div>"))
+        sections.append(("What this test split can and cannot show", note(MASK_NOTE)))
     counts = [(k, len(s), *[int((s.y == i).sum()) for i in range(len(classes))]) for k, s in data.splits().items()]
     sections.append(("Data", table(["split", "images", *classes], counts) +
-                     f"<p class='muted'>{data.location or data.source}; {len(data.skipped)} unreadable files skipped"
-                     f"{' (listed in skipped.txt)' if data.skipped else ''}.</p>"))
+                     para(f"{data.location or data.source}; {len(data.skipped)} unreadable files skipped"
+                          f"{' (listed in skipped.txt)' if data.skipped else ''}.", "muted")))
     if "curves" in figs:
         sections.append(("Learning curves", figures([figs["curves"]])))
     sections.append(("Classification report", table(
@@ -205,5 +205,5 @@ def _sections(data: ImageData, m: dict, figs: dict[str, Path], summary: dict, co
     if "gradcam" in figs:
         sections.append(("Grad-CAM", figures([figs["gradcam"]])))
     if config_yaml:
-        sections.append(("Configuration", f"<pre>{config_yaml}</pre>"))
+        sections.append(("Configuration", pre(config_yaml)))
     return sections

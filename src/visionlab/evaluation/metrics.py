@@ -12,18 +12,26 @@ from ..models.proba import predict_proba  # noqa: F401 (re-exported, as above)
 
 
 def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = 15) -> tuple[float, dict]:
+    """(ECE, reliability table). The ECE is torchmetrics' ``MulticlassCalibrationError`` (top-label, L1,
+    ``bins`` equal-width bins); the per-bin table for the reliability diagram is binned here, as torchmetrics
+    returns only the scalar."""
+    import torch
+    from torchmetrics.classification import MulticlassCalibrationError
+
+    metric = MulticlassCalibrationError(num_classes=probs.shape[1], n_bins=bins, norm="l1")
+    ece = float(metric(torch.as_tensor(probs, dtype=torch.float64), torch.as_tensor(y, dtype=torch.long))) \
+        if len(y) else 0.0
     conf = probs.max(1)
     correct = (probs.argmax(1) == y).astype(float)
     edges = np.linspace(0, 1, bins + 1)
-    ece, table = 0.0, {"confidence": [], "accuracy": [], "count": []}
+    table = {"confidence": [], "accuracy": [], "count": []}
     for lo, hi in zip(edges[:-1], edges[1:]):
         m = (conf > lo) & (conf <= hi)
         if m.any():
-            ece += m.mean() * abs(conf[m].mean() - correct[m].mean())
             table["confidence"].append(float(conf[m].mean()))
             table["accuracy"].append(float(correct[m].mean()))
             table["count"].append(int(m.sum()))
-    return float(ece), table
+    return ece, table
 
 
 def choose_threshold(y: np.ndarray, p_pos: np.ndarray, pos: int) -> float:

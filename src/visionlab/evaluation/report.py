@@ -1,10 +1,19 @@
-"""Self-contained HTML reports: tables plus PNGs inlined as base64, readable offline and attachable."""
+"""Self-contained HTML reports: tables plus PNGs inlined as base64, readable offline and attachable.
+
+Every page is a Jinja2 template under ``visionlab/templates`` (autoescaped): ``page.html.j2`` (the run report,
+``compare``, a study's report) is sections of pieces from ``macros.html.j2``, which the functions below
+(``table``, ``figures``, ``para``, ``note``, ``bullets``, ``pre``) render; ``detection.html.j2``,
+``simulate.html.j2`` and ``issues.html.j2`` are whole pages.
+"""
 from __future__ import annotations
 
 import base64
-import html
+from functools import cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -17,34 +26,78 @@ th{background:#f3f5f7} td:first-child,th:first-child{text-align:left}
 """
 
 
-def img_tag(path: Path, width: int | None = None, alt: str = "") -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    w = f' width="{width}"' if width else ""
-    return f'<img src="data:image/png;base64,{data}"{w} alt="{html.escape(alt or Path(path).stem)}">'
+def render(template: str, **context) -> str:
+    """A page from ``visionlab/templates`` (Jinja2, HTML autoescaped); ``css`` is the shared style."""
+    return _env().get_template(template).render(css=CSS, **context)
+
+
+def _md(text) -> "Markup":
+    """The few markdown marks report sentences use (**bold**, `code`), on escaped text."""
+    import re
+
+    from markupsafe import Markup, escape
+
+    t = str(escape(text))
+    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
+    return Markup(re.sub(r"`(.+?)`", r"<code>\1</code>", t))
+
+
+@cache
+def _env():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("visionlab", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["fmt"] = fmt
+    env.filters["md"] = _md
+    return env
+
+
+def _macro(name: str):
+    return getattr(_env().get_template("macros.html.j2").module, name)
+
+
+def image_data(path: Path) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode()
 
 
 def fmt(v) -> str:
+    """A table cell: floats to 4 decimals (thousands grouped from 1000); escaping is the template's."""
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 1000 else f"{v:,.0f}"
-    return html.escape(str(v))
+    return str(v)
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
-    th = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{fmt(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{th}</tr>{body}</table>"
-
-
-def page(title: str, sections: list[tuple[str, str]], subtitle: str = "") -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
-    if subtitle:
-        parts.append(f"<p class='muted'>{html.escape(subtitle)}</p>")
-    for head, body in sections:
-        parts.append(f"<h2>{html.escape(head)}</h2>{body}")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return _macro("table")(list(header), [list(r) for r in rows])
 
 
 def figures(paths: Iterable[Path], width: int | None = None) -> str:
-    return "<div class='figs'>" + "".join(img_tag(p, width) for p in paths if p and Path(p).exists()) + "</div>"
+    images = [{"data": image_data(p), "alt": Path(p).stem} for p in paths if p and Path(p).exists()]
+    return _macro("figures")(images, width)
+
+
+def para(text: str, cls: str = "") -> str:
+    """A paragraph; **bold** and `code` marks become HTML, everything else is escaped."""
+    return _macro("para")(text, cls)
+
+
+def note(text: str) -> str:
+    return _macro("note")(text)
+
+
+def bullets(items: Sequence[str]) -> str:
+    return _macro("bullets")(list(items))
+
+
+def pre(text: str) -> str:
+    return _macro("pre")(text)
+
+
+def page(title: str, sections: list[tuple[str, str]], subtitle: str = "") -> str:
+    """A report page (template page.html.j2): ``sections`` are (heading, body built from the functions above)."""
+    from markupsafe import Markup
+
+    return render("page.html.j2", title=title, subtitle=subtitle,
+                  sections=[(h, b if isinstance(b, Markup) else Markup(b)) for h, b in sections])

@@ -30,11 +30,14 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from ..errors import DataError
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 ALL, NONE = "all tagged", "no tag"
 INFO_COLUMNS = ("label", "width", "height")
@@ -333,9 +336,12 @@ def table_rows(sm: dict) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def table_html(sm: dict) -> str:
-    """The slice table as HTML, with a line saying how to read it."""
+def table_html(sm: dict) -> "Markup":
+    """The slice table as HTML (every cell escaped here, so it is returned as safe ``Markup`` that composes with
+    the report's template pieces), with a line saying how to read it."""
     import html
+
+    from markupsafe import Markup
 
     head, rows = table_rows(sm)
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
@@ -347,7 +353,7 @@ def table_html(sm: dict) -> str:
             f"to rank (its intervals show how little it says); a cell is marked below the whole set when its "
             f"interval lies wholly below the whole set's (cells of {MIN_SHORT}+ faces). Tags set by eye are "
             f"noisy.</p>")
-    return f"{note}<table><tr>{th}</tr>{body}</table>"
+    return Markup(f"{note}<table><tr>{th}</tr>{body}</table>")
 
 
 def plot_slices(sm: dict, path: Path) -> Path:

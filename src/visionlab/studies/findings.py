@@ -21,7 +21,6 @@ differences do not separate the arms either, or fewer than two seeds finished).
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -30,6 +29,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+
+import typer
 
 from ..runs import RunFolder
 from .folder import STUDY_FILE, TRIALS_DIR
@@ -513,33 +514,44 @@ def check(docs: Path = DOCS) -> list[str]:
     return bad
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def findings_command(
+        studies: Path = typer.Argument(Path("runs/studies"), help="folder of finished study folders"),
+        docs: Path = typer.Option(DOCS, "--docs", help="the docs folder holding findings.md and findings/"),
+        check_only: bool = typer.Option(False, "--check", help="only verify docs/findings.md against the kept files"),
+        restore_name: Optional[str] = typer.Option(None, "--restore", metavar="NAME",
+                                                   help="put study NAME's kept trials back into STUDIES/NAME/")) -> None:
+    """Keep the finished studies' files under docs/findings/ and regenerate docs/findings.md, then check it."""
     from ..io import atomic_write_text
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("studies", nargs="?", default="runs/studies", help="folder of finished study folders")
-    ap.add_argument("--docs", default=str(DOCS))
-    ap.add_argument("--check", action="store_true", help="only verify docs/findings.md against the kept files")
-    ap.add_argument("--restore", metavar="NAME", help="put study NAME's kept trials back into STUDIES/NAME/")
-    a = ap.parse_args(argv)
-    docs = Path(a.docs)
-    if a.restore:
+    if restore_name:
         from ..errors import ConfigError
 
         try:
-            ids = restore(a.restore, Path(a.studies), docs)
+            ids = restore(restore_name, studies, docs)
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
-            return 2
-        print(f"restored {len(ids)} finished trial(s) into {Path(a.studies) / a.restore}:", ", ".join(ids) or "none")
-        return 0
-    if not a.check:
-        print("copied:", ", ".join(collect(Path(a.studies), docs)) or "nothing")
+            raise typer.Exit(2) from None
+        print(f"restored {len(ids)} finished trial(s) into {studies / restore_name}:", ", ".join(ids) or "none")
+        return
+    if not check_only:
+        print("copied:", ", ".join(collect(studies, docs)) or "nothing")
         atomic_write_text(docs / "findings.md", render(load(docs / "findings"), docs))
     problems = check(docs)
     for p in problems:
         print(p, file=sys.stderr)
-    return 1 if problems else 0
+    if problems:
+        raise typer.Exit(1)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m visionlab.studies.findings``: the typer command's exit code (2 for a usage error)."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=__doc__)
+    app.command()(findings_command)
+    try:
+        app(args=argv, prog_name="python -m visionlab.studies.findings")
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
 
 
 if __name__ == "__main__":

@@ -58,16 +58,6 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def _html_md(text: str) -> str:
-    """The few markdown marks our sentences use (**bold**, `code`) as HTML."""
-    import html
-    import re
-
-    t = html.escape(text)
-    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
-
-
 def _block_md(b) -> str:
     if isinstance(b, Para):
         return b.text
@@ -77,14 +67,13 @@ def _block_md(b) -> str:
 
 
 def _block_html(b) -> str:
-    from ..evaluation.report import table  # here: the evaluation package imports torch
+    from ..evaluation.report import bullets, para, table  # here: the evaluation package imports torch
 
     if isinstance(b, Para):
-        c = f" class='{b.cls}'" if b.cls else ""
-        return f"<p{c}>{_html_md(b.text)}</p>"
+        return para(b.text, b.cls)
     if isinstance(b, Table):
         return table(b.header, b.rows)
-    return "<ul>" + "".join(f"<li>{_html_md(i)}</li>" for i in b.items) + "</ul>"
+    return bullets(b.items)
 
 
 def section_md(s: Section) -> str:
@@ -92,7 +81,9 @@ def section_md(s: Section) -> str:
 
 
 def section_html(s: Section) -> str:
-    return "".join(_block_html(b) for b in s.blocks if b.only != "md")
+    from markupsafe import Markup
+
+    return Markup("").join(_block_html(b) for b in s.blocks if b.only != "md")
 
 
 def to_markdown(spec: StudySpec, sections: list[Section], figs: list[Path]) -> str:

@@ -84,8 +84,13 @@ def mean_std_ci(values: Sequence[float]) -> tuple[float, float, float]:
     mean = sum(values) / n
     if n == 1:
         return mean, float("nan"), float("nan")
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, std, t975(n - 1) * std / math.sqrt(n)
+    from scipy import stats
+
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))  # sample standard deviation (n - 1)
+    if std == 0:  # scipy's interval needs a positive scale; identical seeds give a zero-width interval
+        return mean, 0.0, 0.0
+    lo, hi = stats.t.interval(0.95, n - 1, loc=mean, scale=std / math.sqrt(n))
+    return mean, std, float(hi - lo) / 2
 
 
 def smooth(curve: Sequence[float], window: int) -> list[float]:

@@ -255,7 +255,8 @@ def _history_row(p: Plan, epoch: int, sums: EpochSums, t0: float, train_time: fl
 
 @dataclass
 class EpochEnd:
-    """The epoch-end hooks: early stopping (remembering the best weights) and the checkpoint + history."""
+    """The epoch-end hooks: early stopping (remembering the best weights), the checkpoint + history, and the
+    experiment trackers (``--track``)."""
 
     plan: Plan
     folder: RunFolder
@@ -263,6 +264,11 @@ class EpochEnd:
     history: list[dict] = field(default_factory=list)
     best_state: Optional[dict] = None
     status: str = "ok"
+    trackers: object = None  # tracking.Trackers, or None
+
+    def track(self, row: dict) -> None:
+        if self.trackers is not None and self.plan.dist.main:
+            self.trackers.log_epoch(row)
 
     def early_stop(self, epoch: int, row: dict) -> None:
         if self.early is None or self.status != "ok":
@@ -304,13 +310,14 @@ class EpochEnd:
 
 
 def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume: bool = False,
-        kind: str = "torch") -> FitResult:
+        kind: str = "torch", trackers=None) -> FitResult:
     """Train ``model`` (a models.Classifier) on ``data`` as ``cfg`` says, checkpointing every epoch into
-    ``run_dir``. ``kind`` is the registry's training kind: ``torch`` (autograd) or ``numpy`` (manual_step)."""
+    ``run_dir``. ``kind`` is the registry's training kind: ``torch`` (autograd) or ``numpy`` (manual_step).
+    ``trackers`` (tracking.Trackers) get each epoch's history row."""
     t_setup = time.perf_counter()
     p = prepare(cfg, model, data, kind)
     early = EarlyStopping(cfg.monitor, cfg.patience) if cfg.early_stopping and p.val is not None else None
-    end = EpochEnd(p, RunFolder(run_dir), early)
+    end = EpochEnd(p, RunFolder(run_dir), early, trackers=trackers)
     start_epoch = end.resume() if resume and end.folder.checkpoint.exists() else 0
     t_start = time.perf_counter()
     with progress(disable=cfg.quiet or not p.dist.main) as bar:
@@ -327,6 +334,7 @@ def fit(cfg: RunConfig, model: nn.Module, data: ImageData, run_dir: Path, resume
             end.history.append(row)
             end.early_stop(epoch, row)
             end.save(epoch)
+            end.track(row)
 
     p.dist.barrier()
     if early is not None and cfg.restore_best and end.best_state is not None and end.status != "diverged":
