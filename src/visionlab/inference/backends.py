@@ -97,11 +97,11 @@ class OnnxClassifier:
 
 
 def load_classifier(source: str | os.PathLike | None = None, backend: Literal["onnx", "torch"] = "onnx",
-                    threads: int = 1) -> Classifier:
+                    threads: int = 1, quiet: bool = False) -> Classifier:
     """A run folder or an ``.onnx`` file as a ``Classifier``; ``None`` is the bundled face-mask classifier.
 
-    For a run folder, ``onnx`` uses ``RUN/model.onnx``, exporting it first when it is missing or older than the
-    weights; ``torch`` loads the run's model directly (Keras runs always go through torch).
+    For a run folder, ``onnx`` uses ``RUN/model.onnx``, exporting it first (and saying so) when it is missing
+    or older than the weights; ``torch`` loads the run's model directly (Keras runs always go through torch).
     """
     from ..runs import MODEL_FILE, load_run
     from .export import ONNX_FILE, export_run
@@ -123,7 +123,13 @@ def load_classifier(source: str | os.PathLike | None = None, backend: Literal["o
         onnx_path, weights, prof = p / ONNX_FILE, p / MODEL_FILE, p / PROFILE_FILE
         newest = max((f.stat().st_mtime for f in (weights, prof) if f.is_file()), default=0.0)
         if weights.is_file() and (not onnx_path.is_file() or onnx_path.stat().st_mtime < newest):
-            export_run(p)  # the file carries the detection profile too: an edited detect.json re-exports
+            why = "older than the run's weights or detect.json" if onnx_path.is_file() else "not exported yet"
+            export_run(p, quiet=quiet)  # the file carries the detection profile too: an edited detect.json re-exports
+            if not quiet:
+                from ..progress import console
+
+                console.print(f"wrote {onnx_path} ({why}) to run the model with ONNX Runtime; --backend torch "
+                              f"runs the run's torch model without it", highlight=False, soft_wrap=True)
         if onnx_path.is_file():
             return OnnxClassifier(onnx_path, threads)
     run = load_run(p)  # a clear ModelError for a folder without a model

@@ -144,16 +144,24 @@ def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, format: str = "onnx",
-               opset: int = 17) -> Path:
+               opset: int = 17, quiet: bool = False) -> Path:
     """``visionlab export RUN --format onnx``: the run's model as ``RUN/model.onnx`` (or ``out``)."""
     from ..errors import ConfigError
+    from ..progress import Steps
     from ..runs import load_run
 
     if format.lower() != "onnx":
         raise ConfigError(f"unknown export format {format!r}; choose one of: onnx")
-    loaded = load_run(run)
+    with Steps("export", 2, quiet) as steps:
+        steps.next(f"loading {run}")
+        loaded = load_run(run)
+        steps.next("ONNX export, checked against torch with ONNX Runtime")
+        return _export_loaded(loaded, out, opset)
+
+
+def _export_loaded(loaded, out: str | os.PathLike | None, opset: int) -> Path:
     if loaded.config.framework == "keras":
-        raise ModelError(f"{run} is a Keras run: visionlab exports torch models only; "
+        raise ModelError(f"{loaded.path} is a Keras run: visionlab exports torch models only; "
                          f"use keras' own export, or detect with --backend torch")
     target = Path(out) if out is not None else loaded.path / ONNX_FILE
     if target.is_dir():
