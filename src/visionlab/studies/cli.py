@@ -1,6 +1,7 @@
 """`visionlab study ...`: list, run and report studies (mounted on the main CLI in visionlab/cli.py)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -10,7 +11,7 @@ from rich.table import Table
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Studies: the dissertation's experiments as grids x seeds with intervals and a report.")
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)  # tables stay readable when piped, as in visionlab/cli.py
 
 
 @app.command("list")
@@ -21,6 +22,7 @@ def list_cmd() -> None:
     from .spec import builtin_names, load_spec
 
     t = Table("study", "trials", "quick", "a trial here", "study, 1 worker", "quick study", "description")
+    t.columns[0].no_wrap = True
     for name in builtin_names():
         s = load_spec(name)
         arms = len(s.arms())
