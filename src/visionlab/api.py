@@ -57,12 +57,12 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     asked = {**(config.model_dump(exclude_defaults=True) if isinstance(config, RunConfig) else dict(config or {})),
              **{k: v for k, v in fields.items() if v is not None}}  # what the caller set, for --resume's message
     cfg = resolve(RunConfig.build(config, **fields))  # recipe applied and printed, names checked, image size fixed
+    rank = int(os.environ.get("RANK", "0"))
+    folder = RunFolder(new_run_dir(cfg))
+    cfg = _settle_folder(cfg, folder, resume, asked, rank)  # --resume: the saved config, --data included
     if cfg.data is None:
         raise ConfigError("no --data given: pass an image folder (class folders), 'cifar10', or 'synthetic' for "
                           "generated images")
-    rank = int(os.environ.get("RANK", "0"))
-    folder = RunFolder(new_run_dir(cfg))
-    cfg = _settle_folder(cfg, folder, resume, asked, rank)
     _setup_torch(cfg)
 
     data = load_data(cfg)

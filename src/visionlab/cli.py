@@ -174,9 +174,11 @@ def runs_cmd(root: Path = typer.Argument(Path("runs"), help="folder holding run 
         return
     t = Table("run", "model", "optimizer", "lr", "status", "epochs", "val acc", "test acc", "setup s", "train s",
               "eval s", "total s")
+    t.columns[0].no_wrap = True
+    t.title = f"runs under {root}"
     for r in rows:
-        t.add_row(r["run"], r["model"], r["optimizer"], num(r["lr"]), r["status"], num(r["epochs"]),
-                  num(r["val_acc"]), num(r["test_acc"]), *[num(r.get(k)) for k in
+        t.add_row(str(Path(r["run"]).relative_to(root)), r["model"], r["optimizer"], num(r["lr"]), r["status"], num(r["epochs"]),
+                  num(r["val_acc"]), num(r["test_acc"]), *["" if r.get(k) is None else f"{r[k]:.1f}" for k in
                                                            ("setup_seconds", "train_seconds", "evaluation_seconds",
                                                             "total_seconds")])
     out.print(t)
