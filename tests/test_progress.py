@@ -13,23 +13,34 @@ from visionlab.progress import LineProgress, Steps, progress
 LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
 
 
-def test_a_stream_that_is_not_a_terminal_gets_lines_at_start_periodically_and_at_the_end(capsys):
+def test_a_stream_that_is_not_a_terminal_gets_a_line_at_start_on_news_and_at_the_end(capsys):
     bar = progress()
     assert isinstance(bar, LineProgress)  # pytest's captured stderr is no terminal
-    bar.every = 0.05
+    bar.every = 0  # a line for every update that brings news (the default: at most one per 10 s)
     with bar:
         task = bar.add_task("decode images", total=10, info="")
-        bar.update(task, advance=2)  # within `every` of the start line: no line
-        time.sleep(0.06)
+        bar.update(task, advance=2)
+        bar.update(task, advance=0)  # no news: no line
         bar.update(task, advance=3, info="halfway")
         bar.update(task, advance=5)
     lines = capsys.readouterr().err.splitlines()
     assert all(LINE.match(l) for l in lines), lines
     texts = [LINE.sub("", l) for l in lines]
     assert texts[0] == "decode images: started 10 steps"
-    assert texts[1].startswith("decode images: 5/10 (50%), 0:00 elapsed, eta ") and texts[1].endswith(" - halfway")
-    assert texts[2].startswith("decode images: done 10/10 in 0:00")
-    assert len(texts) == 3
+    assert texts[1].startswith("decode images: 2/10 (20%), 0:00 elapsed, eta ")
+    assert texts[2].startswith("decode images: 5/10 (50%), 0:00 elapsed, eta ") and texts[2].endswith(" - halfway")
+    assert texts[3].startswith("decode images: done 10/10 in 0:00")  # the end is said once, as "done"
+    assert len(texts) == 4
+
+
+def test_a_long_step_without_news_still_gets_a_line_every_few_seconds(capsys):
+    with LineProgress(every=0.2) as bar:
+        bar.add_task("report", total=6, info="predicting 478 images")
+        time.sleep(0.9)  # one long step: no update at all
+    texts = [LINE.sub("", l) for l in capsys.readouterr().err.splitlines()]
+    beats = [t for t in texts if t.startswith("report: 0/6 (0%), ") and t.endswith(" - predicting 478 images")]
+    assert 2 <= len(beats) <= 5, texts
+    assert texts[-1].startswith("report: done 0/6 in ")
 
 
 def test_a_task_that_stops_early_still_ends_with_a_line(capsys):

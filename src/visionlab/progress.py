@@ -9,6 +9,7 @@ prints nothing in either case.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any, Optional
 
@@ -38,7 +39,8 @@ class LineProgress(Progress):
     """rich's Progress for a stream that is not a terminal: no live bar (rich would draw it only at the end);
     each task says where it is in one plain line at its start, every ``every`` seconds and at its end.
 
-    The bookkeeping (completed, elapsed, speed, time remaining) is rich's own; only the drawing differs.
+    The bookkeeping (completed, elapsed, speed, time remaining) is rich's own; only the drawing differs. A
+    heartbeat thread repeats a task's line when a long step leaves it without news for ``every`` seconds.
     """
 
     def __init__(self, *columns: Any, every: Optional[float] = None, **kwargs: Any) -> None:
@@ -48,6 +50,22 @@ class LineProgress(Progress):
         self._last: dict[TaskID, float] = {}
         self._said: dict[TaskID, tuple] = {}  # (completed, info) of the task's last line: no line repeats it
         self._ended: set[TaskID] = set()
+        self._stop_beat = threading.Event()
+        self._beat: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        super().start()
+        if self.every > 0:
+            self._beat = threading.Thread(target=self._heartbeat, name="progress-lines", daemon=True)
+            self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop_beat.wait(min(1.0, self.every)):
+            with self._lock:
+                quiet = [t for t in self._tasks if t not in self._ended
+                         and time.monotonic() - self._last.get(t, 0.0) >= self.every]
+            for task_id in quiet:
+                self._line(task_id)
 
     def _line(self, task_id: TaskID, event: str = "") -> None:
         task = self._tasks[task_id]
@@ -96,6 +114,9 @@ class LineProgress(Progress):
 
     def stop(self) -> None:
         """Each task not yet said to be done (stopped early, no total) ends with its last state."""
+        self._stop_beat.set()
+        if self._beat is not None:
+            self._beat.join()
         for task_id in list(self._tasks):
             if task_id not in self._ended:
                 self._ended.add(task_id)
