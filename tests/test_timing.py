@@ -28,6 +28,18 @@ def test_phases_sum_to_the_total_and_moved_seconds_change_phase():
     assert clock.seconds(running="evaluation")["evaluation_seconds"] >= s["evaluation_seconds"]
 
 
+def test_the_cli_entry_mark_is_used_once_and_forgotten_when_the_command_ends():
+    from visionlab import timing
+
+    timing.mark_entry()
+    time.sleep(0.05)
+    assert PhaseClock().elapsed() >= 0.05  # the first clock starts at the mark
+    assert PhaseClock().elapsed() < 0.05  # the next one at its own start
+    timing.mark_entry()
+    timing.mark_entry(False)
+    assert PhaseClock().elapsed() < 0.05
+
+
 def test_a_runs_times_add_up_to_its_wall_time(tmp_path):
     t0 = time.perf_counter()
     res = visionlab.train(data="synthetic", synthetic_per_class=30, image_size=32, model="small_cnn", epochs=2,

@@ -486,7 +486,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     from .timing import mark_entry
 
     mark_entry()  # `visionlab train`'s setup time starts here, with the imports it needs
-    run_app(app, argv)
+    try:
+        run_app(app, argv)
+    finally:
+        mark_entry(False)  # main() called in-process (tests, notebooks): no later run starts from this mark
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ from typing import Optional
 _entered: Optional[float] = None
 
 
-def mark_entry() -> None:
+def mark_entry(on: bool = True) -> None:
     """Called by the CLI's entry point: the first run's setup then counts the imports the command needed
-    (torch, the models) as a user timing the command sees them."""
+    (torch, the models) as a user timing the command sees them. ``on=False`` (the command ended) forgets it."""
     global _entered
-    _entered = time.perf_counter()
+    _entered = time.perf_counter() if on else None
 
 
 def _start() -> float:
