@@ -24,7 +24,7 @@ from scipy.stats import binomtest
 from visionlab.data.checks import decode_array
 from visionlab.detect.pipeline import DetectionPipeline
 from visionlab.detect.faces import YuNetDetector
-from visionlab.inference.backends import load_classifier
+from visionlab.inference.load import load_classifier
 
 
 def _resize(rgb: np.ndarray, s: int) -> np.ndarray:

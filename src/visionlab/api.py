@@ -14,6 +14,7 @@ from .errors import ConfigError
 from .progress import console
 from .resolve import resolve
 from .runs import RunFolder, list_runs, load_run, new_run_dir
+from .timing import PhaseClock
 
 
 @dataclass
@@ -50,6 +51,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     from . import models
     from .training.trainer import fit
 
+    clock = PhaseClock()
     if isinstance(config, (str, Path)):
         config = RunConfig.load(config)
     asked = {**(config.model_dump(exclude_defaults=True) if isinstance(config, RunConfig) else dict(config or {})),
@@ -57,11 +59,18 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
     cfg = resolve(RunConfig.build(config, **fields))  # recipe applied and printed, names checked, image size fixed
     rank = int(os.environ.get("RANK", "0"))
     folder = RunFolder(new_run_dir(cfg))
-    cfg = _settle_folder(cfg, folder, resume, asked, rank)
+    cfg = _settle_folder(cfg, folder, resume, asked, rank)  # --resume: the saved config, --data included
+    if cfg.data is None:
+        raise ConfigError("no --data given: pass an image folder (class folders), 'cifar10', or 'synthetic' for "
+                          "generated images")
     _setup_torch(cfg)
     trackers = _trackers(cfg) if rank == 0 else None  # a missing tracking library is said before the data load
 
     data = load_data(cfg)
+    if not cfg.quiet and rank == 0:
+        console.print(f"data: {data.location or data.source}, {len(data.classes)} classes, "
+                      + ", ".join(f"{k} {len(v)}" for k, v in data.splits().items())
+                      + f" images, ready after {clock.elapsed():.1f} s", highlight=False, soft_wrap=True)
     cfg = models.with_input_stats(cfg, data.train.x)  # recorded in config.yaml: evaluate/predict/export rebuild the same input layer
     torch.manual_seed(cfg.seed)
     kind = models.training_kind(cfg)  # torch | numpy | keras: how this model trains, read once from the registry
@@ -70,10 +79,13 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
         result = fit(cfg, model, data, folder.path, resume=resume, kind=kind)
         return RunResult(folder.path, result.status, result.history, {})
     _start_folder(cfg, folder, data)
+    clock.lap("setup")
     if trackers is not None:
         trackers.start(cfg, folder.path)
     model, result = _fit(cfg, kind, model, data, folder, resume, trackers)
-    metrics = _metrics(cfg, model, data, folder, result)
+    clock.lap("training", moved={"setup": result.setup_seconds})  # a frozen backbone's features are setup
+    metrics = _metrics(cfg, model, data, folder, result, clock)
+    metrics.update(clock.seconds())
     folder.write_metrics(metrics)
     if trackers is not None:
         trackers.finish(metrics, folder.path)
@@ -151,15 +163,14 @@ def _fit(cfg: RunConfig, kind: str, model, data, folder: RunFolder, resume: bool
     return model, result
 
 
-def _metrics(cfg: RunConfig, model, data, folder: RunFolder, result) -> dict[str, Any]:
+def _metrics(cfg: RunConfig, model, data, folder: RunFolder, result, clock: PhaseClock) -> dict[str, Any]:
     """metrics.json: training figures, then the evaluation on the test split (unless the run diverged)."""
     from .evaluation import evaluate_model
 
     last = result.history[-1] if result.history else {}
     metrics: dict[str, Any] = {
         "status": result.status, "epochs_run": len(result.history), "best_epoch": result.best_epoch,
-        "train_seconds": round(sum(h["seconds"] for h in result.history), 2),
-        "setup_seconds": round(result.setup_seconds, 2),
+        "epoch_seconds": round(sum(h["seconds"] for h in result.history), 2),
         "final_train_loss": last.get("train_loss"), "final_train_acc": last.get("train_acc"),
         "val_acc": last.get("val_acc"), "val_loss": last.get("val_loss"),
         "images": {k: len(s) for k, s in data.splits().items()}, "skipped": len(data.skipped),
@@ -169,12 +180,14 @@ def _metrics(cfg: RunConfig, model, data, folder: RunFolder, result) -> dict[str
     if result.status == "diverged":
         console.print(f"[red]the loss became NaN, infinite or exploded at epoch {len(result.history)}: run marked diverged "
                       f"(lower --lr); history kept in {folder.history}")
+        clock.lap("evaluation")
         return metrics
     ev = evaluate_model(model, data, folder.path, history=result.history, positive_class=cfg.positive_class,
                         title=f"{cfg.model} on {Path(str(cfg.data)).name}", config_yaml=cfg.to_yaml(),
-                        extra_summary={"status": result.status, "epochs": len(result.history),
-                                       "train seconds": metrics["train_seconds"]}, quiet=cfg.quiet,
+                        extra_summary=lambda: {"status": result.status, "epochs": len(result.history),
+                                               **clock.summary(running="evaluation")}, quiet=cfg.quiet,
                         full=cfg.report == "full")
+    clock.lap("evaluation")
     metrics["test_acc"] = ev["accuracy"] if data.test is not None else None
     metrics["test"] = ev
     if result.history and cfg.early_stopping and cfg.restore_best:
@@ -226,18 +239,25 @@ def lr_find(config: RunConfig | dict | str | Path | None = None, *, start_lr: fl
     return res
 
 
-def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Path] = None,
-             slices: Optional[str | Path] = None, **fields: Any) -> dict:
-    """Evaluate a finished run on ``data`` (default: its own data) and write metrics, plots and a report.
+SPLITS = ("train", "val", "test")
+
+
+def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Path] = None, split: str = "test",
+             tta: bool = False, quiet: bool = False, slices: Optional[str | Path] = None, **fields: Any) -> dict:
+    """Evaluate a finished run on the ``split`` (train, val or test) of ``data`` (default: the run's own data;
+    a folder without splits is evaluated whole) and write metrics, plots and a report. ``tta`` averages each
+    image's probabilities with its mirror image's.
 
     ``slices``: a CSV of 0/1 tags per image (``evaluation/slices.py``): recall and precision per class on each
     tagged kind of image, in ``metrics["slices"]`` and the report."""
     from .evaluation import evaluate_model
     from .evaluation.slices import read_tag_file
 
+    if split not in SPLITS:
+        raise ConfigError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     tags = read_tag_file(slices) if slices is not None else None  # a bad tag file fails before any work
     loaded = load_run(run)
-    cfg = loaded.config.model_copy(update={"quiet": True})
+    cfg = loaded.config.model_copy(update={"quiet": quiet})
     cfg = RunConfig.build(cfg, data=data, **fields)
     whole = False
     if data is not None:
@@ -251,6 +271,9 @@ def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Pa
     ds = load_data(cfg.model_copy(update={"image_size": loaded.image_size}))
     if ds.classes != loaded.classes:
         raise ConfigError(f"{data} has classes {ds.classes} but the run was trained on {loaded.classes}")
+    if whole and split != "test":
+        raise ConfigError(f"--split {split}: {data} has no splits (every image is evaluated); leave out --split, "
+                          f"or pass a folder with train/val/test folders")
     if whole:
         from dataclasses import replace
 
@@ -260,13 +283,20 @@ def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Pa
         every = Split(torch.cat([s.x for s in parts]), torch.cat([s.y for s in parts]),
                       paths if len(paths) == sum(len(s) for s in parts) else None)
         ds = replace(ds, val=None, test=every)
-        console.print(f"evaluating on all {len(every)} images of {data}"
-                      f"{f' ({len(ds.skipped)} unreadable skipped)' if ds.skipped else ''}", highlight=False)
-    elif data is not None and ds.test is not None:
-        console.print(f"evaluating on the test split of {data}: {len(ds.test)} images", highlight=False)
-    out_dir = Path(out) if out else loaded.path / "eval"
-    m = evaluate_model(loaded.model, ds, out_dir, positive_class=cfg.positive_class,
-                       title=f"{cfg.model} evaluated on {Path(str(cfg.data)).name}", slices=tags)
+        if not quiet:
+            console.print(f"evaluating on all {len(every)} images of {data}"
+                          f"{f' ({len(ds.skipped)} unreadable skipped)' if ds.skipped else ''}", highlight=False)
+    elif getattr(ds, split) is None or not len(getattr(ds, split)):
+        raise ConfigError(f"--split {split}: the data has no {split} split")
+    elif not quiet:
+        console.print(f"evaluating on the {split} split of {data or cfg.data}: {len(getattr(ds, split))} images",
+                      highlight=False)
+    out_dir = Path(out) if out else loaded.path / ("eval" if split == "test" else f"eval-{split}")
+    m = evaluate_model(loaded.model, ds, out_dir, positive_class=cfg.positive_class, split=split, tta=tta,
+                       quiet=quiet, slices=tags, title=f"{cfg.model} evaluated on "
+                                       + (f"all of {Path(str(cfg.data)).name}" if whole
+                                          else f"the {split} split of {Path(str(cfg.data)).name}")
+                                       + (" (flip TTA)" if tta else ""))
     RunFolder(out_dir).write_metrics(m)
     return m
 

@@ -1,7 +1,6 @@
 """The command line: a thin typer layer over the Python API, with the same names."""
 from __future__ import annotations
 
-import inspect
 import sys
 import typing
 from pathlib import Path
@@ -12,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .cli_errors import run_app
-from .cli_options import cli_type as _cli_type, options_from
+from .cli_options import options_from
 from .config import RunConfig
 from .detect.config import DetectConfig
 from .errors import ConfigError
@@ -40,31 +39,38 @@ def _parse_field(name: str, value: Any) -> Any:
     return value
 
 
+def num(v: Any) -> str:
+    """A number as a table or line shows it: 4 decimals for scores in 0..1, 3 significant digits for small or
+    large ones (lr 3e-05, not 0.0000), one decimal for other floats; '' for None."""
+    if v is None:
+        return ""
+    if isinstance(v, bool) or not isinstance(v, float):
+        return str(v)
+    if v != v:
+        return "nan"
+    if v == 0 or 1e-3 <= abs(v) < 1:
+        return f"{v:.4f}"
+    if abs(v) < 1e-3 or abs(v) >= 1e5:
+        return f"{v:.3g}"
+    return f"{v:.1f}"
+
+
+def times_line(m: dict) -> str:
+    """A run's wall time by phase (metrics.json), e.g. '41.3 s in all: setup 2.1 (data, features), training
+    30.0, evaluation/report 9.2'."""
+    if m.get("total_seconds") is None:  # runs written before the phases were timed
+        return f"{m.get('train_seconds', 0):.1f} s of training"
+    return (f"{m['total_seconds']:.1f} s in all: setup {m['setup_seconds']:.1f} (data, features), training "
+            f"{m['train_seconds']:.1f}, evaluation/report {m['evaluation_seconds']:.1f}")
+
+
 def _warn_each(items, word: str) -> None:
     """One yellow line per (path, reason) a command passed over."""
     for p, why in items:
         console.print(f"[yellow]{word}[/] {p}: {why}", highlight=False)
 
 
-def config_options(fn):
-    """Give ``fn`` one --option per RunConfig field (default None: only what is given overrides)."""
-    params = [p for p in inspect.signature(fn).parameters.values() if p.kind != p.VAR_KEYWORD]
-    for name, f in RunConfig.model_fields.items():
-        typ = _cli_type(f.annotation)
-        default = f.default
-        extra = ""
-        if typing.get_origin(f.annotation) is typing.Literal:
-            extra = " [" + "|".join(map(str, typing.get_args(f.annotation))) + "]"
-        elif typing.get_origin(f.annotation) is list and typing.get_origin(typing.get_args(f.annotation)[0]) is typing.Literal:
-            extra = " [" + "|".join(map(str, typing.get_args(typing.get_args(f.annotation)[0]))) + "]"
-            default = f.get_default(call_default_factory=True)
-        help_ = f"{f.description or ''}{extra} (default: {default})"
-        flag = "--" + name.replace("_", "-")
-        decls = [f"{flag}/--no-{name.replace('_', '-')}"] if typ is bool else [flag]
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[typ],
-                                        default=typer.Option(None, *decls, help=help_, show_default=False)))
-    fn.__signature__ = inspect.Signature(params)
-    return fn
+config_options = options_from(RunConfig)  # train's and lr-find's flags: one per RunConfig field (cli_options.py)
 
 
 def _fields(kwargs: dict) -> dict:
@@ -85,12 +91,11 @@ def train(config: Optional[Path] = typer.Option(None, "--config", help="a YAML R
         return
     colour = "green" if res.status != "diverged" else "red"
     acc = f"test accuracy {m['test_acc']:.4f}" if m.get("test_acc") is not None else \
-        f"validation accuracy {m.get('val_acc')}"
-    setup = f" (+{m['setup_seconds']:.1f} s setup: data, features)" if m.get("setup_seconds") else ""
-    out.print(f"[{colour}]{res.status}[/]: {acc} after {m['epochs_run']} epochs in {m['train_seconds']:.1f} s{setup}")
+        f"validation accuracy {num(m.get('val_acc'))}"
+    out.print(f"[{colour}]{res.status}[/]: {acc} after {m['epochs_run']} epochs; {times_line(m)}")
     report = res.path / "report.html"  # --report metrics writes none: name what was written instead
     out.print(f"run folder: {res.path}   " + (f"report: {report}" if report.exists()
-                                              else f"metrics: {res.path / 'metrics.json'}"))
+                                              else f"metrics: {res.path / 'metrics.json'}"), soft_wrap=True)
 
 
 @app.command("lr-find", context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,8 +118,14 @@ def lr_find_cmd(config: Optional[Path] = typer.Option(None, "--config", help="a 
 @app.command()
 def evaluate(run: Path = typer.Argument(..., help="a run folder"),
              data: Optional[str] = typer.Option(None, "--data", help="data to evaluate on (default: the run's own)"),
-             out_dir: Optional[Path] = typer.Option(None, "--out", help="where metrics, plots and report go"),
+             out_dir: Optional[Path] = typer.Option(None, "--out", help="where metrics, plots and report go "
+                                                                       "(default: RUN/eval, RUN/eval-SPLIT)"),
+             split: typing.Literal["train", "val", "test"] = typer.Option(
+                 "test", "--split", help="which split of the data to evaluate (a folder without splits: all of it)"),
+             tta: bool = typer.Option(False, "--tta", help="test-time augmentation: average each image with its "
+                                                           "mirror image"),
              positive_class: Optional[str] = typer.Option(None, "--positive-class"),
+             quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
              slices: Optional[Path] = typer.Option(None, "--slices",
                                                    help="a CSV of 0/1 tags per image (a crop column, or image,box_id "
                                                         "for crops from `visionlab data faces`): recall and "
@@ -122,12 +133,18 @@ def evaluate(run: Path = typer.Argument(..., help="a run folder"),
     """Evaluate a trained run: accuracy, confusion matrix, precision/recall/F1, ROC-AUC, plots, report."""
     from .api import evaluate as api_evaluate
 
-    m = api_evaluate(run, data=data, out=out_dir, positive_class=positive_class, slices=slices)
-    out.print(f"accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  ROC-AUC {m.get('roc_auc', float('nan')):.4f}  "
-              f"({m['n']} images)")
+    m = api_evaluate(run, data=data, out=out_dir, split=split, tta=tta, positive_class=positive_class, quiet=quiet,
+                     slices=slices)
+    which = f"{m['positive_class']}" if "positive_class" in m else "macro"
+    out.print(f"{split}: accuracy {m['accuracy']:.4f}  precision ({which}) {m['precision']:.4f}  recall ({which}) "
+              f"{m['recall']:.4f}  F1 ({which}) {m['f1']:.4f}  ROC-AUC {m.get('roc_auc', float('nan')):.4f}  "
+              f"({m['n']} images{', flip TTA' if tta else ''})")
+    if m.get("threshold") is not None:
+        out.print(f"at the threshold chosen on validation (P({m['positive_class']}) >= {m['threshold']:.3f}): "
+                  f"accuracy {m['at_threshold']['accuracy']:.4f}")
     if "slices" in m:
         _print_slices(m["slices"])
-    out.print(f"report: {(out_dir or Path(run) / 'eval') / 'report.html'}")
+    out.print(f"report: {(out_dir or Path(run) / ('eval' if split == 'test' else f'eval-{split}')) / 'report.html'}")
 
 
 @app.command("runs")
@@ -139,11 +156,15 @@ def runs_cmd(root: Path = typer.Argument(Path("runs"), help="folder holding run 
     if not rows:
         out.print(f"no runs under {root}")
         return
-    t = Table("run", "model", "optimizer", "lr", "status", "epochs", "val acc", "test acc", "seconds")
-    f = lambda v: "" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    t = Table("run", "model", "optimizer", "lr", "status", "epochs", "val acc", "test acc", "setup s", "train s",
+              "eval s", "total s")
+    t.columns[0].no_wrap = True
+    t.title = f"runs under {root}"
     for r in rows:
-        t.add_row(r["run"], r["model"], r["optimizer"], f(r["lr"]), r["status"], f(r["epochs"]),
-                  f(r["val_acc"]), f(r["test_acc"]), f(r["seconds"]))
+        t.add_row(str(Path(r["run"]).relative_to(root)), r["model"], r["optimizer"], num(r["lr"]), r["status"], num(r["epochs"]),
+                  num(r["val_acc"]), num(r["test_acc"]), *["" if r.get(k) is None else f"{r[k]:.1f}" for k in
+                                                           ("setup_seconds", "train_seconds", "evaluation_seconds",
+                                                            "total_seconds")])
     out.print(t)
 
 
@@ -163,7 +184,7 @@ def demo(data: Optional[str] = typer.Option(None, "--data", help="a real image f
         out.print(f"[green]detection[/]: {d['processed']} bundled photos, {d['faces']} faces ({labels}) in "
                   f"{d['seconds']:.1f} s; annotated photos in {res.root / 'detections'}")
     out.print(f"[green]training[/]: test accuracy {m.get('test_acc') or 0:.4f}, {m['epochs_run']} epochs, "
-              f"{m['train_seconds']:.1f} s of training; report: {res.path / 'report.html'}")
+              f"{times_line(m)}; report: {res.path / 'report.html'}")
     if res.report is not None:
         out.print(f"[green]demo finished[/]: open {res.report}")
 
@@ -174,7 +195,15 @@ def predict_cmd(inputs: list[Path] = typer.Argument(..., help="[RUN] then image 
                 out_dir: Optional[Path] = typer.Option(None, "--out", help="where predictions.csv/json and annotated "
                                                                           "copies go (default: predictions-<time>)"),
                 annotate: bool = typer.Option(True, "--annotate/--no-annotate"),
-                backend: str = typer.Option("onnx", "--backend", help="onnx (ONNX Runtime) or torch")) -> None:
+                backend: str = typer.Option("onnx", "--backend", help="onnx (ONNX Runtime; a run folder's model is "
+                                                                     "exported to RUN/model.onnx on first use) or torch"),
+                threshold: str = typer.Option("validation", "--threshold",
+                                              help="two-class runs: validation = the threshold the run chose on its "
+                                                   "validation split (else the top class); argmax = the top class; "
+                                                   "or a probability for the positive class"),
+                tta: bool = typer.Option(False, "--tta", help="test-time augmentation: average each image with its "
+                                                              "mirror image"),
+                quiet: bool = typer.Option(False, "--quiet", help="no progress output")) -> None:
     """Label unseen images (any format or size); unreadable files are reported, not fatal."""
     import time as _time
 
@@ -190,7 +219,9 @@ def predict_cmd(inputs: list[Path] = typer.Argument(..., help="[RUN] then image 
     out.print(_model_line(model), soft_wrap=True)
     if model is None:
         out.print("the bundled model labels face crops; for photos with people in them use `visionlab detect`")
-    res = predict(model, inputs, out_dir, annotate=annotate, backend=backend)
+    res = predict(model, inputs, out_dir, annotate=annotate, backend=backend, threshold=threshold, tta=tta,
+                  quiet=quiet)
+    out.print(f"labels: {res['labels_by']}{'; flip TTA' if tta else ''}", soft_wrap=True)
     counts: dict[str, int] = {}
     for r in res["predictions"]:
         counts[r["label"]] = counts.get(r["label"], 0) + 1
@@ -319,11 +350,13 @@ def _model_line(model: Optional[Path]) -> str:
 @app.command("export")
 def export_cmd(run: Path = typer.Argument(..., help="a run folder"),
                fmt: str = typer.Option("onnx", "--format", help="onnx"),
-               out_file: Optional[Path] = typer.Option(None, "--out", help="default RUN/model.onnx")) -> None:
+               out_file: Optional[Path] = typer.Option(None, "--out", help="default RUN/model.onnx"),
+               quiet: bool = typer.Option(False, "--quiet", help="no progress output")) -> None:
     """Export a trained model (dynamic batch, raw-pixel input, preprocessing in the file's metadata)."""
     from .inference.export import export_run
 
-    out.print(f"exported: {export_run(run, out_file, format=fmt)} (checked against torch with ONNX Runtime)")
+    out.print(f"exported: {export_run(run, out_file, format=fmt, quiet=quiet)} (checked against torch with ONNX "
+              f"Runtime)")
 
 
 @app.command("models")
@@ -439,7 +472,13 @@ app.add_typer(active_app, name="active", help="Active learning: query, label, re
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    run_app(app, argv)
+    from .timing import mark_entry
+
+    mark_entry()  # `visionlab train`'s setup time starts here, with the imports it needs
+    try:
+        run_app(app, argv)
+    finally:
+        mark_entry(False)  # main() called in-process (tests, notebooks): no later run starts from this mark
 
 
 if __name__ == "__main__":

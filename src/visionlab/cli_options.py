@@ -25,25 +25,45 @@ def cli_type(ann: Any) -> Any:
     return ann
 
 
+def choices(ann: Any) -> Optional[tuple[str, ...]]:
+    """The values a Literal field (or Optional[Literal], or a list of Literals) allows, else None."""
+    if typing.get_origin(ann) is typing.Union:
+        ann = [a for a in typing.get_args(ann) if a is not type(None)][0]
+    if typing.get_origin(ann) is list:
+        ann = typing.get_args(ann)[0]
+    return tuple(map(str, typing.get_args(ann))) if typing.get_origin(ann) is typing.Literal else None
+
+
+def shown_default(default: Any) -> str:
+    """What --help adds for a field's default: ``[default: VALUE]``; nothing for None or an empty list (the
+    description says what happens then, e.g. 'default per model')."""
+    if default is None or default == []:
+        return ""
+    if isinstance(default, (list, tuple)):
+        default = ",".join(map(str, default))
+    return f" \\[default: {str(default).lower() if isinstance(default, bool) else default}]"  # \\[: not rich markup
+
+
 def options_from(model_cls: Any, names: Optional[tuple[str, ...]] = None):
-    """Give ``fn`` one --option per field of the pydantic ``model_cls`` (or those ``names``): its type, choices,
-    help and default come from the field; every option defaults to None, so only what is given overrides."""
+    """Give ``fn`` one --option per field of the pydantic ``model_cls`` (or those ``names``): its type, help and
+    real default come from the field, and --help lists a Literal field's choices (typer reads Literal types as
+    choices); every option defaults to None, so only what is given overrides."""
     def deco(fn):
         params = [p for p in inspect.signature(fn).parameters.values() if p.kind != p.VAR_KEYWORD]
         for name, f in model_cls.model_fields.items():
             if names is not None and name not in names:
                 continue
             typ = cli_type(f.annotation)
-            choices = typing.get_args(f.annotation) if typing.get_origin(f.annotation) is typing.Literal else ()
-            choices = choices or next((typing.get_args(a) for a in typing.get_args(f.annotation)
-                                       if typing.get_origin(a) is typing.Literal), ())
-            extra = f" [{'|'.join(map(str, choices))}]" if choices else ""
-            default = "" if f.default is None or typ is bool else f" (default: {f.default})"
+            allowed = choices(f.annotation)
             flag = "--" + name.replace("_", "-")
             decls = [f"{flag}/--no-{name.replace('_', '-')}"] if typ is bool else [flag]
+            help_ = (f.description or "") + shown_default(f.get_default(call_default_factory=True))
+            if allowed and typ is str:
+                typ = typing.Literal[allowed]
+            elif allowed:  # a repeatable list of choices: typer shows the element type, so the help names them
+                help_ += f" (one or more of: {', '.join(allowed)})"
             params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[typ],
-                                            default=typer.Option(None, *decls, help=f"{f.description or ''}{extra}"
-                                                                 f"{default}", show_default=False)))
+                                            default=typer.Option(None, *decls, show_default=False, help=help_)))
         fn.__signature__ = inspect.Signature(params)
         return fn
     return deco

@@ -23,7 +23,9 @@ SCORES = (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "reca
           ("ROC-AUC", "roc_auc"))
 # comparison.csv / the summary table, in order
 COLUMNS = (("run", "label"), *SCORES, ("parameters", "parameters"), ("ms/image (CPU)", "ms_per_image"),
-           ("train s", "train_seconds"))
+           ("setup s", "setup_seconds"), ("train s", "train_seconds"), ("eval s", "evaluation_seconds"),
+           ("total s", "total_seconds"))
+TIMES = ("ms_per_image", "setup_seconds", "train_seconds", "evaluation_seconds", "total_seconds")
 
 
 @dataclass
@@ -38,9 +40,19 @@ class RunRow:
     parameters: int
     ms_per_image: float
     train_seconds: float
+    setup_seconds: float = math.nan
+    evaluation_seconds: float = math.nan
+    total_seconds: float = math.nan
 
     def cells(self) -> list:
-        return [getattr(self, name) for _, name in COLUMNS]
+        """The row's values; times rounded to 0.1 (s or ms): a timing's fourth decimal is noise."""
+        return [round(v, 1) if name in TIMES and isinstance(v, float) and math.isfinite(v) else v
+                for v, name in ((getattr(self, name), name) for _, name in COLUMNS)]
+
+    def shown(self) -> list:
+        """``cells()`` for the page: times as text with one decimal (the page's tables print floats to 4)."""
+        return [f"{v:.1f}" if name in TIMES and isinstance(v, float) and math.isfinite(v) else v
+                for v, (_, name) in zip(self.cells(), COLUMNS)]
 
     def scores(self) -> list[float]:
         return [getattr(self, name) for _, name in SCORES]
@@ -120,8 +132,10 @@ def compare(runs: Sequence[str | Path], out: str | Path = "comparison") -> Path:
     sections = [
         ("Summary", para(f"{len(items)} runs compared on their test splits. Best accuracy: **{best.label}** "
                          f"({best.accuracy:.4f}). CPU time per image: median of 5 calls at batch 16, all runs measured "
-                         f"now, side by side.") +
-         table(header, [r.cells() for r in rows])),
+                         f"now, side by side. Precision, recall and F1 are the positive class's in a two-class run "
+                         f"(its `--positive-class`), macro averages otherwise. Times are each run's wall time by "
+                         f"phase (setup: data and frozen features; eval: evaluation and report); total is their sum.") +
+         table(header, [r.shown() for r in rows])),
         ("Metrics", figures([bars_png])),
         ("ROC curves", figures([roc_png], 520)),
         ("Confusion matrices (row-normalised)", figures([cm_png])),
@@ -152,9 +166,11 @@ def _run_rows(items: list[dict]) -> list[RunRow]:
         # like with like (each run's own figure was taken under whatever load it trained under)
         loaded = load_run(it["run"])
         ms = cpu_ms_per_image(loaded.model, loaded.image_size, repeats=5)
+        m = it["metrics"]
         rows.append(RunRow(it["label"], t["accuracy"], t["precision"], t["recall"], t["f1"],
                            t.get("roc_auc", float("nan")), t["parameters"], ms,
-                           it["metrics"].get("train_seconds", float("nan"))))
+                           *[float(m.get(k) if m.get(k) is not None else math.nan)
+                             for k in ("train_seconds", "setup_seconds", "evaluation_seconds", "total_seconds")]))
     return rows
 
 

@@ -28,7 +28,7 @@ class RunConfig(BaseModel):
     seed: int = Field(0, description="seed for splits, initialisation, shuffling and dropout")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     threads: Optional[int] = Field(None, ge=1, description="torch CPU threads; default all cores")
-    quiet: bool = Field(False, description="no progress bar")
+    quiet: bool = Field(False, description="no progress (bars in a terminal, periodic lines in a log) and no notes")
     track: list[Literal["tensorboard", "mlflow"]] = Field(
         default_factory=list, description="log config, epochs, final metrics and the report to tensorboard and/or "
                                           "mlflow (repeat the flag or give a comma list; pip install 'visionlab[track]')")
@@ -36,8 +36,10 @@ class RunConfig(BaseModel):
         "full", description="full: plots, Grad-CAM and report.html after training; metrics: metrics.json only (studies)")
 
     # --- data -----------------------------------------------------------------------------------
-    data: str = Field("synthetic", description="a folder, 'cifar10' (torchvision cache) or 'synthetic'")
-    source: Literal["auto", "folder", "cifar10", "synthetic"] = "auto"
+    data: Optional[str] = Field(None, description="required to train: an image folder (class folders), 'cifar10' "
+                                                   "(torchvision cache) or 'synthetic' (generated images)")
+    source: Literal["auto", "folder", "cifar10", "synthetic"] = Field(
+        "auto", description="how to read --data; auto: from what it names")
     image_size: Optional[int] = Field(None, ge=8, description="square side images are resized to; default per model")
     val_split: float = Field(0.1, ge=0.0, lt=1.0, description="share of train held out when the data has no validation split")
     test_split: float = Field(0.15, ge=0.0, lt=1.0, description="share held out for test when the data has no test split")
@@ -46,7 +48,7 @@ class RunConfig(BaseModel):
     )
     limit_per_class: Optional[int] = Field(None, ge=1, description="keep at most this many train images per class")
     positive_class: Optional[str] = Field(None, description="class treated as positive in binary metrics")
-    synthetic_per_class: int = Field(300, ge=4)
+    synthetic_per_class: int = Field(300, ge=4, description="--data synthetic: images per class")
     cache_dir: Optional[str] = Field(None, description="decoded-image cache; default $VISIONLAB_CACHE or ~/.cache/visionlab")
     augment: bool = Field(False, description="random crop with padding and horizontal flip on training batches")
 
@@ -55,10 +57,10 @@ class RunConfig(BaseModel):
     framework: Literal["torch", "keras"] = Field(
         "torch", description="keras: the same mlp/cnn presets built and fit with Keras 3 (torch backend)")
     widths: Optional[list[int]] = Field(None, description="hidden widths for model 'mlp'; channels for 'cnn'")
-    activation: str = "relu"
-    init: str = "glorot_uniform"
-    batchnorm: bool = False
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    activation: str = Field("relu", description="hidden-layer activation (a wrong name lists the choices)")
+    init: str = Field("glorot_uniform", description="weight initialiser (a wrong name lists the choices)")
+    batchnorm: bool = Field(False, description="batch normalisation after each hidden layer")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout rate of the hidden layers")
     normalize: Literal["auto", "dataset", "scale"] = Field(
         "auto", description="input scaling: dataset = per-channel mean/std of the training images; scale = /255 only "
                             "(Keras' Rescaling, the dissertation's notebooks); auto = the model's own statistics "
@@ -68,26 +70,29 @@ class RunConfig(BaseModel):
     input_std: Optional[tuple[float, float, float]] = Field(
         None, description="per-channel input std on the 0..1 scale; measured on the training images when not given")
     weights: str = Field("imagenet", description="backbones: imagenet, none or a file path")
-    mode: Literal["frozen", "finetune", "full"] = "frozen"
+    mode: Literal["frozen", "finetune", "full"] = Field(
+        "frozen", description="pretrained backbones: frozen = train the head only; finetune = also the last blocks; full = all")
     finetune_blocks: int = Field(2, ge=0, description="finetune mode: how many of the last blocks to unfreeze")
     feature_cache: bool = Field(True, description="frozen mode: run the backbone once and train the head on cached features")
     finetune_lr_scale: float = Field(0.1, gt=0.0, description="finetune mode: backbone lr = lr * this")
 
     # --- training -------------------------------------------------------------------------------
-    optimizer: str = "minibatch_sgd"
-    lr: float = Field(0.01, gt=0.0)
-    batch_size: int = Field(64, ge=1)
-    epochs: int = Field(10, ge=1)
-    schedule: Literal["constant", "step", "cosine", "onecycle"] = "constant"
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    weight_decay: float = Field(0.0, ge=0.0)
+    optimizer: str = Field("minibatch_sgd", description="sgd, minibatch_sgd, gd, adam, ... (a wrong name lists the choices)")
+    lr: float = Field(0.01, gt=0.0, description="learning rate")
+    batch_size: int = Field(64, ge=1, description="images per step")
+    epochs: int = Field(10, ge=1, description="passes over the training split")
+    schedule: Literal["constant", "step", "cosine", "onecycle"] = Field(
+        "constant", description="learning-rate schedule over the run")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0.0, description="the optimizer's decoupled weight decay")
     l1: float = Field(0.0, ge=0.0, description="L1 penalty on weights, added to the loss")
     l2: float = Field(0.0, ge=0.0, description="L2 penalty on weights, added to the loss (Keras style)")
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    early_stopping: bool = False
-    patience: int = Field(5, ge=1)
-    monitor: Literal["val_loss", "val_acc"] = "val_loss"
-    restore_best: bool = True
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="cross-entropy label smoothing")
+    early_stopping: bool = Field(False, description="stop when --monitor has not improved for --patience epochs")
+    patience: int = Field(5, ge=1, description="early stopping: epochs without improvement")
+    monitor: Literal["val_loss", "val_acc"] = Field(
+        "val_loss", description="what early stopping and restore-best watch")
+    restore_best: bool = Field(True, description="early stopping: keep the weights of the best epoch")
     compile: bool = Field(False, description="torch.compile the model")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast where the hardware does bf16 natively (CUDA, CPUs with AMX), else fp32")

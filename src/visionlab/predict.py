@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .io import atomic_write_bytes, atomic_write_text, write_csv
 from .progress import progress
 
@@ -44,18 +45,67 @@ def _annotate(path: Path, label: str, conf: float, dest: Path) -> None:
     atomic_write_bytes(dest, buf.getvalue())
 
 
+@dataclass
+class Decision:
+    """How a label is picked from the probabilities: the top class, or (binary) P(positive) >= threshold."""
+    positive: Optional[int] = None
+    threshold: Optional[float] = None
+    rule: str = "the top class"
+
+    def label(self, p) -> int:
+        if self.threshold is None:
+            return int(p.argmax())
+        return self.positive if p[self.positive] >= self.threshold else 1 - self.positive
+
+
+def decision(run: str | Path | None, classes: list[str], threshold: Union[str, float] = "validation") -> Decision:
+    """The labelling rule ``threshold`` asks for: ``"validation"`` applies the threshold a binary run chose on
+    its validation split (metrics.json ``test.threshold``; the top class where there is none), ``"argmax"`` the
+    top class, a number that threshold on P(positive class)."""
+    if str(threshold) == "argmax":
+        return Decision()
+    saved: dict = {}
+    if run is not None and Path(run).is_dir():
+        from .runs import RunFolder
+
+        saved = RunFolder(run).read_metrics().get("test", {})
+    if str(threshold) == "validation":
+        if len(classes) != 2 or saved.get("threshold") is None:
+            why = "more than two classes" if len(classes) != 2 else "no threshold chosen on validation in this model"
+            return Decision(rule=f"the top class ({why})")
+        pos = classes.index(saved["positive_class"])
+        t = float(saved["threshold"])
+        return Decision(pos, t, f"P({classes[pos]}) >= {t:.3f}, the threshold chosen on the run's validation split "
+                                f"(max F1; --threshold argmax for the top class)")
+    try:
+        t = float(threshold)
+    except ValueError:
+        raise ConfigError(f"--threshold {threshold!r}: give 'validation', 'argmax' or a probability such as 0.5") from None
+    if len(classes) != 2 or not 0.0 <= t <= 1.0:
+        raise ConfigError(f"--threshold {t} needs a two-class model and a probability in 0..1 "
+                          f"(this model has {len(classes)} classes)")
+    from .classes import positive_index
+
+    pos = classes.index(saved["positive_class"]) if saved.get("positive_class") in classes else \
+        positive_index(classes, None)
+    return Decision(pos, t, f"P({classes[pos]}) >= {t:g} (--threshold)")
+
+
 def predict(run: str | Path | None, inputs: str | Path | Iterable[str | Path], out: str | Path | None = None,
             annotate: bool = True, batch_size: int = 32, quiet: bool = False,
-            backend: str = "onnx", threads: int = 0) -> dict:
+            backend: str = "onnx", threads: int = 0, threshold: Union[str, float] = "validation",
+            tta: bool = False) -> dict:
     """Predict every image in ``inputs`` (files or folders) with the model of ``run`` (a run folder or an .onnx
     file; ``None``: the bundled face-mask classifier). ``backend="onnx"`` runs ONNX Runtime on the run's exported
-    model (exported on first use, as `visionlab detect` does); ``torch`` runs the run's torch model."""
+    model (exported into the run folder on first use, as `visionlab detect` does, and said so); ``torch`` runs the
+    run's torch model. ``threshold``: see ``decision``; ``tta`` averages each image with its mirror image."""
     from .images import decode_array
     from .inference.load import load_classifier
 
     clf = load_classifier(run, backend if run is not None and Path(run).suffix.lower() != ".onnx" else "onnx",
-                          threads)
+                          threads, quiet=quiet)
     classes = list(clf.classes)
+    rule = decision(run, classes, threshold)
     size = int(clf.image_size)
     source = str(run) if run is not None else f"bundled:{Path(clf.source).name}"
     files, problems = collect_images([inputs] if isinstance(inputs, (str, Path)) else inputs)
@@ -72,9 +122,12 @@ def predict(run: str | Path | None, inputs: str | Path | Iterable[str | Path], o
                 except DataError as e:
                     problems.append((str(f), str(e)))
             if xs:
-                probs = clf.predict_proba(np.ascontiguousarray(np.stack(xs)))
+                batch = np.ascontiguousarray(np.stack(xs))
+                probs = clf.predict_proba(batch)
+                if tta:  # flip test-time augmentation: the mean with the mirror image's probabilities
+                    probs = (probs + clf.predict_proba(np.ascontiguousarray(batch[..., ::-1]))) / 2
                 for f, p in zip(chunk, probs):
-                    k = int(p.argmax())
+                    k = rule.label(p)
                     rows.append({"path": str(f), "label": classes[k], "confidence": float(p[k]),
                                  **{f"p_{c}": float(v) for c, v in zip(classes, p)}})
             bar.update(task, advance=len(files[start:start + batch_size]))
@@ -82,7 +135,8 @@ def predict(run: str | Path | None, inputs: str | Path | Iterable[str | Path], o
         out_dir.mkdir(parents=True, exist_ok=True)
         write_csv(out_dir / "predictions.csv", rows)
         atomic_write_text(out_dir / "predictions.json", json.dumps(
-            {"run": source, "classes": classes, "predictions": rows,
+            {"run": source, "classes": classes, "labels_by": rule.rule, "threshold": rule.threshold, "tta": tta,
+             "predictions": rows,
              "unreadable": [{"path": p, "reason": r} for p, r in problems]}, indent=2))
         if annotate:
             names: set[str] = set()
@@ -96,7 +150,7 @@ def predict(run: str | Path | None, inputs: str | Path | Iterable[str | Path], o
                 names.add(name)
                 _annotate(src, r["label"], r["confidence"], out_dir / "annotated" / name)
     return {"predictions": rows, "unreadable": problems, "classes": classes, "model": source,
-            "backend": clf.backend}
+            "backend": clf.backend, "labels_by": rule.rule, "threshold": rule.threshold, "tta": tta}
 
 
 from .verbs import make_callable  # noqa: E402

@@ -211,5 +211,7 @@ def list_runs(root: str | Path = "runs", warn=None) -> list[dict]:
         rows.append({"run": str(d), "model": cfg.model, "data": cfg.data, "optimizer": cfg.optimizer, "lr": cfg.lr,
                      "status": m.get("status", "running/killed" if folder.checkpoint.exists() else "?"),
                      "epochs": m.get("epochs_run"), "test_acc": m.get("test_acc"), "val_acc": m.get("val_acc"),
-                     "seconds": m.get("train_seconds"), "mtime": d.stat().st_mtime})
+                     "seconds": m.get("train_seconds"),
+                     **{k: m.get(k) for k in ("setup_seconds", "train_seconds", "evaluation_seconds", "total_seconds")},
+                     "mtime": d.stat().st_mtime})
     return sorted(rows, key=lambda r: -r["mtime"])

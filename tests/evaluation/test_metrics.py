@@ -55,3 +55,25 @@ def test_threshold_and_positive_class():
     assert positive_index(["cat", "dog"], None) == 1
     y = np.array([0, 0, 1, 1])
     assert 0.3 < choose_threshold(y, np.array([0.1, 0.3, 0.4, 0.9]), 1) <= 0.4
+
+
+def test_flip_tta_averages_each_image_with_its_mirror_image():
+    import numpy as np
+    import torch
+
+    from visionlab.evaluation.metrics import predict_proba
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3))  # not mirror-symmetric
+    x = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8)
+
+    class Float(torch.nn.Module):  # the run's models take raw uint8 pixels
+        def forward(self, t):
+            return model(t.float() / 255)
+
+    m = Float()
+    plain, mirrored = predict_proba(m, x), predict_proba(m, x.flip(-1))
+    both = predict_proba(m, x, tta=True)
+    assert np.allclose(both, (plain + mirrored) / 2, atol=1e-6)
+    assert not np.allclose(both, plain, atol=1e-3)  # the mirror image really changed something
+    assert np.allclose(both.sum(1), 1, atol=1e-6)

@@ -105,3 +105,12 @@ def test_label_two_items_with_the_keyboard(page, server, project):
     assert final == {first: CLASSES[0], second: CLASSES[1]}
     page.screenshot(path=str(SHOTS / "visionlab-serve-label.png"), full_page=True)
     assert not [e for e in page.errors if "favicon" not in e], page.errors
+
+
+def test_docs_page_lists_the_routes(page, server):
+    page.goto(server.url + "/docs")
+    page.locator(".opblock").first.wait_for()
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any("/v1/predict" in p for p in paths) and any("/health" in p for p in paths), paths
+    page.screenshot(path=str(SHOTS / "visionlab-serve-docs.png"), full_page=False)
+    assert not [e for e in page.errors if "favicon" not in e], page.errors

@@ -33,6 +33,11 @@ SYNTHETIC_SEED = 0  # the synthetic set is one fixed data set; cfg.seed varies i
 
 def build(cfg: RunConfig, image_size: Optional[int] = None) -> ImageData:
     """The data ``cfg`` names, split and decoded. ``image_size`` overrides ``cfg.image_size``."""
+    if cfg.data is None:
+        from ..errors import ConfigError
+
+        raise ConfigError("no --data given: pass an image folder (class folders), 'cifar10', or 'synthetic' for "
+                          "generated images")
     name = cfg.source if cfg.source != "auto" else detect_source(str(cfg.data))
     return SOURCES.get(name)(cfg, image_size)
 

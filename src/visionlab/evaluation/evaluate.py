@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ from ..data.types import ImageData
 from ..errors import DataError
 from ..io import atomic_write_text
 from .. import plots
+from ..progress import Steps
 from .gradcam import gradcam
 from .metrics import choose_threshold, compute, positive_index, predict_proba
 from .report import figures, note, page, para, pre, table
@@ -58,41 +59,51 @@ def write_predictions(path: Path, paths, y: np.ndarray, probs: np.ndarray, class
 
 def evaluate_model(model: torch.nn.Module, data: ImageData, out_dir: Path, *, history: Optional[list] = None,
                    positive_class: Optional[str] = None, title: str = "", config_yaml: str = "",
-                   extra_summary: Optional[dict] = None, split: str = "test", quiet: bool = False,
-                   full: bool = True, slices=None) -> dict:
+                   extra_summary: Union[dict, Callable[[], dict], None] = None, split: str = "test",
+                   quiet: bool = False, full: bool = True, tta: bool = False, slices=None) -> dict:
     """Evaluate on ``split`` (default test; val when there is no test); write plots and report; return metrics.
+    ``extra_summary`` (or a function returning it, called as the page is written) adds rows to the summary;
+    ``tta`` averages the probabilities of each image and its mirror image.
 
     ``slices`` (a ``slices.TagFile``, read before the data were loaded) adds recall and precision per class on each
     tagged kind of image (``m["slices"]``), with a table, a bar plot and a gallery of each slice's mistakes."""
     out_dir = Path(out_dir)
     target = getattr(data, split) or data.val or data.train
-    m, probs, threshold = _metrics(model, data, target, positive_class)
-    tagged = _tagged(slices, data, target) if slices is not None else None
-    if tagged is not None:
-        idx, values = tagged
-        y, pred = target.y.numpy(), probs.argmax(1)
-        present = {data.classes[y[i]] for i in idx}
-        m["slices"] = slice_metrics([data.classes[y[i]] for i in idx], [data.classes[pred[i]] for i in idx], values,
-                                    slices.names, [c for c in data.classes if c in present])
-    write_predictions(out_dir / "predictions.csv", target.paths, target.y.numpy(), probs, data.classes)
-    if not full:
-        m.pop("curves", None)
-        return m
-    m["ms_per_image_cpu"] = cpu_ms_per_image(model, data.image_size)
-    figs = _figures(model, data, target, m, probs, history, out_dir / "plots", title)
-    if tagged is not None:
-        figs.update(_slice_figures(m["slices"], data, target, probs, tagged, out_dir / "plots"))
-    summary = {"split": split if getattr(data, split) is not None else "val", "images": m["n"],
-               "accuracy": m["accuracy"], "loss": m["loss"], "precision": m["precision"], "recall": m["recall"],
-               "f1": m["f1"], "roc_auc": m.get("roc_auc", "n/a"), "ECE": m["ece"],
-               "parameters": m["parameters"], "ms per image (CPU)": m["ms_per_image_cpu"]}
-    if threshold is not None:
-        summary["threshold (chosen on validation, max F1)"] = threshold
-        summary["accuracy at that threshold"] = m["at_threshold"]["accuracy"]
-    summary.update(extra_summary or {})
-    sections = _sections(data, m, figs, summary, config_yaml)
-    atomic_write_text(out_dir / "report.html", page(title or "visionlab report", sections,
-                                                    f"generated {time.strftime('%Y-%m-%d %H:%M')}"))
+    with Steps("report" if full else "evaluation", 6 if full else 1, quiet) as steps:
+        steps.next(f"predicting {len(target)} images")
+        m, probs, threshold = _metrics(model, data, target, positive_class, tta)
+        tagged = _tagged(slices, data, target) if slices is not None else None
+        if tagged is not None:
+            idx, values = tagged
+            y, pred = target.y.numpy(), probs.argmax(1)
+            present = {data.classes[y[i]] for i in idx}
+            m["slices"] = slice_metrics([data.classes[y[i]] for i in idx], [data.classes[pred[i]] for i in idx],
+                                        values, slices.names, [c for c in data.classes if c in present])
+        write_predictions(out_dir / "predictions.csv", target.paths, target.y.numpy(), probs, data.classes)
+        if not full:
+            m.pop("curves", None)
+            return m
+        steps.next("CPU speed")
+        m["ms_per_image_cpu"] = cpu_ms_per_image(model, data.image_size)
+        figs = _figures(model, data, target, m, probs, history, out_dir / "plots", title, steps)
+        if tagged is not None:
+            figs.update(_slice_figures(m["slices"], data, target, probs, tagged, out_dir / "plots"))
+        steps.next("page")
+        which = f" ({m['positive_class']})" if "positive_class" in m else " (macro)"
+        summary = {"split": split if getattr(data, split) is not None else "val", "images": m["n"],
+                   "accuracy": m["accuracy"], "loss": m["loss"], f"precision{which}": m["precision"],
+                   f"recall{which}": m["recall"], f"F1{which}": m["f1"], "roc_auc": m.get("roc_auc", "n/a"),
+                   "ECE": m["ece"], "parameters": m["parameters"],
+                   "ms per image (CPU)": f"{m['ms_per_image_cpu']:.1f}"}
+        if tta:
+            summary["test-time augmentation"] = "mean of each image and its mirror image"
+        if threshold is not None:
+            summary[f"threshold on P({m['positive_class']}) (chosen on validation, max F1)"] = threshold
+            summary["accuracy at that threshold"] = m["at_threshold"]["accuracy"]
+        summary.update((extra_summary() if callable(extra_summary) else extra_summary) or {})
+        sections = _sections(data, m, figs, summary, config_yaml)
+        atomic_write_text(out_dir / "report.html", page(title or "visionlab report", sections,
+                                                        f"generated {time.strftime('%Y-%m-%d %H:%M')}"))
     m.pop("curves", None)
     m["plots"] = {k: str(Path(v).relative_to(out_dir)) for k, v in figs.items()}
     return m
@@ -130,25 +141,27 @@ def _slice_figures(sm: dict, data: ImageData, target, probs: np.ndarray, tagged,
     return figs
 
 
-def _metrics(model: torch.nn.Module, data: ImageData, target, positive_class: Optional[str]):
+def _metrics(model: torch.nn.Module, data: ImageData, target, positive_class: Optional[str], tta: bool = False):
     """(metrics, probabilities, threshold): a binary model's threshold is chosen on validation (max F1)."""
     classes = data.classes
-    probs = predict_proba(model, target.x)
+    probs = predict_proba(model, target.x, tta=tta)
     y = target.y.numpy()
     threshold = None
     if len(classes) == 2 and data.val is not None and target is not data.val and len(np.unique(data.val.y.numpy())) == 2:
         pos = positive_index(classes, positive_class)
-        threshold = choose_threshold(data.val.y.numpy(), predict_proba(model, data.val.x)[:, pos], pos)
+        threshold = choose_threshold(data.val.y.numpy(), predict_proba(model, data.val.x, tta=tta)[:, pos], pos)
     m = compute(y, probs, classes, positive_class, threshold)
+    m["tta"] = tta
     m["parameters"] = int(sum(p.numel() for p in model.parameters()))
     return m, probs, threshold
 
 
 def _figures(model: torch.nn.Module, data: ImageData, target, m: dict, probs: np.ndarray,
-             history: Optional[list], pdir: Path, title: str) -> dict[str, Path]:
+             history: Optional[list], pdir: Path, title: str, steps: Steps) -> dict[str, Path]:
     """Learning curves, confusion matrices, ROC/PR, reliability, confident mistakes and Grad-CAM."""
     classes, y = data.classes, target.y.numpy()
     figs: dict[str, Path] = {}
+    steps.next("plots")
     if history:
         figs["curves"] = plots.learning_curves(history, pdir / "learning_curves.png", title)
     figs["cm"] = plots.confusion(m["confusion_matrix"], classes, pdir / "confusion_matrix.png")
@@ -163,6 +176,7 @@ def _figures(model: torch.nn.Module, data: ImageData, target, m: dict, probs: np
                                 pdir / "roc.png", f"One-vs-rest ROC (macro AUC {m.get('roc_auc', float('nan')):.3f})")
     figs["rel"] = plots.reliability(m["reliability"], m["ece"], pdir / "reliability.png")
 
+    steps.next("confident mistakes")
     pred = probs.argmax(1)
     wrong = np.flatnonzero(pred != y)
     if len(wrong):
@@ -170,6 +184,7 @@ def _figures(model: torch.nn.Module, data: ImageData, target, m: dict, probs: np
         caps = [f"true {classes[y[i]]}\npred {classes[pred[i]]} {probs[i].max():.2f}" for i in worst]
         figs["mistakes"] = plots.image_grid(target.x[worst].numpy(), caps, pdir / "confident_mistakes.png",
                                             "Most confident mistakes")
+    steps.next("Grad-CAM")
     sample = np.random.default_rng(0).choice(len(y), size=min(8, len(y)), replace=False)
     cams = gradcam(model, target.x[sample])
     if cams is not None:

@@ -145,16 +145,23 @@ def _onnx(loaded, target: Path, opset: int) -> Path:
 
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, format: str = "onnx",
-               opset: int = 17) -> Path:
+               opset: int = 17, quiet: bool = False) -> Path:
     """``visionlab export RUN --format NAME``: the run's model as ``RUN/<the format's file>`` (or ``out``)."""
+    from ..progress import Steps
     from ..runs import load_run
 
     write = EXPORT_FORMATS.get(format)  # a ConfigError listing the formats for an unknown name
-    loaded = load_run(run)
+    with Steps("export", 2, quiet) as steps:
+        steps.next(f"loading {run}")
+        loaded = load_run(run)
+        steps.next(f"{format} export")
+        return _export_loaded(loaded, write, EXPORT_FORMATS.meta(format)["file"], out, opset)
+
+
+def _export_loaded(loaded, write: Callable, file: str, out: str | os.PathLike | None, opset: int) -> Path:
     if loaded.config.framework == "keras":
-        raise ModelError(f"{run} is a Keras run: visionlab exports torch models only; "
+        raise ModelError(f"{loaded.path} is a Keras run: visionlab exports torch models only; "
                          f"use keras' own export, or detect with --backend torch")
-    file = EXPORT_FORMATS.meta(format)["file"]
     target = Path(out) if out is not None else loaded.path / file
     if target.is_dir():
         target = target / file

@@ -13,13 +13,14 @@ from ..registry import Registry
 from .backends import ONNX_FILE, Classifier, OnnxClassifier, TorchClassifier
 
 
-# A classifier backend is one registered loader: ``fn(source, threads) -> Classifier`` for a run folder or, where
-# ``suffix`` is set, a model file of that suffix. `--backend NAME` and ``load_classifier(backend=NAME)`` pick it.
-BACKENDS: Registry[Callable[[Path, int], Classifier]] = Registry("classifier backend")
+# A classifier backend is one registered loader: ``fn(source, threads, quiet) -> Classifier`` for a run folder or,
+# where ``suffix`` is set, a model file of that suffix. `--backend NAME` and ``load_classifier(backend=NAME)`` pick
+# it; ``quiet`` silences what it says it did (e.g. writing a file into the run folder).
+BACKENDS: Registry[Callable[[Path, int, bool], Classifier]] = Registry("classifier backend")
 
 
 @BACKENDS.register("onnx", suffix=".onnx")
-def _onnx(p: Path, threads: int) -> Optional[Classifier]:
+def _onnx(p: Path, threads: int, quiet: bool = False) -> Optional[Classifier]:
     """An .onnx file, or a run folder's RUN/model.onnx, exported first when missing or older than the weights or
     the detection profile (the file carries the profile too); None for a run that cannot be exported (Keras)."""
     if p.suffix.lower() == ".onnx":
@@ -32,12 +33,18 @@ def _onnx(p: Path, threads: int) -> Optional[Classifier]:
     if weights.is_file() and (not onnx_path.is_file() or onnx_path.stat().st_mtime < newest):
         from .export import export_run  # torch: only when the run's ONNX file must be (re)written
 
-        export_run(p)
+        why = "older than the run's weights or detect.json" if onnx_path.is_file() else "not exported yet"
+        export_run(p, quiet=quiet)
+        if not quiet:
+            from ..progress import console
+
+            console.print(f"wrote {onnx_path} ({why}) to run the model with ONNX Runtime; --backend torch "
+                          f"runs the run's torch model without it", highlight=False, soft_wrap=True)
     return OnnxClassifier(onnx_path, threads) if onnx_path.is_file() else None
 
 
 @BACKENDS.register("torch", suffix=None)
-def _torch(p: Path, threads: int) -> Classifier:
+def _torch(p: Path, threads: int, quiet: bool = False) -> Classifier:
     """The run's own model (Keras runs included), on the CPU."""
     from ..runs import load_run
     from .profile import profile_for
@@ -48,7 +55,8 @@ def _torch(p: Path, threads: int) -> Classifier:
     return clf
 
 
-def load_classifier(source: str | os.PathLike | None = None, backend: str = "onnx", threads: int = 1) -> Classifier:
+def load_classifier(source: str | os.PathLike | None = None, backend: str = "onnx", threads: int = 1,
+                    quiet: bool = False) -> Classifier:
     """A run folder or a model file as a ``Classifier``; ``None`` is the bundled face-mask classifier.
 
     ``backend`` names a ``BACKENDS`` entry. A model file goes to the backend registered for its suffix. For a run
@@ -68,5 +76,5 @@ def load_classifier(source: str | os.PathLike | None = None, backend: str = "onn
                               f"one of: {', '.join(BACKENDS.meta(n)['suffix'] for n in BACKENDS.names() if BACKENDS.meta(n)['suffix'])}")
         if owner != backend:
             raise ConfigError(f"{p} is an {p.suffix} file; it runs with --backend {owner} only")
-        return load(p, threads)
-    return load(p, threads) or _torch(p, threads)
+        return load(p, threads, quiet)
+    return load(p, threads, quiet) or _torch(p, threads, quiet)

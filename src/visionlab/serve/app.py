@@ -97,7 +97,8 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
         yield
         limiter.close()
 
-    # no /docs or /redoc: FastAPI's pages load their scripts from a CDN; the schema is at /openapi.json
+    # FastAPI's own /docs and /redoc load their scripts from a CDN, which the page's Content-Security-Policy
+    # (and an offline host) refuses: _add_docs serves Swagger UI from files installed with fastapi-offline
     app = FastAPI(title="visionlab", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Face detection with a mask (or any) label per face, and an active-learning "
                               "labelling queue. Errors are JSON {error, detail}.")
@@ -105,6 +106,7 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
     # registration order is the schema's path order: errors, page, service, detection, active learning
     _add_error_handlers(app)
     _add_page(app)
+    _add_docs(app)
     _add_service_routes(app, info, limiter, labelling, started)
     _add_prediction_routes(app, engine, limiter, info, max_pixels)
     _add_label_routes(app, labelling)
@@ -151,6 +153,36 @@ def _add_page(app: FastAPI) -> None:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+DOCS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>visionlab API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script><script src="/static/docs.js"></script></body></html>"""
+
+
+def _add_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI over ``/openapi.json``, its script and CSS from the fastapi-offline package (no CDN)
+    and its start-up call in static/docs.js (the Content-Security-Policy allows no inline script). Without
+    fastapi-offline, ``/docs`` says where the schema is."""
+    from fastapi.responses import HTMLResponse
+
+    try:
+        from importlib.resources import files
+
+        assets = Path(str(files("fastapi_offline") / "static"))
+    except ModuleNotFoundError:
+        assets = None
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        if assets is None:
+            return _error(404, "not_found", "the interactive API page needs fastapi-offline (pip install "
+                                            "'visionlab[serve]'); the schema is at /openapi.json and docs/service.md "
+                                            "describes every route")
+        return HTMLResponse(DOCS_PAGE, headers={"Cache-Control": "no-cache"})
+
+    if assets is not None:
+        app.mount("/docs/assets", StaticFiles(directory=assets), name="docs-assets")
 
 
 def _add_service_routes(app: FastAPI, info: dict, limiter: Limiter, labelling: Optional[Labelling],

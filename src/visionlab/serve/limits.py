@@ -200,16 +200,23 @@ class SecurityHeaders:
                                             b"connect-src 'self'; object-src 'none'; base-uri 'none'; "
                                             b"frame-ancestors 'none'")]
 
+    # /docs (Swagger UI) styles its elements inline (swagger-api/swagger-ui#3370): that page alone may; it shows
+    # no request's content, and its scripts still come from this server only
+    DOCS_HEADERS = [*HEADERS[:3], (b"content-security-policy",
+                                   b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                                   b"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")]
+
     def __init__(self, app: Callable) -> None:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        headers = self.DOCS_HEADERS if scope.get("path") == "/docs" else self.HEADERS
 
         async def add_headers(msg: dict) -> None:
             if msg["type"] == "http.response.start":
-                msg = dict(msg, headers=list(msg.get("headers", [])) + self.HEADERS)
+                msg = dict(msg, headers=list(msg.get("headers", [])) + headers)
             await send(msg)
 
         await self.app(scope, receive, add_headers)

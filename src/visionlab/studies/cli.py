@@ -1,6 +1,7 @@
 """`visionlab study ...`: list, run and report studies (mounted on the main CLI in visionlab/cli.py)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -10,21 +11,29 @@ from rich.table import Table
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Studies: the dissertation's experiments as grids x seeds with intervals and a report.")
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)  # tables stay readable when piped, as in visionlab/cli.py
 
 
 @app.command("list")
 def list_cmd() -> None:
-    """The built-in studies with their size (configurations x seeds) and quick size."""
+    """The built-in studies with their size (configurations x seeds), quick size, and what a trial costs on this
+    machine: measured where one has run here (runs/studies/NAME), else estimated from the model's size."""
+    from .cost import describe, trial_costs
     from .spec import builtin_names, load_spec
 
-    t = Table("study", "trials", "quick", "description")
+    t = Table("study", "trials", "quick", "a trial here", "study, 1 worker", "quick study", "description")
+    t.columns[0].no_wrap = True
     for name in builtin_names():
         s = load_spec(name)
         arms = len(s.arms())
+        trial, whole = describe(trial_costs(s), len(s.seeds))
+        _, quick = describe(trial_costs(s, quick=True), len(s.resolved_seeds(quick=True)))
         t.add_row(name, f"{arms} x {len(s.seeds)} = {arms * len(s.seeds)}",
-                  f"{arms} x {len(s.resolved_seeds(quick=True))}", " ".join(s.description.split()))
+                  f"{arms} x {len(s.resolved_seeds(quick=True))}", trial, whole, quick, " ".join(s.description.split()))
     out.print(t)
+    out.print("estimates: training FLOPs at a quarter of this machine's float32 matmul rate; they can be several "
+              "times off (bf16 speeds large CNNs up), and a trial run here replaces them; --workers N divides a "
+              "study's time by up to N")
     out.print("run one: visionlab study run NAME [--quick] [--data DIR]; a YAML file with the same keys works too")
 
 
