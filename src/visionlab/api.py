@@ -101,6 +101,10 @@ def _settle_folder(cfg: RunConfig, folder: RunFolder, resume: bool, asked: dict,
         cfg = saved.model_copy(update={"quiet": cfg.quiet})
     elif rank == 0 and (folder.checkpoint.exists() or folder.weights.exists()):
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if rank == 0:  # before the data is loaded: --out that is a file or on a read-only disk is one line
+        from .outdir import make_folder
+
+        make_folder(run_dir, "--out")
     return cfg.model_copy(update={"out": str(run_dir)})
 
 
@@ -197,10 +201,14 @@ def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Pa
                       f"{f' ({len(ds.skipped)} unreadable skipped)' if ds.skipped else ''}", highlight=False)
     elif data is not None and ds.test is not None:
         console.print(f"evaluating on the test split of {data}: {len(ds.test)} images", highlight=False)
-    out_dir = Path(out) if out else loaded.path / "eval"
+    from .outdir import claim_out
+
+    # an existing folder's files are never replaced: a second evaluation goes into a new sub-folder, said
+    out_dir = claim_out(Path(out) if out else loaded.path / "eval", "evaluate")
     m = evaluate_model(loaded.model, ds, out_dir, positive_class=cfg.positive_class,
                        title=f"{cfg.model} evaluated on {Path(str(cfg.data)).name}")
     RunFolder(out_dir).write_metrics(m)
+    m["out_dir"] = str(out_dir)
     return m
 
 

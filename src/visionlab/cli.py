@@ -108,7 +108,7 @@ def evaluate(run: Path = typer.Argument(..., help="a run folder"),
     m = api_evaluate(run, data=data, out=out_dir, positive_class=positive_class)
     out.print(f"accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  ROC-AUC {m.get('roc_auc', float('nan')):.4f}  "
               f"({m['n']} images)")
-    out.print(f"report: {(out_dir or Path(run) / 'eval') / 'report.html'}")
+    out.print(f"report: {Path(m['out_dir']) / 'report.html'}")
 
 
 @app.command("runs")
@@ -177,7 +177,7 @@ def predict_cmd(args: list[Path] = typer.Argument(..., help="[RUN] then image fi
         counts[r["label"]] = counts.get(r["label"], 0) + 1
     out.print(f"{len(res['predictions'])} images predicted: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     _warn_each(res["unreadable"], "skipped")
-    out.print(f"results: {out_dir / 'predictions.csv'}")
+    out.print(f"results: {Path(res['out_dir']) / 'predictions.csv'}")
 
 
 @app.command("compare")
@@ -254,14 +254,14 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
             raise ConfigError("--truth scores photos: give INPUT, not --camera")
         m = detect_and_evaluate(input, model, out_dir, truth, subset=subset,
                                 min_face_prob=0.05 if min_face_prob is None else min_face_prob, **opts)
-        _print_box_scores(m, out_dir)
+        _print_box_scores(m, Path(m["out_dir"]))
         return
     if subset is not None:
         raise ConfigError("--subset goes with --truth")
     s = run_detection(int(camera) if camera is not None else input, model, out_dir,
                       min_face_prob=0.5 if min_face_prob is None else min_face_prob, bin_seconds=bin_seconds,
                       track=track, **opts)
-    _print_detections(s, out_dir)
+    _print_detections(s, Path(s["out_dir"]))
 
 
 def _new_detections_dir() -> Path:

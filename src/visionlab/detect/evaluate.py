@@ -71,7 +71,7 @@ def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.
     if classifier is None or isinstance(classifier, (str, os.PathLike)):  # None: the bundled model
         classifier = load_classifier(classifier, detect_kwargs.pop("backend", "onnx"), detect_kwargs.pop("threads", 1))
     summary = run_detection(src, classifier, out_dir, files=files, **detect_kwargs)
-    out = Path(out_dir)
+    out = Path(summary["out_dir"])  # a new sub-folder when out_dir already held files
     records = [json.loads(ln) for ln in (out / JSONL_FILE).read_text(encoding="utf-8").splitlines() if ln.strip()]
     classes = [c for c in classifier.classes if not is_background(c)]
     m = evaluate_detections(records, truths, classes)
@@ -79,6 +79,7 @@ def detect_and_evaluate(input: str | os.PathLike, classifier, out_dir: str | os.
                                             "detector", "backend") if k in summary}
     report = write_detection_report(m, out)
     m["report"] = str(report)
+    m["out_dir"] = str(out)
     if run_dir is not None:  # `visionlab compare` shows it beside the run's crop accuracy
         from ..io import write_json
 

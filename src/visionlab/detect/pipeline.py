@@ -6,6 +6,8 @@ a run and its ONNX export are interchangeable here.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import time
@@ -17,11 +19,12 @@ from typing import TYPE_CHECKING, Callable, Literal, Optional, Sequence
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own log lines would bury our one-line errors
 import cv2  # noqa: E402
 import numpy as np
+from PIL import Image
 
 from ..errors import ConfigError, DataError, ModelError
-from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_array
+from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, array_to_uint8, decode_array, pil_to_rgb_array
 from ..inference.backends import Classifier, load_classifier
-from ..io import atomic_write_bytes, write_json
+from ..io import WriteError, atomic_write_bytes, shown, write_failed, write_json
 from .faces import FACE_DETECTORS, Face, FaceDetector, quiet_opencv
 
 if TYPE_CHECKING:
@@ -96,12 +99,20 @@ def square_crop(image: np.ndarray, box: Sequence[int], margin: float) -> tuple[i
 
 
 def _to_bgr(image: np.ndarray, color: str) -> np.ndarray:
-    if image.dtype != np.uint8:
-        raise DataError(f"expected a uint8 image, got {image.dtype}")
+    """BGR uint8 of an H x W, H x W x 1, x 3 or x 4 array; other dtypes scaled as the file decoder scales them
+    (``images.array_to_uint8``); an empty or oddly shaped array is a ``DataError`` naming its shape."""
+    if not isinstance(image, np.ndarray):
+        raise DataError(f"expected an image (an H x W x 3 NumPy array, a Pillow image or a path), got "
+                        f"{type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise DataError(f"expected an H x W x 3 image, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise DataError(f"the image is empty: shape {image.shape} has no pixels")
+    image = array_to_uint8(image)
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise DataError(f"expected an H x W x 3 image, got shape {image.shape}")
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR if color == "bgr" else cv2.COLOR_RGBA2BGR)
     return image if color == "bgr" else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
@@ -225,7 +236,9 @@ def detect_faces(image: "str | os.PathLike | np.ndarray", model: "Classifier | s
                                   min_face_prob=min_face_prob, **pipeline_options)
     if isinstance(image, (str, os.PathLike)):
         return pipe(read_image(Path(image)), color="bgr")
-    return pipe(np.asarray(image), color=color)  # type: ignore[arg-type]
+    if isinstance(image, Image.Image):  # every mode converted as the file decoder converts it (P is not grey)
+        return pipe(pil_to_rgb_array(image), color="rgb")
+    return pipe(image, color=color)  # type: ignore[arg-type]
 
 
 def label_color(label: str) -> tuple[int, int, int]:
@@ -306,13 +319,33 @@ def _open_capture(source: int | Path) -> cv2.VideoCapture:
     return cap
 
 
-def _list_images(folder: Path, exclude: Path) -> list[Path]:
-    files = []
+def _list_images(folder: Path, exclude: Path, skipped: Optional[list] = None,
+                 left_out: Optional[list] = None) -> list[Path]:
+    """The regular image files under ``folder``, sorted. ``exclude`` (the output folder) and every visionlab
+    output folder under ``folder`` (an earlier ``detect DIR --out DIR/out``) are left out, named in ``left_out``;
+    FIFOs, devices and sockets with an image's name are never opened and go to ``skipped`` with the reason."""
+    from ..files import special_kind
+    from ..outdir import is_output_folder
+
+    files, outputs, skip = [], [], []
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
-            if exclude == p or exclude in p.parents:
-                continue
+        if any(o in p.parents for o in skip):
+            continue
+        if p.is_dir():
+            if p.resolve() == exclude:  # (``p`` is relative where ``folder`` is: compare resolved paths)
+                skip.append(p)
+            elif not p.is_symlink() and is_output_folder(p):
+                skip.append(p)
+                outputs.append(p)
+            continue
+        if p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith("."):
+            continue
+        if p.is_file():
             files.append(p)
+        elif skipped is not None and (kind := special_kind(p)) is not None:
+            skipped.append([shown(p), f"is {kind}, not a regular file; only regular image files are read"])
+    if left_out is not None:
+        left_out += outputs
     return files
 
 
@@ -330,10 +363,11 @@ def _input_kind(src: int | Path) -> str:
                     f"({', '.join(sorted(VIDEO_SUFFIXES))})")
 
 
-def _resolve_input(input: str | os.PathLike | int, out: Path,
-                   only: Optional[Sequence[str | os.PathLike]]) -> tuple[int | Path, str, list[Path]]:
+def _resolve_input(input: str | os.PathLike | int, out: Path, only: Optional[Sequence[str | os.PathLike]],
+                   skipped: Optional[list] = None) -> tuple[int | Path, str, list[Path]]:
     """The source (a path or a camera index), its kind and, for an image or a folder, the images to read (a
-    folder's restricted to ``only`` when given); checked before anything is loaded or written."""
+    folder's restricted to ``only`` when given); checked before anything is loaded or written. FIFOs and
+    devices named as images go to ``skipped``."""
     if isinstance(input, bool) or not isinstance(input, (int, str, os.PathLike)):
         raise ConfigError(f"input must be a path or a camera index, got {input!r}")
     src: int | Path = input if isinstance(input, int) else Path(input)
@@ -345,12 +379,21 @@ def _resolve_input(input: str | os.PathLike | int, out: Path,
                           f"pick another folder")
     files: list[Path] = []
     if kind in ("image", "folder"):
-        files = [src] if kind == "image" else _list_images(src, out.resolve())
+        left_out: list[Path] = []
+        files = [src] if kind == "image" else _list_images(src, out.resolve(), skipped, left_out)
+        if left_out:
+            from ..progress import console
+
+            console.print(f"[yellow]note:[/] left out {len(left_out)} earlier visionlab output folder"
+                          f"{'s' if len(left_out) > 1 else ''} inside the input: "
+                          f"{', '.join(shown(p) for p in left_out[:5])}{' ...' if len(left_out) > 5 else ''}",
+                          highlight=False, soft_wrap=True)
         if only is not None and kind == "folder":  # a subset of the folder (e.g. the validation photos)
             keep = {Path(f).resolve() for f in only}
             files = [f for f in files if f.resolve() in keep]
         if not files:
-            raise DataError(f"no images in {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+            odd = f"; {len(skipped)} not regular files: {skipped[0][0]} {skipped[0][1]}" if skipped else ""
+            raise DataError(f"no images in {shown(src)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}){odd}")
     return src, kind, files
 
 
@@ -399,7 +442,13 @@ class _DetectionRun:
         self.writer: Optional[cv2.VideoWriter] = None
         self.tmp_video: Optional[Path] = None
         self.final: Optional[Path] = None
-        self.jsonl = open(out / JSONL_FILE, "w", encoding="utf-8")
+        self.written: list[Path] = []  # the images this run wrote, for the message if the disk fills
+        self.lines = 0
+        self.jsonl_path = out / JSONL_FILE
+        try:  # O_EXCL: the folder is this run's own (outdir.claim_out), an existing file is never replaced
+            self.jsonl = os.open(self.jsonl_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except OSError as e:
+            raise write_failed(self.jsonl_path, e) from None
 
     def process(self, frame: np.ndarray, source: str, index: Optional[int],
                 overlay_fps: bool) -> tuple[np.ndarray, dict]:
@@ -423,13 +472,40 @@ class _DetectionRun:
 
     def emit(self, record: dict, annotated: np.ndarray) -> None:
         # after the image or video frame is written, so the JSON lines never run ahead of the output
-        self.jsonl.write(json.dumps(record) + "\n")
-        self.jsonl.flush()
+        self._append(json.dumps(record) + "\n")
+        self.lines += 1
         self.summary["processed"] += 1
         self.summary["faces"] += len(record["faces"])
         self.labels.update(f["label"] for f in record["faces"])
         if self.on_frame is not None:
             self.on_frame(record, annotated)
+
+    def _append(self, line: str) -> None:
+        """One whole line or none: a short write is continued, a failed one (a full disk) cut back."""
+        size = os.lseek(self.jsonl, 0, os.SEEK_END)
+        view = memoryview(line.encode())
+        try:
+            while view:
+                n = os.write(self.jsonl, view)
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[n:]
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.jsonl, size)
+            raise write_failed(self.jsonl_path, e) from None
+
+    def stopped(self, e: WriteError) -> WriteError:
+        """``e`` (a write that failed: a full disk) reworded to say what this run had written by then, instead
+        of the plain "nothing was changed" that holds only for the file that failed."""
+        images = f"{len(self.written)} annotated image{'' if len(self.written) == 1 else 's'} and " \
+            if self.save_frames and self.kind in ("image", "folder") else ""
+        what = f"{images}{self.lines} line{'' if self.lines == 1 else 's'} of {JSONL_FILE}"
+        err = WriteError(f"cannot write {shown(getattr(e, 'path', '?'))}: {getattr(e, 'reason', e)}; this run had "
+                         f"written {what} into {shown(self.out)} (each complete) when it stopped; free some space "
+                         f"and run the command again")
+        err.errno = getattr(e, "errno", None)
+        return err
 
     def read_images(self, bar, files: Sequence[Path], console) -> None:
         """Every image in turn; one of a folder's that cannot be decoded is skipped with a warning line."""
@@ -442,12 +518,13 @@ class _DetectionRun:
                 if kind == "image":
                     raise
                 console.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
-                summary["skipped"].append([str(f), str(e)])
+                summary["skipped"].append([shown(f), str(e)])
                 bar.advance(task)
                 continue
             annotated, record = self.process(img, str(f), None, overlay_fps=False)
             if self.save_frames:
-                _write_image(self.out / (f.name if kind == "image" else f.relative_to(src)), annotated)
+                self.written.append(_write_image(self.out / (f.name if kind == "image" else f.relative_to(src)),
+                                                 annotated))
             self.emit(record, annotated)
             bar.update(task, advance=1, info=f"{summary['processed'] / (time.perf_counter() - self.t0):.1f} img/s")
 
@@ -491,7 +568,7 @@ class _DetectionRun:
     def close(self, cap: Optional[cv2.VideoCapture]) -> None:
         """Finalise the outputs, also after an error or Ctrl-C: the JSON lines closed, the video renamed into
         place (or its part file removed when no frame was written)."""
-        self.jsonl.close()
+        os.close(self.jsonl)
         if cap is not None:
             cap.release()
         if self.writer is not None:
@@ -547,8 +624,11 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
     """
     from ..progress import console, progress
 
+    from ..outdir import claim_out
+
     out = Path(out_dir)
-    src, kind, files = _resolve_input(input, out, files)
+    odd: list = []  # FIFOs and devices named as images: listed with the unreadable files
+    src, kind, files = _resolve_input(input, out, files, odd)
     if classifier is None or isinstance(classifier, (str, os.PathLike)):
         classifier = load_classifier(classifier, backend, threads)
     pipe, prof, setting = profile_pipeline(classifier, detector, kind=kind, quality=quality, profile=profile,
@@ -561,8 +641,16 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
     from .privacy import anonymize, faces_stored
 
     zone, cap = _open_source(src, kind, blur, zone)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out = claim_out(out, "detect")  # an existing folder's files are never replaced: a new sub-folder
+    except BaseException:
+        if cap is not None:
+            cap.release()
+        raise
     summary = _new_summary(src, kind, out, pipe, classifier, prof, setting, faces_stored(blur, save_frames))
+    summary["skipped"] += odd
+    for p, why in odd:
+        console.print(f"[yellow]warning:[/] {p}: {why}", highlight=False, soft_wrap=True)
     run = _DetectionRun(pipe, src, kind, out, summary, save_frames=save_frames, blur=blur, zone=zone,
                         on_frame=on_frame, anonymize=anonymize)
     try:
@@ -573,6 +661,11 @@ def run_detection(input: str | os.PathLike | int, classifier: Classifier | str |
                 run.read_video(bar, cap, max_frames, video_summary, bin_seconds, track)
     except KeyboardInterrupt:
         summary["interrupted"] = True
+    except WriteError as e:
+        raise run.stopped(e) from None
     finally:
         run.close(cap)
-    return run.finish()
+    try:
+        return run.finish()
+    except WriteError as e:
+        raise run.stopped(e) from None

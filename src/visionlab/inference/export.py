@@ -158,6 +158,10 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, for
     target = Path(out) if out is not None else loaded.path / ONNX_FILE
     if target.is_dir():
         target = target / ONNX_FILE
+    from ..outdir import claim_file
+
+    # a file of the user's at --out is never replaced; the run's own model.onnx is re-exported in place
+    claim_file(target, owned=loaded.path / ONNX_FILE)
     from ..detect.profile import profile_for
 
     prof = profile_for(loaded.path)

@@ -1,0 +1,126 @@
+"""Output folders: a run never loses a file it did not create.
+
+Every command that writes a folder of results (``detect``, ``predict``, ``evaluate``, ``compare``, ``data faces``,
+``study run``) claims it here first. A new or empty folder is used as it is; a folder that already holds files is
+left alone and the run writes into a new sub-folder, which is said on stderr (``policy="refuse"``: one line and
+no output instead). A marker file (``MARKER``) names the command, so a later ``detect DIR --out DIR/out`` knows
+``DIR/out`` for an output folder and does not read it as input. A path that is a file, lies under a file or on a
+read-only filesystem is one ``WriteError`` line, never a traceback.
+
+No torch import here.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from pathlib import Path
+from typing import Literal, Optional
+
+from .errors import ConfigError
+from .io import WriteError, atomic_write_text, shown, write_failed
+
+MARKER = ".visionlab-output.json"
+# files that mark a folder as visionlab's output written before the marker existed
+_OUTPUT_FILES = ("detections.jsonl", "predictions.csv")
+
+
+def is_output_folder(path: Path) -> bool:
+    """True for a folder visionlab wrote results into (its marker, or an older run's detections.jsonl or
+    predictions.csv)."""
+    try:
+        return path.is_dir() and any((path / f).is_file() for f in (MARKER, *_OUTPUT_FILES))
+    except OSError:
+        return False
+
+
+def _say(line: str) -> None:
+    from .progress import console
+
+    console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True, markup=True)
+
+
+def _fresh_sub(parent: Path, command: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    sub, k = parent / f"{command}-{stamp}", 1
+    while sub.exists() or sub.is_symlink():
+        k += 1
+        sub = parent / f"{command}-{stamp}.{k}"
+    return sub
+
+
+def make_folder(path: Path, option: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), path)
+        raise WriteError(f"{option} {shown(path)}: {shown(blocker)} is a file, not a folder; pass a folder "
+                         f"path (a new one or an empty one)") from None
+    except OSError as e:
+        raise _unwritable(path, option, e) from None
+
+
+def _unwritable(path: Path, option: str, e: OSError) -> WriteError:
+    if e.errno == errno.EROFS:
+        err = WriteError(f"{option} {shown(path)} is on a read-only file system; pass a folder on a writable disk")
+        err.errno = e.errno
+        return err
+    if e.errno in (errno.EACCES, errno.EPERM):
+        err = WriteError(f"{option} {shown(path)}: permission denied; pass a folder you can write to")
+        err.errno = e.errno
+        return err
+    return write_failed(path, e)
+
+
+def claim_out(path: "str | os.PathLike", command: str, *, option: str = "--out",
+              policy: Literal["subfolder", "refuse"] = "subfolder", quiet: bool = False) -> Path:
+    """The folder this run of ``command`` writes into: ``path`` when it is new or empty, else (``subfolder``) a
+    new ``path/<command>-<time>`` that is said on stderr, or (``refuse``) a ``ConfigError``. The folder exists
+    and holds the marker when this returns; nothing already in ``path`` is changed."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise WriteError(f"{option} {shown(path)} is a broken symbolic link; pass a folder path")
+    if path.exists() and not path.is_dir():
+        raise WriteError(f"{option} {shown(path)} is a file, not a folder; pass a folder path (a new one or an "
+                         f"empty one)")
+    if path.is_dir():
+        try:
+            busy = any(True for _ in os.scandir(path))
+        except OSError as e:
+            raise _unwritable(path, option, e) from None
+        if busy:
+            if policy == "refuse":
+                raise ConfigError(f"{option} {shown(path)} already holds files; pass a new or empty folder "
+                                  f"(nothing was written)")
+            sub = _fresh_sub(path, command)
+            make_folder(sub, option)
+            if not quiet:
+                _say(f"{option} {shown(path)} already holds files: this run writes into {shown(sub)} and changes "
+                     f"nothing else there")
+            path = sub
+    make_folder(path, option)
+    mark(path, command, option)
+    return path
+
+
+def mark(path: Path, command: str, option: str = "--out") -> None:
+    """Write the marker that says ``path`` is ``command``'s output (a read-only folder is one line)."""
+    try:
+        atomic_write_text(path / MARKER, json.dumps({"tool": "visionlab", "command": command,
+                                                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                                     "pid": os.getpid()}) + "\n")
+    except WriteError as e:
+        if getattr(e, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise _unwritable(path, option, OSError(e.errno, os.strerror(e.errno))) from None
+        raise
+
+
+def claim_file(path: "str | os.PathLike", *, option: str = "--out", owned: Optional[Path] = None) -> Path:
+    """A single output file (``export --out``): refused when it exists, unless it is ``owned`` (a file visionlab
+    writes in a run folder of its own, such as ``RUN/model.onnx``); its folder is created."""
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and (owned is None or path.resolve() != Path(owned).resolve()):
+        raise ConfigError(f"{option} {shown(path)} already exists; pass a new file name (nothing was written)")
+    make_folder(path.parent, option)
+    return path
