@@ -3,8 +3,8 @@
 Every command that writes a folder of results (``detect``, ``predict``, ``evaluate``, ``compare``, ``data faces``,
 ``study run``) claims it here first. A new or empty folder is used as it is; a folder that already holds files is
 left alone and the run writes into a new sub-folder, which is said on stderr (``policy="refuse"``: one line and
-no output instead). A marker file (``MARKER``) names the command, so a later ``detect DIR --out DIR/out`` knows
-``DIR/out`` for an output folder and does not read it as input. A path that is a file, lies under a file or on a
+no output instead). ``is_output_folder`` knows a folder by the file each command writes first, so a later
+``detect DIR --out DIR/out`` does not read ``DIR/out`` as input. A path that is a file, lies under a file or on a
 read-only filesystem is one ``WriteError`` line, never a traceback.
 
 No torch import here.
@@ -12,25 +12,25 @@ No torch import here.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import time
 from pathlib import Path
 from typing import Literal, Optional
 
 from .errors import ConfigError
-from .io import WriteError, atomic_write_text, shown, write_failed
+from .io import WriteError, shown, write_failed
 
-MARKER = ".visionlab-output.json"
-# files that mark a folder as visionlab's output written before the marker existed
-_OUTPUT_FILES = ("detections.jsonl", "predictions.csv")
+# the file each command's output folder holds (no marker file of its own: output folders list only results)
+OUTPUT_FILES = ("detections.jsonl", "predictions.csv", "comparison.csv", "faces.json", "inspect.json")
 
 
 def is_output_folder(path: Path) -> bool:
-    """True for a folder visionlab wrote results into (its marker, or an older run's detections.jsonl or
-    predictions.csv)."""
+    """True for a folder visionlab wrote results into: detect's detections.jsonl, predict's predictions.csv,
+    compare's comparison.csv, a face-crop set's faces.json, inspect.json, or an evaluation (metrics.json and
+    report.html)."""
     try:
-        return path.is_dir() and any((path / f).is_file() for f in (MARKER, *_OUTPUT_FILES))
+        return path.is_dir() and (any((path / f).is_file() for f in OUTPUT_FILES) or
+                                  ((path / "metrics.json").is_file() and (path / "report.html").is_file()))
     except OSError:
         return False
 
@@ -50,7 +50,9 @@ def _fresh_sub(parent: Path, command: str) -> Path:
     return sub
 
 
-def make_folder(path: Path, option: str) -> None:
+def make_folder(path: Path, option: str = "--out") -> None:
+    """``path`` and its parents created, and writable; a file in the way, a read-only disk or a folder without
+    write permission is one ``WriteError`` line naming ``option``."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -59,6 +61,8 @@ def make_folder(path: Path, option: str) -> None:
                          f"path (a new one or an empty one)") from None
     except OSError as e:
         raise _unwritable(path, option, e) from None
+    if not os.access(path, os.W_OK):  # an existing folder on a read-only disk, or not ours to write
+        raise _unwritable(path, option, OSError(errno.EROFS if _read_only(path) else errno.EACCES, ""))
 
 
 def _unwritable(path: Path, option: str, e: OSError) -> WriteError:
@@ -77,7 +81,7 @@ def claim_out(path: "str | os.PathLike", command: str, *, option: str = "--out",
               policy: Literal["subfolder", "refuse"] = "subfolder", quiet: bool = False) -> Path:
     """The folder this run of ``command`` writes into: ``path`` when it is new or empty, else (``subfolder``) a
     new ``path/<command>-<time>`` that is said on stderr, or (``refuse``) a ``ConfigError``. The folder exists
-    and holds the marker when this returns; nothing already in ``path`` is changed."""
+    and is writable when this returns; nothing already in ``path`` is changed."""
     path = Path(path)
     if path.is_symlink() and not path.exists():
         raise WriteError(f"{option} {shown(path)} is a broken symbolic link; pass a folder path")
@@ -100,20 +104,14 @@ def claim_out(path: "str | os.PathLike", command: str, *, option: str = "--out",
                      f"nothing else there")
             path = sub
     make_folder(path, option)
-    mark(path, command, option)
     return path
 
 
-def mark(path: Path, command: str, option: str = "--out") -> None:
-    """Write the marker that says ``path`` is ``command``'s output (a read-only folder is one line)."""
+def _read_only(path: Path) -> bool:
     try:
-        atomic_write_text(path / MARKER, json.dumps({"tool": "visionlab", "command": command,
-                                                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                                     "pid": os.getpid()}) + "\n")
-    except WriteError as e:
-        if getattr(e, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise _unwritable(path, option, OSError(e.errno, os.strerror(e.errno))) from None
-        raise
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def claim_file(path: "str | os.PathLike", *, option: str = "--out", owned: Optional[Path] = None) -> Path:
