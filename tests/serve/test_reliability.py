@@ -108,9 +108,9 @@ def test_broken_json_is_400(c):
 
 
 def _jpeg() -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(buf, "JPEG")
-    return buf.getvalue()
+    from visionlab.assets import PHOTOS
+
+    return (PHOTOS / "maksssksksss627.jpg").read_bytes()  # a real photo with two faces
 
 
 def test_a_multipart_body_cut_before_its_closing_boundary_is_400(c):
