@@ -321,9 +321,10 @@ def _open_capture(source: int | Path) -> cv2.VideoCapture:
 
 def _list_images(folder: Path, exclude: Path, skipped: Optional[list] = None,
                  left_out: Optional[list] = None) -> list[Path]:
-    """The regular image files under ``folder``, sorted. ``exclude`` (the output folder) and every visionlab
-    output folder under ``folder`` (an earlier ``detect DIR --out DIR/out``) are left out, named in ``left_out``;
-    FIFOs, devices and sockets with an image's name are never opened and go to ``skipped`` with the reason."""
+    """The regular image files under ``folder``, sorted. ``exclude`` (this run's output folder, resolved) and
+    every visionlab output folder under ``folder`` (an earlier ``detect DIR --out DIR/out``) are left out, the
+    latter named in ``left_out``; FIFOs, devices and sockets with an image's name are never opened and go to
+    ``skipped`` with the reason."""
     from ..files import special_kind
     from ..outdir import is_output_folder
 
