@@ -366,5 +366,8 @@ def test_a_labels_file_that_is_not_a_file_is_refused(folders, tmp_path, kind):
     assert p.returncode == 2, p.stdout + p.stderr
     one_clear_line(p, f"labels.jsonl: is {what}, not a regular file")
     assert "saved #" not in p.stdout
+    p = cli("query", str(proj), "--k", "3", "--strategy", "random", timeout=60)
+    assert p.returncode == 2, p.stdout + p.stderr
+    one_clear_line(p, f"labels.jsonl: is {what}, not a regular file")
     with pytest.raises(DataError, match="not a regular file"):
         loop.add_label(proj, "img_001.png", "mask")
