@@ -98,7 +98,8 @@ def test_a_pillow_image_of_any_mode_is_detected_as_its_file_would_be(tmp_path, c
     if mode in ("I", "I;16", "F"):
         im = rgb.convert("L").convert(mode)
         if mode == "I;16":  # 16-bit samples that fill the range, as a 16-bit PNG holds them
-            im = Image.frombytes("I;16", rgb.size, (np.asarray(rgb.convert("L"), np.uint16) * 257).astype("<u2").tobytes())
+            grey16 = np.asarray(rgb.convert("L"), np.uint16) * 257
+            im = Image.frombytes("I;16", rgb.size, grey16.astype("<u2").tobytes())
     elif mode == "PA":
         im = rgb.convert("P").convert("PA")
     else:

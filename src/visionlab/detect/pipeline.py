@@ -223,15 +223,16 @@ def profile_pipeline(classifier: Classifier, detector: FaceDetector | str = "yun
     return pipe, prof, setting
 
 
-def detect_faces(image: "str | os.PathLike | np.ndarray | Image.Image", model: "Classifier | str | os.PathLike | None" = None, *,
+def detect_faces(image: "str | os.PathLike | np.ndarray | Image.Image",
+                 model: "Classifier | str | os.PathLike | None" = None, *,
                  face_model: "str | os.PathLike | None" = None, quality: str = "accurate", color: str = "rgb",
                  backend: Literal["onnx", "torch"] = "onnx", min_face_prob: float = 0.5,
                  **pipeline_options) -> list[FaceResult]:
     """Faces of one photo (a path; a Pillow image of any mode, converted as its file would be decoded; or an
     H x W (x 3 or 4) array in ``color`` order: uint8, or uint16, float 0..1 or bool scaled as the decoder scales
-    them), each with box, label, best guess, probabilities and detector score; nothing is written. ``model`` defaults to the bundled classifier, the
-    face detector to the bundled YuNet; both follow the classifier's detection profile. This is
-    ``visionlab.detect(...)``."""
+    them), each with box, label, best guess, probabilities and detector score; nothing is written. ``model``
+    defaults to the bundled classifier, the face detector to the bundled YuNet; both follow the classifier's
+    detection profile. This is ``visionlab.detect(...)``."""
     clf = model if model is not None and not isinstance(model, (str, os.PathLike)) else load_classifier(model, backend)
     pipe, _, _ = profile_pipeline(clf, kind="image", quality=quality, face_model=face_model,
                                   min_face_prob=min_face_prob, **pipeline_options)
