@@ -55,7 +55,10 @@ def write_failed(path: Path, e: OSError) -> WriteError:
 def shown(path: "str | os.PathLike | bytes") -> str:
     """``path`` with each byte that is not UTF-8 (a surrogate escape from ``os.fsdecode``) as ``\\xNN``, so it
     can be printed and written into a UTF-8 report; ``os.fsencode`` of the raw name gives the file back."""
-    raw = path if isinstance(path, bytes) else os.fsencode(path)
+    try:
+        raw = path if isinstance(path, bytes) else os.fsencode(path)
+    except UnicodeEncodeError:  # a lone surrogate that no file name decodes to
+        return str(path).encode("utf-8", "backslashreplace").decode()
     return raw.decode("utf-8", errors="backslashreplace")
 
 
