@@ -35,13 +35,14 @@ def _cache_dir(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def mounted(where: Path, size: str = "1m"):
-    """A real tmpfs of ``size`` at ``where`` (root only; skips otherwise), unmounted afterwards."""
+def mounted(where: Path, size: str = "1m", readonly: bool = False):
+    """A real tmpfs of ``size`` at ``where`` (root only; skips otherwise), read-only when asked, unmounted
+    afterwards."""
     where.mkdir()
     if os.geteuid() != 0 or not shutil.which("mount"):
         pytest.skip("a real full or read-only filesystem needs root to mount a tmpfs")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True,
-                       text=True)
+    opts = f"ro,size={size}" if readonly else f"size={size}"
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True, text=True)
     if r.returncode:
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()})")
     try:

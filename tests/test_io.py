@@ -147,3 +147,24 @@ def test_cache_root_argument_then_environment_then_home(tmp_path, monkeypatch):
     assert io.cache_root() == tmp_path / "home" / "env-cache"
     monkeypatch.delenv("VISIONLAB_CACHE")
     assert io.cache_root(None) == tmp_path / "home" / ".cache" / "visionlab"
+
+
+def test_a_non_utf8_name_is_written_and_reported_with_escapes(tmp_path):
+    """Issue 28 item 3: io.short and atomic_write_text raised UnicodeEncodeError on b'x\\xffy.jpg'."""
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/x\xffy.jpg"))
+    io.atomic_write_bytes(odd, b"abc")  # the temporary name beside it is made from the raw bytes
+    assert open(bytes(tmp_path) + b"/x\xffy.jpg", "rb").read() == b"abc"
+    io.write_csv(tmp_path / "p.csv", [{"path": str(odd)}])
+    assert "x\\xffy.jpg" in (tmp_path / "p.csv").read_text(encoding="utf-8")  # still UTF-8 text
+    assert io.short(os.fsdecode(b"\xff" * 300), 10) == os.fsdecode(b"\xff" * 10)
+    assert io.shown("\ud800") == "\\ud800"  # no file name decodes to this, and it is still shown
+
+
+@pytest.mark.parametrize("kind", ["fifo", "devnull", "folder"])
+def test_append_line_refuses_what_is_not_a_regular_file(tmp_path, kind):
+    """Issue 28 item 8, a guard: before, fsync's EINVAL happened to refuse a FIFO and /dev/null too; now the
+    descriptor is checked first and the line says what is wrong."""
+    p = tmp_path / "labels.jsonl"
+    {"fifo": lambda: os.mkfifo(p), "devnull": lambda: os.symlink("/dev/null", p), "folder": p.mkdir}[kind]()
+    with pytest.raises(io.WriteError, match="not a regular file" if kind != "folder" else "cannot write"):
+        io.append_line(p, '{"id": 1}')

@@ -51,7 +51,7 @@ def _imports(name: str, path: Path, mods: dict[str, Path]) -> set[str]:
 # floor is torch-free plumbing; detection sits above inference and evaluation; the verbs and apps at the top.
 LAYERS = [
     {"errors", "files", "io", "registry", "extras", "classes", "verbs", "progress", "config", "images", "assets",
-     "boxes", "plots", "cli_errors", "cli_options", "version", "timing"},
+     "boxes", "plots", "cli_errors", "cli_options", "version", "timing", "outdir"},
     {"scratch", "data"},
     {"models", "training", "runs"},
     {"resolve", "evaluation", "inference"},

@@ -1,5 +1,7 @@
 """Issue 14 items 9, 10, 11: user mistakes with run folders and configs give one clear line, never a
-traceback; --resume says what it does; evaluate on a new folder uses every image. Real CLI processes."""
+traceback; --resume says what it does; evaluate on a new folder uses every image. Issue 28 items 1, 3, 4, 9 for
+predict, evaluate, compare, export and train: an existing output folder never loses a file, non-UTF-8 names,
+--out that is a file or read-only, FIFOs and devices listed. Real CLI processes."""
 from __future__ import annotations
 
 import json
@@ -14,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from conftest import mounted  # tests/conftest.py (rootdir conftest, on sys.path)
 
 SMALL = ["--model", "mlp", "--widths", "8", "--image-size", "8", "--report", "metrics", "--quiet"]
 
@@ -134,3 +138,107 @@ def test_predict_out_with_a_254_character_file_name(run, tmp_path):
     clear(p, rc=0)
     ann = list((tmp_path / "out" / "annotated").iterdir())
     assert len(ann) == 1 and not ann[0].name.startswith(".")
+
+
+# --- issue 28 ----------------------------------------------------------------------------------------------
+def images(folder: Path, n: int = 3) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (12, 12), (40 * i, 200, 30)).save(folder / f"{i}.png")
+    return folder
+
+
+def keep(folder: Path) -> dict[str, bytes]:
+    """A user's folder with files whose names visionlab writes; returns its content to compare with later."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("predictions.csv", "predictions.json", "metrics.json", "report.html", "comparison.csv", "0.jpg"):
+        (folder / name).write_text(f"precious {name}\n")
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def top_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_predict_evaluate_compare_never_replace_a_users_files(run, tmp_path):
+    """Item 1: each wrote into an existing --out over files of the same names."""
+    src = images(tmp_path / "in")
+    for cmd in (["predict", str(run), str(src)], ["evaluate", str(run)], ["compare", str(run), str(run)]):
+        out = tmp_path / cmd[0]
+        before = keep(out)
+        p = vl(*cmd, "--out", str(out))
+        clear(p, "already holds files: this run writes into", rc=0)
+        assert top_files(out) == before, cmd  # before: predictions.csv, metrics.json, report.html replaced
+        sub = [d for d in out.iterdir() if d.is_dir()]
+        assert len(sub) == 1 and sub[0].name.startswith(f"{cmd[0]}-") and str(sub[0]) in p.stdout + p.stderr
+    pred = next(d for d in (tmp_path / "predict").iterdir() if d.is_dir())
+    assert len(json.loads((pred / "predictions.json").read_text())["predictions"]) == 3
+
+
+def test_evaluate_twice_keeps_the_first_report(run, tmp_path):
+    r = copy_run(run, tmp_path / "r")
+    clear(vl("evaluate", str(r)), rc=0)
+    first = top_files(r / "eval")
+    p = vl("evaluate", str(r))
+    clear(p, "writes into", rc=0)
+    assert top_files(r / "eval") == first
+    sub = next(d for d in (r / "eval").iterdir() if d.is_dir() and d.name.startswith("evaluate-"))
+    assert f"report: {sub / 'report.html'}" in p.stdout.replace("\n", "")
+
+
+def test_export_never_replaces_a_users_file(run, tmp_path):
+    r = copy_run(run, tmp_path / "r")
+    mine = tmp_path / "mine.onnx"
+    mine.write_text("precious\n")
+    clear(vl("export", str(r), "--out", str(mine)), "already exists")  # before: replaced it
+    assert mine.read_text() == "precious\n"
+    clear(vl("export", str(r)), rc=0)
+    clear(vl("export", str(r)), rc=0)  # the run's own model.onnx is re-exported in place
+
+
+def test_predict_and_train_with_a_non_utf8_file_name(tmp_path):
+    """Item 3: UnicodeEncodeError tracebacks from data/cache.py (train) and write_csv (predict)."""
+    data = tmp_path / "data"
+    rng = np.random.default_rng(1)
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(data / c / f"{i}.png")
+    odd = os.fsdecode(bytes(data) + b"/a/x\xffy.png")
+    shutil.copy(data / "a" / "0.png", odd)
+    out = tmp_path / "r"
+    clear(vl("train", "--data", str(data), "--epochs", "1", *SMALL, "--out", str(out)), rc=0)
+    p = vl("predict", str(out), str(data / "a"), "--out", str(tmp_path / "pred"))
+    clear(p, "11 images predicted", rc=0)
+    csv = (tmp_path / "pred" / "predictions.csv").read_text(encoding="utf-8")  # still UTF-8 text
+    assert "x\\xffy.png" in csv
+    rows = json.loads((tmp_path / "pred" / "predictions.json").read_text())["predictions"]
+    assert any(os.fsencode(r["path"]).endswith(b"/x\xffy.png") for r in rows)  # JSON keeps the exact name
+    assert os.path.exists(os.fsdecode(bytes(tmp_path) + b"/pred/annotated/x\xffy.jpg"))
+
+
+def test_out_that_is_a_file_or_read_only_is_one_line(run, tmp_path):
+    """Item 4: FileExistsError, NotADirectoryError, OSError [Errno 30] tracebacks from predict and train."""
+    src = images(tmp_path / "in", 1)
+    f = tmp_path / "afile"
+    f.write_text("precious\n")
+    for out in (f, f / "sub"):
+        clear(vl("predict", str(run), str(src), "--out", str(out)), "is a file, not a folder")
+        clear(vl("train", "--data", "synthetic", "--synthetic-per-class", "4", *SMALL, "--epochs", "1", "--out",
+                 str(out)), "is a file, not a folder")
+    assert f.read_text() == "precious\n"
+    with mounted(tmp_path / "ro", readonly=True) as ro:
+        clear(vl("predict", str(run), str(src), "--out", str(ro / "p")), "read-only file system")
+        clear(vl("train", "--data", "synthetic", "--synthetic-per-class", "4", *SMALL, "--epochs", "1", "--out",
+                 str(ro / "r")), "read-only file system")
+
+
+def test_predict_lists_fifos_and_devices(run, tmp_path):
+    """Item 9: left out without a word."""
+    src = images(tmp_path / "in", 2)
+    os.mkfifo(src / "pipe.jpg")
+    os.symlink("/dev/null", src / "null.png")
+    p = vl("predict", str(run), str(src), "--out", str(tmp_path / "out"))
+    clear(p, "pipe.jpg: is a FIFO, not a regular file", "null.png: is a device, not a regular file", rc=0)
+    skipped = json.loads((tmp_path / "out" / "predictions.json").read_text())["unreadable"]
+    assert sorted(Path(s["path"]).name for s in skipped) == ["null.png", "pipe.jpg"]

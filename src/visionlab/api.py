@@ -58,13 +58,16 @@ def train(config: RunConfig | dict | str | Path | None = None, *, resume: bool =
              **{k: v for k, v in fields.items() if v is not None}}  # what the caller set, for --resume's message
     cfg = resolve(RunConfig.build(config, **fields))  # recipe applied and printed, names checked, image size fixed
     rank = int(os.environ.get("RANK", "0"))
+    # a missing tracking library is said before any folder is made or data loaded (a resumed run: its saved --track)
+    trackers = _trackers(cfg) if rank == 0 and not resume else None
     folder = RunFolder(new_run_dir(cfg))
     cfg = _settle_folder(cfg, folder, resume, asked, rank)  # --resume: the saved config, --data included
     if cfg.data is None:
         raise ConfigError("no --data given: pass an image folder (class folders), 'cifar10', or 'synthetic' for "
                           "generated images")
     _setup_torch(cfg)
-    trackers = _trackers(cfg) if rank == 0 else None  # a missing tracking library is said before the data load
+    if rank == 0 and resume:
+        trackers = _trackers(cfg)
 
     data = load_data(cfg)
     if not cfg.quiet and rank == 0:
@@ -120,6 +123,10 @@ def _settle_folder(cfg: RunConfig, folder: RunFolder, resume: bool, asked: dict,
         cfg = saved.model_copy(update={"quiet": cfg.quiet})
     elif rank == 0 and (folder.checkpoint.exists() or folder.weights.exists()):
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if rank == 0:  # before the data is loaded: --out that is a file or on a read-only disk is one line
+        from .outdir import make_folder
+
+        make_folder(run_dir, "--out")
     return cfg.model_copy(update={"out": str(run_dir)})
 
 
@@ -291,13 +298,18 @@ def evaluate(run: str | Path, data: Optional[str] = None, out: Optional[str | Pa
     elif not quiet:
         console.print(f"evaluating on the {split} split of {data or cfg.data}: {len(getattr(ds, split))} images",
                       highlight=False)
-    out_dir = Path(out) if out else loaded.path / ("eval" if split == "test" else f"eval-{split}")
+    from .outdir import claim_out
+
+    # an existing folder's files are never replaced: a second evaluation goes into a new sub-folder, said
+    out_dir = claim_out(Path(out) if out else loaded.path / ("eval" if split == "test" else f"eval-{split}"),
+                        "evaluate")
     m = evaluate_model(loaded.model, ds, out_dir, positive_class=cfg.positive_class, split=split, tta=tta,
                        quiet=quiet, slices=tags, title=f"{cfg.model} evaluated on "
                                        + (f"all of {Path(str(cfg.data)).name}" if whole
                                           else f"the {split} split of {Path(str(cfg.data)).name}")
                                        + (" (flip TTA)" if tta else ""))
     RunFolder(out_dir).write_metrics(m)
+    m["out_dir"] = str(out_dir)
     return m
 
 

@@ -144,7 +144,7 @@ def evaluate(run: Path = typer.Argument(..., help="a run folder"),
                   f"accuracy {m['at_threshold']['accuracy']:.4f}")
     if "slices" in m:
         _print_slices(m["slices"])
-    out.print(f"report: {(out_dir or Path(run) / ('eval' if split == 'test' else f'eval-{split}')) / 'report.html'}")
+    out.print(f"report: {Path(m['out_dir']) / 'report.html'}")
 
 
 @app.command("runs")
@@ -227,7 +227,7 @@ def predict_cmd(inputs: list[Path] = typer.Argument(..., help="[RUN] then image 
         counts[r["label"]] = counts.get(r["label"], 0) + 1
     out.print(f"{len(res['predictions'])} images predicted: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     _warn_each(res["unreadable"], "skipped")
-    out.print(f"results: {out_dir / 'predictions.csv'}")
+    out.print(f"results: {Path(res['out_dir']) / 'predictions.csv'}")
 
 
 @app.command("compare")
@@ -282,14 +282,14 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
             raise ConfigError("--truth scores photos: give INPUT, not --camera")
         m = detect_and_evaluate(input, cfg.with_(min_face_prob=0.05 if cfg.min_face_prob is None else None),
                                 out_dir, truth, subset=subset, slices=slices)
-        _print_box_scores(m, out_dir)
+        _print_box_scores(m, Path(m["out_dir"]))
         return
     if subset is not None or slices is not None:
         raise ConfigError(f"{'--subset' if subset is not None else '--slices'} goes with --truth")
     from .detect import run_detection
 
     s = run_detection(int(camera) if camera is not None else input, cfg, out_dir)
-    _print_detections(s, out_dir)
+    _print_detections(s, Path(s["out_dir"]))
 
 
 def _print_box_scores(m: dict, out_dir: Path) -> None:

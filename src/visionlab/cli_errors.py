@@ -27,7 +27,12 @@ def escape(text: str) -> str:
 
 
 def run_app(app: Any, argv: Optional[list[str]] = None) -> None:
-    """Run a typer app (standalone mode: it exits itself) with visionlab's error handling."""
+    """Run a typer app (standalone mode: it exits itself) with visionlab's error handling. A file name that is
+    not UTF-8 (held as surrogate escapes) is printed with its bytes escaped, never a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # (a TextIOWrapper; a test's capture may lack it)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         app(args=argv, standalone_mode=True)
     except VisionlabError as e:

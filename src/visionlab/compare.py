@@ -104,8 +104,10 @@ def _detection(run: Path) -> dict:
 
 def compare(runs: Sequence[str | Path], out: str | Path = "comparison") -> Path:
     """Write ``out/report.html`` (+ PNGs, comparison.csv/json) comparing ``runs`` on their test splits."""
+    from .outdir import claim_out
+
     items = [_load(Path(r)) for r in runs]
-    out = Path(out)
+    out = claim_out(out, "compare")  # an existing folder's files are never replaced: a new sub-folder
     pdir = out / "plots"
     pdir.mkdir(parents=True, exist_ok=True)
     rows = _run_rows(items)

@@ -13,7 +13,24 @@ from .errors import DataError
 MAX_FILE_BYTES = int(float(os.environ.get("VISIONLAB_MAX_FILE_MB", "256")) * 2 ** 20)
 
 
-def open_regular(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> int:
+def special_kind(path: str | Path) -> "str | None":
+    """"a FIFO", "a device" or "a socket" for such a file (a symlink followed, nothing opened), else None (a
+    regular file, a folder, a missing path): what a folder listing names instead of leaving it out silently."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
+
+
+def open_regular(path: str | Path, max_bytes: int = MAX_FILE_BYTES,
+                 advice: str = "only regular image files are read") -> int:
     """A read-only descriptor of ``path`` if it is a regular file of at most ``max_bytes``, else ``DataError``.
 
     Opened with O_NONBLOCK, so a FIFO named ``x.jpg`` cannot block the open, and checked with fstat on the
@@ -32,7 +49,7 @@ def open_regular(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> int:
             kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or
                     stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else
                     "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file")
-            raise DataError(f"{name}: is {kind}, not a regular file; only regular image files are read")
+            raise DataError(f"{name}: is {kind}, not a regular file; {advice}")
         if st.st_size > max_bytes:
             raise DataError(f"{name}: {st.st_size / 2 ** 20:.0f} MiB is over the {max_bytes / 2 ** 20:g} MiB limit "
                             f"for one image (VISIONLAB_MAX_FILE_MB raises it)")
@@ -43,9 +60,10 @@ def open_regular(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> int:
     return fd
 
 
-def read_regular(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+def read_regular(path: str | Path, max_bytes: int = MAX_FILE_BYTES,
+                 advice: str = "only regular image files are read") -> bytes:
     """The bytes of a regular file (see ``open_regular``), never more than ``max_bytes``."""
-    fd = open_regular(path, max_bytes)
+    fd = open_regular(path, max_bytes, advice)
     try:
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(max_bytes + 1)

@@ -77,17 +77,18 @@ offline. On {val.get('photos', '?')} annotated crowd photos it never trained on,
 def demo(data: Optional[str] = None, out: Optional[str] = None, epochs: int = 6, quiet: bool = False) -> DemoResult:
     """Detect masks in the bundled photos, then train and evaluate a small classifier; returns where it all is."""
     from .assets import PHOTOS, demo_photos
-    from .detect.pipeline import JSONL_FILE
     from .detect.run import run_detection
 
     root = Path(out) if out else Path(time.strftime("demo-%Y%m%d-%H%M%S"))
-    root.mkdir(parents=True, exist_ok=True)
+    from .outdir import make_folder
+
+    make_folder(root, "--out")  # a file in the way or a read-only disk: one line
     photos = demo_photos()
     det: dict[str, Any] = {}
     records: list[dict] = []
     if photos:
         det = run_detection(PHOTOS, None, root / "detections", quality="accurate", show_progress=not quiet)
-        lines = (root / "detections" / JSONL_FILE).read_text(encoding="utf-8").splitlines()
+        lines = Path(det["jsonl"]).read_text(encoding="utf-8").splitlines()  # (a sub-folder if detections/ held files)
         records = [json.loads(x) for x in lines if x.strip()]
     fields: dict[str, Any] = dict(model="small_cnn", optimizer="adam", lr=0.002, batch_size=32, epochs=epochs,
                                   image_size=64, seed=0, out=str(root / "classifier"), quiet=quiet)

@@ -101,6 +101,40 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # L, 1, CMYK, YCbCr, RGBX, ...
 
 
+def pil_to_rgb_array(im: Image.Image) -> np.ndarray:
+    """H x W x 3 uint8 RGB of an in-memory Pillow image, converted exactly as ``decode_array`` converts a file's
+    (EXIF orientation; palette and its transparency, alpha on white, 16/32-bit and float scaled, CMYK, 1-bit):
+    ``visionlab.detect(image)`` sees the pixels ``visionlab.detect(path)`` would."""
+    try:
+        im = ImageOps.exif_transpose(im) or im
+    except Exception:  # a broken EXIF block should not cost an otherwise good image (as decode_array)
+        pass
+    arr = np.asarray(_to_rgb(im), dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[2] != 3 or not arr.size:
+        raise DataError(f"a Pillow image of mode {im.mode} and size {im.size} cannot be used: it has no pixels")
+    return arr
+
+
+def array_to_uint8(a: np.ndarray) -> np.ndarray:
+    """An image array in 8 bits per sample, scaled as the decoder scales the same samples in a file: uint16 by
+    1/257 (65535 -> 255), floats in 0..1 by 255 (others clipped to 0..255), wider integers holding 16-bit values
+    by 1/257, bool to 0/255. Any other dtype (complex, object, strings) is a ``DataError`` naming it."""
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8) * np.uint8(255)
+    if a.dtype.kind not in "uif":
+        raise DataError(f"expected an image array of numbers (uint8, uint16, float), got dtype {a.dtype}")
+    if a.dtype.kind == "u" and a.dtype.itemsize == 2:
+        scale = 1 / 257.0
+    elif a.dtype.kind == "f":
+        top = float(np.nanmax(a)) if a.size else 0.0
+        scale = 255.0 if top <= 1.0 else 1.0
+    else:
+        scale = 1 / 257.0 if a.size and int(a.max()) > 255 else 1.0
+    return np.clip(np.nan_to_num(a.astype(np.float32) * np.float32(scale)), 0, 255).round().astype(np.uint8)
+
+
 def decode_array(src: str | Path | bytes, size: Optional[int] = None) -> np.ndarray:
     """Like ``decode_image`` but returns a H x W x 3 uint8 NumPy array (what the cache fills its buffer with)."""
     name = _name(src)

@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -36,22 +37,36 @@ class WriteError(DataError, OSError):
 
 
 def write_failed(path: Path, e: OSError) -> WriteError:
+    """One line for a failed write of ``path``; ``.path`` and ``.reason`` (without the advice) let a command that
+    had written other files first say what it wrote."""
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        why = "no space left on the device (nothing was changed); free some space and run the command again"
+        reason = "no space left on the device"
+        why = f"{reason} (nothing was changed); free some space and run the command again"
     elif e.errno == errno.ENAMETOOLONG:
-        why = "the file name is too long for the filesystem"
+        why = reason = "the file name is too long for the filesystem"
     else:
-        why = e.strerror or str(e)
-    err = WriteError(f"cannot write {path}: {why}")
+        why = reason = e.strerror or str(e)
+    err = WriteError(f"cannot write {shown(path)}: {why}")
     err.errno = e.errno  # (strerror and filename unset: str() stays the one line above)
+    err.path, err.reason = Path(path), reason  # type: ignore[attr-defined]
     return err
+
+
+def shown(path: "str | os.PathLike | bytes") -> str:
+    """``path`` with each byte that is not UTF-8 (a surrogate escape from ``os.fsdecode``) as ``\\xNN``, so it
+    can be printed and written into a UTF-8 report; ``os.fsencode`` of the raw name gives the file back."""
+    try:
+        raw = path if isinstance(path, bytes) else os.fsencode(path)
+    except UnicodeEncodeError:  # a lone surrogate that no file name decodes to
+        return str(path).encode("utf-8", "backslashreplace").decode()
+    return raw.decode("utf-8", errors="backslashreplace")
 
 
 def short(name: str, room: int = 200) -> str:
     """``name`` cut to ``room`` bytes, for a temporary name beside it: a 254-byte file name plus a prefix and
     a suffix would pass the filesystem's 255."""
-    b = name.encode()
-    return name if len(b) <= room else b[:room].decode(errors="ignore")
+    b = os.fsencode(name)  # a name that is not UTF-8 (b'x\xffy.jpg') keeps its bytes
+    return name if len(b) <= room else os.fsdecode(b[:room])
 
 
 def fsync_folder(path: Path) -> None:
@@ -92,8 +107,20 @@ def atomic_write_bytes(path: Path, data: bytes, *, sync_folder: bool = False) ->
         fsync_folder(path.parent)
 
 
+def text_bytes(text: str) -> bytes:
+    """UTF-8 of ``text``; a file name that is not UTF-8 (held as surrogate escapes, ``os.fsdecode``) is written
+    with its bytes escaped (``x\\xffy.jpg``), so a report stays UTF-8 text and the writer never fails on it."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").encode()
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "backslashreplace")
+
+
 def atomic_write_text(path: Path, text: str, *, sync_folder: bool = False) -> None:
-    atomic_write_bytes(path, text.encode(), sync_folder=sync_folder)
+    atomic_write_bytes(path, text_bytes(text), sync_folder=sync_folder)
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -158,7 +185,13 @@ def append_line(path: Path, line: str) -> None:
     except OSError as e:
         raise write_failed(p, e) from None
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or /dev/null would swallow the line and report it written
+            err = WriteError(f"cannot write {shown(p)}: it is not a regular file (a FIFO, a device or a folder); "
+                             f"nothing was written")
+            err.errno = errno.EINVAL
+            raise err
+        size = st.st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
         try:

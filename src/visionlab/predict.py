@@ -12,20 +12,39 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from .errors import ConfigError, DataError
-from .io import atomic_write_bytes, atomic_write_text, write_csv
+from .io import atomic_write_bytes, atomic_write_text, shown, write_csv
 from .progress import progress
 
 
-def collect_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+def collect_images(inputs: Iterable[str | Path],
+                   exclude: Optional[Path] = None) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The files to predict and the (path, reason) of those passed over: missing paths, and FIFOs, devices and
+    sockets (never opened: reading a FIFO would hang). Files in ``exclude`` (this run's output folder) and in
+    earlier visionlab output folders inside a given folder are left out."""
+    from .files import special_kind
+    from .outdir import is_output_folder
+
     files, missing = [], []
     for i in inputs:
         p = Path(i)
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+            skip: list[Path] = []
+            for f in sorted(p.rglob("*")):
+                if f.name.startswith(".") or any(o in f.parents for o in skip):
+                    continue
+                if f.is_dir():
+                    if (exclude is not None and f.resolve() == exclude) or is_output_folder(f):
+                        skip.append(f)
+                elif f.is_file():
+                    files.append(f)
+                elif (kind := special_kind(f)) is not None:
+                    missing.append((shown(f), f"is {kind}, not a regular file; only regular image files are read"))
         elif p.is_file():
             files.append(p)
+        elif (kind := special_kind(p)) is not None:
+            missing.append((shown(p), f"is {kind}, not a regular file; only regular image files are read"))
         else:
-            missing.append((str(p), "does not exist"))
+            missing.append((shown(p), "does not exist"))
     return files, missing
 
 
@@ -108,9 +127,14 @@ def predict(run: str | Path | None, inputs: str | Path | Iterable[str | Path], o
     rule = decision(run, classes, threshold)
     size = int(clf.image_size)
     source = str(run) if run is not None else f"bundled:{Path(clf.source).name}"
-    files, problems = collect_images([inputs] if isinstance(inputs, (str, Path)) else inputs)
+    out_dir = None
+    if out:
+        from .outdir import claim_out
+
+        out_dir = claim_out(out, "predict")  # an existing folder's files are never replaced: a new sub-folder
+    files, problems = collect_images([inputs] if isinstance(inputs, (str, Path)) else inputs,
+                                     out_dir.resolve() if out_dir is not None else None)
     rows: list[dict] = []
-    out_dir = Path(out) if out else None
     with progress(disable=quiet) as bar:
         task = bar.add_task("predict", total=len(files), info="")
         for start in range(0, len(files), batch_size):
@@ -120,7 +144,7 @@ def predict(run: str | Path | None, inputs: str | Path | Iterable[str | Path], o
                     xs.append(decode_array(f, size).transpose(2, 0, 1))  # H x W x 3 -> 3 x S x S
                     chunk.append(f)
                 except DataError as e:
-                    problems.append((str(f), str(e)))
+                    problems.append((shown(f), str(e)))
             if xs:
                 batch = np.ascontiguousarray(np.stack(xs))
                 probs = clf.predict_proba(batch)
@@ -132,7 +156,6 @@ def predict(run: str | Path | None, inputs: str | Path | Iterable[str | Path], o
                                  **{f"p_{c}": float(v) for c, v in zip(classes, p)}})
             bar.update(task, advance=len(files[start:start + batch_size]))
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
         write_csv(out_dir / "predictions.csv", rows)
         atomic_write_text(out_dir / "predictions.json", json.dumps(
             {"run": source, "classes": classes, "labels_by": rule.rule, "threshold": rule.threshold, "tta": tta,
@@ -150,7 +173,8 @@ def predict(run: str | Path | None, inputs: str | Path | Iterable[str | Path], o
                 names.add(name)
                 _annotate(src, r["label"], r["confidence"], out_dir / "annotated" / name)
     return {"predictions": rows, "unreadable": problems, "classes": classes, "model": source,
-            "backend": clf.backend, "labels_by": rule.rule, "threshold": rule.threshold, "tta": tta}
+            "backend": clf.backend, "labels_by": rule.rule, "threshold": rule.threshold, "tta": tta,
+            "out_dir": str(out_dir) if out_dir is not None else None}
 
 
 from .verbs import make_callable  # noqa: E402

@@ -307,3 +307,67 @@ def test_features_are_never_cached_under_a_hash_of_other_bytes(folders, tmp_path
     assert not ok.any()
     x, ok = proj.features([type("It", (), {"path": img, "sha256": sha256_file(img)})()])
     assert ok.all()
+
+
+# --- issue 28 ----------------------------------------------------------------------------------------------
+def test_export_of_a_non_utf8_file_name_exports_every_file(folders, tmp_path):
+    """Issue 28 item 3: a pool name that is not UTF-8 stopped `active export` after the files before it."""
+    pool, _ = folders
+    odd = Path(os.fsdecode(bytes(pool) + b"/x\xffy.png"))
+    write_image(odd, 0, 4343)
+    proj = make_project(tmp_path, pool)
+    loop.add_label(proj, odd, "mask")
+    loop.add_label(proj, "img_001.png", "nomask")
+    loop.add_label(proj, "img_002.png", "mask")
+    p = cli("export", str(proj), "--dest", str(tmp_path / "dest"))
+    assert p.returncode == 0, p.stderr + p.stdout
+    one_clear_line(p, "exported 3 images")
+    names = sorted(os.fsencode(f.name) for f in (tmp_path / "dest").rglob("*") if f.is_file())
+    assert names == [b"img_001.png", b"img_002.png", b"x\xffy.png"]
+    assert (tmp_path / "dest" / "mask" / odd.name).read_bytes() == odd.read_bytes()
+    p = cli("status", str(proj))
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+
+
+def test_init_with_out_a_file_or_read_only_is_one_line(folders, tmp_path):
+    """Issue 28 item 4: NotADirectoryError / FileExistsError / EROFS tracebacks from `active init`."""
+    pool, _ = folders
+    f = tmp_path / "afile"
+    f.write_text("precious\n")
+    for out in (f, f / "proj"):
+        p = cli("init", "--pool", str(pool), "--out", str(out), "--classes", "mask,nomask", "--model", "pixels",
+                "--no-train")
+        assert p.returncode == 2, p.stdout + p.stderr
+        one_clear_line(p, "is a file, not a folder")
+    assert f.read_text() == "precious\n"
+    with mounted(tmp_path / "ro", readonly=True) as ro:
+        p = cli("init", "--pool", str(pool), "--out", str(ro / "proj"), "--classes", "mask,nomask", "--model",
+                "pixels", "--no-train")
+    assert p.returncode == 2, p.stdout + p.stderr
+    one_clear_line(p, "read-only file system")
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "devnull"])
+def test_a_labels_file_that_is_not_a_file_is_refused(folders, tmp_path, kind):
+    """Issue 28 item 8: a labels.jsonl that is a folder, a FIFO or a link to /dev/null read as "0 human" and
+    `label` exited 0 after "not saved" (or "saved" into /dev/null)."""
+    pool, _ = folders
+    proj = make_project(tmp_path, pool)
+    labels = proj / "labels.jsonl"
+    labels.unlink()
+    {"folder": labels.mkdir, "fifo": lambda: os.mkfifo(labels),
+     "devnull": lambda: os.symlink("/dev/null", labels)}[kind]()
+    what = {"folder": "a folder", "fifo": "a FIFO", "devnull": "a device"}[kind]
+    p = cli("status", str(proj), timeout=60)
+    assert p.returncode == 2, p.stdout + p.stderr
+    one_clear_line(p, f"labels.jsonl: is {what}, not a regular file")
+    assert "0 human" not in p.stdout
+    p = cli("label", str(proj), "--no-preview", stdin="1q", timeout=60)
+    assert p.returncode == 2, p.stdout + p.stderr
+    one_clear_line(p, f"labels.jsonl: is {what}, not a regular file")
+    assert "saved #" not in p.stdout
+    p = cli("query", str(proj), "--k", "3", "--strategy", "random", timeout=60)
+    assert p.returncode == 2, p.stdout + p.stderr
+    one_clear_line(p, f"labels.jsonl: is {what}, not a regular file")
+    with pytest.raises(DataError, match="not a regular file"):
+        loop.add_label(proj, "img_001.png", "mask")

@@ -2,6 +2,7 @@
 oversized files and 16-bit images. Each test failed (hung, grew without bound or cost ~1 GB) before."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -89,3 +90,38 @@ def test_a_16_bit_png_decodes_in_bounded_memory():
     # before: float64 copies, ~26 bytes per pixel (893 MiB for 6000x6000); now the uint16 samples, their copy
     # and the RGB result: ~13 bytes per pixel
     assert size < 200_000 and peak / side ** 2 < 18, (size, peak / side ** 2)
+
+
+# --- issue 28 ----------------------------------------------------------------------------------------------
+def test_inspect_draws_a_non_utf8_file_name_with_escapes(tmp_path):
+    """Item 3: matplotlib could not draw 'x\\udcffy.png' in the sample grid (a traceback)."""
+    from visionlab.data.inspect import inspect
+
+    _tree(tmp_path / "d", n=1)
+    odd = os.fsdecode(bytes(tmp_path / "d" / "a") + b"/x\xffy.png")
+    Image.new("RGB", (12, 12), (1, 2, 3)).save(odd)
+    s = inspect(tmp_path / "d", tmp_path / "out")
+    assert s["images"] == 3
+    assert (tmp_path / "out" / "samples.png").stat().st_size > 0
+    summary = json.loads((tmp_path / "out" / "inspect.json").read_text(encoding="utf-8"))
+    assert summary["images"] == 3
+
+
+def _vl(*args):
+    return subprocess.run([sys.executable, "-m", "visionlab", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_data_faces_out_that_holds_files_or_is_a_file_is_one_line(tmp_path):
+    """Item 1 and 4: `data faces --out` refuses a folder with files (crops are never mixed) and a file in the
+    way is one line (before: NotADirectoryError)."""
+    _tree(tmp_path / "src")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "faces.json").write_text("precious\n")
+    f = tmp_path / "afile"
+    f.write_text("precious\n")
+    for out, says in ((mine, "already holds files"), (f, "is a file, not a folder")):
+        p = _vl("data", "faces", str(tmp_path / "src"), "--out", str(out))
+        assert p.returncode == 2 and "Traceback" not in p.stderr and says in p.stderr, p.stderr
+    assert (mine / "faces.json").read_text() == "precious\n" and f.read_text() == "precious\n"
+    assert sorted(x.name for x in mine.iterdir()) == ["faces.json"]

@@ -107,6 +107,30 @@ def test_broken_json_is_400(c):
     err(r, 400, "bad_request")  # before: 422
 
 
+def _jpeg() -> bytes:
+    from visionlab.assets import PHOTOS
+
+    return (PHOTOS / "maksssksksss627.jpg").read_bytes()  # a real photo with two faces
+
+
+def test_a_multipart_body_cut_before_its_closing_boundary_is_400(c):
+    """Issue 28 item 10: a body cut before its closing boundary got 422 `Field required`."""
+    head = (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n")
+    whole = head + _jpeg() + b"\r\n--xyz--\r\n"
+    ctype = {"content-type": "multipart/form-data; boundary=xyz"}
+    for cut in (whole[:len(head) + 100], whole[:-9], head):  # in the file, just before the end, after the header
+        r = c.post("/v1/predict", content=cut, headers=ctype)
+        err(r, 400, "bad_request")  # before: 422 invalid_request (body.file: Field required)
+        assert "closing boundary" in r.json()["detail"]
+    r = c.post("/v1/predict", content=whole, headers=ctype)  # the whole body is still answered
+    assert r.status_code == 200, r.text
+    r = c.post("/v1/predict", content=whole + b"an epilogue after the end is allowed\r\n", headers=ctype)
+    assert r.status_code == 200, r.text
+    other = b'--xyz\r\nContent-Disposition: form-data; name="other"\r\n\r\n1\r\n--xyz--\r\n'
+    err(c.post("/v1/predict", content=other, headers=ctype), 422, "invalid_request")  # a whole body lacking `file`
+
+
 # --- items 4, 12, 3, 2: the queue over HTTP ----------------------------------------------------------------
 def test_damaged_project_files_never_give_500(c, proj):
     labels = proj / "labels.jsonl"

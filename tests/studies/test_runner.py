@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from visionlab.errors import ConfigError
+from visionlab.errors import ConfigError, VisionlabError
 from visionlab.studies import report_study, run_study
 from visionlab.studies.folder import RESULTS_JSONL, TRIALS_LOG
 
@@ -142,3 +142,25 @@ def test_set_runs_a_variant_in_its_own_folder(spec_dir, tmp_path, monkeypatch):
     cfg = yaml.safe_load((res.path / "trials" / "adam-0.01__s0" / "config.yaml").read_text())
     assert cfg["normalize"] == "scale"
     assert "normalize: scale" in (res.path / "report.md").read_text()
+
+
+def test_a_folder_that_is_not_a_study_is_refused_and_a_study_is_resumed(spec_dir, tmp_path, capsys):
+    """Issue 28 item 1: `study run --out` into a user's folder wrote results.csv, report.html... over its files."""
+    spec = write_spec(spec_dir, "mine", [{"label": "adam", "lr": 0.003}], seeds=(0,))
+    out = tmp_path / "mine-out"
+    out.mkdir()
+    (out / "results.csv").write_text("precious\n")
+    with pytest.raises(ConfigError, match="holds files but is not a study folder"):
+        run_study(spec, workers=1, out=out, quiet=True)
+    assert sorted(p.name for p in out.iterdir()) == ["results.csv"]
+    assert (out / "results.csv").read_text() == "precious\n"
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(VisionlabError, match="is a file, not a folder"):  # before: FileExistsError
+        run_study(spec, workers=1, out=f / "study", quiet=True)
+    fresh = tmp_path / "fresh"
+    assert run_study(spec, workers=1, out=fresh, quiet=True).ran == 1
+    capsys.readouterr()
+    res = run_study(spec, workers=1, out=fresh, quiet=True)  # resuming is the point: said, nothing re-run
+    assert res.ran == 0 and res.skipped == 1
+    assert "resuming the study folder" in capsys.readouterr().err

@@ -235,9 +235,11 @@ def load_queue(proj: Project) -> dict:
 
 
 def create(out: Path, state: dict) -> Project:
+    from ..outdir import make_folder
+
     check_class_names(state["classes"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MODELS).mkdir(exist_ok=True)
+    make_folder(out, "--out")  # a file in the way or a read-only disk is one line
+    make_folder(out / MODELS, "--out")
     (out / LABELS).touch()
     write_atomic(out / STATE, json.dumps(dict(state, format=FORMAT, round=-1, model_version=None), indent=2) + "\n")
     return Project(out)
@@ -256,6 +258,8 @@ def check_free(out: Path, *folders: Optional[Path]) -> None:
     if (out / STATE).exists():
         raise ConfigError(f"{out} is already an active-learning project; continue it with "
                           f"`visionlab active status {out}` or choose another --out")
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; choose a new folder for the project")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty; choose a new folder for the project")
 

@@ -66,9 +66,16 @@ def scan_jsonl(path: str | Path) -> Scan:
     is not one: a torn last line (a killed writer) or a garbled line anywhere."""
     p = Path(path)
     out = Scan()
-    if not p.is_file():
+    if not (p.exists() or p.is_symlink()):
         return out
-    lines = p.read_bytes().split(b"\n")
+    # a folder, a FIFO or a link to /dev/null in its place is refused, never read as an empty log ("0 labels")
+    fd = open_regular(p, 1 << 40, f"the project's {p.name} must be the plain file visionlab wrote: move this away "
+                                  f"and put the file back (or restore the project from a backup)")
+    try:
+        with os.fdopen(fd, "rb") as f:
+            lines = f.read().split(b"\n")
+    except OSError as e:
+        raise DataError(f"{p}: cannot be read ({e.strerror or e})") from None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -341,10 +348,10 @@ def check_class_names(names: list[str]) -> list[str]:
 
 def fit_name(stem: str, suffix: str, room: int = NAME_MAX - 40) -> str:
     """``stem + suffix`` cut to ``room`` bytes (leaving space for a temporary name's prefix and suffix)."""
-    b = stem.encode()
-    keep = room - len(suffix.encode())
+    b = os.fsencode(stem)  # a name that is not UTF-8 (b'x\xffy') keeps its bytes
+    keep = room - len(os.fsencode(suffix))
     if len(b) > keep:
-        stem = b[:keep].decode(errors="ignore")
+        stem = os.fsdecode(b[:keep])
     return stem + suffix
 
 

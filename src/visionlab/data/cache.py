@@ -43,7 +43,7 @@ def stamps(files: Sequence[str | Path], root: str | Path) -> list[tuple[str, int
 def cache_key(stamp_list: Sequence[tuple[str, int, int]], size: Optional[int], extra: str = "") -> str:
     h = hashlib.sha256(f"{FORMAT}|{size}|{extra}\n".encode())
     for rel, n, mtime in stamp_list:
-        h.update(f"{rel}\0{n}\0{mtime}\n".encode())
+        h.update(f"{rel}\0{n}\0{mtime}\n".encode("utf-8", "surrogateescape"))  # a non-UTF-8 name keeps its bytes
     return h.hexdigest()[:32]
 
 

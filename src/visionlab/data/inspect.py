@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, shown
 from .checks import check_layout
 
 def inspect(root: str | Path, out: Optional[str | Path] = None, samples_per_class: int = 6) -> dict:
@@ -62,9 +62,9 @@ def inspect(root: str | Path, out: Optional[str | Path] = None, samples_per_clas
         for j, (split, cs) in enumerate(counts.items()):
             bars = ax.bar(xs + (j - (len(counts) - 1) / 2) * width, [cs.get(c, 0) for c in classes], width, label=split)
             ax.bar_label(bars, fontsize=7)
-        ax.set_xticks(xs, classes)
+        ax.set_xticks(xs, [shown(c) for c in classes])
         ax.set_ylabel("images")
-        ax.set_title(f"Class distribution: {root.name}")
+        ax.set_title(f"Class distribution: {shown(root.name)}")
         ax.legend()
         plots._save(fig, out / "class_distribution.png")
         rng = np.random.default_rng(0)
@@ -74,7 +74,7 @@ def inspect(root: str | Path, out: Optional[str | Path] = None, samples_per_clas
             for i in rng.choice(len(fs), size=min(samples_per_class, len(fs)), replace=False):
                 with Image.open(fs[i]) as im:
                     imgs.append(np.asarray(im.convert("RGB").resize((96, 96))).transpose(2, 0, 1))
-                caps.append(f"{c}\n{fs[i].name}")
+                caps.append(f"{shown(c)}\n{shown(fs[i].name)}")  # matplotlib cannot draw a non-UTF-8 name
         if imgs:
             plots.image_grid(np.stack(imgs), caps, out / "samples.png", "Sample images per class", cols=samples_per_class)
         atomic_write_text(out / "inspect.json", json.dumps(summary, indent=2))

@@ -113,7 +113,7 @@ def _assign(labels: np.ndarray, cfg: RunConfig, given: Optional[dict[str, np.nda
 
 
 def _content_key(*parts: object, index: tuple[np.ndarray, ...] = ()) -> str:
-    h = hashlib.sha256("|".join(map(str, parts)).encode())
+    h = hashlib.sha256("|".join(map(str, parts)).encode("utf-8", "surrogateescape"))  # (non-UTF-8 names)
     for a in index:
         h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes() + b"/")
     return h.hexdigest()[:32]

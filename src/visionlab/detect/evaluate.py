@@ -88,7 +88,7 @@ def detect_and_evaluate(input: str | os.PathLike, config, out_dir: str | os.Path
     if classifier is None:  # cfg.model None: the bundled model
         classifier = load_classifier(cfg.model, cfg.backend, cfg.threads)
     summary = run_detection(src, cfg, out_dir, classifier=classifier, files=files)
-    out = Path(out_dir)
+    out = Path(summary["out_dir"])  # a new sub-folder when out_dir already held files
     records = [json.loads(ln) for ln in (out / JSONL_FILE).read_text(encoding="utf-8").splitlines() if ln.strip()]
     classes = [c for c in classifier.classes if not is_background(c)]
     m = evaluate_detections(records, truths, classes)
@@ -98,6 +98,7 @@ def detect_and_evaluate(input: str | os.PathLike, config, out_dir: str | os.Path
                                             "detector", "backend") if k in summary}
     report = write_detection_report(m, out)
     m["report"] = str(report)
+    m["out_dir"] = str(out)
     if run_dir is not None:  # `visionlab compare` shows it beside the run's crop accuracy
         from ..io import write_json
 

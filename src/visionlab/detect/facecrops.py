@@ -284,11 +284,12 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     from .faces import build_detector
     from ..io import write_json
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {out} is not empty; pick a new folder (crops are never mixed with old ones)")
+    from ..outdir import claim_out
+
     if not sources:
         raise ConfigError("give at least one source: a boxes.csv, a VOC folder or an ImageFolder")
+    # crops are never mixed with old ones: a folder that holds files is refused (a file or read-only: one line)
+    out = claim_out(out, "faces", policy="refuse")
     boxed, folders = _sort_sources(sources, images, label_map)
     rng = np.random.default_rng(seed)
     w = _Writer(out, size)

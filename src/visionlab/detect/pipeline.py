@@ -15,6 +15,7 @@ import cv2  # noqa: E402
 import numpy as np
 
 from ..errors import ConfigError, DataError, ModelError
+from ..images import array_to_uint8
 from ..inference.backends import Classifier
 from .faces import FACE_DETECTORS, Face, FaceDetector
 
@@ -89,12 +90,20 @@ def square_crop(image: np.ndarray, box: Sequence[int], margin: float) -> tuple[i
 
 
 def _to_bgr(image: np.ndarray, color: str) -> np.ndarray:
-    if image.dtype != np.uint8:
-        raise DataError(f"expected a uint8 image, got {image.dtype}")
+    """BGR uint8 of an H x W, H x W x 1, x 3 or x 4 array; other dtypes scaled as the file decoder scales them
+    (``images.array_to_uint8``); an empty or oddly shaped array is a ``DataError`` naming its shape."""
+    if not isinstance(image, np.ndarray):
+        raise DataError(f"expected an image (an H x W x 3 NumPy array, a Pillow image or a path), got "
+                        f"{type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise DataError(f"expected an H x W x 3 image, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise DataError(f"the image is empty: shape {image.shape} has no pixels")
+    image = array_to_uint8(image)
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise DataError(f"expected an H x W x 3 image, got shape {image.shape}")
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR if color == "bgr" else cv2.COLOR_RGBA2BGR)
     return image if color == "bgr" else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)

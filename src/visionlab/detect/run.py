@@ -4,6 +4,8 @@ written as annotated output, JSON lines and (video, cameras) the time-binned sum
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import time
@@ -14,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own log lines would bury our one-line errors
 import cv2  # noqa: E402
 import numpy as np
+from PIL import Image
 
 from ..errors import ConfigError, DataError
-from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_array
+from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_array, pil_to_rgb_array
 from ..inference.backends import Classifier
-from ..io import atomic_write_bytes, write_json
+from ..io import WriteError, atomic_write_bytes, shown, write_failed, write_json
 from .build import build_pipeline
 from .config import DetectConfig, make_config
 from .faces import FaceDetector, quiet_opencv
@@ -63,13 +66,34 @@ def _open_capture(source: int | Path) -> cv2.VideoCapture:
     return cap
 
 
-def _list_images(folder: Path, exclude: Path) -> list[Path]:
-    files = []
+def _list_images(folder: Path, exclude: Path, skipped: Optional[list] = None,
+                 left_out: Optional[list] = None) -> list[Path]:
+    """The regular image files under ``folder``, sorted. ``exclude`` (this run's output folder, resolved) and
+    every visionlab output folder under ``folder`` (an earlier ``detect DIR --out DIR/out``) are left out, the
+    latter named in ``left_out``; FIFOs, devices and sockets with an image's name are never opened and go to
+    ``skipped`` with the reason."""
+    from ..files import special_kind
+    from ..outdir import is_output_folder
+
+    files, outputs, skip = [], [], []
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
-            if exclude == p or exclude in p.parents:
-                continue
+        if any(o in p.parents for o in skip):
+            continue
+        if p.is_dir():
+            if p.resolve() == exclude:  # (``p`` is relative where ``folder`` is: compare resolved paths)
+                skip.append(p)
+            elif not p.is_symlink() and is_output_folder(p):
+                skip.append(p)
+                outputs.append(p)
+            continue
+        if p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith("."):
+            continue
+        if p.is_file():
             files.append(p)
+        elif skipped is not None and (kind := special_kind(p)) is not None:
+            skipped.append([shown(p), f"is {kind}, not a regular file; only regular image files are read"])
+    if left_out is not None:
+        left_out += outputs
     return files
 
 
@@ -87,10 +111,11 @@ def _input_kind(src: int | Path) -> str:
                     f"({', '.join(sorted(VIDEO_SUFFIXES))})")
 
 
-def _resolve_input(input: str | os.PathLike | int, out: Path,
-                   only: Optional[Sequence[str | os.PathLike]]) -> tuple[int | Path, str, list[Path]]:
+def _resolve_input(input: str | os.PathLike | int, out: Path, only: Optional[Sequence[str | os.PathLike]],
+                   skipped: Optional[list] = None) -> tuple[int | Path, str, list[Path]]:
     """The source (a path or a camera index), its kind and, for an image or a folder, the images to read (a
-    folder's restricted to ``only`` when given); checked before anything is loaded or written."""
+    folder's restricted to ``only`` when given); checked before anything is loaded or written. FIFOs and
+    devices named as images go to ``skipped``."""
     if isinstance(input, bool) or not isinstance(input, (int, str, os.PathLike)):
         raise ConfigError(f"input must be a path or a camera index, got {input!r}")
     src: int | Path = input if isinstance(input, int) else Path(input)
@@ -102,12 +127,21 @@ def _resolve_input(input: str | os.PathLike | int, out: Path,
                           f"pick another folder")
     files: list[Path] = []
     if kind in ("image", "folder"):
-        files = [src] if kind == "image" else _list_images(src, out.resolve())
+        left_out: list[Path] = []
+        files = [src] if kind == "image" else _list_images(src, out.resolve(), skipped, left_out)
+        if left_out:
+            from ..progress import console
+
+            console.print(f"[yellow]note:[/] left out {len(left_out)} earlier visionlab output folder"
+                          f"{'s' if len(left_out) > 1 else ''} inside the input: "
+                          f"{', '.join(shown(p) for p in left_out[:5])}{' ...' if len(left_out) > 5 else ''}",
+                          highlight=False, soft_wrap=True)
         if only is not None and kind == "folder":  # a subset of the folder (e.g. the validation photos)
             keep = {Path(f).resolve() for f in only}
             files = [f for f in files if f.resolve() in keep]
         if not files:
-            raise DataError(f"no images in {src} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+            odd = f"; {len(skipped)} not regular files: {skipped[0][0]} {skipped[0][1]}" if skipped else ""
+            raise DataError(f"no images in {shown(src)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}){odd}")
     return src, kind, files
 
 
@@ -156,7 +190,13 @@ class _DetectionRun:
         self.writer: Optional[cv2.VideoWriter] = None
         self.tmp_video: Optional[Path] = None
         self.final: Optional[Path] = None
-        self.jsonl = open(out / JSONL_FILE, "w", encoding="utf-8")
+        self.written: list[Path] = []  # the images this run wrote, for the message if the disk fills
+        self.lines = 0
+        self.jsonl_path = out / JSONL_FILE
+        try:  # O_EXCL: the folder is this run's own (outdir.claim_out), an existing file is never replaced
+            self.jsonl = os.open(self.jsonl_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except OSError as e:
+            raise write_failed(self.jsonl_path, e) from None
 
     def process(self, frame: np.ndarray, source: str, index: Optional[int],
                 overlay_fps: bool) -> tuple[np.ndarray, dict]:
@@ -180,13 +220,40 @@ class _DetectionRun:
 
     def emit(self, record: dict, annotated: np.ndarray) -> None:
         # after the image or video frame is written, so the JSON lines never run ahead of the output
-        self.jsonl.write(json.dumps(record) + "\n")
-        self.jsonl.flush()
+        self._append(json.dumps(record) + "\n")
+        self.lines += 1
         self.summary["processed"] += 1
         self.summary["faces"] += len(record["faces"])
         self.labels.update(f["label"] for f in record["faces"])
         if self.on_frame is not None:
             self.on_frame(record, annotated)
+
+    def _append(self, line: str) -> None:
+        """One whole line or none: a short write is continued, a failed one (a full disk) cut back."""
+        size = os.lseek(self.jsonl, 0, os.SEEK_END)
+        view = memoryview(line.encode())
+        try:
+            while view:
+                n = os.write(self.jsonl, view)
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[n:]
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.jsonl, size)
+            raise write_failed(self.jsonl_path, e) from None
+
+    def stopped(self, e: WriteError) -> WriteError:
+        """``e`` (a write that failed: a full disk) reworded to say what this run had written by then, instead
+        of the plain "nothing was changed" that holds only for the file that failed."""
+        images = f"{len(self.written)} annotated image{'' if len(self.written) == 1 else 's'} and " \
+            if self.save_frames and self.kind in ("image", "folder") else ""
+        what = f"{images}{self.lines} line{'' if self.lines == 1 else 's'} of {JSONL_FILE}"
+        err = WriteError(f"cannot write {shown(getattr(e, 'path', '?'))}: {getattr(e, 'reason', e)}; this run had "
+                         f"written {what} into {shown(self.out)} (each complete) when it stopped; free some space "
+                         f"and run the command again")
+        err.errno = getattr(e, "errno", None)
+        return err
 
     def read_images(self, bar, files: Sequence[Path], console) -> None:
         """Every image in turn; one of a folder's that cannot be decoded is skipped with a warning line."""
@@ -199,12 +266,13 @@ class _DetectionRun:
                 if kind == "image":
                     raise
                 console.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
-                summary["skipped"].append([str(f), str(e)])
+                summary["skipped"].append([shown(f), str(e)])
                 bar.advance(task)
                 continue
             annotated, record = self.process(img, str(f), None, overlay_fps=False)
             if self.save_frames:
-                _write_image(self.out / (f.name if kind == "image" else f.relative_to(src)), annotated)
+                self.written.append(_write_image(self.out / (f.name if kind == "image" else f.relative_to(src)),
+                                                 annotated))
             self.emit(record, annotated)
             bar.update(task, advance=1, info=f"{summary['processed'] / (time.perf_counter() - self.t0):.1f} img/s")
 
@@ -248,7 +316,7 @@ class _DetectionRun:
     def close(self, cap: Optional[cv2.VideoCapture]) -> None:
         """Finalise the outputs, also after an error or Ctrl-C: the JSON lines closed, the video renamed into
         place (or its part file removed when no frame was written)."""
-        self.jsonl.close()
+        os.close(self.jsonl)
         if cap is not None:
             cap.release()
         if self.writer is not None:
@@ -301,18 +369,29 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
 
     if out_dir is None:
         raise ConfigError("run_detection needs out_dir: where the annotated output and JSON lines go")
+    from ..outdir import claim_out
+
     cfg = make_config(config, **fields)
     out = Path(out_dir)
-    src, kind, files = _resolve_input(input, out, files)
+    odd: list = []  # FIFOs and devices named as images: listed with the unreadable files
+    src, kind, files = _resolve_input(input, out, files, odd)
     built = build_pipeline(cfg, classifier=classifier, detector=detector, kind=kind)
     pipe, prof, setting = built.pipeline, built.profile, built.setting
 
     from .privacy import anonymize, faces_stored
 
     zone, cap = _open_source(src, kind, cfg.privacy, cfg.zone)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out = claim_out(out, "detect")  # an existing folder's files are never replaced: a new sub-folder
+    except BaseException:
+        if cap is not None:
+            cap.release()
+        raise
     summary = _new_summary(src, kind, out, pipe, built.classifier, prof, setting,
                            faces_stored(cfg.privacy, cfg.save_frames))
+    summary["skipped"] += odd
+    for p, why in odd:
+        console.print(f"[yellow]warning:[/] {p}: {why}", highlight=False, soft_wrap=True)
     run = _DetectionRun(pipe, src, kind, out, summary, save_frames=cfg.save_frames, blur=cfg.privacy, zone=zone,
                         on_frame=on_frame, anonymize=anonymize)
     try:
@@ -323,21 +402,30 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
                 run.read_video(bar, cap, cfg.max_frames, video_summary, cfg.bin_seconds, cfg.track)
     except KeyboardInterrupt:
         summary["interrupted"] = True
+    except WriteError as e:
+        raise run.stopped(e) from None
     finally:
         run.close(cap)
-    return run.finish()
+    try:
+        return run.finish()
+    except WriteError as e:
+        raise run.stopped(e) from None
 
 
-def detect_faces(image: "str | os.PathLike | np.ndarray", config: Optional[DetectConfig] = None, *,
+def detect_faces(image: "str | os.PathLike | np.ndarray | Image.Image", config: Optional[DetectConfig] = None, *,
                  classifier: Optional[Classifier] = None, color: str = "rgb", **fields: Any) -> list[FaceResult]:
-    """Faces of one photo (a path, or an H x W x 3 uint8 array in ``color`` order), each with box, label, best
-    guess, probabilities and detector score; nothing is written. The classifier defaults to the bundled one, the
-    face detector to the bundled YuNet; both follow the classifier's detection profile (the photo setting)."""
+    """Faces of one photo (a path; a Pillow image of any mode, converted as its file would be decoded; or an
+    H x W (x 3 or 4) array in ``color`` order: uint8, or uint16, float 0..1 or bool scaled as the decoder scales
+    them), each with box, label, best guess, probabilities and detector score; nothing is written. The classifier
+    defaults to the bundled one, the face detector to the bundled YuNet; both follow the classifier's detection
+    profile (the photo setting)."""
     cfg = make_config(config, **fields)
     pipe = build_pipeline(cfg, classifier=classifier, kind="image").pipeline
     if isinstance(image, (str, os.PathLike)):
         return pipe(read_image(Path(image)), color="bgr")
-    return pipe(np.asarray(image), color=color)  # type: ignore[arg-type]
+    if isinstance(image, Image.Image):  # every mode converted as the file decoder converts it (P is not grey)
+        return pipe(pil_to_rgb_array(image), color="rgb")
+    return pipe(image, color=color)  # type: ignore[arg-type]
 
 
 def default_out_dir() -> Path:

@@ -26,21 +26,24 @@ def detect(input: "str | os.PathLike | int | np.ndarray | Any" = None, *, out: "
     One photo (a path, an H x W x 3 uint8 RGB array or a PIL image) without ``out``: its faces, nothing written.
     A folder, a video, a camera index, or anything with ``out``: ``run_detection`` writes the annotated output and
     JSON lines (into ``out``, default a new detections-<time> folder, as the CLI) and returns its summary.
-    ``camera``: read camera N instead of ``input``. ``truth`` (with ``subset``, ``slices``): score the boxes, as
+    ``model`` may also be a loaded ``Classifier``. ``camera``: read camera N instead of ``input``. ``truth`` (with ``subset``, ``slices``): score the boxes, as
     `visionlab detect --truth`, and return the metrics."""
-    cfg = make_config(config, **fields)
+    model = fields.pop("model", None)
+    classifier = model if model is not None and not isinstance(model, (str, os.PathLike)) else None  # loaded
+    cfg = make_config(config, model=None if classifier is not None else model, **fields)
     if truth is None and (subset, slices) != (None, None):
         raise ConfigError("subset and slices go with truth")
-    if (input is None) == (camera is None):
+    if input is not None and camera is not None:
         raise ConfigError("give input (image, folder, video or array) or camera=N, not both")
     if truth is not None:
         return detect_and_evaluate(input, cfg.with_(min_face_prob=0.05 if cfg.min_face_prob is None else None),
-                                   out if out is not None else default_out_dir(), truth, subset=subset, slices=slices)
+                                   out if out is not None else default_out_dir(), truth, subset=subset, slices=slices,
+                                   classifier=classifier)
     if camera is not None:
-        return run_detection(int(camera), cfg, out if out is not None else default_out_dir())
+        return run_detection(int(camera), cfg, out if out is not None else default_out_dir(), classifier=classifier)
     if not isinstance(input, (str, os.PathLike, int)):
-        return detect_faces(input, cfg)
+        return detect_faces(input, cfg, classifier=classifier)
     if isinstance(input, (str, os.PathLike)) and out is None and Path(input).suffix.lower() in IMAGE_SUFFIXES \
             and Path(input).is_file():
-        return detect_faces(input, cfg)
-    return run_detection(input, cfg, out if out is not None else default_out_dir())
+        return detect_faces(input, cfg, classifier=classifier)
+    return run_detection(input, cfg, out if out is not None else default_out_dir(), classifier=classifier)

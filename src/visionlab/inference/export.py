@@ -165,4 +165,8 @@ def _export_loaded(loaded, write: Callable, file: str, out: str | os.PathLike | 
     target = Path(out) if out is not None else loaded.path / file
     if target.is_dir():
         target = target / file
+    from ..outdir import claim_file
+
+    # a file of the user's at --out is never replaced; the run's own export is re-written in place
+    claim_file(target, owned=loaded.path / file)
     return write(loaded, target, opset)

@@ -29,7 +29,7 @@ from .labelling import Labelling
 from .limits import BodyLimit, HostCheck, Limiter, SecurityHeaders
 from .schemas import (ErrorBody, FaceOut, Health, ItemId, LabelIn, LabelOut, ModelInfo, PredictResponse, QueueNext,
                       Timings, UndoIn)
-from .uploads import ApiError, decode_upload
+from .uploads import ApiError, MultipartEnd, decode_upload
 
 STATIC = Path(__file__).with_name("static")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -112,6 +112,7 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
     _add_label_routes(app, labelling)
 
     # plain ASGI in front of routing: the host check and the size checks act before any body is parsed
+    app.add_middleware(MultipartEnd)  # innermost: a multipart body cut before its end is 400, not a 422
     app.add_middleware(BodyLimit, max_bytes=int(max_upload_mb * 2 ** 20), max_spool_bytes=int(spool * 2 ** 20),
                        body_timeout_s=request_timeout_s)
     app.add_middleware(HostCheck, allowed_hosts=hosts)
@@ -156,7 +157,7 @@ def _add_page(app: FastAPI) -> None:
 
 
 DOCS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>visionlab API</title>
-<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="swagger-ui"></div>
+<link rel="icon" href="/docs/assets/favicon.png"><link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="swagger-ui"></div>
 <script src="/docs/assets/swagger-ui-bundle.js"></script><script src="/static/docs.js"></script></body></html>"""
 
 

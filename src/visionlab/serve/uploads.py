@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from PIL import Image
+from starlette.exceptions import HTTPException
 
 from ..images import decode_array, decoded_bytes
 from ..errors import DataError
@@ -62,3 +63,46 @@ def decode_upload(data: bytes, max_pixels: float) -> np.ndarray:
     except DataError as e:
         detail = str(e).removeprefix("<bytes>: ")
         raise ApiError(400, "invalid_image", f"the image cannot be decoded: {detail}") from None
+
+
+class MultipartEnd:
+    """ASGI middleware: a multipart body must reach its closing delimiter (``--BOUNDARY--``). A body cut before
+    it (a client that died mid-upload, a truncating proxy) is 400 ``bad_request`` as docs/service.md promises;
+    the multipart parser itself drops the unfinished part silently, which routing then reported as a 422 for a
+    missing field. The delimiter is looked for across chunk edges; an epilogue after it is allowed."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        closing = _closing_delimiter(scope) if scope["type"] == "http" else None
+        if closing is None:
+            return await self.app(scope, receive, send)
+        seen, tail = False, b""
+
+        async def checking_receive() -> dict:
+            nonlocal seen, tail
+            msg = await receive()
+            if msg["type"] == "http.request" and not seen:
+                window = tail + msg.get("body", b"")
+                seen = closing in window
+                tail = window[-len(closing):]
+                if not seen and not msg.get("more_body", False):
+                    raise HTTPException(400, "broken multipart body: it ends before its closing boundary "
+                                             "(the upload was cut off); send the whole file again")
+            return msg
+
+        await self.app(scope, checking_receive, send)
+
+
+def _closing_delimiter(scope: dict) -> Optional[bytes]:
+    """``--BOUNDARY--`` of a multipart request, else None (python-multipart parses the header, quotes and all)."""
+    from python_multipart.multipart import parse_options_header
+
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            kind, options = parse_options_header(value)
+            boundary = options.get(b"boundary")
+            if kind.startswith(b"multipart/") and boundary:
+                return b"--" + boundary + b"--"
+    return None

@@ -14,8 +14,8 @@ from typing import Any, Optional, Sequence
 from ..config import RunConfig
 from ..errors import ConfigError
 from .executors import cancel, default_workers, open_pool
-from .folder import (TRIALS_DIR, TRIALS_LOG, abs_data, append_record, check_folder, default_out, failed_record,
-                     in_order, log_event, read_records, read_study, stamp, study_info, take_stock,
+from .folder import (STUDY_FILE, TRIALS_DIR, TRIALS_LOG, abs_data, append_record, check_folder, default_out,
+                     failed_record, in_order, log_event, read_records, read_study, stamp, study_info, take_stock,
                      write_results_csv, write_study)
 from .report import write_report
 from .spec import StudySpec, Trial, load_spec
@@ -37,6 +37,22 @@ class StudyResult:
     def best(self):
         ok = [s for s in self.summary if s.n]
         return max(ok, key=lambda s: s.mean) if ok else None
+
+
+def _claim_study_folder(out: Path, console) -> None:
+    """A new folder, or an earlier study's (resumed: only its own trial folders and study files are written);
+    any other folder that holds files is refused, so a user's files are never replaced. A file in the way or a
+    read-only disk is one line."""
+    from ..outdir import make_folder
+
+    if out.is_dir() and any(out.iterdir()):
+        if not ((out / STUDY_FILE).is_file() or (out / TRIALS_DIR).is_dir()):
+            raise ConfigError(f"--out {out} holds files but is not a study folder (no {STUDY_FILE} or {TRIALS_DIR}/); "
+                              f"pass a new folder, or the --out of an earlier `visionlab study run` to resume it")
+        console.print(f"resuming the study folder {out}: finished trials are kept; only its {TRIALS_DIR}/ and its "
+                      f"own study files are written", highlight=False, soft_wrap=True)
+    make_folder(out, "--out")
+    make_folder(out / TRIALS_DIR, "--out")
 
 
 def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, seeds: Optional[int] = None,
@@ -66,7 +82,7 @@ def run_study(name_or_path: str | Path | StudySpec, data: Optional[str] = None, 
     seed_list = spec.resolved_seeds(quick, seeds)
     trials = spec.trials(quick=quick, seeds=seed_list, data=data)
     out = (Path(out) if out else default_out(spec, quick)).resolve()
-    (out / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
+    _claim_study_folder(out, console)
     for t in trials:
         check_folder(out, t)
 
