@@ -264,7 +264,8 @@ def test_detect_truth_with_slices_on_real_tagged_photos(tmp_path, capsys):
         assert n == sum(labels[r["label"]] == c for r in tagged)
     assert all(r["small"] for r in sm["rows"][1:])  # a few photos: every slice too small to rank
     html = (out / "report.html").read_text()
-    assert "Slices: kinds of face" in html and "plots/slices.png" in html
+    assert "<h2>Slices: kinds of face</h2>" in html and '<img src="plots/slices.png"' in html
+    assert "&lt;h2&gt;" not in html and "&lt;table" not in html  # the slice section is HTML, not escaped text
     assert (out / "plots" / "slices.png").stat().st_size > 5000
     assert "under 30 faces, not ranked: " in capsys.readouterr().out
 

@@ -362,19 +362,19 @@ def write_detection_report(m: dict, out_dir: Path, title: str = "Face-mask detec
     g2 = _gallery(m["_mistakes"], "Most confident wrong labels on found faces", plots / "gallery_mistakes.png")
     from markupsafe import Markup
 
-    slices_html = ""  # HTML built from escaped pieces (slices.table_html escapes every cell)
+    slices_html = Markup("")  # composed of Markup pieces only: a plain str added to Markup would be escaped
     if "slices" in m:  # --slices: the slice table, its bar plot and each slice's misses
         from .slices import plot_slices, table_html
 
         shown = [plot_slices(m["slices"], plots / "slices.png"), _slice_gallery(m, plots / "gallery_slices.png")]
-        slices_html = ("<h2>Slices: kinds of face</h2>" + table_html(m["slices"]) +
-                       "".join(f'<figure><img src="plots/{p.name}" alt="{p.stem}" style="max-width:100%"></figure>'
-                               for p in shown if p))
+        figure = Markup('<figure><img src="plots/{}" alt="{}" style="max-width:100%"></figure>')
+        slices_html = (Markup("<h2>Slices: kinds of face</h2><div style=\"overflow-x:auto\">") + table_html(m["slices"])
+                       + Markup("</div>") + Markup("").join(figure.format(p.name, p.stem) for p in shown if p))
     public = {k: v for k, v in m.items() if not k.startswith("_")}
     public["worst_misses"] = m["_misses"][:50]
     public["worst_mistakes"] = m["_mistakes"][:50]
     write_json(out_dir / "metrics.json", public)
-    page = render("detection.html.j2", title=title, m=m, nan=float("nan"), slices_html=Markup(slices_html),
+    page = render("detection.html.j2", title=title, m=m, nan=float("nan"), slices_html=slices_html,
                   images=[p for p in [*figs.values(), g1, g2] if p is not None])
     report = out_dir / "report.html"
     atomic_write_text(report, page)
