@@ -158,6 +158,28 @@ def test_kept_trials_let_a_new_checkout_finish_a_study(tmp_path):
     assert len(sessions) == 2  # the first sitting's session (and its wall time) carried over
 
 
+def test_an_unfinished_study_keeps_its_finished_trials(tmp_path):
+    """A study stopped before its summary (a long one, mid-way): its finished trials and study.json are kept, no
+    summary or page files, and a new checkout restores and finishes it."""
+    from visionlab.studies import run_study
+    from visionlab.studies.findings import collect, restore
+
+    from .conftest import write_spec
+
+    spec = write_spec(tmp_path, "epochs", [{"label": "a", "lr": 0.003}, {"label": "b", "lr": 0.01}])
+    out = tmp_path / "first" / "epochs"
+    run_study(spec, workers=2, out=out, quiet=True, only=["a"])
+    for f in ("summary.csv", "results.csv"):  # as when the run was stopped before writing them
+        (out / f).unlink()
+    docs = tmp_path / "docs"
+    assert collect(tmp_path / "first", docs) == ["epochs (2 finished trials, unfinished)"]
+    kept = docs / "findings" / "epochs"
+    assert sorted(p.name for p in kept.iterdir()) == ["study.json", "trials"]
+    assert restore("epochs", tmp_path / "second", docs) == ["a__s0", "a__s1"]
+    second = run_study(spec, workers=2, out=tmp_path / "second" / "epochs", quiet=True)
+    assert second.ran == 2 and second.skipped == 2
+
+
 def test_restore_refuses_a_study_that_was_never_kept(tmp_path):
     from visionlab.errors import ConfigError
     from visionlab.studies.findings import restore

@@ -428,13 +428,22 @@ def page_dir(name: str, docs: Path = DOCS) -> Path:
 
 
 def collect(studies: Path, docs: Path = DOCS) -> list[str]:
-    """Copy each finished study's kept files (and its bars plot) into docs/findings/<name>/."""
+    """Copy each finished study's kept files (and its bars plot) into docs/findings/<name>/. A study still running
+    (or stopped) keeps only its study.json and finished trials, so a new checkout can ``--restore`` and finish it;
+    the page shows it once its summary exists."""
     from ..io import write_via
 
     copied = []
     for name in (*STUDIES, *SCALED, *OWN):
         src = studies / name
         if not (src / "summary.csv").is_file():
+            done = sorted((src / TRIALS_DIR).glob(FINISHED)) if (src / STUDY_FILE).is_file() else []
+            if done:
+                dst = page_dir(name, docs)
+                write_via(dst / STUDY_FILE, lambda tmp, source=src / STUDY_FILE: shutil.copyfile(source, tmp))
+                for trial in done:
+                    _copy_trial(trial.parent, dst / TRIALS_DIR / trial.parent.name)
+                copied.append(f"{name} ({len(done)} finished trials, unfinished)")
             continue
         dst = page_dir(name, docs)
         bars = sorted((src / "plots").glob("*bars*.png")) if (src / "plots").is_dir() else []
