@@ -53,6 +53,13 @@ class DetectConfig(BaseModel):
     bin_seconds: Optional[float] = Field(None, gt=0, description="video summary time bins (default 10 s; 1 s for "
                                                                  "clips under a minute)")
     max_frames: Optional[int] = Field(None, ge=1, description="stop a video or camera after this many frames")
+    # --- cameras and streams (rtsp://, http(s)://) ----------------------------------------------
+    drop_frames: bool = Field(True, description="a camera or stream faster than the pipeline drops the frames it "
+                                                "has no time for (the newest is processed: no lag; counted in the "
+                                                "summary); --no-drop-frames processes every frame, late")
+    reconnect_attempts: int = Field(5, ge=0, description="a stream or camera that stops is opened again up to this "
+                                                         "many times before the run ends")
+    reconnect_delay: float = Field(2.0, ge=0, le=3600, description="seconds between reconnect tries")
 
     @field_validator("detector", "backend")
     @classmethod
