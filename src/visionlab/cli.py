@@ -336,6 +336,11 @@ def _print_detections(s: dict, out_dir: Path) -> None:
         files = f"{t['csv']}, {t['png']}" if t.get("png") else f"{t['csv']} ({t['png_missing']})"
         out.print(f"summary: {rate} over {t['faces']} face sightings{people}; {files}", markup=False,
                   soft_wrap=True)
+    if s.get("alerts"):
+        a = s["alerts"]
+        rules = ", ".join(f"{r} {n}" for r, n in a["by_rule"].items())
+        out.print(f"alerts: {a['events']} event{'' if a['events'] == 1 else 's'} ({rules}); {a['sent']} sent, "
+                  f"{a['failed']} failed, {a['dropped']} dropped (queue full)", markup=False, soft_wrap=True)
     out.print(f"output: {out_dir}  (JSON lines: {s['jsonl']})")
 
 

@@ -207,6 +207,8 @@ class _DetectionRun:
         self.tmp_video: Optional[Path] = None
         self.final: Optional[Path] = None
         self.live = None  # the LiveReader of a camera or stream, for its dropped frames and reconnects
+        self.alerts = None  # the AlertMonitor when --alert rules are given
+        self.source_fps = 0.0  # a video file's own frame rate: its frames' times (for alert cool-downs)
         self.written: list[Path] = []  # the images this run wrote, for the message if the disk fills
         self.lines = 0
         self.jsonl_path = out / JSONL_FILE
@@ -245,6 +247,10 @@ class _DetectionRun:
         self.summary["processed"] += 1
         self.summary["faces"] += len(record["faces"])
         self.labels.update(f["label"] for f in record["faces"])
+        if self.alerts is not None:  # a video file's clock is its own time; live sources and photos: the wall's
+            t = (record["frame"] / self.source_fps if self.kind == "video" and self.source_fps
+                 else time.perf_counter() - self.t0)
+            self.alerts.observe(record["faces"], t, record["frame"])
         if self.on_frame is not None:
             self.on_frame(record, annotated)
 
@@ -305,6 +311,7 @@ class _DetectionRun:
         live = kind in ("camera", "stream")
         fps = cap.get(cv2.CAP_PROP_FPS)
         fps = fps if fps and np.isfinite(fps) and 0 < fps <= 240 else 25.0
+        self.source_fps = fps
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
         total = min(count, max_frames) if count > 0 and max_frames else (count or max_frames or None)
         stem = {"camera": f"camera{src}", "stream": "stream"}.get(kind) or Path(src).stem
@@ -340,6 +347,8 @@ class _DetectionRun:
         """Finalise the outputs, also after an error or Ctrl-C: the JSON lines closed, the video renamed into
         place (or its part file removed when no frame was written)."""
         os.close(self.jsonl)
+        if self.alerts is not None:
+            self.alerts.close()  # the queued events are sent (a few seconds at most), then the worker stops
         if cap is not None:
             cap.release()
         if self.writer is not None:
@@ -367,6 +376,8 @@ class _DetectionRun:
                 totals.update(dropped=summary["dropped"], reconnects=summary["reconnects"])
             summary["summary"] = totals
             write_json(self.out / "summary.json", totals)  # the totals, for scripts
+        if self.alerts is not None:
+            summary["alerts"] = self.alerts.summary()
         summary["labels"] = dict(self.labels)
         return summary
 
@@ -413,6 +424,9 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
 
     from .privacy import anonymize, faces_stored
 
+    from .alerts import AlertMonitor, check_alerts
+
+    check_alerts(cfg.alert, cfg.alert_to)  # a bad rule or target: one line, before anything is opened or written
     zone, cap = _open_source(src, kind, cfg)
     try:
         out = claim_out(out, "detect")  # an existing folder's files are never replaced: a new sub-folder
@@ -429,6 +443,10 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
                         on_frame=on_frame, anonymize=anonymize)
     if kind in ("camera", "stream"):
         run.live = cap
+    if cfg.alert:
+        run.alerts = AlertMonitor(cfg.alert, cfg.alert_to, cfg.alert_cooldown, source=summary["input"],
+                                  say=lambda line: console.print(f"warning: {line}", markup=False, highlight=False,
+                                                                 soft_wrap=True))
     try:
         with progress(disable=not show_progress) as bar:
             if kind in ("image", "folder"):
