@@ -382,6 +382,18 @@ class _DetectionRun:
         return summary
 
 
+def _alert_monitor(cfg: DetectConfig, source: str):
+    """The ``AlertMonitor`` of ``cfg.alert`` rules (``None`` without rules); a failed send is one warning line."""
+    if not cfg.alert:
+        return None
+    from ..progress import console
+    from .alerts import AlertMonitor
+
+    return AlertMonitor(cfg.alert, cfg.alert_to, cfg.alert_cooldown, source=source,
+                        say=lambda line: console.print(f"warning: {line}", markup=False, highlight=False,
+                                                       soft_wrap=True))
+
+
 def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig] = None,
                   out_dir: str | os.PathLike | None = None, *, classifier: Optional[Classifier] = None,
                   detector: Optional[FaceDetector] = None, files: Optional[Sequence[str | os.PathLike]] = None,
@@ -424,7 +436,7 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
 
     from .privacy import anonymize, faces_stored
 
-    from .alerts import AlertMonitor, check_alerts
+    from .alerts import check_alerts
 
     check_alerts(cfg.alert, cfg.alert_to)  # a bad rule or target: one line, before anything is opened or written
     zone, cap = _open_source(src, kind, cfg)
@@ -441,12 +453,8 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
         console.print(f"[yellow]warning:[/] {p}: {why}", highlight=False, soft_wrap=True)
     run = _DetectionRun(pipe, src, kind, out, summary, save_frames=cfg.save_frames, blur=cfg.privacy, zone=zone,
                         on_frame=on_frame, anonymize=anonymize)
-    if kind in ("camera", "stream"):
-        run.live = cap
-    if cfg.alert:
-        run.alerts = AlertMonitor(cfg.alert, cfg.alert_to, cfg.alert_cooldown, source=summary["input"],
-                                  say=lambda line: console.print(f"warning: {line}", markup=False, highlight=False,
-                                                                 soft_wrap=True))
+    run.live = cap if kind in ("camera", "stream") else None
+    run.alerts = _alert_monitor(cfg, summary["input"])
     try:
         with progress(disable=not show_progress) as bar:
             if kind in ("image", "folder"):
