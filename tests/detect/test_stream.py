@@ -143,3 +143,30 @@ def test_an_unreachable_stream_is_one_error_and_writes_nothing(tmp_path):
         with pytest.raises(DataError, match="cannot open stream http://127.0.0.1"):
             run_detection(server.url, None, tmp_path / "o", show_progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_the_command_streams_says_reconnects_and_sends_alerts(tmp_path):
+    """`visionlab detect URL` as a user runs it: repeated --alert flags, the reconnect lines on stderr and the
+    last lines with dropped frames, reconnects and alerts."""
+    import subprocess
+    import sys
+
+    from .test_alerts import Hook
+
+    hook = Hook()
+    try:
+        with MJPEGServer(_jpegs(_frames(repeat=1)), [3, 2]) as server:
+            p = subprocess.run([sys.executable, "-m", "visionlab", "detect", server.url, "--out", str(tmp_path / "o"),
+                                "--quality", "fast", "--no-drop-frames", "--no-save-frames", "--reconnect-attempts",
+                                "1", "--reconnect-delay", "0.05", "--alert", "faces>=1", "--alert", "unsure>=100",
+                                "--alert-to", hook.url, "--alert-cooldown", "3600"],
+                               capture_output=True, text=True, timeout=300)
+    finally:
+        hook.close()
+    assert p.returncode == 0, p.stderr
+    assert "stream dropped; reconnecting in 0.05 s (try 1 of 1)" in p.stderr and "reconnected" in p.stderr
+    assert "gave up after 1 reconnect try" in p.stderr
+    assert "5 frames:" in p.stdout
+    assert "0 dropped (no time for them), 1 reconnect" in p.stdout
+    assert "alerts: 1 event (faces>=1 1, unsure>=100 0); 1 sent, 0 failed" in p.stdout
+    assert [b["rule"] for b in hook.bodies] == ["faces>=1"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from typing import Callable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
