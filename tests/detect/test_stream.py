@@ -170,3 +170,24 @@ def test_the_command_streams_says_reconnects_and_sends_alerts(tmp_path):
     assert "0 dropped (no time for them), 1 reconnect" in p.stdout
     assert "alerts: 1 event (faces>=1 1, unsure>=100 0); 1 sent, 0 failed" in p.stdout
     assert [b["rule"] for b in hook.bodies] == ["faces>=1"]
+
+
+def test_a_live_summary_is_refreshed_while_the_stream_runs(tmp_path):
+    """Each time a bin ends, summary.csv and summary.json are rewritten: a long session can be read as it runs."""
+    seen: list[tuple[int, dict]] = []
+    out = tmp_path / "o"
+
+    def peek(record, annotated):
+        time.sleep(0.05)
+        if (out / "summary.json").exists():
+            rows = (out / "summary.csv").read_text().splitlines()
+            seen.append((len(rows) - 1, json.loads((out / "summary.json").read_text())))
+
+    with MJPEGServer(_jpegs(_frames(repeat=2)), [12], pause=0.05) as server:
+        s = run_detection(server.url, None, out, show_progress=False, quality="fast", save_frames=False,
+                          drop_frames=False, reconnect_attempts=0, bin_seconds=0.2, on_frame=peek)
+    assert seen, "no summary was written while the stream ran"
+    assert all(t["running"] for _, t in seen) and max(n for n, _ in seen) >= 2  # bins appear as time passes
+    assert all(t["faces"] <= s["faces"] for _, t in seen) and seen[-1][1]["frames"] < s["processed"] + 1
+    final = json.loads((out / "summary.json").read_text())
+    assert "running" not in final and final["faces"] == s["faces"] and final["frames"] == s["processed"]

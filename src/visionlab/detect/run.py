@@ -209,6 +209,7 @@ class _DetectionRun:
         self.live = None  # the LiveReader of a camera or stream, for its dropped frames and reconnects
         self.alerts = None  # the AlertMonitor when --alert rules are given
         self.source_fps = 0.0  # a video file's own frame rate: its frames' times (for alert cool-downs)
+        self._bin = 0  # the time bin a live session's summary files were last refreshed in
         self.written: list[Path] = []  # the images this run wrote, for the message if the disk fills
         self.lines = 0
         self.jsonl_path = out / JSONL_FILE
@@ -337,11 +338,32 @@ class _DetectionRun:
             if self.writer is not None:
                 self.writer.write(annotated)
             self.emit(record, annotated)
+            if live and self.vs is not None:
+                self._refresh_summary()
             index += 1
             bar.update(task, advance=1, info=f"{self.fps():.1f} FPS")
         if live and index == 0:
             raise DataError(f"camera {src} opened but gave no frame; is another program using it?" if kind == "camera"
                             else f"stream {self.summary['input']} opened but gave no frame; is it sending video?")
+
+    def _refresh_summary(self) -> None:
+        """A camera or stream's summary.csv and summary.json rewritten each time a time bin ends, so a session
+        that runs for hours can be read while it runs (summary.png is drawn at the end)."""
+        from ..io import write_csv
+        from .summary import SUMMARY_CSV
+
+        b = int((time.perf_counter() - self.t0) // self.vs.bin_seconds)  # type: ignore[union-attr]
+        if b == self._bin:
+            return
+        self._bin = b
+        rows = self.vs.rows()  # type: ignore[union-attr]
+        write_csv(self.out / SUMMARY_CSV, [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()}
+                                           for r in rows])
+        totals = self.vs.totals()  # type: ignore[union-attr]
+        totals["source_fps"] = totals.pop("fps")
+        totals.update(fps=round(self.fps(), 2), dropped=self.live.dropped if self.live is not None else 0,
+                      reconnects=self.live.reconnects if self.live is not None else 0, running=True)
+        write_json(self.out / "summary.json", totals)
 
     def close(self, cap: Optional[cv2.VideoCapture]) -> None:
         """Finalise the outputs, also after an error or Ctrl-C: the JSON lines closed, the video renamed into
