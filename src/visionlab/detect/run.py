@@ -425,8 +425,9 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
     fields) says, and write the results under ``out_dir``. ``classifier``/``detector``: loaded objects to use
     instead of ``config.model``/``config.detector``.
 
-    ``input``: an image file, a folder (every image in it, recursively), a video file, or an ``int`` camera
-    index. ``classifier``: a ``Classifier``, a run folder or an ``.onnx`` file (see ``load_classifier``); ``None``
+    ``input``: an image file, a folder (every image in it, recursively), a video file, a stream URL (``rtsp://``,
+    ``http(s)://``: read as a camera is, see detect/stream.py; ``drop_frames``, ``reconnect_attempts``,
+    ``reconnect_delay``), or an ``int`` camera index. ``alert`` rules send events to ``alert_to`` (detect/alerts.py). ``classifier``: a ``Classifier``, a run folder or an ``.onnx`` file (see ``load_classifier``); ``None``
     is the bundled face-mask classifier.
     ``detect_side`` shrinks frames to that longer side for YuNet only (crops still come from the full frame):
     320 roughly triples detection speed at 640x480 and misses faces under ~20 px. ``quality`` picks the
