@@ -241,7 +241,8 @@ def compare_cmd(runs: list[Path] = typer.Argument(..., help="run folders"),
 
 @app.command("detect")
 @options_from(DetectConfig)
-def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a folder of images or a video file"),
+def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a folder of images, a video file or a "
+                                                                  "stream URL (rtsp://, http(s)://)"),
                out_dir: Optional[Path] = typer.Option(None, "--out",
                                                       help="annotated images/video and detections.jsonl go here "
                                                            "(default: a new detections-<time> folder here)"),
@@ -257,15 +258,15 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
                                                           "image,xmin,ymin,xmax,ymax, then tag columns): recall and "
                                                           "precision per class on each tagged kind of face"),
                **fields: Any) -> None:
-    """Find every face in photos, a folder, a video or a camera and label each (mask / no mask / worn
-    incorrectly / unsure). Video and cameras also get summary.csv/png (counts and mask rate over time). With
+    """Find every face in photos, a folder, a video, a stream (rtsp://, http(s)://) or a camera and label each
+    (mask / no mask / worn incorrectly / unsure). Video, streams and cameras also get summary.csv/png (counts and mask rate over time). With
     --truth, also score the boxes against annotations. Every option but --out, --camera, --truth and --subset is
     a field of visionlab.detect.DetectConfig."""
     from .detect.config import make_config
     from .detect.privacy import storage_notice
 
     if (input is None) == (camera is None):
-        raise ConfigError("give INPUT (image, folder or video) or --camera N, not both")
+        raise ConfigError("give INPUT (image, folder, video or stream URL) or --camera N, not both")
     cfg = make_config(None, **fields)
     if cfg.blur and cfg.pixelate:
         raise ConfigError("--blur and --pixelate exclude each other: pick one")
@@ -319,9 +320,12 @@ def _print_detections(s: dict, out_dir: Path) -> None:
     """``detect``'s lines after ``run_detection``: faces by label and speed, skipped files, the video summary
     (mask rate, people) and where the output went."""
     labels = ", ".join(f"{k} {v}" for k, v in sorted(s["labels"].items())) or "none"
-    unit = ("frame" if s["kind"] in ("video", "camera") else "image") + ("" if s["processed"] == 1 else "s")
+    unit = ("frame" if s["kind"] in ("video", "camera", "stream") else "image") + ("" if s["processed"] == 1 else "s")
+    speed = f"in {s['seconds']:.2f} s" if s["fps"] is None else f"at {s['fps']:.1f} FPS"  # one photo: its time
+    live = (f"; {s['dropped']} dropped (no time for them), {s['reconnects']} reconnect"
+            f"{'' if s['reconnects'] == 1 else 's'}" if "dropped" in s else "")
     out.print(f"{s['processed']} {unit}: {s['faces']} faces "
-              f"({labels}) at {s['fps']:.1f} FPS{' (interrupted, output finalised)' if s['interrupted'] else ''}")
+              f"({labels}) {speed}{live}{' (interrupted, output finalised)' if s['interrupted'] else ''}")
     _warn_each(s["skipped"], "skipped")
     if s.get("summary"):
         t = s["summary"]
@@ -332,6 +336,11 @@ def _print_detections(s: dict, out_dir: Path) -> None:
         files = f"{t['csv']}, {t['png']}" if t.get("png") else f"{t['csv']} ({t['png_missing']})"
         out.print(f"summary: {rate} over {t['faces']} face sightings{people}; {files}", markup=False,
                   soft_wrap=True)
+    if s.get("alerts"):
+        a = s["alerts"]
+        rules = ", ".join(f"{r} {n}" for r, n in a["by_rule"].items())
+        out.print(f"alerts: {a['events']} event{'' if a['events'] == 1 else 's'} ({rules}); {a['sent']} sent, "
+                  f"{a['failed']} failed, {a['dropped']} dropped (queue full)", markup=False, soft_wrap=True)
     out.print(f"output: {out_dir}  (JSON lines: {s['jsonl']})")
 
 

@@ -18,8 +18,8 @@ def cli_type(ann: Any) -> Any:
     if origin is typing.Union:
         inner = [a for a in args if a is not type(None)][0]
         return cli_type(inner)
-    if origin is list and typing.get_origin(args[0]) is typing.Literal:
-        return list[str]  # a repeatable flag (--track tensorboard --track mlflow)
+    if origin is list and (typing.get_origin(args[0]) is typing.Literal or args[0] is str):
+        return list[str]  # a repeatable flag (--track tensorboard --track mlflow; --alert R1 --alert R2)
     if origin is typing.Literal or origin in (tuple, list):
         return str
     return ann

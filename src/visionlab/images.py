@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 # Photos both OpenCV (detection, face crops) and Pillow (everything else) decode, by their suffix in any case.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
                             ".pgm"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
+                            ".mjpeg", ".mjpg"})  # the last two: an IP camera's MJPEG saved to a file
 
 # Keras' image_dataset_from_directory resizes with bilinear interpolation; Pillow's is antialiased.
 RESAMPLE = Image.Resampling.BILINEAR

@@ -53,6 +53,21 @@ class DetectConfig(BaseModel):
     bin_seconds: Optional[float] = Field(None, gt=0, description="video summary time bins (default 10 s; 1 s for "
                                                                  "clips under a minute)")
     max_frames: Optional[int] = Field(None, ge=1, description="stop a video or camera after this many frames")
+    # --- cameras and streams (rtsp://, http(s)://) ----------------------------------------------
+    drop_frames: bool = Field(True, description="a camera or stream faster than the pipeline drops the frames it "
+                                                "has no time for (the newest is processed: no lag; counted in the "
+                                                "summary); --no-drop-frames processes every frame, late")
+    reconnect_attempts: int = Field(5, ge=0, description="a stream or camera that stops is opened again up to this "
+                                                         "many times before the run ends")
+    reconnect_delay: float = Field(2.0, ge=0, le=3600, description="seconds between reconnect tries")
+    # --- alerts ---------------------------------------------------------------------------------
+    alert: list[str] = Field(default_factory=list, description="a rule that fires an event: 'without>=1' (a frame "
+                             "with a face without a mask), 'mask_rate<0.8/60s' (the mask rate of the last 60 s); "
+                             "metrics faces, with, without, incorrect, unsure, mask_rate; repeatable")
+    alert_to: list[str] = Field(default_factory=list, description="where events go: an http(s):// URL gets the "
+                                "event JSON POSTed, anything else is a command run with it on stdin; repeatable")
+    alert_cooldown: float = Field(60.0, ge=0, description="seconds (video time for a file) before a rule can fire "
+                                                          "again")
 
     @field_validator("detector", "backend")
     @classmethod

@@ -54,14 +54,12 @@ def _write_image(path: Path, image: np.ndarray) -> Path:
     return path
 
 
-def _open_capture(source: int | Path) -> cv2.VideoCapture:
+def _open_capture(source: Path) -> cv2.VideoCapture:
+    """A video file's capture (cameras and streams: stream.open_capture)."""
     with quiet_opencv():
-        cap = cv2.VideoCapture(source if isinstance(source, int) else str(source))
+        cap = cv2.VideoCapture(str(source))
     if not cap.isOpened():
         cap.release()
-        if isinstance(source, int):
-            raise DataError(f"cannot open camera {source}: no such camera, or it is busy; "
-                            f"list cameras with `v4l2-ctl --list-devices` (Linux) and pass --camera N")
         raise DataError(f"cannot open video {source}: not a video file OpenCV can read")
     return cap
 
@@ -97,10 +95,12 @@ def _list_images(folder: Path, exclude: Path, skipped: Optional[list] = None,
     return files
 
 
-def _input_kind(src: int | Path) -> str:
-    """``camera``, ``folder``, ``video`` or ``image``; ``DataError`` for any other file."""
+def _input_kind(src: int | str | Path) -> str:
+    """``camera``, ``stream`` (a URL), ``folder``, ``video`` or ``image``; ``DataError`` for any other file."""
     if isinstance(src, int):
         return "camera"
+    if isinstance(src, str):
+        return "stream"
     if src.is_dir():
         return "folder"
     if src.suffix.lower() in VIDEO_SUFFIXES:
@@ -112,15 +112,20 @@ def _input_kind(src: int | Path) -> str:
 
 
 def _resolve_input(input: str | os.PathLike | int, out: Path, only: Optional[Sequence[str | os.PathLike]],
-                   skipped: Optional[list] = None) -> tuple[int | Path, str, list[Path]]:
-    """The source (a path or a camera index), its kind and, for an image or a folder, the images to read (a
-    folder's restricted to ``only`` when given); checked before anything is loaded or written. FIFOs and
+                   skipped: Optional[list] = None) -> tuple[int | str | Path, str, list[Path]]:
+    """The source (a path, a camera index or a stream URL), its kind and, for an image or a folder, the images to
+    read (a folder's restricted to ``only`` when given); checked before anything is loaded or written. FIFOs and
     devices named as images go to ``skipped``."""
+    from .stream import is_stream_url
+
     if isinstance(input, bool) or not isinstance(input, (int, str, os.PathLike)):
-        raise ConfigError(f"input must be a path or a camera index, got {input!r}")
+        raise ConfigError(f"input must be a path, a stream URL or a camera index, got {input!r}")
+    if is_stream_url(input):
+        return str(input), "stream", []
     src: int | Path = input if isinstance(input, int) else Path(input)
     if isinstance(src, Path) and not src.exists():
-        raise DataError(f"input {src} does not exist; pass an image, a folder of images, a video file or --camera N")
+        raise DataError(f"input {src} does not exist; pass an image, a folder of images, a video file, a stream URL "
+                        f"(rtsp://, http://) or --camera N")
     kind = _input_kind(src)
     if kind in ("image", "folder") and out.resolve() == (src.resolve() if kind == "folder" else src.resolve().parent):
         raise ConfigError(f"--out {out} is the input's own folder: annotated images would replace the originals; "
@@ -145,26 +150,38 @@ def _resolve_input(input: str | os.PathLike | int, out: Path, only: Optional[Seq
     return src, kind, files
 
 
-def _open_source(src: int | Path, kind: str, blur: Optional[str], zone):
-    """The checked ``zone`` (parsed from its string form) and the open capture of a video or camera (``None``
-    otherwise), after checking ``blur``: before anything is written, so a bad video or camera leaves no output."""
+def _open_source(src: int | str | Path, kind: str, cfg: DetectConfig):
+    """The checked zone (parsed from its string form) and the open capture of a video (a ``LiveReader`` for a
+    camera or stream; ``None`` for images), after checking the privacy mode: before anything is written, so a bad
+    video, camera or URL leaves no output."""
     from .privacy import check_mode
     from .summary import parse_zone
 
-    if blur is not None:
-        check_mode(blur)
-    if isinstance(zone, str):
-        zone = parse_zone(zone)
+    if cfg.privacy is not None:
+        check_mode(cfg.privacy)
+    zone = parse_zone(cfg.zone) if isinstance(cfg.zone, str) else cfg.zone
     cap = None
-    if kind in ("video", "camera"):
-        cap = _open_capture(src)
+    if kind == "video":
+        cap = _open_capture(src)  # type: ignore[arg-type]
+    elif kind in ("camera", "stream"):
+        from ..progress import console
+        from .stream import LiveReader, open_capture, redact
+
+        name = f"camera {src}" if kind == "camera" else redact(str(src))
+        cap = LiveReader(open_capture(src), lambda: open_capture(src), name,  # type: ignore[arg-type]
+                         attempts=cfg.reconnect_attempts, delay=cfg.reconnect_delay, drop=cfg.drop_frames,
+                         say=lambda line: console.print(f"note: {line}", highlight=False, markup=False,
+                                                        soft_wrap=True))
     return zone, cap
 
 
-def _new_summary(src: int | Path, kind: str, out: Path, pipe: DetectionPipeline, classifier: Classifier,
+def _new_summary(src: int | str | Path, kind: str, out: Path, pipe: DetectionPipeline, classifier: Classifier,
                  prof: "Optional[DetectProfile]", setting: str, stored: str) -> dict:
     """The summary dict ``run_detection`` returns, before anything is processed."""
-    return {"input": str(src) if kind != "camera" else f"camera:{src}", "kind": kind, "out_dir": str(out),
+    from .stream import redact
+
+    name = {"camera": f"camera:{src}", "stream": redact(str(src))}.get(kind, str(src))
+    return {"input": name, "kind": kind, "out_dir": str(out),
             "jsonl": str(out / JSONL_FILE), "video": None, "processed": 0, "faces": 0, "labels": {},
             "skipped": [], "interrupted": False, "detector": pipe.detector.name,
             "backend": classifier.backend,
@@ -177,7 +194,7 @@ class _DetectionRun:
     """The state one ``run_detection`` call shares between its loops: the pipeline and output options, the open
     JSON lines file, the running totals and FPS, the video summary and the video being written."""
 
-    def __init__(self, pipe: DetectionPipeline, src: int | Path, kind: str, out: Path, summary: dict, *,
+    def __init__(self, pipe: DetectionPipeline, src: int | str | Path, kind: str, out: Path, summary: dict, *,
                  save_frames: bool, blur: Optional[str], zone, on_frame: Optional[Callable[[dict, np.ndarray], None]],
                  anonymize: Callable) -> None:
         self.pipe, self.src, self.kind, self.out, self.summary = pipe, src, kind, out, summary
@@ -186,10 +203,13 @@ class _DetectionRun:
         self.vs: Optional[VideoSummary] = None
         self.labels: Counter = Counter()
         self.t0 = time.perf_counter()
-        self.fps_ema: Optional[float] = None
         self.writer: Optional[cv2.VideoWriter] = None
         self.tmp_video: Optional[Path] = None
         self.final: Optional[Path] = None
+        self.live = None  # the LiveReader of a camera or stream, for its dropped frames and reconnects
+        self.alerts = None  # the AlertMonitor when --alert rules are given
+        self.source_fps = 0.0  # a video file's own frame rate: its frames' times (for alert cool-downs)
+        self._bin = 0  # the time bin a live session's summary files were last refreshed in
         self.written: list[Path] = []  # the images this run wrote, for the message if the disk fills
         self.lines = 0
         self.jsonl_path = out / JSONL_FILE
@@ -200,23 +220,26 @@ class _DetectionRun:
 
     def process(self, frame: np.ndarray, source: str, index: Optional[int],
                 overlay_fps: bool) -> tuple[np.ndarray, dict]:
-        t = time.perf_counter()
         results = self.pipe(frame)
-        dt = max(time.perf_counter() - t, 1e-6)
-        self.fps_ema = 1.0 / dt if self.fps_ema is None else 0.9 * self.fps_ema + 0.1 / dt
         record = {"source": source, "frame": index, "faces": [r.to_dict() for r in results]}
         if self.vs is not None:
             ids = self.vs.update(index or 0, record["faces"],
-                                 t=time.perf_counter() - self.t0 if self.kind == "camera" else None)
+                                 t=time.perf_counter() - self.t0 if self.kind in ("camera", "stream") else None)
             for f, i in zip(record["faces"], ids):
                 f["track"] = i
         if not self.save_frames:
             return frame, record
         shown = self.anonymize(frame, results, self.blur) if self.blur else frame
-        annotated = draw_results(shown, results, self.fps_ema if overlay_fps else None)
+        annotated = draw_results(shown, results, self.fps(self.summary["processed"] + 1) if overlay_fps else None)
         if self.zone is not None:
             self.zone.draw(annotated)
         return annotated, record
+
+    def fps(self, frames: Optional[int] = None) -> float:
+        """The run's one FPS figure: frames processed (``frames``, default all so far) per wall second since the
+        run started; the overlay, the progress bar, the last line and summary.json all show it."""
+        n = self.summary["processed"] if frames is None else frames
+        return n / max(time.perf_counter() - self.t0, 1e-9)
 
     def emit(self, record: dict, annotated: np.ndarray) -> None:
         # after the image or video frame is written, so the JSON lines never run ahead of the output
@@ -225,6 +248,10 @@ class _DetectionRun:
         self.summary["processed"] += 1
         self.summary["faces"] += len(record["faces"])
         self.labels.update(f["label"] for f in record["faces"])
+        if self.alerts is not None:  # a video file's clock is its own time; live sources and photos: the wall's
+            t = (record["frame"] / self.source_fps if self.kind == "video" and self.source_fps
+                 else time.perf_counter() - self.t0)
+            self.alerts.observe(record["faces"], t, record["frame"])
         if self.on_frame is not None:
             self.on_frame(record, annotated)
 
@@ -274,7 +301,7 @@ class _DetectionRun:
                 self.written.append(_write_image(self.out / (f.name if kind == "image" else f.relative_to(src)),
                                                  annotated))
             self.emit(record, annotated)
-            bar.update(task, advance=1, info=f"{summary['processed'] / (time.perf_counter() - self.t0):.1f} img/s")
+            bar.update(task, advance=1, info=f"{self.fps():.1f} img/s")
 
     def read_video(self, bar, cap: cv2.VideoCapture, max_frames: Optional[int], video_summary: bool,
                    bin_seconds: Optional[float], track: bool) -> None:
@@ -282,14 +309,17 @@ class _DetectionRun:
         from .summary import VideoSummary
 
         src, kind, out = self.src, self.kind, self.out
+        live = kind in ("camera", "stream")
         fps = cap.get(cv2.CAP_PROP_FPS)
         fps = fps if fps and np.isfinite(fps) and 0 < fps <= 240 else 25.0
+        self.source_fps = fps
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
         total = min(count, max_frames) if count > 0 and max_frames else (count or max_frames or None)
-        stem = f"camera{src}" if kind == "camera" else src.stem
+        stem = {"camera": f"camera{src}", "stream": "stream"}.get(kind) or Path(src).stem
         self.final = final = out / f"{stem}.mp4"
         self.tmp_video = out / f".{stem}.part.mp4"  # renamed on finish: a half-written file never has the final name
-        task = bar.add_task(str(src) if kind == "video" else f"camera {src}", total=total, info="")
+        task = bar.add_task({"camera": f"camera {src}", "stream": self.summary["input"]}.get(kind, str(src)),
+                            total=total, info="")
         if video_summary:
             self.vs = VideoSummary(fps, bin_seconds, duration_s=count / fps if kind == "video" and count > 0
                                    else None, zone=self.zone, track=track)
@@ -308,15 +338,39 @@ class _DetectionRun:
             if self.writer is not None:
                 self.writer.write(annotated)
             self.emit(record, annotated)
+            if live and self.vs is not None:
+                self._refresh_summary()
             index += 1
-            bar.update(task, advance=1, info=f"{self.fps_ema:.1f} FPS")
-        if kind == "camera" and index == 0:
-            raise DataError(f"camera {src} opened but gave no frame; is another program using it?")
+            bar.update(task, advance=1, info=f"{self.fps():.1f} FPS")
+        if live and index == 0:
+            raise DataError(f"camera {src} opened but gave no frame; is another program using it?" if kind == "camera"
+                            else f"stream {self.summary['input']} opened but gave no frame; is it sending video?")
+
+    def _refresh_summary(self) -> None:
+        """A camera or stream's summary.csv and summary.json rewritten each time a time bin ends, so a session
+        that runs for hours can be read while it runs (summary.png is drawn at the end)."""
+        from ..io import write_csv
+        from .summary import SUMMARY_CSV
+
+        b = int((time.perf_counter() - self.t0) // self.vs.bin_seconds)  # type: ignore[union-attr]
+        if b == self._bin:
+            return
+        self._bin = b
+        rows = self.vs.rows()  # type: ignore[union-attr]
+        write_csv(self.out / SUMMARY_CSV, [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()}
+                                           for r in rows])
+        totals = self.vs.totals()  # type: ignore[union-attr]
+        totals["source_fps"] = totals.pop("fps")
+        totals.update(fps=round(self.fps(), 2), dropped=self.live.dropped if self.live is not None else 0,
+                      reconnects=self.live.reconnects if self.live is not None else 0, running=True)
+        write_json(self.out / "summary.json", totals)
 
     def close(self, cap: Optional[cv2.VideoCapture]) -> None:
         """Finalise the outputs, also after an error or Ctrl-C: the JSON lines closed, the video renamed into
         place (or its part file removed when no frame was written)."""
         os.close(self.jsonl)
+        if self.alerts is not None:
+            self.alerts.close()  # the queued events are sent (a few seconds at most), then the worker stops
         if cap is not None:
             cap.release()
         if self.writer is not None:
@@ -329,13 +383,37 @@ class _DetectionRun:
     def finish(self) -> dict:
         """The summary with the video summary written (a Ctrl-C'd video still gets one), labels and timing."""
         summary = self.summary
-        if self.vs is not None:
-            summary["summary"] = self.vs.write(self.out)
-            write_json(self.out / "summary.json", summary["summary"])  # the totals, for scripts
-        summary["labels"] = dict(self.labels)
         summary["seconds"] = round(time.perf_counter() - self.t0, 3)
-        summary["fps"] = round(summary["processed"] / max(summary["seconds"], 1e-9), 2)
+        # one photo has its time, not a rate
+        summary["fps"] = None if self.kind == "image" else round(self.fps(), 2)
+        if self.live is not None:
+            summary["dropped"] = self.live.dropped  # read, but a newer frame came before the pipeline was free
+            summary["reconnects"] = self.live.reconnects
+            summary["gave_up"] = self.live.gave_up
+        if self.vs is not None:
+            totals = self.vs.write(self.out)
+            totals["source_fps"] = totals.pop("fps")  # the video's own frame rate, not ours
+            totals["fps"] = summary["fps"]
+            if self.live is not None:
+                totals.update(dropped=summary["dropped"], reconnects=summary["reconnects"])
+            summary["summary"] = totals
+            write_json(self.out / "summary.json", totals)  # the totals, for scripts
+        if self.alerts is not None:
+            summary["alerts"] = self.alerts.summary()
+        summary["labels"] = dict(self.labels)
         return summary
+
+
+def _alert_monitor(cfg: DetectConfig, source: str):
+    """The ``AlertMonitor`` of ``cfg.alert`` rules (``None`` without rules); a failed send is one warning line."""
+    if not cfg.alert:
+        return None
+    from ..progress import console
+    from .alerts import AlertMonitor
+
+    return AlertMonitor(cfg.alert, cfg.alert_to, cfg.alert_cooldown, source=source,
+                        say=lambda line: console.print(f"warning: {line}", markup=False, highlight=False,
+                                                       soft_wrap=True))
 
 
 def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig] = None,
@@ -347,8 +425,9 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
     fields) says, and write the results under ``out_dir``. ``classifier``/``detector``: loaded objects to use
     instead of ``config.model``/``config.detector``.
 
-    ``input``: an image file, a folder (every image in it, recursively), a video file, or an ``int`` camera
-    index. ``classifier``: a ``Classifier``, a run folder or an ``.onnx`` file (see ``load_classifier``); ``None``
+    ``input``: an image file, a folder (every image in it, recursively), a video file, a stream URL (``rtsp://``,
+    ``http(s)://``: read as a camera is, see detect/stream.py; ``drop_frames``, ``reconnect_attempts``,
+    ``reconnect_delay``), or an ``int`` camera index. ``alert`` rules send events to ``alert_to`` (detect/alerts.py). ``classifier``: a ``Classifier``, a run folder or an ``.onnx`` file (see ``load_classifier``); ``None``
     is the bundled face-mask classifier.
     ``detect_side`` shrinks frames to that longer side for YuNet only (crops still come from the full frame):
     320 roughly triples detection speed at 640x480 and misses faces under ~20 px. ``quality`` picks the
@@ -380,7 +459,10 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
 
     from .privacy import anonymize, faces_stored
 
-    zone, cap = _open_source(src, kind, cfg.privacy, cfg.zone)
+    from .alerts import check_alerts
+
+    check_alerts(cfg.alert, cfg.alert_to)  # a bad rule or target: one line, before anything is opened or written
+    zone, cap = _open_source(src, kind, cfg)
     try:
         out = claim_out(out, "detect")  # an existing folder's files are never replaced: a new sub-folder
     except BaseException:
@@ -394,6 +476,8 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
         console.print(f"[yellow]warning:[/] {p}: {why}", highlight=False, soft_wrap=True)
     run = _DetectionRun(pipe, src, kind, out, summary, save_frames=cfg.save_frames, blur=cfg.privacy, zone=zone,
                         on_frame=on_frame, anonymize=anonymize)
+    run.live = cap if kind in ("camera", "stream") else None
+    run.alerts = _alert_monitor(cfg, summary["input"])
     try:
         with progress(disable=not show_progress) as bar:
             if kind in ("image", "folder"):

@@ -24,7 +24,7 @@ def detect(input: "str | os.PathLike | int | np.ndarray | Any" = None, *, out: "
     ``DetectConfig`` fields, e.g. ``quality="fast"``, ``blur=True``).
 
     One photo (a path, an H x W x 3 uint8 RGB array or a PIL image) without ``out``: its faces, nothing written.
-    A folder, a video, a camera index, or anything with ``out``: ``run_detection`` writes the annotated output and
+    A folder, a video, a stream URL (rtsp://, http(s)://), a camera index, or anything with ``out``: ``run_detection`` writes the annotated output and
     JSON lines (into ``out``, default a new detections-<time> folder, as the CLI) and returns its summary.
     ``model`` may also be a loaded ``Classifier``. ``camera``: read camera N instead of ``input``. ``truth`` (with ``subset``, ``slices``): score the boxes, as
     `visionlab detect --truth`, and return the metrics."""

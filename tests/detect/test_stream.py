@@ -1,0 +1,193 @@
+"""Streams: `detect http://...` against an MJPEG server on loopback (multipart/x-mixed-replace JPEG frames made from
+the bundled photos), compared with the same frames as a video file; a stream that drops mid-way is reconnected and
+what happens is said; a pipeline slower than the stream drops frames instead of lagging."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from visionlab.detect import run_detection
+from visionlab.detect.stream import is_stream_url, redact
+
+PHOTOS = Path(__file__).resolve().parents[2] / "src" / "visionlab" / "assets" / "photos"
+SIZE = (480, 320)
+
+
+def _frames(repeat: int = 3) -> list[np.ndarray]:
+    """Each bundled photo, resized to one size, ``repeat`` frames in a row: a clip of real faces."""
+    pics = [cv2.resize(cv2.imread(str(p)), SIZE) for p in sorted(PHOTOS.glob("*.jp*g"))]
+    assert len(pics) >= 3
+    return [p for p in pics for _ in range(repeat)]
+
+
+class MJPEGServer:
+    """An HTTP MJPEG camera on 127.0.0.1: connection k gets ``per_connection[k]`` frames and is then closed;
+    connections past the list get 404 (the camera is gone). ``sent`` counts the frames written."""
+
+    def __init__(self, jpegs: list[bytes], per_connection: list[int], pause: float = 0.0) -> None:
+        self.jpegs, self.per_connection, self.pause = jpegs, list(per_connection), pause
+        self.connections = 0
+        self.sent = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # the test's output stays the run's own
+                pass
+
+            def do_GET(self):
+                k = server.connections
+                server.connections += 1
+                if k >= len(server.per_connection):
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                start = sum(server.per_connection[:k])
+                for j in range(server.per_connection[k]):
+                    jpg = server.jpegs[(start + j) % len(server.jpegs)]
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                                     + jpg + b"\r\n")
+                    self.wfile.flush()
+                    server.sent += 1
+                    if server.pause:
+                        time.sleep(server.pause)
+                # returning closes the connection: the stream drops
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/cam.mjpg"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "MJPEGServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _jpegs(frames: list[np.ndarray]) -> list[bytes]:
+    return [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames]
+
+
+def test_urls_are_streams_and_passwords_are_hidden():
+    assert is_stream_url("rtsp://10.0.0.2:554/cam") and is_stream_url("HTTPS://x/y.mjpg")
+    assert not is_stream_url("clip.mp4") and not is_stream_url("C:/clip.mp4") and not is_stream_url(0)
+    assert redact("rtsp://admin:s3cret@10.0.0.2:554/cam") == "rtsp://admin:***@10.0.0.2:554/cam"
+    assert redact("http://127.0.0.1:8080/x.mjpg") == "http://127.0.0.1:8080/x.mjpg"
+
+
+def test_stream_counts_match_the_same_frames_from_a_file(tmp_path):
+    frames = _frames()
+    jpegs = _jpegs(frames)
+    (tmp_path / "clip.mjpeg").write_bytes(b"".join(jpegs))  # the same JPEG frames as a video file
+    ref = run_detection(tmp_path / "clip.mjpeg", None, tmp_path / "file", show_progress=False, quality="fast")
+    with MJPEGServer(jpegs, [len(frames)]) as server:
+        s = run_detection(server.url, None, tmp_path / "live", show_progress=False, quality="fast",
+                          drop_frames=False, reconnect_attempts=0)
+    assert s["kind"] == "stream" and s["input"] == server.url
+    assert s["processed"] == len(frames) == ref["processed"] and s["dropped"] == 0 and s["reconnects"] == 0
+    assert ref["faces"] > len(frames)  # real faces were found, more than one a frame
+    assert s["faces"] == ref["faces"] and s["labels"] == ref["labels"]
+    t, r = s["summary"], ref["summary"]
+    for key in ("frames", "faces", "with", "without", "incorrect", "unsure"):
+        assert t[key] == r[key], key
+    assert t["people"]["count"] == r["people"]["count"]
+    live = tmp_path / "live"
+    assert {p.name for p in live.iterdir()} >= {"detections.jsonl", "summary.csv", "summary.json", "stream.mp4"}
+    on_disk = json.loads((live / "summary.json").read_text())
+    assert on_disk["faces"] == s["faces"] and on_disk["fps"] == s["fps"] and on_disk["dropped"] == 0
+    lines = (live / "detections.jsonl").read_text().splitlines()
+    assert len(lines) == len(frames) and json.loads(lines[0])["source"] == server.url
+
+
+def test_a_dropped_stream_is_reconnected_then_the_run_ends(tmp_path, capsys):
+    frames = _frames(repeat=2)
+    with MJPEGServer(_jpegs(frames), [4, 3]) as server:  # 4 frames, drop, 3 frames, drop, then 404
+        t0 = time.perf_counter()
+        s = run_detection(server.url, None, tmp_path / "o", show_progress=False, quality="fast", drop_frames=False,
+                          reconnect_attempts=2, reconnect_delay=0.05, save_frames=False)
+        took = time.perf_counter() - t0
+    err = capsys.readouterr().err
+    assert server.connections == 4  # the first, the reconnect, two failed tries
+    assert s["processed"] == 7 and s["reconnects"] == 1 and s["gave_up"] and not s["interrupted"]
+    assert err.count("stream dropped; reconnecting in 0.05 s (try 1 of 2)") == 2
+    assert err.count("reconnected") == 1 and "(try 2 of 2)" in err and "gave up after 2 reconnect tries" in err
+    assert took < 30
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["reconnects"] == 1
+
+
+def test_a_slow_pipeline_drops_frames_instead_of_lagging(tmp_path):
+    frames = _frames(repeat=1)
+    n = 30
+    with MJPEGServer(_jpegs(frames), [n], pause=0.01) as server:
+        s = run_detection(server.url, None, tmp_path / "o", show_progress=False, quality="fast", save_frames=False,
+                          reconnect_attempts=0, on_frame=lambda rec, img: time.sleep(0.1))
+    assert server.sent == n
+    assert s["dropped"] > 0 and s["processed"] + s["dropped"] == n  # every frame processed or counted as dropped
+    assert s["processed"] < n / 2
+
+
+def test_an_unreachable_stream_is_one_error_and_writes_nothing(tmp_path):
+    from visionlab.errors import DataError
+
+    with MJPEGServer([], []) as server:  # every request is 404
+        with pytest.raises(DataError, match="cannot open stream http://127.0.0.1"):
+            run_detection(server.url, None, tmp_path / "o", show_progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_command_streams_says_reconnects_and_sends_alerts(tmp_path):
+    """`visionlab detect URL` as a user runs it: repeated --alert flags, the reconnect lines on stderr and the
+    last lines with dropped frames, reconnects and alerts."""
+    import subprocess
+    import sys
+
+    from .test_alerts import Hook
+
+    hook = Hook()
+    try:
+        with MJPEGServer(_jpegs(_frames(repeat=1)), [3, 2]) as server:
+            p = subprocess.run([sys.executable, "-m", "visionlab", "detect", server.url, "--out", str(tmp_path / "o"),
+                                "--quality", "fast", "--no-drop-frames", "--no-save-frames", "--reconnect-attempts",
+                                "1", "--reconnect-delay", "0.05", "--alert", "faces>=1", "--alert", "unsure>=100",
+                                "--alert-to", hook.url, "--alert-cooldown", "3600"],
+                               capture_output=True, text=True, timeout=300)
+    finally:
+        hook.close()
+    assert p.returncode == 0, p.stderr
+    assert "stream dropped; reconnecting in 0.05 s (try 1 of 1)" in p.stderr and "reconnected" in p.stderr
+    assert "gave up after 1 reconnect try" in p.stderr
+    assert "5 frames:" in p.stdout
+    assert "0 dropped (no time for them), 1 reconnect" in p.stdout
+    assert "alerts: 1 event (faces>=1 1, unsure>=100 0); 1 sent, 0 failed" in p.stdout
+    assert [b["rule"] for b in hook.bodies] == ["faces>=1"]
+
+
+def test_a_live_summary_is_refreshed_while_the_stream_runs(tmp_path):
+    """Each time a bin ends, summary.csv and summary.json are rewritten: a long session can be read as it runs."""
+    seen: list[tuple[int, dict]] = []
+    out = tmp_path / "o"
+
+    def peek(record, annotated):
+        time.sleep(0.05)
+        if (out / "summary.json").exists():
+            rows = (out / "summary.csv").read_text().splitlines()
+            seen.append((len(rows) - 1, json.loads((out / "summary.json").read_text())))
+
+    with MJPEGServer(_jpegs(_frames(repeat=2)), [12], pause=0.05) as server:
+        s = run_detection(server.url, None, out, show_progress=False, quality="fast", save_frames=False,
+                          drop_frames=False, reconnect_attempts=0, bin_seconds=0.2, on_frame=peek)
+    assert seen, "no summary was written while the stream ran"
+    assert all(t["running"] for _, t in seen) and max(n for n, _ in seen) >= 2  # bins appear as time passes
+    assert all(t["faces"] <= s["faces"] for _, t in seen) and seen[-1][1]["frames"] < s["processed"] + 1
+    final = json.loads((out / "summary.json").read_text())
+    assert "running" not in final and final["faces"] == s["faces"] and final["frames"] == s["processed"]
