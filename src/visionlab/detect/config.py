@@ -50,6 +50,11 @@ class DetectConfig(BaseModel):
     zone: Optional[str] = Field(None, description="count only faces whose centre is inside x1,y1,x2,y2 or a polygon "
                                                   "x1,y1;x2,y2;...")
     track: bool = Field(True, description="also count people by IoU tracks (one person standing still once)")
+    min_track_frames: int = Field(3, ge=1, description="a track counts as a person once seen in this many frames "
+                                                        "(a face found in one or two frames is most likely not one)")
+    scene_cut: float = Field(0.3, ge=0, le=1, description="a colour-histogram jump (Bhattacharyya distance) above "
+                                                         "this between frames is a scene cut: every track ends "
+                                                         "(0: off)")
     bin_seconds: Optional[float] = Field(None, gt=0, description="video summary time bins (default 10 s; 1 s for "
                                                                  "clips under a minute)")
     max_frames: Optional[int] = Field(None, ge=1, description="stop a video or camera after this many frames")

@@ -184,6 +184,7 @@ class _DetectionRun:
         self.save_frames, self.blur, self.zone, self.on_frame, self.anonymize = (save_frames, blur, zone, on_frame,
                                                                                  anonymize)
         self.vs: Optional[VideoSummary] = None
+        self.track_options: dict = {}  # min_track_frames, scene_cut: VideoSummary's keywords
         self.labels: Counter = Counter()
         self.t0 = time.perf_counter()
         self.fps_ema: Optional[float] = None
@@ -207,7 +208,7 @@ class _DetectionRun:
         record = {"source": source, "frame": index, "faces": [r.to_dict() for r in results]}
         if self.vs is not None:
             ids = self.vs.update(index or 0, record["faces"],
-                                 t=time.perf_counter() - self.t0 if self.kind == "camera" else None)
+                                 t=time.perf_counter() - self.t0 if self.kind == "camera" else None, frame=frame)
             for f, i in zip(record["faces"], ids):
                 f["track"] = i
         if not self.save_frames:
@@ -292,7 +293,7 @@ class _DetectionRun:
         task = bar.add_task(str(src) if kind == "video" else f"camera {src}", total=total, info="")
         if video_summary:
             self.vs = VideoSummary(fps, bin_seconds, duration_s=count / fps if kind == "video" and count > 0
-                                   else None, zone=self.zone, track=track)
+                                   else None, zone=self.zone, track=track, **self.track_options)
         index = 0
         while max_frames is None or index < max_frames:
             ok, frame = cap.read()
@@ -394,6 +395,7 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
         console.print(f"[yellow]warning:[/] {p}: {why}", highlight=False, soft_wrap=True)
     run = _DetectionRun(pipe, src, kind, out, summary, save_frames=cfg.save_frames, blur=cfg.privacy, zone=zone,
                         on_frame=on_frame, anonymize=anonymize)
+    run.track_options = {"min_track_frames": cfg.min_track_frames, "scene_cut": cfg.scene_cut}
     try:
         with progress(disable=not show_progress) as bar:
             if kind in ("image", "folder"):
