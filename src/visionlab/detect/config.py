@@ -13,6 +13,7 @@ from ..errors import ConfigError
 
 Quality = Literal["auto", "accurate", "fast"]
 Privacy = Literal["blur", "pixelate"]
+Labels = Literal["full", "short", "id", "none"]
 
 
 class DetectConfig(BaseModel):
@@ -47,6 +48,9 @@ class DetectConfig(BaseModel):
     save_frames: bool = Field(True, description="--no-save-frames writes only JSON lines and the summary")
     blur: bool = Field(False, description="blur every face in the saved images and video")
     pixelate: bool = Field(False, description="pixelate every face instead of blurring")
+    labels: Labels = Field("full", description="what the saved images and video write by each face: full (number, "
+                                               "class, confidence), short (number, mask/no mask/wrong/?), id (the "
+                                               "face's number, as in the JSON lines) or none (boxes only)")
     zone: Optional[str] = Field(None, description="count only faces whose centre is inside x1,y1,x2,y2 or a polygon "
                                                   "x1,y1;x2,y2;...")
     track: bool = Field(True, description="also count people by IoU tracks (one person standing still once)")

@@ -185,6 +185,7 @@ class _DetectionRun:
                                                                                  anonymize)
         self.vs: Optional[VideoSummary] = None
         self.track_options: dict = {}  # min_track_frames, scene_cut: VideoSummary's keywords
+        self.label_mode = "full"  # draw_results' labels
         self.labels: Counter = Counter()
         self.t0 = time.perf_counter()
         self.fps_ema: Optional[float] = None
@@ -214,7 +215,7 @@ class _DetectionRun:
         if not self.save_frames:
             return frame, record
         shown = self.anonymize(frame, results, self.blur) if self.blur else frame
-        annotated = draw_results(shown, results, self.fps_ema if overlay_fps else None)
+        annotated = draw_results(shown, results, self.fps_ema if overlay_fps else None, labels=self.label_mode)
         if self.zone is not None:
             self.zone.draw(annotated)
         return annotated, record
@@ -396,6 +397,7 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
     run = _DetectionRun(pipe, src, kind, out, summary, save_frames=cfg.save_frames, blur=cfg.privacy, zone=zone,
                         on_frame=on_frame, anonymize=anonymize)
     run.track_options = {"min_track_frames": cfg.min_track_frames, "scene_cut": cfg.scene_cut}
+    run.label_mode = cfg.labels
     try:
         with progress(disable=not show_progress) as bar:
             if kind in ("image", "folder"):
