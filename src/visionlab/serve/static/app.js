@@ -225,13 +225,18 @@ function faceAt(e) {
   return best;
 }
 
-function highlight(id) {
+function highlight(id, fromPicture = false) {
   if (view.hl === id) return;
   view.hl = id;
+  const wrap = $("faces-wrap");
   for (const tr of $("faces").querySelectorAll("tbody tr")) {
     const on = tr.dataset.id === String(id);
     tr.classList.toggle("hl", on);
-    if (on) tr.scrollIntoView({ block: "nearest" });
+    if (on && fromPicture) { // the row into view inside the table's own scroll box; the window stays put
+      const top = tr.offsetTop - $("faces").tHead.offsetHeight, bottom = tr.offsetTop + tr.offsetHeight;
+      if (top < wrap.scrollTop) wrap.scrollTop = top;
+      else if (bottom > wrap.scrollTop + wrap.clientHeight) wrap.scrollTop = bottom - wrap.clientHeight;
+    }
   }
   render();
 }
@@ -256,7 +261,7 @@ function step(dir) {
 
 function wirePicture() {
   const canvas = $("result-canvas");
-  canvas.addEventListener("mousemove", (e) => highlight(faceAt(e)));
+  canvas.addEventListener("mousemove", (e) => highlight(faceAt(e), true));
   canvas.addEventListener("mouseleave", () => highlight(null));
   canvas.addEventListener("click", (e) => { if (view.src) setZoom(view.zoom > 1 ? 1 : 2.5, e); });
   canvas.addEventListener("wheel", (e) => { // Ctrl + wheel (a trackpad's pinch) zooms; the plain wheel scrolls
@@ -303,6 +308,7 @@ function fillTable(data) {
     cell(f.box.join(", "));
     tbody.append(tr);
   });
+  show($("faces-wrap"), data.faces.length > 0);
   show($("faces"), data.faces.length > 0);
   show($("unsure-note"), data.faces.some((f) => f.label === UNSURE));
   show($("no-faces"), data.faces.length === 0);
