@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,7 +14,8 @@ import pytest
 from visionlab.detect import DetectionPipeline, draw_results, run_detection
 from visionlab.inference.backends import TorchClassifier
 from visionlab.inference.load import load_classifier
-from visionlab.detect.pipeline import AMBER, GREEN, RED, UNSURE, label_color, square_crop
+from visionlab.detect.pipeline import (AMBER, GREEN, RED, UNSURE, FaceResult, label_color, label_text, number_faces,
+                                       place_labels, square_crop)
 from visionlab.errors import ConfigError, DataError, ModelError
 
 from .conftest import CLASSES, shared_file, tiny_model
@@ -192,3 +194,86 @@ def test_a_model_folder_without_a_model_is_a_model_error(tmp_path):
         load_classifier(tmp_path / "missing.onnx")
     with pytest.raises(ConfigError, match="onnx, torch"):
         load_classifier(tmp_path / "run", "tensorrt")
+
+
+# ---------------------------------------------------------------- readable labels
+
+def _face(box, label="WithMask", conf=0.97, n=None):
+    return FaceResult(tuple(box), label, conf, 0.9, "WithMask" if label == UNSURE else label, id=n)
+
+
+def test_faces_are_numbered_in_reading_order():
+    # two rows at slightly different heights, given in a scrambled order
+    boxes = [(300, 112, 30, 30), (10, 100, 30, 30), (150, 95, 30, 30), (40, 300, 40, 40), (5, 290, 40, 40)]
+    assert number_faces(boxes) == [3, 1, 2, 5, 4]
+    assert number_faces([]) == []
+
+
+def test_label_text_per_mode():
+    f, u = _face((0, 0, 40, 40), n=3), _face((0, 0, 40, 40), UNSURE, 0.41, n=4)
+    assert [label_text(f, m) for m in ("full", "short", "id", "none")] == ["3 WithMask 97%", "3 mask", "3", ""]
+    assert [label_text(u, m) for m in ("full", "short", "id")] == ["4 ? WithMask 41%", "4 ?", "4"]
+    assert label_text(_face((0, 0, 40, 40), "WithoutMask"), "short") == "no mask"  # no number: none shown
+    with pytest.raises(ConfigError, match="--labels"):
+        draw_results(np.zeros((50, 50, 3), np.uint8), [f], labels="big")
+
+
+def _rects(spots, sizes):
+    return [(x, y, x + w, y + h) for (x, y), (w, h) in zip(spots, sizes)]
+
+
+def _pair_overlap(rects):
+    total = 0
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            total += max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    return total
+
+
+def test_labels_are_placed_off_each_other_and_off_faces():
+    # two faces side by side: labels above both would overlap; one goes below instead
+    faces, sizes = [(100, 100, 30, 30), (135, 100, 30, 30)], [(60, 12), (60, 12)]
+    spots = place_labels(faces, sizes, 400, 300)
+    assert _pair_overlap(_rects(spots, sizes)) == 0 and spots[0] == (100, 87)  # the first keeps "above"
+    assert all(0 <= x <= 400 - 60 and 0 <= y <= 300 - 12 for x, y in spots)  # inside the picture
+    # a face at the top edge: its label goes below, not off the picture or onto the face
+    assert place_labels([(10, 0, 30, 30)], [(40, 12)], 200, 200) == [(10, 31)]
+
+
+def test_a_crowd_photo_gets_far_less_label_overlap_than_labels_above_each_face():
+    from visionlab.detect import build_detector
+
+    photos = Path(__file__).resolve().parents[2] / "src" / "visionlab" / "assets" / "photos"
+    img = cv2.imread(str(photos / "maksssksksss559.jpg"))
+    faces = [f.box for f in build_detector("yunet").detect(img)]
+    assert len(faces) >= 5
+    sizes = [(cv2.getTextSize(f"{i + 1} WithMask 97%", cv2.FONT_HERSHEY_SIMPLEX, 0.3, 1)[0][0] + 4, 12)
+             for i in range(len(faces))]
+    above = [(max(0, x), max(0, y - 13)) for x, y, _, _ in faces]
+    ours = place_labels(faces, sizes, img.shape[1], img.shape[0])
+    face_rects = [(x, y, x + w, y + h) for x, y, w, h in faces]
+    over_faces = lambda spots: sum(_pair_overlap([r, f]) for r in _rects(spots, sizes) for f in face_rects)  # noqa
+    assert _pair_overlap(_rects(above, sizes)) > 0
+    assert _pair_overlap(_rects(ours, sizes)) <= 0.5 * _pair_overlap(_rects(above, sizes))
+    assert over_faces(ours) <= over_faces(above)
+
+
+def test_label_modes_draw_boxes_and_ids(yunet, pic1, tiny_classifier, tmp_path, pic1_path):
+    results = DetectionPipeline(yunet, tiny_classifier)(pic1)
+    assert sorted(r.id for r in results) == [1, 2]
+    boxes_only = draw_results(pic1, results, labels="none")
+    full = draw_results(pic1, results, labels="full")
+    ids = draw_results(pic1, results, labels="id")
+    inside = np.zeros(pic1.shape[:2], bool)
+    for r in results:
+        x, y, w, h = r.box
+        inside[max(0, y - 3):y + h + 3, max(0, x - 3):x + w + 3] = True
+    assert np.array_equal(boxes_only[~inside], pic1[~inside])  # boxes only: nothing drawn elsewhere
+    changed = lambda a: int((a != pic1).any(axis=2).sum())  # noqa: E731
+    assert changed(boxes_only) < changed(ids) < changed(full)  # a number takes less room than a full label
+    s = run_detection(pic1_path, None, tmp_path / "o", classifier=tiny_classifier, detector=yunet,
+                      show_progress=False, labels="id")
+    line = json.loads((tmp_path / "o" / "detections.jsonl").read_text())
+    assert s["processed"] == 1 and sorted(f["id"] for f in line["faces"]) == [1, 2]
+    left = min(line["faces"], key=lambda f: f["box"][0])
+    assert left["id"] == 1  # pic1's two faces sit side by side: the left one is 1

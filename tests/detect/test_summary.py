@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,7 +18,7 @@ from visionlab.detect.summary import (COLUMNS, SUMMARY_CSV, SUMMARY_PNG, FaceTra
                                       default_bin_seconds, majority, parse_zone, wilson)
 from visionlab.errors import ConfigError
 
-from .conftest import shared_file
+from .conftest import SHARED, shared_file
 
 CLASSES4 = ["Background", "MaskWornIncorrectly", "WithMask", "WithoutMask"]
 ANSWER = {"WithMask": [0, 0, 1, 0], "MaskWornIncorrectly": [0, 1, 0, 0], "WithoutMask": [0, 0, 0, 1],
@@ -236,3 +238,134 @@ def test_wilson_matches_scipy_and_is_none_without_faces():
     rate, lo, hi = wilson(7, 9)
     c = binomtest(7, 9).proportion_ci(method="wilson")
     assert (rate, lo, hi) == (7 / 9, c.low, c.high)
+
+
+# ---------------------------------------------------------------- scene cuts and short tracks
+
+PHOTOS = Path(__file__).resolve().parents[2] / "src" / "visionlab" / "assets" / "photos"
+HOLD = 5  # frames each photo of the cut clip is shown for
+
+
+def _letterbox(img, w=640, h=480):
+    s = min(w / img.shape[1], h / img.shape[0])
+    img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    out = np.zeros((h, w, 3), np.uint8)
+    y, x = (h - img.shape[0]) // 2, (w - img.shape[1]) // 2
+    out[y:y + img.shape[0], x:x + img.shape[1]] = img
+    return out
+
+
+def _read_all(path):
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    return frames
+
+
+def _faces(detector, frames):
+    return [[{"box": list(f.box), "label": "WithMask"} for f in detector.detect(x)] for x in frames]
+
+
+@pytest.fixture(scope="module")
+def bundled_yunet():
+    from visionlab.detect import build_detector
+
+    return build_detector("yunet")
+
+
+@pytest.fixture(scope="module")
+def cut_clip(tmp_path_factory, bundled_yunet):
+    """30 unrelated photos (the 4 bundled ones, then facemask_boxes photos when ../shared has them), each held
+    for HOLD frames, written as an mp4 and read back: (frames, faces per frame, number of photos)."""
+    photos = sorted(PHOTOS.glob("*.jp*g"))
+    boxes = SHARED / "data" / "facemask_boxes" / "images"
+    if boxes.is_dir():
+        photos += sorted(p for p in boxes.glob("*.jpg") if p.name not in {q.name for q in photos})[:30 - len(photos)]
+    path = tmp_path_factory.mktemp("cuts") / "cuts.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
+    for p in photos:
+        frame = _letterbox(cv2.imread(str(p)))
+        for _ in range(HOLD):
+            writer.write(frame)
+    writer.release()
+    frames = _read_all(path)
+    assert len(frames) == HOLD * len(photos)
+    return frames, _faces(bundled_yunet, frames), len(photos)
+
+
+def _feed_frames(summary, frames, faces):
+    for i, (img, f) in enumerate(zip(frames, faces)):
+        summary.update(i, f, frame=img)
+    return summary
+
+
+def test_a_clip_of_unrelated_photos_counts_at_most_one_person_per_face(cut_clip):
+    frames, faces, n = cut_clip
+    most = [max(len(faces[i * HOLD + k]) for k in range(HOLD)) for i in range(n)]  # faces of each photo
+    s = _feed_frames(VideoSummary(10, 1.0), frames, faces)
+    people = s.totals()["people"]
+    assert people["scene_cuts"] == n - 1  # every cut seen, no other
+    tracks = [t for t in s.tracker.tracks.values() if s._person(t.id)]
+    assert all(t.first // HOLD == t.last // HOLD for t in tracks)  # no person runs across a cut
+    per_photo = Counter(t.first // HOLD for t in tracks)
+    assert all(per_photo[i] <= most[i] for i in range(n)), (per_photo, most)
+    assert people["count"] == len(tracks) <= sum(most)
+    assert people["count"] >= 0.8 * sum(most)  # and the faces are still counted
+    # the old tracker (no cuts, every track a person) runs people across cuts: two photos' faces are one person
+    old = _feed_frames(VideoSummary(10, 1.0, min_track_frames=1, scene_cut=0), frames, faces)
+    assert any(t.first // HOLD != t.last // HOLD for t in old.tracker.tracks.values())
+    assert old.totals()["people"]["scene_cuts"] == 0
+
+
+def _moving(img, n=40, seed=0):
+    """``n`` frames of one photo as a hand-held camera films it: a slow random drift of up to 15 px, zoomed 5%."""
+    rng = np.random.default_rng(seed)
+    h, w = img.shape[:2]
+    dx = dy = 0.0
+    out = []
+    for _ in range(n):
+        dx, dy = np.clip(dx + rng.normal(0, 2), -15, 15), np.clip(dy + rng.normal(0, 2), -15, 15)
+        m = np.float32([[1.05, 0, dx - 0.025 * w], [0, 1.05, dy - 0.025 * h]])
+        out.append(cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT))
+    return out
+
+
+def test_a_moving_camera_is_no_scene_cut_and_still_counts_the_people(bundled_yunet):
+    frames = _moving(cv2.imread(str(PHOTOS / "pic1.jpeg")))
+    faces = _faces(bundled_yunet, frames)
+    assert all(len(f) == 2 for f in faces)
+    t = _feed_frames(VideoSummary(10, 1.0), frames, faces).totals()["people"]
+    assert t["scene_cuts"] == 0 and t["count"] == 2 and t["short_tracks"] == 0
+    crowd = _moving(cv2.imread(str(PHOTOS / "maksssksksss559.jpg")), seed=1)
+    faces = _faces(bundled_yunet, crowd)
+    t = _feed_frames(VideoSummary(10, 1.0), crowd, faces).totals()["people"]
+    assert t["scene_cuts"] == 0
+    assert max(map(len, faces)) <= t["count"] <= 1.5 * max(map(len, faces))
+
+
+def test_a_track_counts_as_a_person_after_min_track_frames():
+    s = VideoSummary(10, 1.0, min_track_frames=3)
+    for i in range(6):  # one face in frames 0-5, a flicker at (300, 0) in frames 0-1 only
+        s.update(i, [{"box": [0, 0, 50, 50], "label": "WithMask"}]
+                 + ([{"box": [300, 0, 50, 50], "label": "WithoutMask"}] if i < 2 else []))
+    t = s.totals()
+    assert t["faces"] == 8 and t["without"] == 2  # every sighting is still counted per frame
+    assert t["people"]["count"] == 1 and t["people"]["with"] == 1 and t["people"]["short_tracks"] == 1
+    assert s.rows()[0]["people"] == 1
+    assert VideoSummary(10, 1.0, min_track_frames=2).update(0, []) == []
+    with pytest.raises(ConfigError, match="min-track-frames"):
+        VideoSummary(10, 1.0, min_track_frames=0)
+    with pytest.raises(ConfigError, match="scene-cut"):
+        VideoSummary(10, 1.0, scene_cut=2)
+
+
+def test_the_tracker_ends_every_track_at_a_cut():
+    tr = FaceTracker()
+    assert tr.update([(0, 0, 100, 100)]) == [0]
+    assert tr.update([(0, 0, 100, 100)], cut=True) == [1]
+    assert tr.update([(2, 0, 100, 100)]) == [1]

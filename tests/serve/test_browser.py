@@ -51,17 +51,83 @@ def test_upload_shows_boxes_and_table(page, server, scene):
         assert rows.nth(i).locator("td").nth(2).inner_text().strip().endswith("%")
     assert page.inner_text("#summary").startswith("2 faces")
     canvas = page.locator("#result-canvas")
-    assert canvas.get_attribute("data-boxes") == "2"
-    assert int(canvas.get_attribute("width")) == 840 and canvas.is_visible()
+    assert canvas.get_attribute("data-boxes") == "2" and canvas.is_visible()
+    # as large as the window allows: wider than the photo's 840 px in a 1280 x 900 window, and all of it in view
+    shown_box = canvas.bounding_box()
+    assert shown_box["width"] > 840 and shown_box["y"] + shown_box["height"] <= 900, shown_box
+    assert [rows.nth(i).locator("td").first.inner_text() for i in range(2)] == ["1", "2"]
     # the canvas really has each box: the pixel on the middle of its left edge has its class colour
     labels = [t if t in CLASSES else "unsure" for t in shown]
     boxes = [[int(v) for v in rows.nth(i).locator("td").nth(4).inner_text().split(",")] for i in range(2)]
+    k = float(canvas.get_attribute("data-scale"))  # canvas pixels per photo pixel
     for label, (x, y, w, h) in zip(labels, boxes):
         rgb = page.evaluate("([x, y]) => Array.from(document.getElementById('result-canvas')"
-                            ".getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3))", [x, y + h // 2])
+                            ".getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3))",
+                            [round(x * k), round((y + h / 2) * k)])
         want = COLOURS[label]
         assert all(abs(a - b) <= 12 for a, b in zip(rgb, want)), (label, rgb, want)
     page.screenshot(path=str(SHOTS / "visionlab-serve-detect.png"), full_page=True)
+    assert not [e for e in page.errors if "favicon" not in e], page.errors
+
+
+def _pixel(page, x, y):
+    return page.evaluate("([x, y]) => Array.from(document.getElementById('result-canvas')"
+                         ".getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3))", [x, y])
+
+
+def test_hover_links_faces_and_rows_and_click_zooms(page, server, scene):
+    page.goto(server.url + "/")
+    page.wait_for_function("document.getElementById('model-info').textContent.includes('small_cnn')")
+    page.set_input_files("#file", str(scene))
+    rows = page.locator("#faces tbody tr")
+    rows.nth(1).wait_for()
+    canvas = page.locator("#result-canvas")
+    k = float(canvas.get_attribute("data-scale"))
+    boxes = [[int(v) for v in rows.nth(i).locator("td").nth(4).inner_text().split(",")] for i in range(2)]
+    x, y, w, h = boxes[1]
+    outside = (round(boxes[0][0] * k) - 20, round(boxes[0][1] * k) - 20)  # a pixel of the photo away from faces
+    plain = _pixel(page, *outside)
+    # a table row hovered: its face is highlighted on the picture, the rest of the photo dimmed
+    rows.nth(1).hover()
+    page.wait_for_selector("#result-canvas[data-highlight='2']")
+    dimmed = _pixel(page, *outside)
+    assert sum(dimmed) < 0.7 * sum(plain), (plain, dimmed)
+    assert "hl" in rows.nth(1).get_attribute("class")
+    # the face hovered on the picture: its row is highlighted, the other's not
+    page.mouse.move(0, 0)
+    page.wait_for_selector("#result-canvas[data-highlight='']")
+    bb = canvas.bounding_box()
+    css = bb["width"] / float(canvas.get_attribute("width")) * k  # CSS px per photo pixel
+    fx, fy, fw, fh = boxes[0]
+    page.mouse.move(bb["x"] + (fx + fw / 2) * css, bb["y"] + (fy + fh / 2) * css)
+    page.wait_for_selector("#result-canvas[data-highlight='1']")
+    assert "hl" in rows.nth(0).get_attribute("class") and "hl" not in (rows.nth(1).get_attribute("class") or "")
+    page.screenshot(path=str(SHOTS / "visionlab-serve-hover.png"), full_page=False)
+    # a click zooms in (the canvas grows, the wrapper scrolls), a second click fits the photo again
+    before = canvas.bounding_box()["width"]
+    page.mouse.click(bb["x"] + (fx + fw / 2) * css, bb["y"] + (fy + fh / 2) * css)
+    page.wait_for_selector("#result-canvas[data-zoom='2.5']")
+    assert canvas.bounding_box()["width"] == pytest.approx(2.5 * before, rel=0.02)
+    assert page.evaluate("document.getElementById('canvas-wrap').scrollLeft") > 0
+    page.click("#zoom-fit")
+    page.wait_for_selector("#result-canvas[data-zoom='1']")
+    assert canvas.bounding_box()["width"] == pytest.approx(before, rel=0.02)
+    assert not [e for e in page.errors if "favicon" not in e], page.errors
+
+
+def test_a_crowd_photo_numbers_every_face_as_the_table_does(page, server):
+    crowd = Path(__file__).resolve().parents[2] / "src" / "visionlab" / "assets" / "photos" / "maksssksksss559.jpg"
+    page.goto(server.url + "/")
+    page.wait_for_function("document.getElementById('model-info').textContent.includes('small_cnn')")
+    page.set_input_files("#file", str(crowd))
+    page.wait_for_selector("#result-canvas[data-boxes]")  # selectors, not script: the page's CSP forbids eval
+    n = int(page.get_attribute("#result-canvas", "data-boxes"))
+    ids = page.locator("#faces tbody tr td:first-child").all_inner_texts()
+    assert n >= 5 and ids == [str(i) for i in range(1, n + 1)]
+    boxes = [[int(v) for v in t.split(",")] for t in page.locator("#faces tbody tr td:nth-child(5)").all_inner_texts()]
+    centres = [(y + h / 2, x + w / 2) for x, y, w, h in boxes]
+    assert centres[0][0] <= min(c[0] for c in centres) + 0.5 * max(b[3] for b in boxes)  # 1 is in the top row
+    page.screenshot(path=str(SHOTS / "visionlab-serve-crowd.png"), full_page=False)
     assert not [e for e in page.errors if "favicon" not in e], page.errors
 
 

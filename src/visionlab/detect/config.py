@@ -13,6 +13,7 @@ from ..errors import ConfigError
 
 Quality = Literal["auto", "accurate", "fast"]
 Privacy = Literal["blur", "pixelate"]
+Labels = Literal["full", "short", "id", "none"]
 
 
 class DetectConfig(BaseModel):
@@ -47,9 +48,17 @@ class DetectConfig(BaseModel):
     save_frames: bool = Field(True, description="--no-save-frames writes only JSON lines and the summary")
     blur: bool = Field(False, description="blur every face in the saved images and video")
     pixelate: bool = Field(False, description="pixelate every face instead of blurring")
+    labels: Labels = Field("full", description="what the saved images and video write by each face: full (number, "
+                                               "class, confidence), short (number, mask/no mask/wrong/?), id (the "
+                                               "face's number, as in the JSON lines) or none (boxes only)")
     zone: Optional[str] = Field(None, description="count only faces whose centre is inside x1,y1,x2,y2 or a polygon "
                                                   "x1,y1;x2,y2;...")
     track: bool = Field(True, description="also count people by IoU tracks (one person standing still once)")
+    min_track_frames: int = Field(3, ge=1, description="a track counts as a person once seen in this many frames "
+                                                        "(a face found in one or two frames is most likely not one)")
+    scene_cut: float = Field(0.3, ge=0, le=1, description="a colour-histogram jump (Bhattacharyya distance) above "
+                                                         "this between frames is a scene cut: every track ends "
+                                                         "(0: off)")
     bin_seconds: Optional[float] = Field(None, gt=0, description="video summary time bins (default 10 s; 1 s for "
                                                                  "clips under a minute)")
     max_frames: Optional[int] = Field(None, ge=1, description="stop a video or camera after this many frames")

@@ -6,6 +6,7 @@ a run and its ONNX export are interchangeable here.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Optional, Sequence
@@ -62,13 +63,15 @@ class FaceResult:
     landmarks: Optional[np.ndarray] = None
     probs: Optional[dict] = None  # class -> probability (the classifier's softmax, background excluded)
     face: float = 1.0  # 1 - P(background) where the classifier has a background class
+    id: Optional[int] = None  # the face's number in its image, 1..N in reading order (``number_faces``)
 
     @property
     def unsure(self) -> bool:
         return self.label == UNSURE
 
     def to_dict(self) -> dict:
-        d = {"box": [int(v) for v in self.box], "label": self.label, "confidence": round(float(self.confidence), 4),
+        d = {} if self.id is None else {"id": int(self.id)}
+        d |= {"box": [int(v) for v in self.box], "label": self.label, "confidence": round(float(self.confidence), 4),
              "score": round(float(self.score), 4), "guess": self.guess, "unsure": self.unsure}
         if self.probs is not None:
             d["probs"] = {k: round(float(v), 5) for k, v in self.probs.items()}
@@ -179,7 +182,30 @@ class DetectionPipeline:
             guess = self.face_classes[top]
             results.append(FaceResult(f.box, UNSURE if unsure else guess, conf, f.score, guess, f.landmarks,
                                       dict(zip(self.face_classes, pf.tolist())), face))
+        for r, n in zip(results, number_faces([r.box for r in results])):
+            r.id = n
         return results
+
+
+def number_faces(boxes: Sequence[Sequence[float]]) -> list[int]:
+    """Each box's number, 1..N in reading order: rows top to bottom, left to right within a row. A box joins a row
+    when its centre lies within half the row's median box height of the row's first centre (faces of one
+    crowd row sit at slightly different heights)."""
+    if not len(boxes):
+        return []
+    a = np.asarray(boxes, np.float64).reshape(-1, 4)
+    cx, cy, hh = a[:, 0] + a[:, 2] / 2, a[:, 1] + a[:, 3] / 2, a[:, 3]
+    rows: list[list[int]] = []
+    for i in np.argsort(cy, kind="stable"):
+        if rows and cy[i] - cy[rows[-1][0]] <= 0.5 * float(np.median(hh[rows[-1]])):
+            rows[-1].append(int(i))
+        else:
+            rows.append([int(i)])
+    order = [i for row in rows for i in sorted(row, key=lambda j: (cx[j], cy[j]))]
+    numbers = [0] * len(a)
+    for n, i in enumerate(order, 1):
+        numbers[i] = n
+    return numbers
 
 
 def label_color(label: str) -> tuple[int, int, int]:
@@ -193,27 +219,96 @@ def label_color(label: str) -> tuple[int, int, int]:
     return _PALETTE[sum(map(ord, label)) % len(_PALETTE)]
 
 
-def draw_results(image_bgr: np.ndarray, results: Sequence[FaceResult], fps: Optional[float] = None) -> np.ndarray:
-    """A copy of the image with a box and "label confidence" per face, and an FPS figure when given."""
+LabelMode = Literal["full", "short", "id", "none"]
+LABEL_MODES = ("full", "short", "id", "none")
+_SHORT = {"mask": "mask", "no_mask": "no mask", "incorrect": "wrong", "other": ""}
+
+
+def label_text(r: FaceResult, mode: LabelMode = "full") -> str:
+    """What is written by a face: ``full`` "3 WithMask 97%", ``short`` "3 mask", ``id`` "3", ``none`` nothing.
+    An unsure face reads "3 ? WithMask 41%", "3 ?" and "3"; the number is left out where a face has none."""
+    num = f"{r.id} " if r.id is not None else ""
+    if mode == "none":
+        return ""
+    if mode == "id":
+        return num.strip() or ("?" if r.unsure else _SHORT[mask_status(r.label)] or r.label)
+    if mode == "short":
+        return num + ("?" if r.unsure else (_SHORT[mask_status(r.label)] or r.label))
+    pct = int(r.confidence * 100)  # floor: 0.996 shows as 99%, never a certain-looking 100%
+    return num + (f"{r.label} {pct}%" if not r.unsure else f"? {r.guess} {pct}%")  # amber + "?": unsure
+
+
+def _overlap(a: np.ndarray, boxes: np.ndarray) -> float:
+    """Total area of ``a`` (x1, y1, x2, y2) that falls inside each of ``boxes`` (N x 4), summed."""
+    if not len(boxes):
+        return 0.0
+    w = np.clip(np.minimum(a[2], boxes[:, 2]) - np.maximum(a[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(a[3], boxes[:, 3]) - np.maximum(a[1], boxes[:, 1]), 0, None)
+    return float((w * h).sum())
+
+
+def place_labels(faces: Sequence[Sequence[int]], sizes: Sequence[tuple[int, int]], width: int,
+                 height: int) -> list[tuple[int, int]]:
+    """The top-left corner of each label (``sizes``: (w, h) each) by its face box (x, y, w, h): of the spots
+    above, below, inside the top, left and right of the face (each moved inside the image), the one that
+    covers the least of the labels placed so far, of the other faces and of the picture's edge, with a small
+    preference in that order. Faces are placed in the order given (hand-written: no library places labels)."""
+    fx = np.asarray(faces, np.float64).reshape(-1, 4)
+    face_xyxy = np.column_stack([fx[:, 0], fx[:, 1], fx[:, 0] + fx[:, 2], fx[:, 1] + fx[:, 3]])
+    placed: list[np.ndarray] = []
+    out = []
+    for i, ((x, y, bw, bh), (lw, lh)) in enumerate(zip(fx, sizes)):
+        spots = [(x, y - lh - 1), (x, y + bh + 1), (x + 1, y + 1), (x - lw - 1, y + (bh - lh) / 2),
+                 (x + bw + 1, y + (bh - lh) / 2), (x + bw - lw, y - lh - 1), (x + bw - lw, y + bh + 1)]
+        others = np.delete(face_xyxy, i, axis=0)
+        own = face_xyxy[i:i + 1]
+        best, best_cost = None, math.inf
+        for rank, (sx, sy) in enumerate(spots):
+            cx = min(max(sx, 0), max(0, width - lw))
+            cy = min(max(sy, 0), max(0, height - lh))
+            a = np.array([cx, cy, cx + lw, cy + lh])
+            cost = (3.0 * _overlap(a, np.asarray(placed).reshape(-1, 4)) + 2.0 * _overlap(a, others)
+                    + 1.0 * _overlap(a, own) + abs(cx - sx) * lh + abs(cy - sy) * lw + 0.01 * rank * lw * lh)
+            if cost < best_cost:
+                best, best_cost = a, cost
+        placed.append(best)  # type: ignore[arg-type]
+        out.append((int(round(best[0])), int(round(best[1]))))  # type: ignore[index]
+    return out
+
+
+def draw_results(image_bgr: np.ndarray, results: Sequence[FaceResult], fps: Optional[float] = None,
+                 labels: LabelMode = "full") -> np.ndarray:
+    """A copy of the image with a box per face and its label (``labels``: ``full`` "3 WithMask 97%", ``short``
+    "3 mask", ``id`` "3" (the face's number, as in the JSON lines and the page's table), ``none``: boxes only),
+    each label put where it covers the fewest other labels and faces; an FPS figure when given."""
+    if labels not in LABEL_MODES:
+        raise ConfigError(f"--labels {labels!r} is not one of {', '.join(LABEL_MODES)}")
     out = image_bgr.copy()
     h, w = out.shape[:2]
     thick = max(2, round(min(h, w) / 300))
     fscale = max(0.45, min(h, w) / 900)
+    texts, sizes, scales = [], [], []
     for r in results:
         x, y, bw, bh = r.box
-        col = label_color(r.label)
-        cv2.rectangle(out, (x, y), (x + bw, y + bh), col, max(1, min(thick, bw // 30)))
-        pct = int(r.confidence * 100)  # floor: 0.996 shows as 99%, never a certain-looking 100%
-        text = f"{r.label} {pct}%" if r.label != UNSURE else f"? {r.guess} {pct}%"  # amber + "?": unsure
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fscale, 1)
+        cv2.rectangle(out, (x, y), (x + bw, y + bh), label_color(r.label), max(1, min(thick, bw // 30)))
+        text = label_text(r, labels)
         fs = fscale
-        if tw > max(1.5 * bw, 40):  # small faces in a crowd get small labels, not a wall of overlapping text
-            fs = max(0.3, fscale * max(1.5 * bw, 40) / tw)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, 1)
+        room = max(1.5 * bw, 14 if labels == "id" else 40)
+        if text and tw > room:  # small faces in a crowd get small labels, not a wall of text
+            fs = max(0.25, fs * room / tw)
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, 1)
-        tx = max(0, min(x, w - tw - 4))
-        ty = y - 4 if y - th - base - 4 >= 0 else min(h - base, y + bh + th + 4)
-        cv2.rectangle(out, (tx, ty - th - base), (tx + tw + 4, ty + base // 2), col, -1)
-        cv2.putText(out, text, (tx + 2, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, fs, (255, 255, 255), 1, cv2.LINE_AA)
+        texts.append(text)
+        scales.append((fs, th, base))
+        sizes.append((tw + 4, th + base + 2))
+    keep = [i for i, t in enumerate(texts) if t]
+    spots = place_labels([results[i].box for i in keep], [sizes[i] for i in keep], w, h)
+    for i, (tx, ty) in zip(keep, spots):
+        fs, th, base = scales[i]
+        lw, lh = sizes[i]
+        cv2.rectangle(out, (tx, ty), (tx + lw, ty + lh), label_color(results[i].label), -1)
+        cv2.putText(out, texts[i], (tx + 2, ty + th + 1), cv2.FONT_HERSHEY_SIMPLEX, fs, (255, 255, 255), 1,
+                    cv2.LINE_AA)
     if fps is not None:
         text = f"{fps:.1f} FPS"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fscale, 1)

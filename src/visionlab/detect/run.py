@@ -201,6 +201,8 @@ class _DetectionRun:
         self.save_frames, self.blur, self.zone, self.on_frame, self.anonymize = (save_frames, blur, zone, on_frame,
                                                                                  anonymize)
         self.vs: Optional[VideoSummary] = None
+        self.track_options: dict = {}  # min_track_frames, scene_cut: VideoSummary's keywords
+        self.label_mode = "full"  # draw_results' labels
         self.labels: Counter = Counter()
         self.t0 = time.perf_counter()
         self.writer: Optional[cv2.VideoWriter] = None
@@ -224,13 +226,15 @@ class _DetectionRun:
         record = {"source": source, "frame": index, "faces": [r.to_dict() for r in results]}
         if self.vs is not None:
             ids = self.vs.update(index or 0, record["faces"],
-                                 t=time.perf_counter() - self.t0 if self.kind in ("camera", "stream") else None)
+                                 t=time.perf_counter() - self.t0 if self.kind in ("camera", "stream") else None,
+                                 frame=frame)
             for f, i in zip(record["faces"], ids):
                 f["track"] = i
         if not self.save_frames:
             return frame, record
         shown = self.anonymize(frame, results, self.blur) if self.blur else frame
-        annotated = draw_results(shown, results, self.fps(self.summary["processed"] + 1) if overlay_fps else None)
+        annotated = draw_results(shown, results, self.fps(self.summary["processed"] + 1) if overlay_fps else None,
+                                 labels=self.label_mode)
         if self.zone is not None:
             self.zone.draw(annotated)
         return annotated, record
@@ -322,7 +326,7 @@ class _DetectionRun:
                             total=total, info="")
         if video_summary:
             self.vs = VideoSummary(fps, bin_seconds, duration_s=count / fps if kind == "video" and count > 0
-                                   else None, zone=self.zone, track=track)
+                                   else None, zone=self.zone, track=track, **self.track_options)
         index = 0
         while max_frames is None or index < max_frames:
             ok, frame = cap.read()
@@ -478,6 +482,8 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
                         on_frame=on_frame, anonymize=anonymize)
     run.live = cap if kind in ("camera", "stream") else None
     run.alerts = _alert_monitor(cfg, summary["input"])
+    run.track_options = {"min_track_frames": cfg.min_track_frames, "scene_cut": cfg.scene_cut}
+    run.label_mode = cfg.labels
     try:
         with progress(disable=not show_progress) as bar:
             if kind in ("image", "folder"):

@@ -26,8 +26,9 @@ from .pipeline import AMBER, GREEN, ORANGE, RED, UNSURE, mask_status
 SUMMARY_CSV = "summary.csv"
 SUMMARY_PNG = "summary.png"
 COUNTING = ("faces are counted once per frame they appear in (a face seen in 10 frames counts 10); "
-            "people are counted once per track (IoU association from frame to frame), with the majority "
-            "of their per-frame labels, unsure left out unless it is all a track has")
+            "people are counted once per track (IoU association from frame to frame, ended by a scene cut) seen "
+            "in at least min_track_frames frames, with the majority of their per-frame labels, unsure left out "
+            "unless it is all a track has")
 COUNTING_NO_TRACK = "faces are counted once per frame they appear in (a face seen in 10 frames counts 10); no tracking"
 # the per-bin columns of summary.csv, in order
 COLUMNS = ("t_start", "t_end", "faces", "with", "without", "incorrect", "unsure", "mask_rate", "ci_low",
@@ -66,6 +67,7 @@ class Track:
     first: int  # frame of the first and the latest box
     last: int
     labels: Counter = field(default_factory=Counter)
+    hits: int = 0  # frames the track was seen in
 
     @property
     def label(self) -> Optional[str]:
@@ -100,16 +102,23 @@ class FaceTracker:
         self._frame = -1
         self._next = 0
 
+    def cut(self) -> None:
+        """A scene cut: every live track ends (the next frame's faces are new people)."""
+        self._live = []
+
     def update(self, boxes: Sequence[Sequence[int]], labels: Optional[Sequence[str]] = None,
-               frame_index: Optional[int] = None) -> list[int]:
+               frame_index: Optional[int] = None, cut: bool = False) -> list[int]:
         """Track ids for this frame's ``boxes``. ``labels`` (one per box) add to each track's label counts;
-        ``frame_index`` (default: the previous one + 1) lets frames that were skipped count as unseen."""
+        ``frame_index`` (default: the previous one + 1) lets frames that were skipped count as unseen;
+        ``cut``: this frame starts a new scene, so no box continues a track."""
         from scipy.optimize import linear_sum_assignment
 
         from ..boxes import iou_matrix
 
         frame = self._frame + 1 if frame_index is None else int(frame_index)
         self._frame = frame
+        if cut:
+            self.cut()
         self._live = [t for t in self._live if frame - self.tracks[t].last - 1 <= self.max_missed]
         boxes = [tuple(int(v) for v in b) for b in boxes]
         if labels is not None and len(labels) != len(boxes):
@@ -130,6 +139,7 @@ class FaceTracker:
                 ids[i] = tid
             t = self.tracks[ids[i]]
             t.box, t.last = box, frame
+            t.hits += 1
             if labels is not None:
                 t.labels[labels[i]] += 1
         return [int(i) for i in ids]  # type: ignore[arg-type]
@@ -140,6 +150,53 @@ class FaceTracker:
 
     def __len__(self) -> int:
         return len(self.tracks)
+
+
+class SceneCuts:
+    """Says when a frame starts a new scene: both its colour histogram and its pixels jump from the previous
+    frame's. The histogram jump is the Bhattacharyya distance (OpenCV's ``compareHist``) between 8 x 8
+    hue-saturation histograms of the two frames shrunk to 64 px wide, above ``threshold``; the pixel jump is a
+    mean absolute difference of the frames shrunk to 32 x 24 grey above ``MIN_PIXEL_CHANGE``. Camera motion and
+    people walking move pixels but hardly the histogram; compression noise in a grey picture moves its hue
+    histogram but hardly the pixels; a cut to an unrelated shot moves both. ``threshold`` 0 turns it off."""
+
+    MIN_PIXEL_CHANGE = 0.05  # of the 0-255 range; 30 unrelated photos: 0.14 and more, a still shot: under 0.001
+
+    def __init__(self, threshold: float = 0.3) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"--scene-cut must be between 0 (off) and 1, got {threshold}")
+        self.threshold = float(threshold)
+        self._prev: Optional[tuple[np.ndarray, np.ndarray]] = None
+        self.cuts = 0
+        self.last_distance: Optional[tuple[float, float]] = None
+
+    @staticmethod
+    def signature(frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the hue-saturation histogram, the small grey frame) a frame is compared by."""
+        import cv2
+
+        h, w = frame_bgr.shape[:2]
+        small = cv2.resize(frame_bgr, (64, max(1, round(64 * h / max(w, 1)))), interpolation=cv2.INTER_AREA)
+        hist = cv2.calcHist([cv2.cvtColor(small, cv2.COLOR_BGR2HSV)], [0, 1], None, [8, 8], [0, 180, 0, 256])
+        grey = cv2.resize(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (32, 24), interpolation=cv2.INTER_AREA)
+        return cv2.normalize(hist, hist, 1.0, 0.0, cv2.NORM_L1), grey.astype(np.float32) / 255.0
+
+    def __call__(self, frame_bgr: np.ndarray) -> bool:
+        """Whether ``frame_bgr`` starts a new scene (never the first frame: nothing is live yet)."""
+        import cv2
+
+        if self.threshold <= 0.0:
+            return False
+        sig = self.signature(frame_bgr)
+        prev, self._prev = self._prev, sig
+        if prev is None:
+            return False
+        dist = float(cv2.compareHist(prev[0], sig[0], cv2.HISTCMP_BHATTACHARYYA))
+        change = float(np.abs(prev[1] - sig[1]).mean())
+        self.last_distance = (dist, change)
+        cut = dist > self.threshold and change > self.MIN_PIXEL_CHANGE
+        self.cuts += cut
+        return cut
 
 
 # ---------------------------------------------------------------- zones
@@ -236,7 +293,7 @@ class VideoSummary:
 
     def __init__(self, fps: float, bin_seconds: Optional[float] = None, duration_s: Optional[float] = None,
                  zone: "Zone | str | None" = None, track: bool = True, *, min_iou: float = 0.3,
-                 max_missed: Optional[int] = None) -> None:
+                 max_missed: Optional[int] = None, min_track_frames: int = 3, scene_cut: float = 0.3) -> None:
         if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
             raise ConfigError(f"fps must be a positive number, got {fps!r}")
         if bin_seconds is not None and not (math.isfinite(bin_seconds) and bin_seconds > 0):
@@ -248,6 +305,10 @@ class VideoSummary:
         # a face may be missed for half a second (a turned head, a passer-by in front) and keep its track
         self.tracker = (FaceTracker(min_iou, max(2, round(self.fps / 2)) if max_missed is None else max_missed)
                         if track else None)
+        if min_track_frames < 1:
+            raise ConfigError(f"--min-track-frames must be 1 or more, got {min_track_frames}")
+        self.min_track_frames = int(min_track_frames)
+        self.scene_cuts = SceneCuts(scene_cut)
         self._bins: dict[int, Counter] = defaultdict(Counter)
         self._people: dict[int, set[int]] = defaultdict(set)  # bin -> tracks with a counted face in it
         self._track_labels: dict[int, Counter] = defaultdict(Counter)  # in-zone labels only
@@ -258,9 +319,11 @@ class VideoSummary:
     def _bin(self, t: float) -> int:
         return int(math.floor(t / self.bin_seconds + 1e-9))
 
-    def update(self, frame_index: int, faces: Sequence[dict], t: Optional[float] = None) -> list[Optional[int]]:
+    def update(self, frame_index: int, faces: Sequence[dict], t: Optional[float] = None,
+               frame: Optional[np.ndarray] = None) -> list[Optional[int]]:
         """Count one frame's faces (``FaceResult.to_dict()`` dicts: ``box`` and ``label`` are used). ``t``: the
-        frame's time in seconds (a camera's clock); default ``frame_index / fps``. Returns each face's track id
+        frame's time in seconds (a camera's clock); default ``frame_index / fps``. ``frame``: the BGR image, to
+        find scene cuts (a cut ends every track); without it no cut is seen. Returns each face's track id
         (``None`` without tracking), e.g. to add to the JSON lines."""
         t = frame_index / self.fps if t is None else float(t)
         self.frames += 1
@@ -269,7 +332,8 @@ class VideoSummary:
         counts = self._bins[b]  # the bin exists from now on, with zeros if no face is counted
         ids: list[Optional[int]] = [None] * len(faces)
         if self.tracker is not None:
-            ids = list(self.tracker.update([f["box"] for f in faces], frame_index=frame_index))
+            cut = self.scene_cuts(frame) if frame is not None else False
+            ids = list(self.tracker.update([f["box"] for f in faces], frame_index=frame_index, cut=cut))
         for f, tid in zip(faces, ids):
             if self.zone is not None and not self.zone.contains(f["box"]):
                 self.outside_zone += 1
@@ -282,6 +346,11 @@ class VideoSummary:
         return ids
 
     # -- results
+
+    def _person(self, tid: int) -> bool:
+        """A track counts as a person once it was seen in ``min_track_frames`` frames (a face the detector
+        finds in one or two frames only is most likely not one)."""
+        return self.tracker is not None and self.tracker.tracks[tid].hits >= self.min_track_frames
 
     def _track_key(self, tid: int) -> str:
         return count_key(majority(self._track_labels[tid]) or UNSURE)
@@ -307,8 +376,9 @@ class VideoSummary:
                    "faces": c["faces"], **{k: c[k] for k in ("with", "without", "incorrect", "unsure")},
                    "mask_rate": rate, "ci_low": lo, "ci_high": hi}
             if self.tracker is not None:
-                pk = Counter(self._track_key(t) for t in self._people.get(b, ()))
-                row.update(people=len(self._people.get(b, ())), people_with=pk["with"],
+                people = [t for t in self._people.get(b, ()) if self._person(t)]
+                pk = Counter(self._track_key(t) for t in people)
+                row.update(people=len(people), people_with=pk["with"],
                            people_without=pk["without"], people_incorrect=pk["incorrect"],
                            people_unsure=pk["unsure"])
             else:
@@ -330,11 +400,14 @@ class VideoSummary:
                "outside_zone": self.outside_zone, "faces": c["faces"], **{k: c[k] for k in _KEYS},
                "mask_rate": rate, "mask_rate_ci": [lo, hi] if rate is not None else None, "people": None}
         if self.tracker is not None:
-            tracks = sorted(self._track_labels)  # tracks with at least one counted face
+            counted = sorted(self._track_labels)  # tracks with at least one counted face
+            tracks = [t for t in counted if self._person(t)]
             pk = Counter(self._track_key(t) for t in tracks)
             prate, plo, phi = wilson(pk["with"], pk["with"] + pk["without"] + pk["incorrect"])
             out["people"] = {"count": len(tracks), **{k: pk[k] for k in _KEYS}, "mask_rate": prate,
-                             "mask_rate_ci": [plo, phi] if prate is not None else None}
+                             "mask_rate_ci": [plo, phi] if prate is not None else None,
+                             "short_tracks": len(counted) - len(tracks), "min_track_frames": self.min_track_frames,
+                             "scene_cuts": self.scene_cuts.cuts}
         return out
 
     def write(self, out_dir: "str | Path") -> dict:

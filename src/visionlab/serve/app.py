@@ -207,7 +207,9 @@ def _add_prediction_routes(app: FastAPI, engine: Engine, limiter: Limiter, info:
     async def predict(file: UploadFile = File(..., description="a photo: JPEG, PNG, WebP, BMP, GIF or TIFF"),
                       annotated: bool = Query(False, description="also return the annotated image as base64 JPEG"),
                       blur: Optional[Literal["blur", "pixelate"]] = Query(
-                          None, description="anonymise every face in the annotated image (as `detect --blur`)")
+                          None, description="anonymise every face in the annotated image (as `detect --blur`)"),
+                      labels: Literal["full", "short", "id", "none"] = Query(
+                          "full", description="what the annotated image writes by each face (as `detect --labels`)")
                       ) -> PredictResponse:
         """Every face in the photo with its box, label and confidence."""
         data = await file.read()
@@ -219,15 +221,15 @@ def _add_prediction_routes(app: FastAPI, engine: Engine, limiter: Limiter, info:
             t2 = time.perf_counter()
             faces, times = engine.predict(rgb)
             shown = anonymize(rgb, [r for r, _ in faces], blur) if blur else rgb
-            jpeg = base64.b64encode(annotate(shown, [r for r, _ in faces])).decode() if annotated else None
+            jpeg = base64.b64encode(annotate(shown, [r for r, _ in faces], labels)).decode() if annotated else None
             t3 = time.perf_counter()
             timings = Timings(queue_ms=round((t1 - t0) * 1e3, 3), decode_ms=round((t2 - t1) * 1e3, 3),
                               detect_ms=round(times["detect_ms"], 3), classify_ms=round(times["classify_ms"], 3),
                               total_ms=round((t3 - t0) * 1e3, 3))
-            return PredictResponse(faces=[FaceOut(box=[int(v) for v in r.box], label=r.label, guess=r.guess,
+            return PredictResponse(faces=[FaceOut(id=r.id or i, box=[int(v) for v in r.box], label=r.label, guess=r.guess,
                                                   confidence=round(float(r.confidence), 4),
                                                   detector_score=round(float(r.score), 4), probs=probs)
-                                          for r, probs in faces],
+                                          for i, (r, probs) in enumerate(faces, 1)],
                                    width=rgb.shape[1], height=rgb.shape[0], model_version=info["version"],
                                    timings=timings, annotated_jpeg=jpeg)
 

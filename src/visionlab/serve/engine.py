@@ -141,13 +141,14 @@ class Engine:
         return p
 
     def predict(self, rgb: np.ndarray) -> tuple[list[tuple[FaceResult, dict[str, float]]], dict[str, float]]:
-        """Faces of an H x W x 3 uint8 RGB image, left to right, each with its class probabilities; and the
+        """Faces of an H x W x 3 uint8 RGB image in reading order (their numbers 1..N: rows top to bottom, left to
+        right within a row), each with its class probabilities; and the
         milliseconds spent detecting and classifying."""
         pipe = self._pipeline()
         pipe.classifier.probs, pipe.classifier.seconds = None, 0.0
         results = pipe(rgb, color="rgb")  # boxes the background class rejects are already gone
         faces = [(r, {c: round(float(v), 4) for c, v in (r.probs or {}).items()}) for r in results]
-        faces.sort(key=lambda f: (f[0].box[0], f[0].box[1]))  # as a person reads the photo
+        faces.sort(key=lambda f: f[0].id or 0)  # as a person reads the photo: the faces' numbers
         return faces, {"detect_ms": pipe.detector.seconds * 1e3, "classify_ms": pipe.classifier.seconds * 1e3}
 
     def warm_up(self) -> None:
@@ -196,9 +197,10 @@ def scalar_metrics(metrics: dict) -> dict[str, Any]:
     return out
 
 
-def annotate(rgb: np.ndarray, faces: list[FaceResult]) -> bytes:
-    """A JPEG of the image with the detection module's boxes and labels (at most ANNOTATE_MAX_SIDE a side)."""
-    out = draw_results(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), faces)
+def annotate(rgb: np.ndarray, faces: list[FaceResult], labels: str = "full") -> bytes:
+    """A JPEG of the image with the detection module's boxes and labels (``labels``: full, short, id or none; at
+    most ANNOTATE_MAX_SIDE a side)."""
+    out = draw_results(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), faces, labels=labels)  # type: ignore[arg-type]
     h, w = out.shape[:2]
     scale = min(1.0, ANNOTATE_MAX_SIDE / max(h, w))
     if scale < 1.0:

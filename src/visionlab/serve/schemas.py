@@ -15,6 +15,7 @@ class ErrorBody(BaseModel):
 
 
 class FaceOut(BaseModel):
+    id: int = Field(ge=1, description="the face's number, 1..N in reading order (rows top to bottom, left to right)")
     box: Box
     label: str = Field(description="a class, or 'unsure' (a small face, or a probability between the thresholds)")
     guess: str = Field(description="the classifier's top class, also when the label is 'unsure'")

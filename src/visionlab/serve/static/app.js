@@ -98,41 +98,181 @@ async function predict(file, fromCamera = false) {
   }
 }
 
+// ---- the result picture: as large as the window allows, zoomable, face numbers, hover linked to the table --
+const view = { src: null, data: null, zoom: 1, hl: null };
+const ZOOMS = [1, 1.5, 2, 3, 4, 6];
+
 async function draw(file, data) {
   const url = URL.createObjectURL(file);
   try {
     const img = new Image();
     img.src = url;
     await img.decode(); // the browser applies EXIF orientation, as the server did
-    const canvas = $("result-canvas");
-    const scale = Math.min(1, 1600 / Math.max(img.naturalWidth, img.naturalHeight));
-    canvas.width = Math.round(img.naturalWidth * scale);
-    canvas.height = Math.round(img.naturalHeight * scale);
-    const ctx = canvas.getContext("2d");
-    ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
-    const sx = canvas.width / data.width, sy = canvas.height / data.height;
-    const line = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 300));
-    const fontPx = Math.max(12, Math.round(Math.max(canvas.width, canvas.height) / 45));
-    ctx.font = `600 ${fontPx}px system-ui, sans-serif`;
-    ctx.textBaseline = "top";
-    data.faces.forEach((f, i) => {
-      const [x, y, w, h] = [f.box[0] * sx, f.box[1] * sy, f.box[2] * sx, f.box[3] * sy];
-      const c = colour(f.label);
-      ctx.strokeStyle = c;
-      ctx.lineWidth = line;
-      ctx.strokeRect(x, y, w, h);
-      const text = `${i + 1} ${faceText(f)} ${Math.floor(f.confidence * 100)}%`;
-      const tw = ctx.measureText(text).width + 10;
-      const ty = y - fontPx - 8 >= 0 ? y - fontPx - 8 : y + h;
-      ctx.fillStyle = c;
-      ctx.fillRect(x - line / 2, ty, tw, fontPx + 8);
-      ctx.fillStyle = "#fff";
-      ctx.fillText(text, x + 5 - line / 2, ty + 4);
-    });
-    canvas.dataset.boxes = String(data.faces.length);
+    // kept as a canvas of its own (at most 4096 px a side) so the picture can be redrawn at any zoom
+    const k = Math.min(1, 4096 / Math.max(img.naturalWidth, img.naturalHeight));
+    const src = document.createElement("canvas");
+    src.width = Math.round(img.naturalWidth * k);
+    src.height = Math.round(img.naturalHeight * k);
+    src.getContext("2d").drawImage(img, 0, 0, src.width, src.height);
+    Object.assign(view, { src, data, zoom: 1, hl: null });
+    render();
+    $("result-canvas").dataset.boxes = String(data.faces.length);
+    show($("zoom-bar"), true);
   } finally {
     URL.revokeObjectURL(url);
   }
+}
+
+const faceId = (f, i) => f.id ?? i + 1;
+
+function fitWidth() {
+  // the whole photo in view: the wrapper's width, and the window's height less the page's header
+  const avail = $("canvas-wrap").clientWidth || 600;
+  const maxH = Math.max(240, window.innerHeight - 110);
+  return Math.max(50, Math.min(avail, maxH * view.src.width / view.src.height));
+}
+
+function overlap(a, b) {
+  return Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0])) * Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+}
+
+// as visionlab.detect's place_labels: of the spots above, below, inside the top, left and right of a face, the
+// one covering least of the labels placed so far, of the other faces and of the picture's edge
+function placeLabels(rects, sizes, W, H) {
+  const placed = [];
+  return rects.map(([x, y, w, h], i) => {
+    const [lw, lh] = sizes[i];
+    const spots = [[x, y - lh - 1], [x, y + h + 1], [x + 1, y + 1], [x - lw - 1, y + (h - lh) / 2], [x + w + 1, y + (h - lh) / 2]];
+    let best = null, bestCost = Infinity;
+    spots.forEach(([sx, sy], rank) => {
+      const cx = Math.min(Math.max(sx, 0), Math.max(0, W - lw)), cy = Math.min(Math.max(sy, 0), Math.max(0, H - lh));
+      const a = [cx, cy, cx + lw, cy + lh];
+      let cost = Math.abs(cx - sx) * lh + Math.abs(cy - sy) * lw + 0.01 * rank * lw * lh;
+      for (const p of placed) cost += 3 * overlap(a, p);
+      rects.forEach(([fx, fy, fw, fh], j) => { cost += (j === i ? 1 : 2) * overlap(a, [fx, fy, fx + fw, fy + fh]); });
+      if (cost < bestCost) { best = a; bestCost = cost; }
+    });
+    placed.push(best);
+    return best;
+  });
+}
+
+function render() {
+  if (!view.src) return;
+  const canvas = $("result-canvas");
+  const cssW = fitWidth() * view.zoom, cssH = cssW * view.src.height / view.src.width;
+  const k = Math.min(window.devicePixelRatio || 1, 8192 / Math.max(cssW, cssH)); // sharp, within canvas limits
+  canvas.width = Math.round(cssW * k);
+  canvas.height = Math.round(cssH * k);
+  canvas.style.width = `${cssW}px`;
+  canvas.style.height = `${cssH}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(k, 0, 0, k, 0, 0);
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(view.src, 0, 0, cssW, cssH);
+  const s = cssW / view.data.width; // CSS px per image px
+  canvas.dataset.scale = String(canvas.width / view.data.width);
+  canvas.dataset.zoom = String(view.zoom);
+  canvas.dataset.highlight = view.hl == null ? "" : String(view.hl);
+  const faces = view.data.faces;
+  // on whole pixels: a 2 px line centred on a pixel edge is drawn in full colour, not blurred over three pixels
+  const rects = faces.map((f) => f.box.map((v) => Math.round(v * s)));
+  if (view.hl != null) { // everything but the highlighted face dimmed
+    const i = faces.findIndex((f, j) => faceId(f, j) === view.hl);
+    if (i >= 0) {
+      const [x, y, w, h] = rects[i];
+      ctx.save();
+      ctx.fillStyle = "rgba(0, 0, 0, 0.45)";
+      ctx.beginPath();
+      ctx.rect(0, 0, cssW, cssH);
+      ctx.rect(x + w, y, -w, h); // counter-clockwise: a hole over the face
+      ctx.fill("evenodd");
+      ctx.restore();
+    }
+  }
+  ctx.font = "600 12px system-ui, sans-serif";
+  ctx.textBaseline = "top";
+  const texts = faces.map((f, i) => String(faceId(f, i)));
+  const sizes = texts.map((t) => [ctx.measureText(t).width + 6, 15]);
+  const spots = placeLabels(rects, sizes, cssW, cssH);
+  faces.forEach((f, i) => {
+    const [x, y, w, h] = rects[i];
+    const on = view.hl === faceId(f, i);
+    if (on) { ctx.strokeStyle = "#fff"; ctx.lineWidth = 6; ctx.strokeRect(x, y, w, h); }
+    ctx.strokeStyle = colour(f.label);
+    ctx.lineWidth = on ? 3 : 2;
+    ctx.strokeRect(x, y, w, h);
+  });
+  faces.forEach((f, i) => {
+    const [lx, ly, lx2, ly2] = spots[i];
+    ctx.fillStyle = view.hl === faceId(f, i) ? "#111" : colour(f.label);
+    ctx.fillRect(lx, ly, lx2 - lx, ly2 - ly);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(texts[i], lx + 3, ly + 2);
+  });
+}
+
+function faceAt(e) {
+  // the smallest face box under the pointer (faces in a crowd overlap), as its number; null for none
+  if (!view.data) return null;
+  const canvas = $("result-canvas"), r = canvas.getBoundingClientRect();
+  const px = (e.clientX - r.left) * view.data.width / r.width, py = (e.clientY - r.top) * view.data.height / r.height;
+  let best = null, area = Infinity;
+  view.data.faces.forEach((f, i) => {
+    const [x, y, w, h] = f.box;
+    if (px >= x && px <= x + w && py >= y && py <= y + h && w * h < area) { best = faceId(f, i); area = w * h; }
+  });
+  return best;
+}
+
+function highlight(id, fromPicture = false) {
+  if (view.hl === id) return;
+  view.hl = id;
+  const wrap = $("faces-wrap");
+  for (const tr of $("faces").querySelectorAll("tbody tr")) {
+    const on = tr.dataset.id === String(id);
+    tr.classList.toggle("hl", on);
+    if (on && fromPicture) { // the row into view inside the table's own scroll box; the window stays put
+      const top = tr.offsetTop - $("faces").tHead.offsetHeight, bottom = tr.offsetTop + tr.offsetHeight;
+      if (top < wrap.scrollTop) wrap.scrollTop = top;
+      else if (bottom > wrap.scrollTop + wrap.clientHeight) wrap.scrollTop = bottom - wrap.clientHeight;
+    }
+  }
+  render();
+}
+
+function setZoom(zoom, e) {
+  // keeps the point under the pointer (or the middle of the view) where it was
+  const wrap = $("canvas-wrap"), r = $("result-canvas").getBoundingClientRect(), w = wrap.getBoundingClientRect();
+  const ax = e ? e.clientX - w.left : w.width / 2, ay = e ? e.clientY - w.top : w.height / 2;
+  const fx = (wrap.scrollLeft + ax) / r.width, fy = (wrap.scrollTop + ay) / r.height;
+  view.zoom = Math.min(ZOOMS[ZOOMS.length - 1], Math.max(1, zoom));
+  render();
+  const n = $("result-canvas").getBoundingClientRect();
+  wrap.scrollLeft = fx * n.width - ax;
+  wrap.scrollTop = fy * n.height - ay;
+  $("zoom-level").textContent = `${Math.round(view.zoom * 100)}%`;
+}
+
+function step(dir) {
+  const i = ZOOMS.findIndex((z) => z >= view.zoom - 1e-6);
+  return ZOOMS[Math.min(ZOOMS.length - 1, Math.max(0, (i < 0 ? ZOOMS.length - 1 : i) + dir))];
+}
+
+function wirePicture() {
+  const canvas = $("result-canvas");
+  canvas.addEventListener("mousemove", (e) => highlight(faceAt(e), true));
+  canvas.addEventListener("mouseleave", () => highlight(null));
+  canvas.addEventListener("click", (e) => { if (view.src) setZoom(view.zoom > 1 ? 1 : 2.5, e); });
+  canvas.addEventListener("wheel", (e) => { // Ctrl + wheel (a trackpad's pinch) zooms; the plain wheel scrolls
+    if (!view.src || !e.ctrlKey) return;
+    e.preventDefault();
+    setZoom(step(e.deltaY < 0 ? 1 : -1), e);
+  }, { passive: false });
+  $("zoom-in").addEventListener("click", () => setZoom(step(1)));
+  $("zoom-out").addEventListener("click", () => setZoom(step(-1)));
+  $("zoom-fit").addEventListener("click", () => setZoom(1));
+  window.addEventListener("resize", () => render());
 }
 
 function fillTable(data) {
@@ -140,12 +280,15 @@ function fillTable(data) {
   tbody.replaceChildren();
   data.faces.forEach((f, i) => {
     const tr = document.createElement("tr");
+    tr.dataset.id = String(faceId(f, i));
+    tr.addEventListener("mouseenter", () => highlight(faceId(f, i)));
+    tr.addEventListener("mouseleave", () => highlight(null));
     const cell = (content) => {
       const td = document.createElement("td");
       if (content instanceof Node) td.append(content); else td.textContent = content;
       tr.append(td);
     };
-    cell(String(i + 1));
+    cell(String(faceId(f, i)));
     const chip = document.createElement("span");
     chip.className = "chip";
     chip.style.background = colour(f.label);
@@ -165,6 +308,7 @@ function fillTable(data) {
     cell(f.box.join(", "));
     tbody.append(tr);
   });
+  show($("faces-wrap"), data.faces.length > 0);
   show($("faces"), data.faces.length > 0);
   show($("unsure-note"), data.faces.some((f) => f.label === UNSURE));
   show($("no-faces"), data.faces.length === 0);
@@ -513,6 +657,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     tab.addEventListener("click", () => selectView(tab.dataset.view));
   }
   wireUpload();
+  wirePicture();
   $("cam-start").addEventListener("click", startCamera);
   $("cam-stop").addEventListener("click", stopCamera);
   $("cam-snap").addEventListener("click", snapshot);
