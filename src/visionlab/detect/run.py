@@ -425,28 +425,18 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
                   detector: Optional[FaceDetector] = None, files: Optional[Sequence[str | os.PathLike]] = None,
                   on_frame: Optional[Callable[[dict, np.ndarray], None]] = None, show_progress: bool = True,
                   video_summary: bool = True, **fields: Any) -> dict:
-    """Detect and label every face of ``input`` as ``config`` (a ``DetectConfig``; ``fields`` change any of its
-    fields) says, and write the results under ``out_dir``. ``classifier``/``detector``: loaded objects to use
-    instead of ``config.model``/``config.detector``.
+    """Detect and label every face of ``input`` as ``config`` (a ``DetectConfig``, whose fields document every
+    option; ``fields`` change any of them) says, and write the results under ``out_dir`` (a folder that already
+    holds files gets a new sub-folder: outdir.claim_out). ``classifier``/``detector``: loaded objects to use instead
+    of ``config.model``/``config.detector``; ``files`` restricts a folder to those images.
 
     ``input``: an image file, a folder (every image in it, recursively), a video file, a stream URL (``rtsp://``,
-    ``http(s)://``: read as a camera is, see detect/stream.py; ``drop_frames``, ``reconnect_attempts``,
-    ``reconnect_delay``), or an ``int`` camera index. ``alert`` rules send events to ``alert_to`` (detect/alerts.py). ``classifier``: a ``Classifier``, a run folder or an ``.onnx`` file (see ``load_classifier``); ``None``
-    is the bundled face-mask classifier.
-    ``detect_side`` shrinks frames to that longer side for YuNet only (crops still come from the full frame):
-    320 roughly triples detection speed at 640x480 and misses faces under ~20 px. ``quality`` picks the
-    classifier's detection profile setting (inference/profile.py): ``accurate`` (upscaled photo, low threshold, the
-    background class rejecting the extra boxes), ``fast``, or ``auto`` (accurate for photos, fast for video);
-    ``profile`` overrides the classifier's own ``detect.json``. ``score_threshold``/``margin`` override it too.
-    ``files`` restricts a folder to those images. Video and cameras also get ``summary.csv``/``summary.png`` (per
-    time bin of ``bin_seconds``: faces, per class, mask rate with a Wilson interval, people by track; see
-    detect/summary.py and docs/video.md), counted inside ``zone`` (``"x1,y1,x2,y2"`` or a polygon) only.
-    ``blur`` (``blur``/``pixelate``) anonymises every face in the saved images and video; ``save_frames=False``
-    writes only the JSON lines and the summary.
-    Writes annotated images (same relative names) or ``<stem>.mp4`` (mp4v; ``camera<N>.mp4`` for a camera),
-    and ``detections.jsonl`` with one line per image or frame. An unreadable image in a folder is skipped with
-    one warning line; Ctrl-C stops cleanly with the video and JSON lines finalised. ``on_frame(record,
-    annotated_bgr)`` is called after each image or frame. Returns a summary dict.
+    ``http(s)://``, read as a camera is: detect/stream.py), or an ``int`` camera index. Writes annotated images
+    (same relative names) or ``<stem>.mp4``, and ``detections.jsonl`` with one line per image or frame; video,
+    streams and cameras also get the time-binned summary (detect/summary.py, docs/video.md) and ``alert`` events
+    (detect/alerts.py). An unreadable image is skipped with one warning line; Ctrl-C stops cleanly with the video
+    and JSON lines finalised. ``on_frame(record, annotated_bgr)`` is called after each image or frame. Returns a
+    summary dict.
     """
     from ..progress import console, progress
 
