@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from visionlab.progress import LineProgress, Steps, progress
 
@@ -101,3 +102,21 @@ def test_quiet_run_writes_nothing_to_stderr(tmp_path):
     assert log == ""
     assert p.stdout.startswith("ok: ") and "run folder:" in p.stdout  # the result and where it went, no more
     assert "started" not in p.stdout and "data:" not in p.stdout
+
+
+def test_detect_logs_progress_lines_and_quiet_silences_them(tmp_path):
+    """`visionlab detect` on a folder, stderr to a file: a start and an end line; with --quiet none, and the result
+    lines still on stdout."""
+    photos = Path(__file__).resolve().parents[1] / "src" / "visionlab" / "assets" / "photos"
+    runs = {}
+    for flag in ("", "--quiet"):
+        out = tmp_path / f"out{flag}"
+        p = subprocess.run([sys.executable, "-m", "visionlab", "detect", str(photos), "--out", str(out),
+                            "--quality", "fast", *([flag] if flag else [])], capture_output=True, text=True,
+                           timeout=300)
+        assert p.returncode == 0, p.stderr
+        runs[flag] = p
+    loud, quiet = runs[""], runs["--quiet"]
+    assert "started" in loud.stderr and "done" in loud.stderr
+    assert quiet.stderr == ""
+    assert "faces (" in quiet.stdout and "output:" in quiet.stdout

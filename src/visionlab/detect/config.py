@@ -45,6 +45,8 @@ class DetectConfig(BaseModel):
     min_confidence: float = Field(0.5, ge=0, le=1, description="a top probability below this is 'unsure'")
     positive_class: Optional[str] = Field(None, description="the positive class of a two-class model")
     # --- outputs --------------------------------------------------------------------------------
+    quiet: bool = Field(False, description="no progress output (bars in a terminal, periodic lines in a log); the "
+                                           "result lines and warnings still print")
     save_frames: bool = Field(True, description="--no-save-frames writes only JSON lines and the summary")
     blur: bool = Field(False, description="blur every face in the saved images and video")
     pixelate: bool = Field(False, description="pixelate every face instead of blurring")

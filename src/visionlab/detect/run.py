@@ -475,7 +475,7 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
     run.track_options = {"min_track_frames": cfg.min_track_frames, "scene_cut": cfg.scene_cut}
     run.label_mode = cfg.labels
     try:
-        with progress(disable=not show_progress) as bar:
+        with progress(disable=not show_progress or cfg.quiet) as bar:
             if kind in ("image", "folder"):
                 run.read_images(bar, files, console)
             else:
