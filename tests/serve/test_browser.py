@@ -18,6 +18,18 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 COLOURS = {"WithMask": (0x1a, 0x98, 0x50), "WithoutMask": (0xd7, 0x30, 0x27), "unsure": (0xe6, 0x95, 0x00)}  # app.js
 
 
+def wait_until(page, js: str, arg=None, timeout: float = 60.0) -> None:
+    """Poll ``js`` (a function of ``arg``) from here until it is true. Playwright's ``wait_for_function`` polls
+    inside the page with a compiled string, which the page's Content-Security-Policy (no 'unsafe-eval') refuses
+    whenever the first check is not yet true; ``evaluate`` runs through the debugging protocol and is not refused."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not page.evaluate(js, arg):
+        assert time.monotonic() < end, f"timed out after {timeout} s waiting for: {js}"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def page(tmp_path_factory, server):
     if not CHROMIUM.exists():
@@ -39,7 +51,7 @@ def page(tmp_path_factory, server):
 
 def test_upload_shows_boxes_and_table(page, server, scene):
     page.goto(server.url + "/")
-    page.wait_for_function("document.getElementById('model-info').textContent.includes('small_cnn')")
+    wait_until(page, "() => document.getElementById('model-info').textContent.includes('small_cnn')")
     page.set_input_files("#file", str(scene))
     rows = page.locator("#faces tbody tr")
     rows.nth(1).wait_for()
@@ -77,7 +89,7 @@ def _pixel(page, x, y):
 
 def test_hover_links_faces_and_rows_and_click_zooms(page, server, scene):
     page.goto(server.url + "/")
-    page.wait_for_function("document.getElementById('model-info').textContent.includes('small_cnn')")
+    wait_until(page, "() => document.getElementById('model-info').textContent.includes('small_cnn')")
     page.set_input_files("#file", str(scene))
     rows = page.locator("#faces tbody tr")
     rows.nth(1).wait_for()
@@ -118,7 +130,7 @@ def test_hover_links_faces_and_rows_and_click_zooms(page, server, scene):
 def test_a_crowd_photo_numbers_every_face_as_the_table_does(page, server):
     crowd = Path(__file__).resolve().parents[2] / "src" / "visionlab" / "assets" / "photos" / "maksssksksss559.jpg"
     page.goto(server.url + "/")
-    page.wait_for_function("document.getElementById('model-info').textContent.includes('small_cnn')")
+    wait_until(page, "() => document.getElementById('model-info').textContent.includes('small_cnn')")
     page.set_input_files("#file", str(crowd))
     page.wait_for_selector("#result-canvas[data-boxes]")  # selectors, not script: the page's CSP forbids eval
     n = int(page.get_attribute("#result-canvas", "data-boxes"))
@@ -136,8 +148,8 @@ def current_id(page) -> str:
 
 
 def wait_new_item(page, old: str) -> str:
-    page.wait_for_function("(old) => { const i = document.getElementById('queue-img');"
-                           " return i.dataset.id !== old && i.complete && i.naturalWidth > 0; }", arg=old)
+    wait_until(page, "(old) => { const i = document.getElementById('queue-img');"
+                     " return i.dataset.id !== old && i.complete && i.naturalWidth > 0; }", old)
     return current_id(page)
 
 
@@ -145,15 +157,15 @@ def test_label_two_items_with_the_keyboard(page, server, project):
     before = live_labels(project)
     page.goto(server.url + "/")
     page.click("#tab-label")
-    page.wait_for_function("() => { const i = document.getElementById('queue-img');"
-                           " return i.dataset.id && i.complete && i.naturalWidth > 0; }")
+    wait_until(page, "() => { const i = document.getElementById('queue-img');"
+                     " return Boolean(i.dataset.id && i.complete && i.naturalWidth > 0); }")
     assert page.locator("#class-buttons button").count() == len(CLASSES)
     first = current_id(page)
     page.keyboard.press("1")
     second = wait_new_item(page, first)
     page.keyboard.press("2")
     third = wait_new_item(page, second)
-    page.wait_for_function("document.getElementById('label-status').textContent.includes('WithoutMask')")
+    wait_until(page, "() => document.getElementById('label-status').textContent.includes('WithoutMask')")
 
     live = live_labels(project)
     new = {k: v for k, v in live.items() if k not in before}
@@ -166,7 +178,7 @@ def test_label_two_items_with_the_keyboard(page, server, project):
     assert second not in live_labels(project) and first in live_labels(project)
     page.keyboard.press("2")
     wait_new_item(page, second)
-    page.wait_for_function("document.getElementById('label-status').textContent.includes('Saved')")
+    wait_until(page, "() => document.getElementById('label-status').textContent.includes('Saved')")
     final = {k: v["label"] for k, v in live_labels(project).items() if k not in before}
     assert final == {first: CLASSES[0], second: CLASSES[1]}
     page.screenshot(path=str(SHOTS / "visionlab-serve-label.png"), full_page=True)
