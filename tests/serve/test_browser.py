@@ -49,12 +49,23 @@ def page(tmp_path_factory, server):
         ctx.close()
 
 
-def test_upload_shows_boxes_and_table(page, server, scene):
+def _upload(page, server, photo):
+    """Open the page, wait for the model, upload ``photo``; the table's rows once the second one is there."""
     page.goto(server.url + "/")
     wait_until(page, "() => document.getElementById('model-info').textContent.includes('small_cnn')")
-    page.set_input_files("#file", str(scene))
+    page.set_input_files("#file", str(photo))
     rows = page.locator("#faces tbody tr")
     rows.nth(1).wait_for()
+    return rows
+
+
+def _pixel(page, x, y):
+    return page.evaluate("([x, y]) => Array.from(document.getElementById('result-canvas')"
+                         ".getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3))", [x, y])
+
+
+def test_upload_shows_boxes_and_table(page, server, scene):
+    rows = _upload(page, server, scene)
     assert rows.count() == 2
     shown = [rows.nth(i).locator("td").nth(1).inner_text().strip() for i in range(2)]
     for text in shown:  # a class, or "unsure (WithMask?)" for a face the 1-epoch model is not sure of
@@ -73,26 +84,15 @@ def test_upload_shows_boxes_and_table(page, server, scene):
     boxes = [[int(v) for v in rows.nth(i).locator("td").nth(4).inner_text().split(",")] for i in range(2)]
     k = float(canvas.get_attribute("data-scale"))  # canvas pixels per photo pixel
     for label, (x, y, w, h) in zip(labels, boxes):
-        rgb = page.evaluate("([x, y]) => Array.from(document.getElementById('result-canvas')"
-                            ".getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3))",
-                            [round(x * k), round((y + h / 2) * k)])
+        rgb = _pixel(page, round(x * k), round((y + h / 2) * k))
         want = COLOURS[label]
         assert all(abs(a - b) <= 12 for a, b in zip(rgb, want)), (label, rgb, want)
     page.screenshot(path=str(SHOTS / "visionlab-serve-detect.png"), full_page=True)
     assert not [e for e in page.errors if "favicon" not in e], page.errors
 
 
-def _pixel(page, x, y):
-    return page.evaluate("([x, y]) => Array.from(document.getElementById('result-canvas')"
-                         ".getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3))", [x, y])
-
-
 def test_hover_links_faces_and_rows_and_click_zooms(page, server, scene):
-    page.goto(server.url + "/")
-    wait_until(page, "() => document.getElementById('model-info').textContent.includes('small_cnn')")
-    page.set_input_files("#file", str(scene))
-    rows = page.locator("#faces tbody tr")
-    rows.nth(1).wait_for()
+    rows = _upload(page, server, scene)
     canvas = page.locator("#result-canvas")
     k = float(canvas.get_attribute("data-scale"))
     boxes = [[int(v) for v in rows.nth(i).locator("td").nth(4).inner_text().split(",")] for i in range(2)]
@@ -129,9 +129,7 @@ def test_hover_links_faces_and_rows_and_click_zooms(page, server, scene):
 
 def test_a_crowd_photo_numbers_every_face_as_the_table_does(page, server):
     crowd = Path(__file__).resolve().parents[2] / "src" / "visionlab" / "assets" / "photos" / "maksssksksss559.jpg"
-    page.goto(server.url + "/")
-    wait_until(page, "() => document.getElementById('model-info').textContent.includes('small_cnn')")
-    page.set_input_files("#file", str(crowd))
+    _upload(page, server, crowd)
     page.wait_for_selector("#result-canvas[data-boxes]")  # selectors, not script: the page's CSP forbids eval
     n = int(page.get_attribute("#result-canvas", "data-boxes"))
     ids = page.locator("#faces tbody tr td:first-child").all_inner_texts()
