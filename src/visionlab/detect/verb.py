@@ -24,9 +24,10 @@ def detect(input: "str | os.PathLike | int | np.ndarray | Any" = None, *, out: "
     ``DetectConfig`` fields, e.g. ``quality="fast"``, ``blur=True``).
 
     One photo (a path, an H x W x 3 uint8 RGB array or a PIL image) without ``out``: its faces, nothing written.
-    A folder, a video, a stream URL (rtsp://, http(s)://), a camera index, or anything with ``out``: ``run_detection`` writes the annotated output and
-    JSON lines (into ``out``, default a new detections-<time> folder, as the CLI) and returns its summary.
-    ``model`` may also be a loaded ``Classifier``. ``camera``: read camera N instead of ``input``. ``truth`` (with ``subset``, ``slices``): score the boxes, as
+    A folder, a video, a stream URL (rtsp://, http(s)://), a camera index, or anything with ``out``:
+    ``run_detection`` writes the annotated output and JSON lines (into ``out``, default a new detections-<time>
+    folder, as the CLI) and returns its summary. ``model`` may also be a loaded ``Classifier``. ``camera``: read
+    camera N instead of ``input``. ``truth`` (with ``subset``, ``slices``): score the boxes, as
     `visionlab detect --truth`, and return the metrics."""
     model = fields.pop("model", None)
     classifier = model if model is not None and not isinstance(model, (str, os.PathLike)) else None  # loaded
@@ -35,15 +36,15 @@ def detect(input: "str | os.PathLike | int | np.ndarray | Any" = None, *, out: "
         raise ConfigError("subset and slices go with truth")
     if input is not None and camera is not None:
         raise ConfigError("give input (image, folder, video or array) or camera=N, not both")
+    dest = out if out is not None else default_out_dir()  # a name only: nothing is made until a run writes
     if truth is not None:
         return detect_and_evaluate(input, cfg.with_(min_face_prob=0.05 if cfg.min_face_prob is None else None),
-                                   out if out is not None else default_out_dir(), truth, subset=subset, slices=slices,
-                                   classifier=classifier)
+                                   dest, truth, subset=subset, slices=slices, classifier=classifier)
     if camera is not None:
-        return run_detection(int(camera), cfg, out if out is not None else default_out_dir(), classifier=classifier)
+        return run_detection(int(camera), cfg, dest, classifier=classifier)
     if not isinstance(input, (str, os.PathLike, int)):
         return detect_faces(input, cfg, classifier=classifier)
     if isinstance(input, (str, os.PathLike)) and out is None and Path(input).suffix.lower() in IMAGE_SUFFIXES \
             and Path(input).is_file():
         return detect_faces(input, cfg, classifier=classifier)
-    return run_detection(input, cfg, out if out is not None else default_out_dir(), classifier=classifier)
+    return run_detection(input, cfg, dest, classifier=classifier)
