@@ -295,10 +295,21 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
 
 def _print_box_scores(m: dict, out_dir: Path) -> None:
     """``detect --truth``'s lines: mAP, per-class AP, recall and false boxes, then where the report went."""
-    per = ", ".join(f"{c} {v:.3f}" for c, v in m["ap50_per_class"].items())
-    out.print(f"{m['photos']} photos, {m['faces']} annotated faces: mAP@0.5 {m['map50']:.3f} ({per}); "
-              f"mAP@[.5:.95] {m['map']:.3f}; faces found {100 * m['face_recall']:.1f}%; "
-              f"false boxes {m['false_boxes']}")
+    ci = m.get("intervals") or {}
+
+    def iv(v, c, scale=1.0, f=".3f", unit="") -> str:  # the figure and its bootstrap interval, where there is one
+        return f"{scale * v:{f}}{unit}" + (f" [{scale * c[0]:{f}}, {scale * c[1]:{f}}]" if c else "")
+
+    per = ", ".join(f"{c} {iv(v, ci.get('ap50_per_class', {}).get(c))}" for c, v in m["ap50_per_class"].items())
+    small = m["recall_by_size"].get("<16", {})
+    out.print(f"{m['photos']} photos, {m['faces']} annotated faces: mAP@0.5 {iv(m['map50'], ci.get('map50'))} ({per}); "
+              f"boxes shown (face probability >= 0.5) {iv(m['map50_shown'], ci.get('map50_shown'))}; "
+              f"mAP@[.5:.95] {m['map']:.3f}; faces found {iv(m['face_recall'], ci.get('face_recall'), 100, '.1f', '%')}"
+              + (f", under 16 px {iv(small['recall'], ci.get('recall_under_16'), 100, '.1f', '%')}"
+                 if small.get("recall") is not None else "")
+              + f"; false boxes {m['false_boxes']}", soft_wrap=True, markup=False)
+    if ci:
+        out.print(f"in brackets: 95% intervals, {ci['method']}")
     if "slices" in m:
         _print_slices(m["slices"])
     out.print(f"report: {m['report']}  metrics: {Path(out_dir) / 'metrics.json'}")

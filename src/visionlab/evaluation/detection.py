@@ -12,6 +12,9 @@ annotations (``data.boxes``) and returns the metrics; ``write_detection_report``
   with its best guess, for comparison.
 - Face recall by size band of the annotated box's shorter side (<16, 16-31, 32-63, >=64 px) at IoU >= 0.5,
   whatever the class, with one-to-one matching (SciPy's assignment on IoU).
+- ``map50_shown``: mAP@0.5 of only the boxes a user sees (face probability >= 0.5, ``visionlab detect``'s default).
+- ``intervals``: 95% intervals for mAP@0.5 (all boxes and shown), each class's AP@0.5, face recall and recall of
+  faces under 16 px, by a bootstrap over photos (evaluation/bootstrap.py).
 - The confusion matrix of matched faces (annotated class x best guess), the count of face boxes that match no
   annotated face (false boxes; some are real faces the annotators left out), per-class precision-recall curves.
 """
@@ -25,6 +28,7 @@ import numpy as np
 
 from ..data.boxes import AnnotatedImage
 from ..errors import DataError
+from .bootstrap import DEFAULT_DRAWS, PhotoMatches, bootstrap_intervals, map50, match_photo
 
 SHOWN_FACE_PROB = 0.5  # `visionlab detect`'s default --min-face-prob: the boxes a user sees
 SIZE_BANDS = ((0, 16, "<16"), (16, 32, "16-31"), (32, 64, "32-63"), (64, 10**9, ">=64"))
@@ -57,20 +61,24 @@ class _Tally:
         self.faces: list[dict] = []  # every annotated face's outcome, for slices (evaluation/slices.py)
 
 
-def _class_scored(faces: list[dict], pb: np.ndarray, idx: dict, rank: str) -> dict:
+def _class_scored(faces: list[dict], pb: np.ndarray, idx: dict, rank: str) -> tuple[np.ndarray, ...]:
     """Every face box once per class, scored with that class's probability (times the detector's score for
-    ``prob*score``): the prediction torchmetrics gets for the main mAP."""
-    import torch
-
-    boxes, scores, labels = [], [], []
+    ``prob*score``): the prediction for the main mAP, as (boxes, scores, labels, index of the face) arrays."""
+    boxes, scores, labels, which = [], [], [], []
     for k, f in enumerate(faces):
         probs = f.get("probs") or {f["guess"]: f["confidence"]}
         w = float(f.get("score", 1.0)) if rank == "prob*score" else 1.0
         for c, p in probs.items():
             if c in idx:
-                boxes.append(pb[k]), scores.append(float(p) * w), labels.append(idx[c])
-    return {"boxes": torch.tensor(np.array(boxes).reshape(-1, 4), dtype=torch.float32),
-            "scores": torch.tensor(scores, dtype=torch.float32),
+                boxes.append(pb[k]), scores.append(float(p) * w), labels.append(idx[c]), which.append(k)
+    return (np.array(boxes, np.float64).reshape(-1, 4), np.array(scores, np.float64), np.array(labels, int),
+            np.array(which, int))
+
+
+def _tensors(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> dict:
+    import torch
+
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32), "scores": torch.tensor(scores, dtype=torch.float32),
             "labels": torch.tensor(labels, dtype=torch.long)}
 
 
@@ -86,8 +94,9 @@ def _top1_scored(faces: list[dict], pb: np.ndarray, idx: dict, rank: str) -> dic
 
 
 def _tally_photo(t: _Tally, rec: dict, truth: AnnotatedImage, faces: list[dict], pb: np.ndarray, gt: np.ndarray,
-                 gl: list[int], idx: dict, match_iou: float) -> None:
-    """One photo's face boxes matched one-to-one to its annotated faces, counted into ``t``."""
+                 gl: list[int], idx: dict, match_iou: float) -> tuple[int, int, int]:
+    """One photo's face boxes matched one-to-one to its annotated faces, counted into ``t``; returns the photo's
+    (faces found, faces under 16 px found, faces under 16 px)."""
     from ..boxes import match
 
     pairs_ = match(pb, gt, match_iou)
@@ -116,6 +125,8 @@ def _tally_photo(t: _Tally, rec: dict, truth: AnnotatedImage, faces: list[dict],
         else:
             t.misses.append({"source": rec["source"], "truth_box": [b.x0, b.y0, b.w, b.h], "truth": b.label,
                              "side": side})
+    small = [g for g, b in enumerate(truth.boxes) if min(b.w, b.h) < SIZE_BANDS[0][1]]
+    return len(pairs_), sum(g in matched_gt for g in small), len(small)
 
 
 def _per_class(res, key: str, classes: list[str]) -> dict:
@@ -156,8 +167,9 @@ def _results(t: _Tally, res_all, res_top, classes: list[str], photos: int, match
 
 
 def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage], classes: Sequence[str],
-                        match_iou: float = 0.5, rank: str = "prob*score") -> dict:
-    """The metrics of the module docstring for the pipeline's ``records`` against the annotated ``truths``."""
+                        match_iou: float = 0.5, rank: str = "prob*score", draws: int = DEFAULT_DRAWS) -> dict:
+    """The metrics of the module docstring for the pipeline's ``records`` against the annotated ``truths``;
+    ``intervals``: 95% intervals from ``draws`` bootstrap draws over photos (0: none)."""
     import torch
     from torchmetrics.detection import MeanAveragePrecision
 
@@ -182,6 +194,8 @@ def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage
 
     m_all, m_top = metric(), metric()
     tally = _Tally(len(classes))
+    photos: list[PhotoMatches] = []  # per photo, for the bootstrap intervals
+    shown: list[PhotoMatches] = []  # the same with only the boxes a user sees
     for rec, truth in pairs:
         faces = rec.get("faces", [])
         tally.n_pred += len(faces)
@@ -190,10 +204,19 @@ def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage
         gl = [idx[b.label] for b in truth.boxes]
         tally.n_truth += len(gt)
         target = {"boxes": torch.tensor(gt, dtype=torch.float32), "labels": torch.tensor(gl, dtype=torch.long)}
-        m_all.update([_class_scored(faces, pb, idx, rank)], [target])
+        b, s, lab, which = _class_scored(faces, pb, idx, rank)
+        m_all.update([_tensors(b, s, lab)], [target])
         m_top.update([_top1_scored(faces, pb, idx, rank)], [target])
-        _tally_photo(tally, rec, truth, faces, pb, gt, gl, idx, match_iou)
-    return _results(tally, m_all.compute(), m_top.compute(), classes, len(pairs), match_iou, rank)
+        pm = match_photo(b, s, lab, gt, gl, len(classes))
+        pm.found, pm.small_found, pm.small = _tally_photo(tally, rec, truth, faces, pb, gt, gl, idx, match_iou)
+        seen = np.array([faces[k].get("face", 1.0) >= SHOWN_FACE_PROB for k in which], bool)
+        photos.append(pm)
+        shown.append(match_photo(b[seen], s[seen], lab[seen], gt, gl, len(classes)))
+    m = _results(tally, m_all.compute(), m_top.compute(), classes, len(pairs), match_iou, rank)
+    m["map50_shown"] = round(map50(shown)[0], 4)
+    m["intervals"] = bootstrap_intervals(photos, classes, draws=draws, shown=shown) if draws else {}
+    m["_photo_matches"], m["_shown_matches"] = photos, shown  # for pooled and per-fold figures
+    return m
 
 
 def _per_class_50(res: dict, prec, present: list) -> dict:
