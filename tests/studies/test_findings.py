@@ -59,6 +59,39 @@ def test_a_claim_differs_if_any_check_differs():
     assert fd.verdict(claim, data)[0] == fd.HOLDS
 
 
+def _curves(label: str, curves: list[list[float]]) -> ArmStats:
+    s = _arm(label, [c[-1] for c in curves])
+    s.val_curves = [list(c) for c in curves]
+    return s
+
+
+def test_plateau_is_judged_on_each_seeds_curve():
+    # three seeds rising 1 point an epoch to a top at epochs 10, 12 and 11, then flat for 40 epochs (seed-wise
+    # plateau epochs 10-12 once the moving average settles; the claim 70-80 lies far later)
+    def rise(top_at: int) -> list[float]:
+        return [0.3 + 0.01 * min(e, top_at) for e in range(1, 51)]
+
+    arms = {"e": {"ANN": _curves("ANN", [rise(10), rise(12), rise(11)])}}
+    v, why = fd.judge(fd.Check("plateau", "e", "ANN", span=(70, 80)), arms)
+    assert v == fd.DIFFERS and "earlier" in why
+    assert fd.judge(fd.Check("plateau", "e", "ANN", span=(5, 12)), arms)[0] == fd.HOLDS
+    one = {"e": {"ANN": _curves("ANN", [rise(10)])}}
+    assert fd.judge(fd.Check("plateau", "e", "ANN", span=(5, 12)), one)[0] == fd.CANNOT
+
+
+def test_best_learning_rate_must_be_separated_from_the_best_outside_the_range():
+    lr = {"adam, lr=0.001": [0.60, 0.61, 0.62], "adam, lr=0.01": [0.55, 0.56, 0.57], "adam, lr=0.1": [0.30, 0.31, 0.29],
+          "sgd, lr=0.1": [0.90, 0.91, 0.92]}  # another optimizer's arm never counts
+    data = {"o": {k: _arm(k, v) for k, v in lr.items()}}
+    assert fd.judge(fd.Check("best_lr", "o", "adam", span=(0.001, 0.01)), data)[0] == fd.HOLDS
+    v, why = fd.judge(fd.Check("best_lr", "o", "adam", span=(0.01, 0.1)), data)
+    assert v == fd.DIFFERS and "best 0.001" in why.replace("lr=", "")
+    lr["adam, lr=0.1"] = [0.61, 0.59, 0.60]  # as good as the best inside: not separated
+    data = {"o": {k: _arm(k, v) for k, v in lr.items()}}
+    assert fd.judge(fd.Check("best_lr", "o", "adam", span=(0.001, 0.01)), data)[0] == fd.CANNOT
+    assert fd.judge(fd.Check("best_lr", "o", "rmsprop", span=(0.001, 0.01)), data)[0] == fd.CANNOT  # not run
+
+
 @pytest.mark.skipif(not (DOCS / "findings").is_dir(), reason="no kept study results in docs/findings/")
 def test_findings_page_matches_the_kept_study_files():
     assert fd.check(DOCS) == []

@@ -41,6 +41,7 @@ HOLDS, DIFFERS, CANNOT = "holds", "differs", "cannot tell"
 PENDING = "not run yet"  # a study the claim needs has no kept results (not a verdict)
 DOCS = Path("docs")  # the repository's docs/, from its root (this is a maintainer's tool, not a user command)
 KEPT = ("results.csv", "summary.csv", "study.json")
+PLOTS = ("bars.png", "heatmap.png")  # a study's plots kept beside its files and shown on the page
 # enough for the runner to count a trial finished (folder.take_stock) and read its record back
 TRIAL_KEPT = (RunFolder.CONFIG, RunFolder.METRICS, RunFolder.HISTORY)
 FINISHED = f"*/{RunFolder.METRICS}"  # a trial folder holding metrics.json is finished
@@ -49,13 +50,15 @@ FINISHED = f"*/{RunFolder.METRICS}"  # a trial folder holding metrics.json is fi
 # --- what is claimed ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Check:
-    """One test of a claim: ``kind`` best | worst | beats | reaches, on arm ``arm`` of ``study``."""
+    """One test of a claim: ``kind`` best | worst | beats | reaches | plateau | best_lr, on arm ``arm`` of ``study``
+    (best_lr: ``arm`` is an optimizer, the arms are ``OPTIMIZER, lr=X``)."""
 
     kind: str
     study: str
     arm: str
     other: Optional[tuple[str, str]] = None  # beats: (study, arm) it is compared with
     value: Optional[float] = None            # reaches: the dissertation's figure
+    span: Optional[tuple[float, float]] = None  # plateau: the claimed epochs; best_lr: the claimed learning rates
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,9 @@ def _c(kind: str, study: str, arm: str, **kw) -> Check:
 
 
 CNN = ("baseline", "CNN, mini-batch 64")
+# the optimizers study on one CPU core, sized to what a sitting affords (docs/findings.md says so): the mini-batch
+# optimizers at 3 epochs, per-image SGD (45,000 steps an epoch) at 1, full-batch GD at the seed's 15 with one seed
+OPT_MINI, OPT_SGD, OPT_GD = "optimizers-epochs-3", "optimizers-epochs-1", "optimizers"
 CLAIMS: tuple[Claim, ...] = (
     Claim("The baseline ANN reaches 49.5% with gradient descent", "49.5%",
           (_c("reaches", "baseline", "ANN, full-batch GD", value=0.495),)),
@@ -91,9 +97,32 @@ CLAIMS: tuple[Claim, ...] = (
           (_c("beats", "density", "dense_cnn", other=CNN),)),
     Claim("The dense ANN beats the baseline ANN", "50.9% vs 49.5%",
           (_c("beats", "density", "dense_ann", other=("baseline", "ANN, mini-batch 32")),)),
+    Claim("The ANN (250 epochs) stops improving at 70-80 epochs; training longer only overfits", "70-80 epochs",
+          (_c("plateau", "epochs", "ANN", span=(70, 80)),)),
+    Claim("The CNN (150 epochs) stops improving at about 40 epochs; stop at 30-40", "about 40 epochs",
+          (_c("plateau", "epochs", "CNN", span=(30, 45)),)),
+    Claim("SGD (one image per step) is best at learning rates 0.01-0.06", "0.01-0.06",
+          (_c("best_lr", OPT_SGD, "sgd", span=(0.01, 0.06)),)),
+    Claim("Momentum is best at learning rates 0.001-0.03", "0.001-0.03",
+          (_c("best_lr", OPT_MINI, "momentum", span=(0.001, 0.03)),)),
+    Claim("RMSprop is best at learning rates 0.001-0.03", "0.001-0.03",
+          (_c("best_lr", OPT_MINI, "rmsprop", span=(0.001, 0.03)),)),
+    Claim("Adam is best at learning rates 0.001-0.01", "0.001-0.01",
+          (_c("best_lr", OPT_MINI, "adam", span=(0.001, 0.01)),)),
 )
-STUDIES = ("baseline", "activations", "initializers", "splits", "regularization", "density", "epochs")
-NOT_RUN_NOTE = {"optimizers": "needs the GPU (54 configurations); left to the GPU work"}
+STUDIES = ("baseline", "activations", "initializers", "splits", "regularization", "density", "epochs", OPT_MINI,
+           OPT_SGD, OPT_GD)
+NOT_RUN_NOTE: dict[str, str] = {}
+# said under a study's section where its settings are not the built-in study's
+SIZING = {
+    OPT_MINI: "Sized for one CPU core: the mini-batch optimizers (mini-batch SGD, momentum, RMSprop, Adam; batches of "
+              "64) at the 9 learning rates with 3 seeds, but 3 epochs instead of the seed's 15 (a 3-epoch trial took 24 s "
+              "alone on the core, up to 2 min beside other work). The claim is about which rates are "
+              "best; after 3 epochs the ranking of rates is measured, not the final accuracy.",
+    OPT_SGD: "Per-image SGD (45,000 steps an epoch; one epoch took 100 s on one core, 15 epochs x 27 trials would "
+             "take 11 hours): 1 epoch at the 9 learning rates with 3 seeds.",
+    OPT_GD: "Full-batch GD (one step an epoch, 13 s on one core) at the seed's 15 epochs, one seed.",
+}
 # visionlab's own checks (no dissertation claim): kept and shown with the paired difference of their two arms
 OWN = {"precision": ("bf16", "fp32")}
 # the same studies re-run as the notebooks scaled their inputs (/255): `visionlab study run NAME --set normalize=scale`
@@ -194,8 +223,70 @@ def _reaches(s: Optional[ArmStats], value: float, arm: str) -> tuple[str, str]:
     return DIFFERS, f"{pct(value)} lies {'below' if value < lo else 'above'} {arm}'s interval {ci_text(s)}"
 
 
+def _plateau(s: Optional[ArmStats], span: tuple[float, float], arm: str) -> tuple[str, str]:
+    """Each seed's plateau epoch (stats.plateau: the first epoch within 0.5 point of the smoothed validation
+    curve's top); holds when the claimed epochs meet the seeds' 95% interval, differs when they lie clear of it.
+    The reason adds what training on to the end cost or gained (last epoch's validation accuracy - the top)."""
+    from .stats import plateau
+
+    curves = [c for c in (s.val_curves if s else []) if c and all(v is not None for v in c)]
+    if len(curves) < 2:
+        return CANNOT, f"{arm} has fewer than two seeds with a validation curve"
+    at = [plateau(c) for c in curves]
+    epochs = [float(e) for e, _ in at]
+    m, _, h = mean_std_ci(epochs)
+    after = [c[-1] - top for c, (_, top) in zip(curves, at)]
+    am, _, ah = mean_std_ci(after)
+    said = (f"plateau at epoch {', '.join(str(int(e)) for e in epochs)} (seeds; mean {m:.0f}, 95% CI "
+            f"[{m - h:.0f}, {m + h:.0f}]); at the last epoch ({len(curves[0])}) validation accuracy is "
+            f"{100 * am:+.1f} points [{100 * (am - ah):+.1f}, {100 * (am + ah):+.1f}] from the top")
+    lo, hi = span
+    if m + h < lo or m - h > hi:
+        return DIFFERS, f"{said}: {'earlier' if m + h < lo else 'later'} than the claimed {lo:g}-{hi:g}"
+    return HOLDS, f"{said}: the claimed {lo:g}-{hi:g} lies in or meets the interval"
+
+
+def _lr_of(label: str) -> Optional[float]:
+    _, _, tail = label.rpartition("lr=")
+    try:
+        return float(tail)
+    except ValueError:
+        return None
+
+
+def _best_lr(arms: dict[str, ArmStats], optimizer: str, span: tuple[float, float]) -> tuple[str, str]:
+    """The best learning rate of ``optimizer`` (arms ``OPTIMIZER, lr=X``): holds when the best rate inside the
+    claimed range beats every rate outside it (separated from the best outside), differs when a rate outside
+    beats every rate inside, cannot tell when they are not separated or fewer than two seeds finished."""
+    mine = {lr: a for label, a in arms.items() if label.startswith(f"{optimizer}, ") and a.n
+            and (lr := _lr_of(label)) is not None}
+    if not mine:
+        return CANNOT, f"no {optimizer} arm has a result"
+    lo, hi = span
+    inside = ranked([a for lr, a in mine.items() if lo <= lr <= hi])
+    outside = ranked([a for lr, a in mine.items() if not lo <= lr <= hi])
+    order = ranked(list(mine.values()))
+    best = order[0]
+    said = f"best {best.label.partition(', ')[2]} ({pct(best.mean)}, {ci_text(best)})"
+    if min(a.n for a in order) < 2:
+        return CANNOT, f"{said}; fewer than two seeds"
+    if not inside or not outside:
+        return (HOLDS if inside else DIFFERS), f"{said}; every rate run is {'in' if inside else 'outside'} the range"
+    a, b = inside[0], outside[0]
+    how = diff_text(a, b) if paired_diff(a, b) else f"{ci_text(a)} vs {ci_text(b)}"
+    if separated(a, b):
+        v = HOLDS if a.mean > b.mean else DIFFERS
+        return v, f"{said}; best inside ({a.label.partition(', ')[2]}) - best outside ({b.label.partition(', ')[2]}): {how}"
+    return CANNOT, (f"{said}; best inside ({a.label.partition(', ')[2]}) and outside ({b.label.partition(', ')[2]}) "
+                    f"not separated: {how}")
+
+
 def judge(check: Check, data: dict[str, dict[str, ArmStats]]) -> tuple[str, str]:
     arms = data.get(check.study, {})
+    if check.kind == "plateau":
+        return _plateau(arms.get(check.arm), check.span, check.arm)
+    if check.kind == "best_lr":
+        return _best_lr(arms, check.arm, check.span)
     if check.kind in ("best", "worst"):
         return _best(arms, check.arm, check.kind == "worst")
     if check.kind == "reaches":
@@ -214,7 +305,17 @@ def verdict(claim: Claim, data: dict[str, dict[str, ArmStats]]) -> tuple[str, st
 
 def ours(claim: Claim, data: dict[str, dict[str, ArmStats]]) -> str:
     c = claim.checks[0]
+    if c.kind == "best_lr":
+        mine = ranked([a for label, a in data.get(c.study, {}).items() if label.startswith(f"{c.arm}, ")])
+        if not mine:
+            return "not run yet"
+        return f"best {mine[0].label}: {pct(mine[0].mean)} {ci_text(mine[0])}, n={mine[0].n}"
     s = data.get(c.study, {}).get(c.arm)
+    if c.kind == "plateau" and s is not None and s.val_curves:
+        from .stats import plateau
+
+        epochs = [plateau(v)[0] for v in s.val_curves if v and all(x is not None for x in v)]
+        return f"{c.arm}: plateau at epochs {', '.join(str(e) for e in epochs)} of {len(s.val_curves[0])}"
     if s is None or not s.n:
         return "not run yet"
     return f"{c.arm}: {pct(s.mean)} {ci_text(s)}, n={s.n}"
@@ -234,11 +335,27 @@ def load(kept: Path) -> Page:
         if (folder / "results.csv").is_file():
             page.data[name] = read_arms(folder)
             page.info[name] = json.loads((folder / "study.json").read_text())
+            read_curves(folder, page.data[name])
     return page
 
 
+def read_curves(folder: Path, arms: dict[str, ArmStats]) -> None:
+    """Each arm's validation curves (one per finished seed, in seed order) from the kept trials' history.csv."""
+    with open(folder / "results.csv", newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: int(r["seed"]))
+    for r in rows:
+        hist = folder / TRIALS_DIR / r["trial_id"] / RunFolder.HISTORY
+        if r["label"] not in arms or not hist.is_file():
+            continue
+        with open(hist, newline="") as f:
+            curve = [float(h["val_acc"]) if h.get("val_acc") not in (None, "", "nan") else None
+                     for h in csv.DictReader(f)]
+        arms[r["label"]].val_curves.append(curve)
+
+
 def _arms_needed(claim: Claim) -> list[tuple[str, str]]:
-    return [(c.study, c.arm) for c in claim.checks] + [c.other for c in claim.checks if c.other]
+    """(study, arm) pairs the claim needs results for (a best_lr check needs its study, not one arm)."""
+    return [(c.study, c.arm) for c in claim.checks if c.kind != "best_lr"] + [c.other for c in claim.checks if c.other]
 
 
 def table_rows(page: Page) -> list[str]:
@@ -265,7 +382,7 @@ def scaled_rows(page: Page) -> list[str]:
     rows = []
     for claim in CLAIMS:
         needed = _arms_needed(claim)
-        if not {st for st, _ in needed} <= set(swapped) or any(not getattr(data[st].get(arm), "n", 0)
+        if not {c.study for c in claim.checks} <= set(swapped) or any(not getattr(data[st].get(arm), "n", 0)
                                                                 for st, arm in needed):
             continue
         before = verdict(claim, page.data)[0] if all(st in page.data for st, _ in needed) else PENDING
@@ -388,7 +505,10 @@ def render(page: Page, docs: Path = DOCS) -> str:
     out += ["", "## The studies", ""]
     for name in STUDIES:
         if name not in page.data:
-            out += [f"### {name}", "", "Not run yet.", ""]
+            kept = len(list((page_dir(name, docs) / TRIALS_DIR).glob(FINISHED)))
+            out += [f"### {name}", "", *([SIZING[name], ""] if name in SIZING else []),
+                    f"Not finished: {kept} finished trials kept (`--restore {name}` continues it)." if kept
+                    else "Not run yet.", ""]
             continue
         info = page.info[name]
         arms = ranked(list(page.data[name].values()))
@@ -396,9 +516,10 @@ def render(page: Page, docs: Path = DOCS) -> str:
                 f"{sum(a.trials for a in arms)} trials; {wall_time(info, page_dir(name, docs))}."
                 f"{hardware(page_dir(name, docs))} Its own report: `visionlab study run {name} --seeds 3 --data "
                 f"../shared/data/cifar10` writes `runs/studies/{name}/report.html`.", "",
-                *arm_table(arms), ""]
-        if (page_dir(name, docs) / "bars.png").is_file():
-            out += [f"![{name}](findings/{name}/bars.png)", ""]
+                *([SIZING[name], ""] if name in SIZING else []), *arm_table(arms), ""]
+        for plot in PLOTS:
+            if (page_dir(name, docs) / plot).is_file():
+                out += [f"![{name}](findings/{name}/{plot})", ""]
     out += scaled_section(page, docs)
     out += ["## What differs from the notebooks", "",
             "- Input scaling: models trained from scratch standardise their input with the training images'",
@@ -447,7 +568,9 @@ def collect(studies: Path, docs: Path = DOCS) -> list[str]:
             continue
         dst = page_dir(name, docs)
         bars = sorted((src / "plots").glob("*bars*.png")) if (src / "plots").is_dir() else []
-        for source, kept in [(src / f, f) for f in KEPT] + [(b, "bars.png") for b in bars[:1]]:
+        heat = [src / "plots" / "heatmap.png"] if (src / "plots" / "heatmap.png").is_file() else []
+        for source, kept in [(src / f, f) for f in KEPT] + [(b, "bars.png") for b in bars[:1]] + \
+                [(h, "heatmap.png") for h in heat]:
             write_via(dst / kept, lambda tmp, source=source: shutil.copyfile(source, tmp))
         for trial in sorted((src / TRIALS_DIR).glob(FINISHED)):
             _copy_trial(trial.parent, dst / TRIALS_DIR / trial.parent.name)
