@@ -303,7 +303,7 @@ def _print_box_scores(m: dict, out_dir: Path) -> None:
     per = ", ".join(f"{c} {iv(v, ci.get('ap50_per_class', {}).get(c))}" for c, v in m["ap50_per_class"].items())
     small = m["recall_by_size"].get("<16", {})
     out.print(f"{m['photos']} photos, {m['faces']} annotated faces: mAP@0.5 {iv(m['map50'], ci.get('map50'))} ({per}); "
-              f"boxes shown (face probability >= 0.5) {iv(m['map50_shown'], ci.get('map50_shown'))}; "
+              f"boxes shown (face probability >= {m['shown_face_prob']:g}) {iv(m['map50_shown'], ci.get('map50_shown'))}; "
               f"mAP@[.5:.95] {m['map']:.3f}; faces found {iv(m['face_recall'], ci.get('face_recall'), 100, '.1f', '%')}"
               + (f", under 16 px {iv(small['recall'], ci.get('recall_under_16'), 100, '.1f', '%')}"
                  if small.get("recall") is not None else "")

@@ -83,3 +83,28 @@ def test_a_profile_sets_upscale_threshold_and_box_correction(tmp_path, yunet_pat
     (tmp_path / "bad2.json").write_text(json.dumps(prof))
     with pytest.raises(ModelError, match="expected"):
         read_profile(tmp_path / "bad2.json")
+
+
+def test_a_profile_sets_what_is_shown_and_weighs_the_labels(tmp_path, yunet_path, pic1_path):
+    """The profile's min_face_prob and class_weights (chosen on unseen photos) are the defaults; --min-face-prob
+    still wins; the probabilities written stay the classifier's own."""
+    import cv2
+
+    from visionlab.detect.build import build_pipeline
+    from visionlab.inference.profile import DetectProfile, read_profile
+
+    clf = FixedClassifier([0.6, 0.15, 0.2, 0.05])  # P(face) 0.4; WithMask ahead of worn-incorrectly
+    prof = {"upscale": 1.0, "score_threshold": 0.5, "margin": 0.2, "min_face_prob": 0.3,
+            "class_weights": {"MaskWornIncorrectly": 2.0, "WithMask": 1.0, "WithoutMask": 1.0}}
+    (tmp_path / "detect.json").write_text(json.dumps(prof))
+    assert read_profile(tmp_path / "detect.json").to_dict()["class_weights"]["MaskWornIncorrectly"] == 2.0
+    assert "min_face_prob" not in DetectProfile().to_dict()  # an older profile reads and writes as before
+    got = build_pipeline(None, classifier=clf, face_model=yunet_path, profile=tmp_path / "detect.json",
+                         min_face=0).pipeline(cv2.imread(str(pic1_path)))
+    assert len(got) == 2  # 0.4 >= the profile's 0.3 (the plain default 0.5 would drop both)
+    assert {r.guess for r in got} == {"MaskWornIncorrectly"}  # 0.15 x 2 > 0.2
+    assert got[0].confidence == pytest.approx(0.3 / (0.3 + 0.2 + 0.05))
+    assert got[0].probs["WithMask"] == pytest.approx(0.2)
+    strict = build_pipeline(None, classifier=clf, face_model=yunet_path, profile=tmp_path / "detect.json",
+                            min_face=0, min_face_prob=0.5).pipeline(cv2.imread(str(pic1_path)))
+    assert strict == []

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..inference.profile import DetectProfile
 
 DEFAULT_MARGIN = 0.2
+DEFAULT_MIN_FACE_PROB = 0.5
 YUNET_FAMILY = ("yunet", "yunet_ort")  # detectors that take YuNet's options (model file, upscale, threshold, ...)
 
 
@@ -56,6 +57,16 @@ def detector_options(config: DetectConfig, profile: Optional["DetectProfile"], s
     return opts
 
 
+def shown_threshold(config: DetectConfig, profile: Optional["DetectProfile"]) -> float:
+    """The face probability below which a box is dropped: the config's, else the profile's (chosen on photos the
+    model never trained on), else 0.5."""
+    if config.min_face_prob is not None:
+        return config.min_face_prob
+    if profile is not None and profile.min_face_prob is not None:
+        return profile.min_face_prob
+    return DEFAULT_MIN_FACE_PROB
+
+
 def build_pipeline(config: "DetectConfig | None" = None, *, classifier: Optional[Classifier] = None,
                    detector: Optional[FaceDetector] = None, kind: str = "image", **fields) -> Built:
     """The pipeline ``config`` (plus ``fields``) describes for inputs of ``kind`` (image, folder, video, camera).
@@ -75,6 +86,7 @@ def build_pipeline(config: "DetectConfig | None" = None, *, classifier: Optional
     pipe = DetectionPipeline(detector, classifier, margin=margin, min_face=cfg.min_face,
                              unsure_low=cfg.unsure_low, unsure_high=cfg.unsure_high,
                              min_confidence=cfg.min_confidence, positive_class=cfg.positive_class,
-                             min_face_prob=0.5 if cfg.min_face_prob is None else cfg.min_face_prob,
+                             min_face_prob=shown_threshold(cfg, prof),
+                             class_weights=prof.class_weights if prof is not None else None,
                              tta=prof is not None and prof.tta and setting == "accurate")
     return Built(pipe, classifier, prof, setting, cfg)

@@ -39,7 +39,8 @@ class DetectConfig(BaseModel):
     # --- labels ---------------------------------------------------------------------------------
     min_face: int = Field(10, ge=0, description="faces smaller than this (px) are 'unsure'")
     min_face_prob: Optional[float] = Field(None, ge=0, le=1, description="drop boxes whose face probability "
-                                           "(1 - P(Background)) is below this (default 0.5; 0.05 with --truth)")
+                                           "(1 - P(Background)) is below this (default: the model's profile, chosen on photos "
+                                           "it never trained on, else 0.5; 0.05 with --truth)")
     unsure_low: float = Field(0.35, ge=0, le=1, description="two classes: the positive probability between this ...")
     unsure_high: float = Field(0.65, ge=0, le=1, description="... and this is 'unsure'")
     min_confidence: float = Field(0.5, ge=0, le=1, description="a top probability below this is 'unsure'")

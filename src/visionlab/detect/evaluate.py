@@ -91,7 +91,13 @@ def detect_and_evaluate(input: str | os.PathLike, config, out_dir: str | os.Path
     out = Path(summary["out_dir"])  # a new sub-folder when out_dir already held files
     records = [json.loads(ln) for ln in (out / JSONL_FILE).read_text(encoding="utf-8").splitlines() if ln.strip()]
     classes = [c for c in classifier.classes if not is_background(c)]
-    m = evaluate_detections(records, truths, classes)
+    from ..inference.profile import read_profile
+    from .build import shown_threshold
+    from .config import DetectConfig
+
+    prof = read_profile(cfg.profile) if cfg.profile is not None else classifier.profile
+    # scored with every box; "shown" is what `visionlab detect` shows by default for this model
+    m = evaluate_detections(records, truths, classes, shown_face_prob=shown_threshold(DetectConfig(), prof))
     if tags is not None:
         add_slices(m, tags, tag_file.names)
     m["summary"] = {k: summary[k] for k in ("processed", "faces", "labels", "seconds", "setting", "profile",

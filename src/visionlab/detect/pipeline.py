@@ -123,7 +123,8 @@ class DetectionPipeline:
     def __init__(self, detector: FaceDetector | str, classifier: Classifier, *, margin: float = 0.2,
                  min_face: int = MIN_FACE, unsure_low: float = 0.35, unsure_high: float = 0.65,
                  min_confidence: float = 0.5, positive_class: Optional[str] = None,
-                 detector_options: Optional[dict] = None, min_face_prob: float = 0.5, tta: bool = False) -> None:
+                 detector_options: Optional[dict] = None, min_face_prob: float = 0.5, tta: bool = False,
+                 class_weights: Optional[dict] = None) -> None:
         if not 0.0 <= unsure_low <= unsure_high <= 1.0:
             raise ConfigError(f"need 0 <= unsure_low <= unsure_high <= 1, got {unsure_low} and {unsure_high}")
         if margin < 0:
@@ -143,6 +144,8 @@ class DetectionPipeline:
             raise ModelError(f"the classifier's classes {classes} are all background")
         self.face_classes = [classes[i] for i in self.face_idx]
         self.min_face_prob = float(min_face_prob)
+        # factors on each class's probability before the label is taken (the profile's, chosen on unseen photos)
+        self.weights = np.array([float((class_weights or {}).get(c, 1.0)) for c in self.face_classes])
         self.tta = bool(tta)  # average each crop with its mirror image (still one classifier call per frame)
         self.positive = (positive_index(self.face_classes, positive_class) if len(self.face_classes) == 2 else None)
 
@@ -174,7 +177,8 @@ class DetectionPipeline:
             face = float(pf.sum()) if self.background is not None else 1.0
             if face < self.min_face_prob:  # the second stage: the classifier says this box is not a face
                 continue
-            cond = pf / max(face, 1e-12)  # class probabilities given that the box is a face
+            cond = pf * self.weights  # class probabilities given that the box is a face, re-weighted (profile)
+            cond = cond / max(float(cond.sum()), 1e-12)
             top = int(np.argmax(cond))
             conf = float(cond[top])
             unsure = (min(f.box[2], f.box[3]) < self.min_face or conf < self.min_confidence

@@ -12,7 +12,8 @@ annotations (``data.boxes``) and returns the metrics; ``write_detection_report``
   with its best guess, for comparison.
 - Face recall by size band of the annotated box's shorter side (<16, 16-31, 32-63, >=64 px) at IoU >= 0.5,
   whatever the class, with one-to-one matching (SciPy's assignment on IoU).
-- ``map50_shown``: mAP@0.5 of only the boxes a user sees (face probability >= 0.5, ``visionlab detect``'s default).
+- ``map50_shown``: mAP@0.5 of only the boxes a user sees (face probability >= ``shown_face_prob``: the model
+  profile's threshold, else 0.5, ``visionlab detect``'s default).
 - ``intervals``: 95% intervals for mAP@0.5 (all boxes and shown), each class's AP@0.5, face recall and recall of
   faces under 16 px, by a bootstrap over photos (evaluation/bootstrap.py).
 - The confusion matrix of matched faces (annotated class x best guess), the count of face boxes that match no
@@ -30,7 +31,7 @@ from ..data.boxes import AnnotatedImage
 from ..errors import DataError
 from .bootstrap import DEFAULT_DRAWS, PhotoMatches, bootstrap_intervals, map50, match_photo
 
-SHOWN_FACE_PROB = 0.5  # `visionlab detect`'s default --min-face-prob: the boxes a user sees
+SHOWN_FACE_PROB = 0.5  # `visionlab detect`'s default --min-face-prob for a model whose profile chose none
 SIZE_BANDS = ((0, 16, "<16"), (16, 32, "16-31"), (32, 64, "32-63"), (64, 10**9, ">=64"))
 
 
@@ -94,7 +95,7 @@ def _top1_scored(faces: list[dict], pb: np.ndarray, idx: dict, rank: str) -> dic
 
 
 def _tally_photo(t: _Tally, rec: dict, truth: AnnotatedImage, faces: list[dict], pb: np.ndarray, gt: np.ndarray,
-                 gl: list[int], idx: dict, match_iou: float) -> tuple[int, int, int]:
+                 gl: list[int], idx: dict, match_iou: float, shown_p: float) -> tuple[int, int, int]:
     """One photo's face boxes matched one-to-one to its annotated faces, counted into ``t``; returns the photo's
     (faces found, faces under 16 px found, faces under 16 px)."""
     from ..boxes import match
@@ -103,7 +104,7 @@ def _tally_photo(t: _Tally, rec: dict, truth: AnnotatedImage, faces: list[dict],
     matched_gt = {g: d for d, g, _ in pairs_}
     t.false_boxes += len(faces) - len(pairs_)
     # what a user sees at the default --min-face-prob 0.5
-    shown = [k for k, f in enumerate(faces) if f.get("face", 1.0) >= SHOWN_FACE_PROB]
+    shown = [k for k, f in enumerate(faces) if f.get("face", 1.0) >= shown_p]
     t.n_shown += len(shown)
     t.false_shown += len(set(shown) - {d for d, _, _ in pairs_})
     for g, b in enumerate(truth.boxes):
@@ -167,9 +168,11 @@ def _results(t: _Tally, res_all, res_top, classes: list[str], photos: int, match
 
 
 def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage], classes: Sequence[str],
-                        match_iou: float = 0.5, rank: str = "prob*score", draws: int = DEFAULT_DRAWS) -> dict:
+                        match_iou: float = 0.5, rank: str = "prob*score", draws: int = DEFAULT_DRAWS,
+                        shown_face_prob: float = SHOWN_FACE_PROB) -> dict:
     """The metrics of the module docstring for the pipeline's ``records`` against the annotated ``truths``;
-    ``intervals``: 95% intervals from ``draws`` bootstrap draws over photos (0: none)."""
+    ``intervals``: 95% intervals from ``draws`` bootstrap draws over photos (0: none); ``shown_face_prob``: the
+    face probability from which `visionlab detect` shows a box by default (the model's profile says)."""
     import torch
     from torchmetrics.detection import MeanAveragePrecision
 
@@ -208,12 +211,13 @@ def evaluate_detections(records: Sequence[dict], truths: Sequence[AnnotatedImage
         m_all.update([_tensors(b, s, lab)], [target])
         m_top.update([_top1_scored(faces, pb, idx, rank)], [target])
         pm = match_photo(b, s, lab, gt, gl, len(classes))
-        pm.found, pm.small_found, pm.small = _tally_photo(tally, rec, truth, faces, pb, gt, gl, idx, match_iou)
-        seen = np.array([faces[k].get("face", 1.0) >= SHOWN_FACE_PROB for k in which], bool)
+        pm.found, pm.small_found, pm.small = _tally_photo(tally, rec, truth, faces, pb, gt, gl, idx, match_iou,
+                                                          shown_face_prob)
+        seen = np.array([faces[k].get("face", 1.0) >= shown_face_prob for k in which], bool)
         photos.append(pm)
         shown.append(match_photo(b[seen], s[seen], lab[seen], gt, gl, len(classes)))
     m = _results(tally, m_all.compute(), m_top.compute(), classes, len(pairs), match_iou, rank)
-    m["map50_shown"] = round(map50(shown)[0], 4)
+    m["map50_shown"], m["shown_face_prob"] = round(map50(shown)[0], 4), shown_face_prob
     m["intervals"] = bootstrap_intervals(photos, classes, draws=draws, shown=shown) if draws else {}
     m["_photo_matches"], m["_shown_matches"] = photos, shown  # for pooled and per-fold figures
     return m

@@ -36,12 +36,18 @@ class DetectProfile:
     source: str = ""
     tta: bool = False  # accurate setting: average each face crop with its mirror image
     detector: str = "yunet"  # the face detector the crops were cut with (a FACE_DETECTORS name)
+    # what a user sees, chosen on photos never trained on (evaluation/calibration.py); None: 0.5 and plain argmax
+    min_face_prob: Optional[float] = None
+    class_weights: Optional[dict] = None
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "") -> "DetectProfile":
         try:
             p = cls(float(d.get("upscale", 1.0)), float(d.get("score_threshold", 0.7)), float(d.get("margin", 0.2)),
-                    d.get("box_correction"), source, bool(d.get("tta", False)), str(d.get("detector", "yunet")))
+                    d.get("box_correction"), source, bool(d.get("tta", False)), str(d.get("detector", "yunet")),
+                    None if d.get("min_face_prob") is None else float(d["min_face_prob"]),
+                    None if d.get("class_weights") is None else {str(k): float(v)
+                                                                 for k, v in d["class_weights"].items()})
         except (TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"unreadable detection profile {source} ({e}); rebuild it with `visionlab data faces`") \
                 from None
@@ -52,8 +58,12 @@ class DetectProfile:
         return p
 
     def to_dict(self) -> dict:
-        return {"detector": self.detector, "upscale": self.upscale, "score_threshold": self.score_threshold,
-                "margin": self.margin, "box_correction": self.box_correction, "tta": self.tta}
+        d = {"detector": self.detector, "upscale": self.upscale, "score_threshold": self.score_threshold,
+             "margin": self.margin, "box_correction": self.box_correction, "tta": self.tta}
+        for k in ("min_face_prob", "class_weights"):  # written only when chosen, so older profiles read the same
+            if getattr(self, k) is not None:
+                d[k] = getattr(self, k)
+        return d
 
     def detector_options(self, quality: Quality, kind: str = "image") -> dict:
         """Options for ``YuNetDetector`` in the given setting (``auto``: accurate for photos, fast for video)."""

@@ -1,0 +1,95 @@
+"""What a user sees by default, chosen on photos the model never trained on: the face probability below which a box
+is not shown, and per-class weights on the label a shown face gets.
+
+``choose_shown(records, truths, classes)`` takes the pipeline's JSON lines (run with a low ``min_face_prob`` so every
+box is there, e.g. ``detect --truth``'s 0.05) of validation or out-of-fold photos and their annotations, and returns
+
+- ``min_face_prob``: the threshold on P(face) = 1 - P(Background) that maximises F1 of shown boxes against annotated
+  faces (a shown box matching a face at IoU >= 0.5 is a hit, any other shown box a false box, an unshown or unfound
+  face a miss). mAP alone would pick the lowest threshold (boxes with low scores cost AP little) and show every
+  false box; F1 weighs a false box a user sees as much as a face it misses.
+- ``class_weights``: factors on each class's probability before the label is taken (weights 1 = the argmax),
+  chosen on a grid to maximise the balanced accuracy (mean per-class recall) of the labels of matched faces: a
+  rare class (masks worn below the nose) that the classifier under-calls gets a weight above 1. The class-scored
+  mAP is unchanged by them (a factor per class keeps each class's ranking); the label a user reads changes.
+
+Both go into the detection profile (inference/profile.py), which the pipeline applies by default.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Sequence
+
+import numpy as np
+
+from ..boxes import match, xywh_to_xyxy
+from ..data.boxes import AnnotatedImage
+
+THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
+WEIGHTS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+
+
+def _matched(records: Sequence[dict], truths: Sequence[AnnotatedImage], iou: float = 0.5):
+    """Per box: P(face), whether it matches an annotated face; per matched face: its class and the box's probs."""
+    by_name = {t.path.name: t for t in truths}
+    face_p, hit, pairs, n_faces = [], [], [], 0
+    for r in records:
+        t = by_name.get(str(r["source"]).replace("\\", "/").rsplit("/", 1)[-1])
+        if t is None:
+            continue
+        faces = r.get("faces", [])
+        n_faces += len(t.boxes)
+        pb = xywh_to_xyxy(np.array([f["box"] for f in faces], np.float64)) if faces else np.zeros((0, 4))
+        gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in t.boxes], np.float64).reshape(-1, 4)
+        m = {d: g for d, g, _ in match(pb, gt, iou)}
+        for k, f in enumerate(faces):
+            face_p.append(float(f.get("face", 1.0)))
+            hit.append(k in m)
+            if k in m:
+                pairs.append((t.boxes[m[k]].label, f.get("probs") or {f["guess"]: 1.0}, float(f.get("face", 1.0))))
+    return np.array(face_p), np.array(hit, bool), pairs, n_faces
+
+
+def shown_f1(face_p: np.ndarray, hit: np.ndarray, n_faces: int, threshold: float) -> tuple[float, float, float]:
+    """(F1, precision, recall) of the boxes with P(face) >= threshold against the annotated faces."""
+    shown = face_p >= threshold
+    tp = int((shown & hit).sum())
+    fp = int((shown & ~hit).sum())
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / n_faces if n_faces else 0.0
+    return (2 * p * r / (p + r) if p + r else 0.0), p, r
+
+
+def balanced_accuracy(truth: Sequence[str], probs: Sequence[dict], classes: Sequence[str],
+                      weights: dict[str, float]) -> float:
+    """Mean over classes (those with faces) of the share of its faces whose weighted argmax is that class."""
+    w = np.array([weights.get(c, 1.0) for c in classes])
+    p = np.array([[pr.get(c, 0.0) for c in classes] for pr in probs], np.float64).reshape(-1, len(classes))
+    guess = np.asarray(classes)[np.argmax(p * w, axis=1)] if len(p) else np.array([])
+    truth = np.asarray(truth)
+    recalls = [float(np.mean(guess[truth == c] == c)) for c in classes if np.any(truth == c)]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def choose_shown(records: Sequence[dict], truths: Sequence[AnnotatedImage], classes: Sequence[str],
+                 iou: float = 0.5) -> dict:
+    """The profile's ``min_face_prob`` and ``class_weights`` (module docstring), with the figures that chose them."""
+    face_p, hit, pairs, n_faces = _matched(records, truths, iou)
+    table = [(float(t), *shown_f1(face_p, hit, n_faces, t)) for t in THRESHOLDS]
+    best_t, f1, prec, rec = max(table, key=lambda row: (row[1], -abs(row[0] - 0.5)))  # ties: nearest 0.5
+    shown = [(c, pr) for c, pr, fp in pairs if fp >= best_t]
+    truth, probs = [c for c, _ in shown], [pr for _, pr in shown]
+    classes = list(classes)
+    base = balanced_accuracy(truth, probs, classes, {})
+    best_w, best_b = {c: 1.0 for c in classes}, base
+    for combo in itertools.product(WEIGHTS, repeat=len(classes) - 1):  # the first class's weight stays 1
+        w = dict(zip(classes, (1.0, *combo)))
+        b = balanced_accuracy(truth, probs, classes, w)
+        if b > best_b + 1e-9:
+            best_w, best_b = w, b
+    return {"min_face_prob": best_t, "class_weights": best_w,
+            "chosen_on": {"photos": len({r["source"] for r in records}), "faces": n_faces, "boxes": int(len(face_p)),
+                          "f1": round(f1, 4), "precision": round(prec, 4), "recall": round(rec, 4),
+                          "f1_at_0.5": round(shown_f1(face_p, hit, n_faces, 0.5)[0], 4),
+                          "balanced_accuracy": round(best_b, 4), "balanced_accuracy_unweighted": round(base, 4),
+                          "matched_faces": len(shown)}}
