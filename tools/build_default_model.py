@@ -11,6 +11,15 @@ Steps (each a `visionlab` command, printed and recorded in the model card as run
 3. `visionlab export` to ONNX (the profile goes into the file's metadata).
 4. `visionlab detect --truth` on the Validation and Test photos (never trained on): mAP and the rest.
 5. The ONNX file and a model card (model_card.json + MODEL_CARD.md) are written into src/visionlab/assets/.
+
+    python tools/build_default_model.py --folds 5             # cross-validation, work in build/default-model-folds
+
+`--folds K` builds nothing into the package: for each fold I it runs `data faces --folds K --fold I` (the held-out
+Test part is the main build's Test part; Validation is fold I, Train the other folds), trains with the main build's
+settings, exports, and runs `detect --truth --subset faces.json:Validation` on the fold's photos. WORK/folds.json
+holds each fold's metrics, their mean with a 95% t-interval over the folds, the out-of-fold records pooled
+(WORK/oof-detections.jsonl) with one evaluation over them, and the out-of-fold recall of incorrectly-worn faces
+with a Wilson interval. `--limit-photos N` and `--no-one-face-photos` make a quick run (tests) of the same steps.
 """
 from __future__ import annotations
 
@@ -59,15 +68,50 @@ def run(cmd: list[str], log: list[dict]) -> float:
     return s
 
 
+FOLD_KEYS = ("photos", "faces", "map50", "ap50_per_class", "face_recall", "recall_by_size", "confusion")
+MWI = "MaskWornIncorrectly"
+
+
+def data_faces_cmd(vl: list[str], sources: list[Path], crops: Path, face: Path, seed: int) -> list[str]:
+    return vl + ["data", "faces", *map(str, sources), "--out", str(crops), "--face-model", str(face),
+                 "--seed", str(seed)]
+
+
+def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace) -> list[str]:
+    """The one training recipe: the main build and every fold train alike."""
+    return vl + ["train", "--data", str(crops), "--model", "efficientnet_lite0", "--mode", "full",
+                 "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", "1e-3", "--schedule",
+                 "cosine", "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
+                 "--seed", str(a.seed), "--out", str(runf), "--quiet"]
+
+
+def detect_cmd(vl: list[str], images: Path, runf: Path, out: Path, face: Path, boxes: Path, subset: str) -> list[str]:
+    return vl + ["detect", str(images), "--model", str(runf), "--out", str(out), "--face-model", str(face),
+                 "--truth", str(boxes), "--subset", subset]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
-    ap.add_argument("--work", type=Path, default=REPO / "build" / "default-model")
+    ap.add_argument("--work", type=Path, default=None, help="default build/default-model (build/default-model-folds "
+                                                             "with --folds)")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into src/visionlab/assets")
+    ap.add_argument("--folds", type=int, default=None, help="K-fold cross-validation by photo group instead of the "
+                                                            "build: WORK/folds.json")
+    ap.add_argument("--limit-photos", type=int, default=None, help="with --folds: only the first N annotated photos "
+                                                                   "(a quick check)")
+    ap.add_argument("--no-one-face-photos", action="store_true", help="with --folds: leave out facemask/ (a quick "
+                                                                      "check)")
     a = ap.parse_args()
+    if a.folds is None and (a.limit_photos is not None or a.no_one_face_photos):
+        sys.exit("error: --limit-photos and --no-one-face-photos go with --folds (the build itself uses all photos)")
+    if a.folds is not None and a.folds < 2:
+        sys.exit(f"error: --folds {a.folds}: give at least 2 folds")
+    if a.work is None:
+        a.work = REPO / "build" / ("default-model" if a.folds is None else "default-model-folds")
     vl = [sys.executable, "-m", "visionlab"]
     data, face = a.shared / "data", a.shared / "models" / FACE_MODEL
     boxes = data / "facemask_boxes" / "boxes.csv"
@@ -77,21 +121,19 @@ def main() -> None:
     if a.work.exists():
         shutil.rmtree(a.work)
     a.work.mkdir(parents=True)
+    if a.folds is not None:
+        cross_validate(a, vl, data, face)
+        return
     crops, runf = a.work / "crops", a.work / "run"
     log: list[dict] = []
-    run(vl + ["data", "faces", str(boxes), str(data / "facemask"), "--out", str(crops), "--face-model", str(face),
-              "--seed", str(a.seed)], log)
-    train_s = run(vl + ["train", "--data", str(crops), "--model", "efficientnet_lite0", "--mode", "full",
-                        "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", "1e-3", "--schedule",
-                        "cosine", "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
-                        "--seed", str(a.seed), "--out", str(runf), "--quiet"], log)
+    run(data_faces_cmd(vl, [boxes, data / "facemask"], crops, face, a.seed), log)
+    train_s = run(train_cmd(vl, crops, runf, a), log)
     run(vl + ["export", str(runf)], log)
     evals = {}
     for split in ("Validation", "Test"):
         out = a.work / f"eval-{split.lower()}"
-        run(vl + ["detect", str(data / "facemask_boxes" / "images"), "--model", str(runf), "--out", str(out),
-                  "--face-model", str(face), "--truth", str(boxes), "--subset", f"{crops / 'faces.json'}:{split}"],
-            log)
+        run(detect_cmd(vl, data / "facemask_boxes" / "images", runf, out, face, boxes,
+                       f"{crops / 'faces.json'}:{split}"), log)
         evals[split] = json.loads((out / "metrics.json").read_text())
     metrics = json.loads((runf / "metrics.json").read_text())
     info = json.loads((runf / "model.json").read_text())
@@ -168,6 +210,138 @@ def model_card_md(c: dict) -> str:
               "", "The incorrectly-worn class has few faces in each split, so its AP moves by about 0.1 per face found "
               "or missed.", ""]
     return "\n".join(lines)
+
+
+def limited_boxes(boxes: Path, n: int, out: Path) -> Path:
+    """A boxes.csv of ``n`` photos of ``boxes`` for a quick run: the first photos (file order) holding the rarest
+    label make a third of them, so that every fold trains on every class, then the first of the others."""
+    import csv
+    import io
+    from collections import Counter
+
+    with open(boxes, newline="") as f:
+        rows = list(csv.DictReader(f))
+    rarest = min(Counter(r["label"] for r in rows).items(), key=lambda t: t[1])[0]
+    rare = list(dict.fromkeys(r["image"] for r in rows if r["label"] == rarest))[:max(1, n // 3)]
+    keep = set(list(dict.fromkeys(rare + [r["image"] for r in rows]))[:n])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(r for r in rows if r["image"] in keep)
+    atomic_write_text(out, buf.getvalue())
+    return out
+
+
+def _r4(x):
+    return None if x is None else round(float(x), 4)
+
+
+def mean_interval(values: list, level: float = 0.95) -> dict:
+    """Mean over the folds with a t-interval (SciPy), clipped to [0, 1] (every figure here is a share); the folds
+    without a value (no such face) are left out."""
+    import numpy as np
+    from scipy import stats
+
+    v = np.array([x for x in values if x is not None], np.float64)
+    if not len(v):
+        return {"mean": None, "low": None, "high": None, "sd": None, "folds": 0}
+    mean, sd = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else None
+    if sd is None or sd == 0:
+        lo = hi = mean if sd == 0 else None
+    else:
+        lo, hi = (float(np.clip(x, 0.0, 1.0))
+                  for x in stats.t.interval(level, len(v) - 1, loc=mean, scale=sd / np.sqrt(len(v))))
+    return {"mean": _r4(mean), "low": _r4(lo), "high": _r4(hi), "sd": _r4(sd), "folds": int(len(v))}
+
+
+def mwi_recall(confusion: dict) -> dict:
+    """Matched incorrectly-worn faces called MaskWornIncorrectly, over all matched incorrectly-worn faces, with
+    its 95% Wilson interval (visionlab's slices use the same)."""
+    from visionlab.evaluation.slices import wilson
+
+    names, m = confusion["classes"], confusion["matrix"]
+    if MWI not in names:
+        return {"called": 0, "matched": 0, "recall": None, "low": None, "high": None}
+    i = names.index(MWI)
+    k, n = int(m[i][i]), int(sum(m[i]))
+    r, lo, hi = wilson(k, n)
+    return {"called": k, "matched": n, "recall": _r4(r), "low": _r4(lo), "high": _r4(hi)}
+
+
+def summarize_folds(folds: list[dict]) -> dict:
+    """The mean over the folds (95% t-interval) of mAP@0.5, per-class AP@0.5, face recall, recall by size band and
+    the incorrectly-worn recall of matched faces."""
+    classes = list(dict.fromkeys(c for f in folds for c in f["ap50_per_class"]))
+    bands = list(dict.fromkeys(b for f in folds for b in f["recall_by_size"]))
+    return {"map50": mean_interval([f["map50"] for f in folds]),
+            "ap50_per_class": {c: mean_interval([f["ap50_per_class"].get(c) for f in folds]) for c in classes},
+            "face_recall": mean_interval([f["face_recall"] for f in folds]),
+            "recall_by_size": {b: mean_interval([f["recall_by_size"].get(b, {}).get("recall") for f in folds])
+                               for b in bands},
+            "mwi_recall": mean_interval([mwi_recall(f["confusion"])["recall"] for f in folds])}
+
+
+def pooled_evaluation(records: list[dict], boxes: Path, images: Path, classes: list[str]) -> dict:
+    """One evaluation over every out-of-fold photo (each scored by the model that never saw it)."""
+    from visionlab.data.boxes import read_annotations
+    from visionlab.evaluation.detection import evaluate_detections
+
+    names = {Path(r["source"]).name for r in records}
+    truths = [t for t in read_annotations(boxes, images, None) if t.path.name in names]
+    m = evaluate_detections(records, truths, classes)
+    return {k: m[k] for k in FOLD_KEYS + ("map", "map50_top1", "false_boxes", "matched_accuracy")}
+
+
+def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path) -> dict:
+    """`--folds K`: every fold cut, trained, exported and scored on its own photos; WORK/folds.json."""
+    from visionlab.detect.pipeline import JSONL_FILE, is_background
+    from visionlab.io import write_json
+
+    boxes, images = data / "facemask_boxes" / "boxes.csv", data / "facemask_boxes" / "images"
+    if a.limit_photos is not None:
+        boxes = limited_boxes(boxes, a.limit_photos, a.work / "boxes.csv")
+    sources = [boxes] + ([] if a.no_one_face_photos else [data / "facemask"])
+    fold_args = ["--images", str(images)] if a.limit_photos is not None else []  # the copied boxes.csv is elsewhere
+    log: list[dict] = []
+    folds, records, classes, test = [], [], [], None
+    for i in range(a.folds):
+        fdir = a.work / f"fold{i}"
+        crops, runf, ev = fdir / "crops", fdir / "run", fdir / "eval"
+        run(data_faces_cmd(vl, sources, crops, face, a.seed) + fold_args + ["--folds", str(a.folds), "--fold", str(i)],
+            log)
+        run(train_cmd(vl, crops, runf, a), log)
+        run(vl + ["export", str(runf)], log)
+        run(detect_cmd(vl, images, runf, ev, face, boxes, f"{crops / 'faces.json'}:Validation"), log)
+        m = json.loads((ev / "metrics.json").read_text())
+        manifest = json.loads((crops / "faces.json").read_text())
+        if test is not None and manifest["photos"]["Test"] != test:
+            sys.exit(f"error: fold {i}'s Test part differs from fold 0's ({crops / 'faces.json'})")
+        test = manifest["photos"]["Test"]
+        folds.append({"fold": i, **{k: m[k] for k in FOLD_KEYS}, "mwi_recall": mwi_recall(m["confusion"]),
+                      "eval": shown([str(ev)])})
+        records += [json.loads(ln) for ln in (ev / JSONL_FILE).read_text().splitlines() if ln.strip()]
+        info = json.loads((runf / "model.json").read_text())
+        classes += [c for c in info["classes"] if not is_background(c) and c not in classes]
+    oof = a.work / "oof-detections.jsonl"
+    atomic_write_text(oof, "".join(json.dumps(r) + "\n" for r in records))
+    pooled = pooled_evaluation(records, boxes, images, classes)
+    result = {
+        "k": a.folds, "seed": a.seed, "epochs": a.epochs, "image_size": a.image_size,
+        "limit_photos": a.limit_photos, "one_face_photos": not a.no_one_face_photos,
+        "test_photos": len(test or []),
+        "note": "Validation of each fold = that fold's photo groups, never trained on; the held-out Test part is "
+                "the main build's and is not scored here",
+        "folds": folds,
+        "mean": summarize_folds(folds),
+        "out_of_fold": {"records": shown([str(oof)]), **pooled, "mwi_recall": mwi_recall(pooled["confusion"])},
+        "commands": log,
+    }
+    write_json(a.work / "folds.json", result)
+    s = result["mean"]["map50"]
+    w = result["out_of_fold"]["mwi_recall"]
+    print(f"mAP@0.5 over {a.folds} folds: {s['mean']} [{s['low']}, {s['high']}]; out-of-fold "
+          f"MaskWornIncorrectly recall {w['called']}/{w['matched']} [{w['low']}, {w['high']}]; {a.work / 'folds.json'}")
+    return result
 
 
 if __name__ == "__main__":

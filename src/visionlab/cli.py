@@ -465,9 +465,18 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                                             help="jittered extra training crops for rare classes"),
                background: bool = typer.Option(True, "--background/--no-background",
                                                help="a Background class from the detector's false boxes"),
-               label_map: Optional[str] = typer.Option(None, "--label-map", help="NAME=CLASS,... for other labels")) -> None:
-    """Cut a face-crop ImageFolder (Train/Validation/Test, split by photo) with the detection pipeline's crop
-    geometry, plus detect.json (detector settings and a learned box correction) for the trained model."""
+               label_map: Optional[str] = typer.Option(None, "--label-map", help="NAME=CLASS,... for other labels"),
+               folds: Optional[int] = typer.Option(None, "--folds", help="K folds over the photos outside the "
+                                                                         "held-out Test part (with --fold)"),
+               fold: Optional[int] = typer.Option(None, "--fold", help="the fold (0..K-1) that is Validation; the "
+                                                                       "other folds are Train"),
+               dhash_bits: int = typer.Option(4, "--dhash-bits", help="near-duplicate photos: difference hashes "
+                                                                      "at most this many bits apart"),
+               phash_bits: int = typer.Option(6, "--phash-bits", help="... or DCT hashes at most this many bits "
+                                                                      "apart (-1: difference hash only)")) -> None:
+    """Cut a face-crop ImageFolder (Train/Validation/Test, split by photo group) with the detection pipeline's crop
+    geometry, plus detect.json (detector settings and a learned box correction) for the trained model.
+    --folds K --fold I: Validation = fold I of the photos outside the held-out Test part."""
     from .data.boxes import parse_label_map
     from .detect.facecrops import cut_faces
 
@@ -475,7 +484,7 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
     s = cut_faces(sources, out_dir, images=images, face_model=face_model, upscale=upscale,
                   score_threshold=score_threshold, margin=margin, size=size, split_ratios=r, seed=seed,
                   balance=balance, background=background, label_map=parse_label_map(label_map) or None,
-                  detector=detector)
+                  detector=detector, folds=folds, fold=fold, dhash_bits=dhash_bits, phash_bits=phash_bits)
     out.print(str(s))
     out.print(f"split and settings: {out_dir / 'faces.json'}; detector profile: {out_dir / 'detect.json'}")
 

@@ -4,9 +4,13 @@
 the detection pipeline* (``detect.pipeline.square_crop``: the box's longer side plus ``margin`` on each edge,
 moved inside the photo), so the classifier trains on what it sees at inference time.
 
-- Box-annotated photos (``boxes.csv`` or a PASCAL VOC folder) are split **by photo**: near-duplicate photos
-  (difference hash) form one group, groups are split seeded and stratified by the rarest class they hold, and
-  every crop of a photo lands in that photo's split. The split is written to ``faces.json``.
+- Box-annotated photos (``boxes.csv`` or a PASCAL VOC folder) are split **by photo group**: near-duplicate photos
+  (difference hash at most 4 bits apart or DCT perceptual hash at most 6, ``photo_groups``) form one group, groups
+  are split seeded and stratified by the rarest class they hold, and every crop of a photo lands in that photo's
+  split. The split and each photo's group are written to ``faces.json``.
+- Cross-validation (``folds``, ``fold``): a held-out Test part (the same groups as without folds) and ``folds``
+  stratified folds of the other groups (``fold_photos``); Validation is fold ``fold``, Train the other folds, and
+  ``faces.json`` records every non-Test photo's fold.
 - On the training photos the face detector runs as the pipeline runs it; a ``BoxCorrection`` from its boxes to
   the annotated ones is fitted there (boxes.py) and written with the detector settings to ``detect.json``.
   Training crops come from the corrected detector box where the detector found the face (IoU >= 0.5), else from
@@ -34,6 +38,7 @@ SPLITS = ("Train", "Validation", "Test")
 BACKGROUND = "Background"
 MANIFEST, PROFILE, UNUSED = "faces.json", "detect.json", "unused.csv"
 DEFAULT_UPSCALE, DEFAULT_THRESHOLD = 3.0, 0.15
+DHASH_BITS, PHASH_BITS = 4, 6  # near-duplicate limits; 6 pHash bits is the limit the shared data's README used
 
 
 @dataclass
@@ -55,79 +60,157 @@ class FaceCropSummary:
         return "\n".join(lines)
 
 
-def dhash(path: Path, size: int = 8) -> int:
-    """A 64-bit difference hash of the photo (grey, (size+1) x size): near-duplicates differ in a few bits.
-    Hand-written (eight lines) rather than adding the imagehash package and PyWavelets for one function."""
+def _grey(path: Path, w: int, h: int) -> np.ndarray:
+    """The photo in grey, resized to w x h with Lanczos (as imagehash does), as float64."""
     from PIL import Image
 
     with Image.open(path) as im:
-        g = np.asarray(im.convert("L").resize((size + 1, size), Image.Resampling.LANCZOS), np.int16)
-    bits = (g[:, 1:] > g[:, :-1]).ravel()
-    return int("".join("1" if b else "0" for b in bits), 2)
+        return np.asarray(im.convert("L").resize((w, h), Image.Resampling.LANCZOS), np.float64)
 
 
-def photo_groups(records: Sequence[AnnotatedImage], max_bits: int = 4) -> list[int]:
-    """Group index per photo: photos whose hashes differ in at most ``max_bits`` bits share a group."""
-    hashes = [dhash(r.path) for r in records]
-    parent = list(range(len(records)))
+def _bits_to_int(bits: np.ndarray) -> int:
+    return int("".join("1" if b else "0" for b in bits.ravel()), 2)
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
 
-    for i in range(len(hashes)):
-        for j in range(i):
-            if bin(hashes[i] ^ hashes[j]).count("1") <= max_bits:
-                parent[find(i)] = find(j)
-    roots = {r: k for k, r in enumerate(dict.fromkeys(find(i) for i in range(len(records))))}
-    return [roots[find(i)] for i in range(len(records))]
+def dhash(path: Path, size: int = 8) -> int:
+    """A 64-bit difference hash of the photo (grey, (size+1) x size): near-duplicates differ in a few bits.
+    Hand-written (eight lines) rather than adding the imagehash package and PyWavelets for one function."""
+    g = _grey(path, size + 1, size)
+    return _bits_to_int(g[:, 1:] > g[:, :-1])
+
+
+def phash(path: Path, size: int = 8, factor: int = 4) -> int:
+    """A 64-bit DCT perceptual hash (imagehash.phash's definition: grey 32 x 32, 2-D DCT-II, the 8 x 8 lowest
+    frequencies against their median), so the data set README's limit of 6 bits means the same here.
+    Written on scipy.fft rather than importing imagehash, which only the optional `issues` extra installs."""
+    from scipy.fft import dct
+
+    n = size * factor
+    low = dct(dct(_grey(path, n, n), axis=0), axis=1)[:size, :size]
+    return _bits_to_int(low > np.median(low))
+
+
+def hamming(hashes: Sequence[int]) -> np.ndarray:
+    """N x N bit distances between 64-bit hashes."""
+    h = np.array(hashes, dtype=np.uint64)
+    return np.bitwise_count(h[:, None] ^ h[None, :]).astype(np.int64)
+
+
+def photo_groups(records: Sequence[AnnotatedImage], max_bits: int = DHASH_BITS,
+                 phash_bits: Optional[int] = PHASH_BITS) -> list[int]:
+    """Group index per photo (numbered in photo order): two photos are one group when their difference hashes
+    differ in at most ``max_bits`` bits or their DCT hashes in at most ``phash_bits`` (None: difference hash
+    only); groups are the connected components of that relation (SciPy), so a chain of near-duplicates is one."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not records:
+        return []
+    near = hamming([dhash(r.path) for r in records]) <= max_bits
+    if phash_bits is not None:
+        near |= hamming([phash(r.path) for r in records]) <= phash_bits
+    _, comp = connected_components(csr_matrix(near), directed=False)
+    first = {c: k for k, c in enumerate(dict.fromkeys(comp.tolist()))}
+    return [first[c] for c in comp.tolist()]
+
+
+def _group_members(groups: Sequence[int]) -> dict[int, list[int]]:
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, g in enumerate(groups):
+        members[g].append(i)
+    return members
+
+
+def _group_labels(records: Sequence[AnnotatedImage], members: dict[int, list[int]], gids: Sequence[int],
+                  min_count: int = 2) -> list[str]:
+    """The rarest class (over all photos) each group holds, for stratifying; a label held by fewer than
+    ``min_count`` of these groups becomes "other"."""
+    freq = Counter(b.label for r in records for b in r.boxes)
+    labels = []
+    for g in gids:
+        present = {b.label for i in members[g] for b in records[i].boxes}
+        labels.append(min(present, key=lambda c: (freq[c], c)) if present else "none")
+    counts = Counter(labels)
+    return [lab if counts[lab] >= min_count else "other" for lab in labels]
+
+
+def _shares(ratios: tuple[float, float, float]) -> tuple[float, float, float]:
+    total = sum(ratios)
+    r_train, r_val, r_test = (r / total for r in ratios)
+    if r_train <= 0:
+        raise ConfigError("the train share of --split-ratios must be positive")
+    return r_train, r_val, r_test
+
+
+def _cut_groups(records, members, gs, share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Groups ``gs`` cut in two, the second holding ``share`` of them, stratified by their rarest class."""
+    from sklearn.model_selection import train_test_split
+
+    if share <= 0 or len(gs) < 2:
+        return list(gs), []
+    n = max(1, round(share * len(gs)))
+    labels = _group_labels(records, members, gs)
+    try:
+        a, b = train_test_split(gs, test_size=n, random_state=seed, stratify=labels)
+    except ValueError:  # a class too rare to stratify
+        a, b = train_test_split(gs, test_size=n, random_state=seed)
+    return list(a), list(b)
+
+
+def _by_photo(members: dict[int, list[int]], named: dict, n: int) -> list:
+    out = {}
+    for value, gs in named.items():
+        for g in gs:
+            for i in members[g]:
+                out[i] = value
+    return [out[i] for i in range(n)]
 
 
 def split_photos(records: Sequence[AnnotatedImage], ratios: tuple[float, float, float], seed: int,
                  groups: Optional[Sequence[int]] = None) -> list[str]:
     """Split name per photo. Groups stay whole; groups are stratified by the rarest class they contain."""
-    from sklearn.model_selection import train_test_split
-
-    total = sum(ratios)
-    r_train, r_val, r_test = (r / total for r in ratios)
-    if r_train <= 0:
-        raise ConfigError("the train share of --split-ratios must be positive")
+    r_train, r_val, r_test = _shares(ratios)
     groups = list(groups) if groups is not None else list(range(len(records)))
-    freq = Counter(b.label for r in records for b in r.boxes)
-    members: dict[int, list[int]] = defaultdict(list)
-    for i, g in enumerate(groups):
-        members[g].append(i)
-    gids = sorted(members)
+    members = _group_members(groups)
+    rest, test = _cut_groups(records, members, sorted(members), r_test, seed)
+    train, val = _cut_groups(records, members, rest, r_val / max(r_train + r_val, 1e-12) if r_val > 0 else 0.0,
+                             seed)
+    return _by_photo(members, {"Train": train, "Validation": val, "Test": test}, len(records))
 
-    def strat(gs):
-        labels = []
-        for g in gs:
-            present = {b.label for i in members[g] for b in records[i].boxes}
-            labels.append(min(present, key=lambda c: freq[c]) if present else "none")
-        counts = Counter(labels)
-        return [lab if counts[lab] >= 2 else "other" for lab in labels]
 
-    def cut(gs, share):
-        if share <= 0 or len(gs) < 2:
-            return list(gs), []
-        n = max(1, round(share * len(gs)))
-        labels = strat(gs)
-        try:
-            a, b = train_test_split(gs, test_size=n, random_state=seed, stratify=labels)
-        except ValueError:  # a class too rare to stratify
-            a, b = train_test_split(gs, test_size=n, random_state=seed)
-        return list(a), list(b)
+def fold_photos(records: Sequence[AnnotatedImage], ratios: tuple[float, float, float], seed: int, folds: int,
+                groups: Optional[Sequence[int]] = None) -> list[Optional[int]]:
+    """Fold index (0..folds-1) per photo, None for the held-out Test part. The Test part is the one
+    ``split_photos`` gives with the same ratios and seed (only the test share counts); the other groups are dealt
+    into ``folds`` folds stratified by their rarest class, seeded. Samples are the groups themselves (one row per
+    group), so sklearn's StratifiedKFold stratifies groups, where StratifiedGroupKFold would balance photos."""
+    from sklearn.model_selection import StratifiedKFold
 
-    rest, test = cut(gids, r_test)
-    train, val = cut(rest, r_val / max(r_train + r_val, 1e-12) if r_val > 0 else 0.0)
-    name = {}
-    for s, gs in (("Train", train), ("Validation", val), ("Test", test)):
-        for g in gs:
-            for i in members[g]:
-                name[i] = s
-    return [name[i] for i in range(len(records))]
+    if folds < 2:
+        raise ConfigError(f"--folds {folds}: give at least 2 folds")
+    _, _, r_test = _shares(ratios)
+    groups = list(groups) if groups is not None else list(range(len(records)))
+    members = _group_members(groups)
+    rest, test = _cut_groups(records, members, sorted(members), r_test, seed)
+    rest = sorted(rest)
+    if len(rest) < folds:
+        raise ConfigError(f"--folds {folds}: only {len(rest)} photo group(s) are left beside the Test part")
+    labels = _group_labels(records, members, rest, min_count=folds)
+    counts = Counter(labels)
+    if 0 < counts["other"] < folds and len(counts) > 1:  # too few to spread over the folds: with the commonest
+        common = max((c for c in counts if c != "other"), key=lambda c: counts[c])
+        labels = [common if lab == "other" else lab for lab in labels]
+    kf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    named: dict = {None: test}
+    for k, (_, held) in enumerate(kf.split(np.zeros(len(rest)), labels)):
+        named[k] = [rest[j] for j in held]
+    return _by_photo(members, named, len(records))
+
+
+def fold_split(fold_of: Sequence[Optional[int]], fold: int) -> list[str]:
+    """Split name per photo for one fold: Validation = that fold, Train = the other folds, Test = the held-out
+    part."""
+    return ["Test" if f is None else "Validation" if f == fold else "Train" for f in fold_of]
 
 
 def _jitter(box: tuple[float, float, float, float], rng: np.random.Generator) -> tuple[float, float, float, float]:
@@ -243,13 +326,23 @@ def _cut_photo(w: _Writer, r: AnnotatedImage, img: np.ndarray, raw: np.ndarray, 
 
 def _cut_boxed(boxed: list[AnnotatedImage], det, w: _Writer, manifest: dict, rng: np.random.Generator, *,
                split_ratios: tuple[float, float, float], seed: int, margin: float, balance: bool, max_jitter: int,
-               background: bool, show_progress: bool):
+               background: bool, show_progress: bool, dhash_bits: int = DHASH_BITS, phash_bits: int = PHASH_BITS,
+               folds: Optional[int] = None, fold: Optional[int] = None):
     """The box-annotated photos split by photo (recorded in ``manifest``) and cut; returns the box correction
-    fitted on the training photos."""
-    groups = photo_groups(boxed)
-    split = split_photos(boxed, split_ratios, seed, groups)
+    fitted on the training photos. With ``folds``: Validation is fold ``fold``, Train the other folds."""
+    groups = photo_groups(boxed, dhash_bits, phash_bits if phash_bits >= 0 else None)
+    if folds is None:
+        split = split_photos(boxed, split_ratios, seed, groups)
+    else:
+        fold_of = fold_photos(boxed, split_ratios, seed, folds, groups)
+        split = fold_split(fold_of, fold)
+        manifest["folds"] = {"k": folds, "fold": fold,
+                             "fold_of": {r.name: f for r, f in sorted(zip(boxed, fold_of), key=lambda t: t[0].name)
+                                         if f is not None}}
     manifest["photos"] = {s: sorted(r.name for r, sp in zip(boxed, split) if sp == s) for s in SPLITS}
     manifest["groups"] = int(max(groups) + 1)
+    manifest["grouping"] = {"dhash_bits": dhash_bits, "phash_bits": phash_bits}
+    manifest["photo_groups"] = dict(sorted((r.name, g) for r, g in zip(boxed, groups)))
     imgs, raw = _detect_all(boxed, det, show_progress)
     correction = _fit_correction(boxed, split, raw)
     freq = Counter(b.label for i, r in enumerate(boxed) if split[i] == "Train" for b in r.boxes)
@@ -259,6 +352,18 @@ def _cut_boxed(boxed: list[AnnotatedImage], det, w: _Writer, manifest: dict, rng
     for i, r in enumerate(boxed):
         _cut_photo(w, r, imgs.pop(i), raw[i], split[i], correction, copies, rng, margin, background)
     return correction
+
+
+def _check_folds(folds: Optional[int], fold: Optional[int]) -> None:
+    """--folds K and --fold I go together, with 2 <= K and 0 <= I < K."""
+    if folds is None and fold is None:
+        return
+    if folds is None:
+        raise ConfigError(f"--fold {fold} needs --folds K (the number of folds)")
+    if folds < 2:
+        raise ConfigError(f"--folds {folds}: give at least 2 folds")
+    if fold is None or not 0 <= fold < folds:
+        raise ConfigError(f"--folds {folds} needs --fold I with I from 0 to {folds - 1} (the validation fold)")
 
 
 def _write_unused(path: Path, unused: list[tuple[str, str]]) -> None:
@@ -277,9 +382,15 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
               score_threshold: float = DEFAULT_THRESHOLD, margin: float = 0.2, size: int = 128,
               split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0, balance: bool = True,
               max_jitter: int = 10, background: bool = True, label_map: Optional[dict] = None,
-              show_progress: bool = True, detector: str = "yunet") -> FaceCropSummary:
+              show_progress: bool = True, detector: str = "yunet", folds: Optional[int] = None,
+              fold: Optional[int] = None, dhash_bits: int = DHASH_BITS,
+              phash_bits: int = PHASH_BITS) -> FaceCropSummary:
     """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos.
-    ``detector``: a YuNet-family name from ``FACE_DETECTORS`` (yunet, yunet_ort); the profile records it."""
+    ``detector``: a YuNet-family name from ``FACE_DETECTORS`` (yunet, yunet_ort); the profile records it.
+    ``folds``/``fold``: cross-validation over the box-annotated photos outside the held-out Test part
+    (``fold_photos``): Validation = fold ``fold`` (0..folds-1), Train = the other folds; Test is the same for every
+    fold and the same as without ``folds``. ``dhash_bits``/``phash_bits``: the near-duplicate limits of
+    ``photo_groups`` (``phash_bits`` -1: difference hash only)."""
     from ..boxes import BoxCorrection
     from .faces import build_detector
     from ..io import write_json
@@ -288,6 +399,7 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
 
     if not sources:
         raise ConfigError("give at least one source: a boxes.csv, a VOC folder or an ImageFolder")
+    _check_folds(folds, fold)
     # crops are never mixed with old ones: a folder that holds files is refused (a file or read-only: one line)
     out = claim_out(out, "faces", policy="refuse")
     boxed, folders = _sort_sources(sources, images, label_map)
@@ -303,7 +415,10 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     if boxed:
         correction = _cut_boxed(boxed, det, w, manifest, rng, split_ratios=split_ratios, seed=seed, margin=margin,
                                 balance=balance, max_jitter=max_jitter, background=background,
-                                show_progress=show_progress)
+                                show_progress=show_progress, dhash_bits=dhash_bits, phash_bits=phash_bits,
+                                folds=folds, fold=fold)
+    elif folds is not None:
+        raise ConfigError("--folds needs box-annotated photos (a boxes.csv or a VOC folder) among the sources")
 
     for root in folders:
         _cut_folder(root, det, correction, w, margin, unused, manifest, show_progress, label_map, split_ratios, seed)
