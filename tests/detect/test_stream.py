@@ -191,3 +191,37 @@ def test_a_live_summary_is_refreshed_while_the_stream_runs(tmp_path):
     assert all(t["faces"] <= s["faces"] for _, t in seen) and seen[-1][1]["frames"] < s["processed"] + 1
     final = json.loads((out / "summary.json").read_text())
     assert "running" not in final and final["faces"] == s["faces"] and final["frames"] == s["processed"]
+
+
+def test_a_long_stream_rolls_its_files_over_per_period(tmp_path):
+    """A stream that runs for days writes bounded files: every period (here 0.4 s, two bins of 0.2 s) its
+    detections.jsonl, summary.csv and video are kept under names with the period's start and the plain names start
+    afresh; nothing is lost or deleted, every frame is in exactly one file and the totals cover the whole run."""
+    import re
+
+    frames = _frames(repeat=3)
+    out = tmp_path / "o"
+    with MJPEGServer(_jpegs(frames), [len(frames)], pause=0.06) as server:
+        s = run_detection(server.url, None, out, show_progress=False, quality="fast", drop_frames=False,
+                          reconnect_attempts=0, bin_seconds=0.2, rollover_seconds=0.4)
+    assert s["processed"] == len(frames) and s["periods"] >= 3  # 12 frames over 0.72 s and more
+    names = sorted(p.name for p in out.iterdir())
+    stamp = r"-\d{8}-\d{6}\.\d{3}"  # the period's start, to the millisecond for periods under a second
+    rolled = {kind: [n for n in names if re.fullmatch(kind.replace(".", stamp + r"\."), n)]
+              for kind in ("detections.jsonl", "summary.csv", "stream.mp4")}
+    assert all(len(v) == s["periods"] - 1 for v in rolled.values()), (rolled, names)
+    assert set(names) == {*sum(rolled.values(), []), "detections.jsonl", "summary.csv", "stream.mp4",
+                          "summary.json", "summary.png"}
+    # every frame once, in order, across the files; no file holds more than one period (two bins)
+    files = rolled["detections.jsonl"] + ["detections.jsonl"]
+    per_file = [[json.loads(ln)["frame"] for ln in (out / n).read_text().splitlines()] for n in files]
+    assert all(per_file) and sum(per_file, []) == list(range(len(frames)))  # the names sort in time order
+    csvs = [(out / n).read_text().splitlines() for n in rolled["summary.csv"] + ["summary.csv"]]
+    assert all(1 <= len(c) - 1 <= 2 for c in csvs)  # the header and one or two bins
+    faces = [int(row.split(",")[2]) for c in csvs for row in c[1:]]
+    t = json.loads((out / "summary.json").read_text())
+    assert sum(faces) == t["faces"] == s["faces"] and len(faces) == t["bins"] and t["periods"] == s["periods"]
+    videos = [int(cv2.VideoCapture(str(out / n)).get(cv2.CAP_PROP_FRAME_COUNT))
+              for n in rolled["stream.mp4"] + ["stream.mp4"]]
+    assert sum(videos) == len(frames) and all(videos)
+    assert [len(f) for f in per_file] == videos
