@@ -12,7 +12,7 @@ from fastapi import FastAPI, Query
 
 from ..detect.alerts import AlertMonitor
 from ..detect.config import DetectConfig
-from .schemas import AlertEvent, EventsOut
+from .schemas import AlertEvent, ErrorBody, EventsOut
 
 
 class ServiceAlerts:
@@ -49,7 +49,8 @@ class ServiceAlerts:
 
 def add_event_routes(app: FastAPI, alerts: ServiceAlerts) -> None:
     """``GET /v1/events``: the rules and the latest events."""
-    @app.get("/v1/events", response_model=EventsOut, tags=["detection"])
+    @app.get("/v1/events", response_model=EventsOut, tags=["detection"],
+             responses={422: {"model": ErrorBody, "description": "invalid request"}})
     async def events(after: int = Query(0, ge=0, description="only events whose id is above this (the last id a "
                                                              "client saw)")) -> EventsOut:
         """The service's --alert rules and their latest events (at most 100), evaluated on every image POSTed to
