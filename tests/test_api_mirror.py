@@ -10,13 +10,13 @@ from typer.main import get_command
 import visionlab
 from visionlab.cli import app
 from visionlab.config import RunConfig
-from visionlab.detect.config import IMAGE_FIELDS, DetectConfig
+from visionlab.detect.config import SERVE_FIELDS, DetectConfig
 
 TWIN = {"runs": "list_runs", "lr-find": "lr_find"}  # `visionlab.runs` is the run-folder module
 # flags a twin takes through **fields, from the typed config its command's flags were generated from
 CONFIG_FIELDS = {"train": set(RunConfig.model_fields), "evaluate": set(RunConfig.model_fields),
                  "lr-find": set(RunConfig.model_fields),
-                 "detect": set(DetectConfig.model_fields), "serve": set(IMAGE_FIELDS)}
+                 "detect": set(DetectConfig.model_fields), "serve": set(SERVE_FIELDS)}
 # documented differences: predict's positional list may start with the model ([RUN] IMAGES...), the twin
 # names the two parts; the demo's twin is the flagship job itself
 SPLIT = {"predict": {"inputs": ("run", "inputs")}}

@@ -353,6 +353,10 @@ def _print_detections(s: dict, out_dir: Path) -> None:
         out.print(f"alerts: {a['events']} event{'' if a['events'] == 1 else 's'} ({rules}); {a['sent']} sent, "
                   f"{a['failed']} failed, {a['dropped']} dropped (queue full)", markup=False, soft_wrap=True)
     out.print(f"output: {out_dir}  (JSON lines: {s['jsonl']})")
+    if s.get("periods", 1) > 1:  # a camera or stream that rolled its files over (--rollover-seconds)
+        out.print(f"rolled over: {s['periods']} periods; the plain names hold the last, each earlier one is in "
+                  f"detections-<start>.jsonl, summary-<start>.csv" + (" and a video of its own" if s["video"] else ""),
+                  markup=False, soft_wrap=True)
 
 
 def _model_line(model: Optional[Path]) -> str:

@@ -307,18 +307,21 @@ def _feed_frames(summary, frames, faces):
 def test_a_clip_of_unrelated_photos_counts_at_most_one_person_per_face(cut_clip):
     frames, faces, n = cut_clip
     most = [max(len(faces[i * HOLD + k]) for k in range(HOLD)) for i in range(n)]  # faces of each photo
-    s = _feed_frames(VideoSummary(10, 1.0), frames, faces)
+    ended: list = []  # the summary folds and drops a track when it ends (bounded memory): collect them
+    s = _feed_frames(VideoSummary(10, 1.0, on_track_end=ended.append), frames, faces)
     people = s.totals()["people"]
     assert people["scene_cuts"] == n - 1  # every cut seen, no other
-    tracks = [t for t in s.tracker.tracks.values() if s._person(t.id)]
+    tracks = [t for t in ended + list(s.tracker.tracks.values()) if t.hits >= s.min_track_frames]
     assert all(t.first // HOLD == t.last // HOLD for t in tracks)  # no person runs across a cut
     per_photo = Counter(t.first // HOLD for t in tracks)
     assert all(per_photo[i] <= most[i] for i in range(n)), (per_photo, most)
     assert people["count"] == len(tracks) <= sum(most)
     assert people["count"] >= 0.8 * sum(most)  # and the faces are still counted
     # the old tracker (no cuts, every track a person) runs people across cuts: two photos' faces are one person
-    old = _feed_frames(VideoSummary(10, 1.0, min_track_frames=1, scene_cut=0), frames, faces)
-    assert any(t.first // HOLD != t.last // HOLD for t in old.tracker.tracks.values())
+    old_ended: list = []
+    old = _feed_frames(VideoSummary(10, 1.0, min_track_frames=1, scene_cut=0, on_track_end=old_ended.append),
+                       frames, faces)
+    assert any(t.first // HOLD != t.last // HOLD for t in old_ended + list(old.tracker.tracks.values()))
     assert old.totals()["people"]["scene_cuts"] == 0
 
 
@@ -369,3 +372,46 @@ def test_the_tracker_ends_every_track_at_a_cut():
     assert tr.update([(0, 0, 100, 100)]) == [0]
     assert tr.update([(0, 0, 100, 100)], cut=True) == [1]
     assert tr.update([(2, 0, 100, 100)]) == [1]
+
+
+def _crowd_day(n_people=120, seed=3):
+    """Faces of a long, busy session without images: person k is in view for 4..9 frames from frame 6k, at a
+    place apart from the others in view, with random labels (unsure now and then). Frame index -> faces."""
+    rng = np.random.default_rng(seed)
+    labels = ["WithMask", "WithoutMask", "MaskWornIncorrectly", UNSURE]
+    frames: dict[int, list[dict]] = {}
+    for k in range(n_people):
+        x, y = (k % 10) * 90, (k // 10 % 5) * 100  # one of 50 places, a minute apart: nobody's box meets another's
+        lab = [labels[int(i)] for i in rng.choice(4, size=9, p=[0.5, 0.3, 0.1, 0.1])]
+        for j in range(int(rng.integers(4, 10))):
+            frames.setdefault(6 * k + j, []).append({"box": [x + j, y, 40, 48], "label": lab[j]})
+    return [frames.get(i, []) for i in range(6 * n_people + 10)]
+
+
+def test_a_long_session_holds_only_live_tracks_and_popped_rows_add_up():
+    """A stream of days must not keep every track or bin: ended tracks are folded into the counts and dropped,
+    and rows handed out by pop_rows (a rolled-over period) keep only their totals, which equal an unsplit run's."""
+    faces = _crowd_day()
+    whole = VideoSummary(10, 1.0, min_track_frames=5)
+    split = VideoSummary(10, 1.0, min_track_frames=5)
+    popped, most_tracks = [], 0
+    for i, f in enumerate(faces):
+        whole.update(i, f)
+        split.update(i, f)
+        most_tracks = max(most_tracks, len(split.tracker.tracks), len(split._track_labels))
+        if i % 50 == 49:  # a period of 5 bins ends
+            popped += split.pop_rows((i + 1) // 10)
+            assert len(split._bins) <= 1 and all(b >= (i + 1) // 10 for b in split._bins)
+    assert most_tracks <= 4  # two or three people are in view at once, not the 120 seen
+    assert len(whole.tracker) == len(split.tracker) == 120
+    rows, ref = popped + split.rows(), whole.rows()
+    faces_only = [{k: v for k, v in r.items() if not k.startswith("people")} for r in rows]
+    assert faces_only == [{k: v for k, v in r.items() if not k.startswith("people")} for r in ref]  # every bin once
+    # a person in view when a period ends is in that period's rows only once their track counts (min_track_frames)
+    assert all(a["people"] <= b["people"] for a, b in zip(rows, ref))
+    assert sum(a["people"] != b["people"] for a, b in zip(rows, ref)) <= len(popped) // 5
+    assert split.totals() == whole.totals()  # the totals are exact: an ended track is folded in whole
+    t = whole.totals()
+    assert t["bins"] == len(rows) == 73 and t["faces"] == sum(r["faces"] for r in rows) == sum(map(len, faces))
+    people = t["people"]
+    assert people["count"] + people["short_tracks"] == 120 and people["short_tracks"] > 0  # 4-frame tracks

@@ -30,6 +30,7 @@ _RULE = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|==|>|<)\s*([0-9]*\.?[0-9]+)\s*(?:/\s
 _HELP = ("write METRIC OP NUMBER, optionally /SECONDSs for a window, e.g. 'without>=1' or 'mask_rate<0.8/60s'; "
          f"metrics: {', '.join(METRICS)}; ops: >=, >, <=, <, ==")
 QUEUE_SIZE = 64
+EVENTS_KEPT = 100  # the latest events a monitor keeps (a stream that runs for days: the counts are kept, not all)
 SEND_TIMEOUT_S = 10.0
 
 
@@ -111,11 +112,12 @@ def sink_for(target: str) -> tuple[str, Sink]:
 # ---------------------------------------------------------------- the monitor
 
 
-def check_alerts(rules: Sequence[str], targets: Sequence[str]) -> list[Rule]:
+def check_alerts(rules: Sequence[str], targets: Sequence[str], need_target: bool = True) -> list[Rule]:
     """The parsed rules, after checking that each rule parses and has somewhere to go (before a run writes
-    anything); ``ConfigError`` otherwise."""
+    anything; ``need_target`` False: the caller shows the events itself, as the service's page does);
+    ``ConfigError`` otherwise."""
     parsed = [parse_rule(r) for r in rules]
-    if parsed and not targets:
+    if parsed and not targets and need_target:
         raise ConfigError("--alert needs --alert-to: a URL to POST events to, or a command to run")
     if targets and not parsed:
         raise ConfigError("--alert-to needs at least one --alert rule, e.g. --alert 'without>=1'")
@@ -129,14 +131,21 @@ class AlertMonitor:
     """Evaluates ``rules`` on each frame's faces (``observe``) and hands each event to a worker thread that sends
     it to every target. ``cooldown``: seconds (on the clock ``observe`` is given) before a rule can fire again.
     ``say(line)`` reports a failed send (the first per target) and ``close`` waits briefly for queued events.
+    ``need_target`` False: rules without a target are fine (the service keeps the events for its page).
+    ``observe`` may be called from several threads (the service's inference threads): one lock covers it.
     """
 
     def __init__(self, rules: Sequence[str], targets: Sequence[str], cooldown: float = 60.0, *, source: str = "",
-                 say: Callable[[str], None] = print) -> None:
-        self.rules = check_alerts(rules, targets)
+                 say: Callable[[str], None] = print, need_target: bool = True) -> None:
+        self.rules = check_alerts(rules, targets, need_target)
         self.sinks = [(str(t), *sink_for(t)) for t in targets]
         self.cooldown, self.source, self.say = float(cooldown), source, say
-        self.events: list[dict] = []  # every event fired, in order (also when its send failed or was dropped)
+        # the latest EVENTS_KEPT events, in order (also when a send failed or was dropped); each has an ``id``,
+        # 1, 2, ... over the whole run, so a reader can ask for the ones after the last it saw
+        self.events: deque = deque(maxlen=EVENTS_KEPT)
+        self.fired = 0
+        self._by_rule: dict[str, int] = {r.text: 0 for r in self.rules}
+        self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
         self.dropped = 0
@@ -154,6 +163,10 @@ class AlertMonitor:
         for f in faces:
             k = count_key(f["label"])
             counts[k] = counts.get(k, 0) + 1
+        with self._lock:
+            return self._observe(counts, t, frame)
+
+    def _observe(self, counts: dict, t: float, frame: Optional[int]) -> list[dict]:
         fired = []
         for rule in self.rules:
             c = counts
@@ -173,7 +186,9 @@ class AlertMonitor:
             if last is not None and t - last < self.cooldown:
                 continue
             self._last[rule.text] = t
-            event = {"rule": rule.text, "value": value, "t": round(float(t), 3), "frame": frame,
+            self.fired += 1
+            self._by_rule[rule.text] += 1
+            event = {"id": self.fired, "rule": rule.text, "value": value, "t": round(float(t), 3), "frame": frame,
                      "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "source": self.source,
                      "counts": {k: v for k, v in c.items() if v}}
             self.events.append(event)
@@ -208,9 +223,11 @@ class AlertMonitor:
             return
         self._worker.join(timeout)
 
+    def recent(self, after: int = 0) -> list[dict]:
+        """The kept events (the latest ``EVENTS_KEPT``) whose id is above ``after``, oldest first."""
+        with self._lock:
+            return [e for e in self.events if e["id"] > after]
+
     def summary(self) -> dict:
-        by_rule: dict = {r.text: 0 for r in self.rules}
-        for e in self.events:
-            by_rule[e["rule"]] += 1
-        return {"events": len(self.events), "by_rule": by_rule, "sent": self.sent, "failed": self.failed,
+        return {"events": self.fired, "by_rule": dict(self._by_rule), "sent": self.sent, "failed": self.failed,
                 "dropped": self.dropped, "cooldown": self.cooldown}

@@ -72,14 +72,18 @@ class DetectConfig(BaseModel):
     reconnect_attempts: int = Field(5, ge=0, description="a stream or camera that stops is opened again up to this "
                                                          "many times before the run ends")
     reconnect_delay: float = Field(2.0, ge=0, le=3600, description="seconds between reconnect tries")
+    rollover_seconds: float = Field(3600.0, ge=0, description="a camera or stream starts a new detections.jsonl "
+                                    "and summary.csv every this many seconds (rounded to whole bins), the finished "
+                                    "ones kept as detections-<start>.jsonl and summary-<start>.csv, so a run of "
+                                    "days writes files of bounded size (0: one file each, as for a video)")
     # --- alerts ---------------------------------------------------------------------------------
     alert: list[str] = Field(default_factory=list, description="a rule that fires an event: 'without>=1' (a frame "
                              "with a face without a mask), 'mask_rate<0.8/60s' (the mask rate of the last 60 s); "
                              "metrics faces, with, without, incorrect, unsure, mask_rate; repeatable")
     alert_to: list[str] = Field(default_factory=list, description="where events go: an http(s):// URL gets the "
                                 "event JSON POSTed, anything else is a command run with it on stdin; repeatable")
-    alert_cooldown: float = Field(60.0, ge=0, description="seconds (video time for a file) before a rule can fire "
-                                                          "again")
+    alert_cooldown: float = Field(60.0, ge=0, description="seconds (video time for a file, wall time for the "
+                                                          "service) before a rule can fire again")
 
     @field_validator("detector", "backend")
     @classmethod
@@ -105,6 +109,9 @@ class DetectConfig(BaseModel):
 # the fields that describe one image's detection (what `visionlab serve` takes); the rest are about inputs/outputs
 IMAGE_FIELDS = ("backend", "detector", "face_model", "score_threshold", "detect_side", "margin", "min_face",
                 "min_face_prob", "unsure_low", "unsure_high", "min_confidence", "positive_class")
+# the alert fields, which `visionlab serve` also takes (its events are shown on the page and at /v1/events)
+ALERT_FIELDS = ("alert", "alert_to", "alert_cooldown")
+SERVE_FIELDS = IMAGE_FIELDS + ALERT_FIELDS  # the DetectConfig fields `visionlab serve` takes
 
 
 def make_config(config: "DetectConfig | dict | None" = None, **fields: Any) -> DetectConfig:

@@ -212,11 +212,20 @@ class _DetectionRun:
         self.alerts = None  # the AlertMonitor when --alert rules are given
         self.source_fps = 0.0  # a video file's own frame rate: its frames' times (for alert cool-downs)
         self._bin = 0  # the time bin a live session's summary files were last refreshed in
+        self.rollover_seconds = 0.0  # a camera or stream: its files roll over per period of this length (0: never)
+        self.periods = None  # rollover.Periods, set on the first live frame
+        self._period = 0  # the period the plain-named files hold
+        self.period_count = 1  # periods begun (the files of all but the last are kept under stamped names)
+        self._t = 0.0  # the time of the frame being processed: seconds since the first frame (a live source's clock)
+        self.clock0: Optional[float] = None  # when the first frame came (opening a stream takes a while)
         self.written: list[Path] = []  # the images this run wrote, for the message if the disk fills
         self.lines = 0
         self.jsonl_path = out / JSONL_FILE
+        self.jsonl = self._open_jsonl()
+
+    def _open_jsonl(self) -> int:
         try:  # O_EXCL: the folder is this run's own (outdir.claim_out), an existing file is never replaced
-            self.jsonl = os.open(self.jsonl_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            return os.open(self.jsonl_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except OSError as e:
             raise write_failed(self.jsonl_path, e) from None
 
@@ -224,10 +233,12 @@ class _DetectionRun:
                 overlay_fps: bool) -> tuple[np.ndarray, dict]:
         results = self.pipe(frame)
         record = {"source": source, "frame": index, "faces": [r.to_dict() for r in results]}
+        now = time.perf_counter()
+        self.clock0 = now if self.clock0 is None else self.clock0
+        self._t = now - self.clock0
         if self.vs is not None:
             ids = self.vs.update(index or 0, record["faces"],
-                                 t=time.perf_counter() - self.t0 if self.kind in ("camera", "stream") else None,
-                                 frame=frame)
+                                 t=self._t if self.kind in ("camera", "stream") else None, frame=frame)
             for f, i in zip(record["faces"], ids):
                 f["track"] = i
         if not self.save_frames:
@@ -332,13 +343,11 @@ class _DetectionRun:
             ok, frame = cap.read()
             if not ok:
                 break
-            if self.writer is None and self.save_frames:
-                h, w = frame.shape[:2]
-                self.writer = cv2.VideoWriter(str(self.tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                if not self.writer.isOpened():
-                    self.writer = None
-                    raise DataError(f"cannot write {final}: this OpenCV build has no mp4v encoder")
             annotated, record = self.process(frame, self.summary["input"], index, overlay_fps=True)
+            if live and self.rollover_seconds > 0:
+                self._roll_over_when_due(bin_seconds)
+            if self.writer is None and self.save_frames:
+                self._open_writer(frame, fps, final)
             if self.writer is not None:
                 self.writer.write(annotated)
             self.emit(record, annotated)
@@ -350,29 +359,67 @@ class _DetectionRun:
             raise DataError(f"camera {src} opened but gave no frame; is another program using it?" if kind == "camera"
                             else f"stream {self.summary['input']} opened but gave no frame; is it sending video?")
 
+    def _open_writer(self, frame: np.ndarray, fps: float, final: Path) -> None:
+        h, w = frame.shape[:2]
+        self.writer = cv2.VideoWriter(str(self.tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        if not self.writer.isOpened():
+            self.writer = None
+            raise DataError(f"cannot write {final}: this OpenCV build has no mp4v encoder")
+
+    def _roll_over_when_due(self, bin_seconds: Optional[float]) -> None:
+        """When the frame just processed starts a new period, the finished period's detections.jsonl,
+        summary.csv and video are kept as detections-<start>.jsonl, summary-<start>.csv and <stem>-<start>.mp4
+        (its start in local time), and the plain names start afresh with this frame: each file holds one
+        period, whatever the length of the session. Nothing is deleted."""
+        from .rollover import Periods, keep_as
+        from .summary import SUMMARY_CSV, default_bin_seconds, write_rows
+
+        if self.periods is None:
+            bw = self.vs.bin_seconds if self.vs is not None else (bin_seconds or default_bin_seconds(None))
+            self.periods = Periods(self.rollover_seconds, bw, time.time() - self._t)
+            self._period = self.periods.index(self._t)  # the first frame's (a slow start is no empty period)
+        k = self.periods.index(self._t)
+        if k == self._period:
+            return
+        stamp = self.periods.stamp(self._period)
+        os.close(self.jsonl)
+        self.jsonl = -1
+        keep_as(self.jsonl_path, self.jsonl_path, stamp)
+        self.jsonl = self._open_jsonl()
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+            keep_as(self.tmp_video, self.final, stamp)  # type: ignore[arg-type]
+        if self.vs is not None:
+            write_rows(self.out / SUMMARY_CSV, self.vs.pop_rows((self._period + 1) * self.periods.bins))
+            self.vs.skip_to(k * self.periods.bins)  # periods without a frame (a stream down for a while): no file
+            keep_as(self.out / SUMMARY_CSV, self.out / SUMMARY_CSV, stamp)
+            self._bin = -1  # summary.csv is written again, for the new period, after this frame
+        self._period = k
+        self.period_count += 1
+
     def _refresh_summary(self) -> None:
         """A camera or stream's summary.csv and summary.json rewritten each time a time bin ends, so a session
         that runs for hours can be read while it runs (summary.png is drawn at the end)."""
-        from ..io import write_csv
-        from .summary import SUMMARY_CSV
+        from .summary import SUMMARY_CSV, write_rows
 
-        b = int((time.perf_counter() - self.t0) // self.vs.bin_seconds)  # type: ignore[union-attr]
+        b = int(self._t // self.vs.bin_seconds)  # type: ignore[union-attr]
         if b == self._bin:
             return
         self._bin = b
-        rows = self.vs.rows()  # type: ignore[union-attr]
-        write_csv(self.out / SUMMARY_CSV, [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()}
-                                           for r in rows])
+        write_rows(self.out / SUMMARY_CSV, self.vs.rows())  # type: ignore[union-attr]
         totals = self.vs.totals()  # type: ignore[union-attr]
         totals["source_fps"] = totals.pop("fps")
         totals.update(fps=round(self.fps(), 2), dropped=self.live.dropped if self.live is not None else 0,
-                      reconnects=self.live.reconnects if self.live is not None else 0, running=True)
+                      reconnects=self.live.reconnects if self.live is not None else 0, running=True,
+                      periods=self.period_count if self.rollover_seconds > 0 else None)
         write_json(self.out / "summary.json", totals)
 
     def close(self, cap: Optional[cv2.VideoCapture]) -> None:
         """Finalise the outputs, also after an error or Ctrl-C: the JSON lines closed, the video renamed into
         place (or its part file removed when no frame was written)."""
-        os.close(self.jsonl)
+        if self.jsonl >= 0:
+            os.close(self.jsonl)
         if self.alerts is not None:
             self.alerts.close()  # the queued events are sent (a few seconds at most), then the worker stops
         if cap is not None:
@@ -390,6 +437,8 @@ class _DetectionRun:
         summary["seconds"] = round(time.perf_counter() - self.t0, 3)
         # one photo has its time, not a rate
         summary["fps"] = None if self.kind == "image" else round(self.fps(), 2)
+        if self.rollover_seconds > 0:
+            summary["periods"] = self.period_count
         if self.live is not None:
             summary["dropped"] = self.live.dropped  # read, but a newer frame came before the pipeline was free
             summary["reconnects"] = self.live.reconnects
@@ -399,7 +448,8 @@ class _DetectionRun:
             totals["source_fps"] = totals.pop("fps")  # the video's own frame rate, not ours
             totals["fps"] = summary["fps"]
             if self.live is not None:
-                totals.update(dropped=summary["dropped"], reconnects=summary["reconnects"])
+                totals.update(dropped=summary["dropped"], reconnects=summary["reconnects"],
+                              periods=self.period_count if self.rollover_seconds > 0 else None)
             summary["summary"] = totals
             write_json(self.out / "summary.json", totals)  # the totals, for scripts
         if self.alerts is not None:
@@ -474,6 +524,8 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
     run.alerts = _alert_monitor(cfg, summary["input"])
     run.track_options = {"min_track_frames": cfg.min_track_frames, "scene_cut": cfg.scene_cut}
     run.label_mode = cfg.labels
+    if kind in ("camera", "stream"):
+        run.rollover_seconds = cfg.rollover_seconds
     try:
         with progress(disable=not show_progress or cfg.quiet) as bar:
             if kind in ("image", "folder"):

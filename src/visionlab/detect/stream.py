@@ -11,6 +11,7 @@ file ends.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from typing import Callable, Optional
 from urllib.parse import urlsplit, urlunsplit
@@ -24,6 +25,8 @@ from .faces import quiet_opencv  # noqa: E402
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 TIMEOUT_MS = 10_000  # opening and each read: a dead camera is noticed in seconds, not FFmpeg's default minutes
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
+PROBE_S = 2.0
 
 
 def is_stream_url(text: object) -> bool:
@@ -45,6 +48,31 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def why_no_stream(url: str) -> str:
+    """Why a stream URL gave no video, in words, from one TCP connection to its host and port (FFmpeg's own
+    error is not exposed by OpenCV): nothing listens there, no answer, the host is unknown, or the server
+    answered but sent no video OpenCV can read (a wrong path or password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 0)
+    except ValueError:
+        return "its port is not a number"
+    where = f"{host}:{port}"
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_S):
+            pass
+    except ConnectionRefusedError:
+        return f"nothing listens on {where} (connection refused)"
+    except socket.gaierror:
+        return f"no host named {host!r} is known"
+    except TimeoutError:
+        return f"{where} does not answer (no reply in {PROBE_S:g} s)"
+    except OSError as e:
+        return f"{where} cannot be reached ({e.strerror or e})"
+    return f"{where} answered but sent no video OpenCV can read (a wrong path, or a password needed)"
+
+
 def open_capture(source: "int | str") -> cv2.VideoCapture:
     """An opened ``VideoCapture`` of a camera index or a stream URL; ``DataError`` naming it when it cannot be
     opened. URLs go through FFmpeg with open and read time-outs of ``TIMEOUT_MS``."""
@@ -59,8 +87,8 @@ def open_capture(source: "int | str") -> cv2.VideoCapture:
         if isinstance(source, int):
             raise DataError(f"cannot open camera {source}: no such camera, or it is busy; "
                             f"list cameras with `v4l2-ctl --list-devices` (Linux) and pass --camera N")
-        raise DataError(f"cannot open stream {redact(source)}: no answer, or not a video stream OpenCV can read; "
-                        f"check the URL in a player (e.g. ffplay) and that the camera is on")
+        raise DataError(f"cannot open stream {redact(source)}: {why_no_stream(source)}; check the URL in a player "
+                        f"(e.g. ffplay) and that the camera is on")
     return cap
 
 

@@ -16,7 +16,7 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -89,6 +89,8 @@ class FaceTracker:
     ``max_missed`` frames ends (a face that comes back later is a new person).
 
     Boxes are ``(x, y, w, h)`` as in ``FaceResult``. ``update`` returns a track id per box, in order.
+    ``tracks`` holds the live tracks and the ended ones until ``pop_ended`` hands them out (``VideoSummary``
+    does after each frame, so a stream that runs for days keeps only the people in view).
     """
 
     def __init__(self, min_iou: float = 0.3, max_missed: int = 10) -> None:
@@ -97,7 +99,7 @@ class FaceTracker:
         if max_missed < 0:
             raise ConfigError(f"max_missed must be >= 0, got {max_missed}")
         self.min_iou, self.max_missed = float(min_iou), int(max_missed)
-        self.tracks: dict[int, Track] = {}  # every track so far, ended ones included
+        self.tracks: dict[int, Track] = {}  # the live tracks and the ended ones not yet popped
         self._live: list[int] = []
         self._frame = -1
         self._next = 0
@@ -148,8 +150,18 @@ class FaceTracker:
         """The track's label: the majority of its per-frame labels (``unsure`` only if it has nothing else)."""
         return self.tracks[track_id].label
 
+    def pop_ended(self) -> list[Track]:
+        """The tracks that have ended (unseen for more than ``max_missed`` frames as of the last update, or cut),
+        removed from ``tracks``: a track never comes back once it has ended."""
+        live = set(self._live)
+        ended = [t for tid, t in self.tracks.items() if tid not in live]
+        for t in ended:
+            del self.tracks[t.id]
+        return ended
+
     def __len__(self) -> int:
-        return len(self.tracks)
+        """Tracks started so far (ended and popped ones included)."""
+        return self._next
 
 
 class SceneCuts:
@@ -289,11 +301,16 @@ class VideoSummary:
     ``bin_seconds``: the bin width; ``None`` is 1 s for clips under a minute (``duration_s`` known), else 10 s.
     ``zone``: a ``Zone`` or its text; faces whose box centre lies outside are not counted (they are still
     tracked, so a person walking into the zone keeps one identity). ``track``: also count people by track.
+
+    Memory stays bounded for a session of days: a track is folded into per-bin and total counts when it ends
+    (``on_track_end(track)`` is called with it, e.g. to log people) and dropped; ``pop_rows`` hands out the rows
+    of finished bins (a rolled-over period, written to its own file) and keeps only their totals.
     """
 
     def __init__(self, fps: float, bin_seconds: Optional[float] = None, duration_s: Optional[float] = None,
                  zone: "Zone | str | None" = None, track: bool = True, *, min_iou: float = 0.3,
-                 max_missed: Optional[int] = None, min_track_frames: int = 3, scene_cut: float = 0.3) -> None:
+                 max_missed: Optional[int] = None, min_track_frames: int = 3, scene_cut: float = 0.3,
+                 on_track_end: Optional[Callable[[Track], None]] = None) -> None:
         if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
             raise ConfigError(f"fps must be a positive number, got {fps!r}")
         if bin_seconds is not None and not (math.isfinite(bin_seconds) and bin_seconds > 0):
@@ -309,9 +326,17 @@ class VideoSummary:
             raise ConfigError(f"--min-track-frames must be 1 or more, got {min_track_frames}")
         self.min_track_frames = int(min_track_frames)
         self.scene_cuts = SceneCuts(scene_cut)
-        self._bins: dict[int, Counter] = defaultdict(Counter)
-        self._people: dict[int, set[int]] = defaultdict(set)  # bin -> tracks with a counted face in it
-        self._track_labels: dict[int, Counter] = defaultdict(Counter)  # in-zone labels only
+        self.on_track_end = on_track_end
+        self._bins: dict[int, Counter] = defaultdict(Counter)  # the bins held (from _first on)
+        self._people: dict[int, set[int]] = defaultdict(set)  # bin -> live tracks with a counted face in it
+        self._track_labels: dict[int, Counter] = defaultdict(Counter)  # live tracks: in-zone labels only
+        self._track_bins: dict[int, set[int]] = defaultdict(set)  # live track -> bins it has a counted face in
+        self._bin_people: dict[int, Counter] = defaultdict(Counter)  # bin -> ended people, by count key
+        self._people_done: Counter = Counter()  # ended tracks that are people, by count key
+        self._short_done = 0  # ended tracks with a counted face, too short to be a person
+        self._first = 0  # the first bin held; those before were handed out by pop_rows
+        self._done: Counter = Counter()  # the face counts of the bins handed out
+        self._done_bins = 0
         self.frames = 0
         self.outside_zone = 0
         self._t_last = -1.0
@@ -343,7 +368,31 @@ class VideoSummary:
             if tid is not None:
                 self._people[b].add(tid)
                 self._track_labels[tid][f["label"]] += 1
+                self._track_bins[tid].add(b)
+        if self.tracker is not None:
+            for track in self.tracker.pop_ended():
+                self._end_track(track)
         return ids
+
+    def _end_track(self, track: Track) -> None:
+        """Fold an ended track into the per-bin and total people counts (its label can no longer change)."""
+        labels = self._track_labels.pop(track.id, None)
+        bins = self._track_bins.pop(track.id, set())
+        for b in bins:
+            if b in self._people:
+                self._people[b].discard(track.id)
+        if self.on_track_end is not None:
+            self.on_track_end(track)
+        if labels is None:  # no face of it was counted (outside the zone)
+            return
+        if track.hits < self.min_track_frames:
+            self._short_done += 1
+            return
+        key = count_key(majority(labels) or UNSURE)
+        self._people_done[key] += 1
+        for b in bins:
+            if b >= self._first:
+                self._bin_people[b][key] += 1
 
     # -- results
 
@@ -365,10 +414,12 @@ class VideoSummary:
         ``None`` without tracking."""
         if not self._bins:
             return []
-        last = max(self._bins)
+        return self._rows(self._first, max(self._bins) + 1)
+
+    def _rows(self, first: int, stop: int) -> list[dict]:
         end = self._end()
         out = []
-        for b in range(last + 1):
+        for b in range(first, stop):
             c = self._bins.get(b, Counter())
             rate, lo, hi = wilson(c["with"], c["with"] + c["without"] + c["incorrect"])
             row = {"t_start": round(b * self.bin_seconds, 6),
@@ -377,8 +428,8 @@ class VideoSummary:
                    "mask_rate": rate, "ci_low": lo, "ci_high": hi}
             if self.tracker is not None:
                 people = [t for t in self._people.get(b, ()) if self._person(t)]
-                pk = Counter(self._track_key(t) for t in people)
-                row.update(people=len(people), people_with=pk["with"],
+                pk = Counter(self._track_key(t) for t in people) + self._bin_people.get(b, Counter())
+                row.update(people=sum(pk.values()), people_with=pk["with"],
                            people_without=pk["without"], people_incorrect=pk["incorrect"],
                            people_unsure=pk["unsure"])
             else:
@@ -387,41 +438,57 @@ class VideoSummary:
             out.append(row)
         return out
 
+    def pop_rows(self, before: int) -> list[dict]:
+        """The rows of the held bins before bin ``before`` (a finished period), which are then dropped; their
+        counts stay in ``totals``. People in a track still live are counted with its label so far."""
+        last = max(self._bins) if self._bins else self._first - 1
+        rows = self._rows(self._first, min(before, last + 1)) if before > self._first else []
+        for b in [b for b in self._bins if b < before]:
+            self._done.update(self._bins.pop(b))
+            self._people.pop(b, None)
+            self._bin_people.pop(b, None)
+        self._done_bins += len(rows)
+        self._first = max(self._first, before)
+        return rows
+
+    def skip_to(self, first: int) -> None:
+        """Hold no rows before bin ``first``: bins without a frame (after ``pop_rows``) are not rows of anything."""
+        if any(b < first for b in self._bins):
+            raise ValueError(f"bins before {first} still hold counts: pop_rows them first")
+        self._first = max(self._first, int(first))
+
     def totals(self) -> dict:
         """Totals over the whole session: per-frame counts and mask rate at the top level, per-track counts
         under ``people`` (``None`` without tracking), with the bin width and the counting method in words."""
-        c: Counter = Counter()
+        c: Counter = Counter(self._done)
         for v in self._bins.values():
             c.update(v)
         rate, lo, hi = wilson(c["with"], c["with"] + c["without"] + c["incorrect"])
         out = {"counting": COUNTING if self.tracker is not None else COUNTING_NO_TRACK,
-               "bin_seconds": self.bin_seconds, "bins": len(self.rows()), "frames": self.frames, "fps": self.fps,
+               "bin_seconds": self.bin_seconds, "bins": self._done_bins + len(self.rows()), "frames": self.frames,
+               "fps": self.fps,
                "seconds": round(self._end(), 6), "zone": self.zone.spec if self.zone is not None else None,
                "outside_zone": self.outside_zone, "faces": c["faces"], **{k: c[k] for k in _KEYS},
                "mask_rate": rate, "mask_rate_ci": [lo, hi] if rate is not None else None, "people": None}
         if self.tracker is not None:
-            counted = sorted(self._track_labels)  # tracks with at least one counted face
+            counted = sorted(self._track_labels)  # live tracks with at least one counted face
             tracks = [t for t in counted if self._person(t)]
-            pk = Counter(self._track_key(t) for t in tracks)
+            pk = Counter(self._track_key(t) for t in tracks) + self._people_done
             prate, plo, phi = wilson(pk["with"], pk["with"] + pk["without"] + pk["incorrect"])
-            out["people"] = {"count": len(tracks), **{k: pk[k] for k in _KEYS}, "mask_rate": prate,
+            out["people"] = {"count": sum(pk.values()), **{k: pk[k] for k in _KEYS}, "mask_rate": prate,
                              "mask_rate_ci": [plo, phi] if prate is not None else None,
-                             "short_tracks": len(counted) - len(tracks), "min_track_frames": self.min_track_frames,
+                             "short_tracks": len(counted) - len(tracks) + self._short_done, "min_track_frames": self.min_track_frames,
                              "scene_cuts": self.scene_cuts.cuts}
         return out
 
     def write(self, out_dir: "str | Path") -> dict:
         """``summary.csv`` and ``summary.png`` in ``out_dir``, each written atomically; returns ``totals()`` with
         their paths as ``csv`` and ``png``."""
-        from ..io import atomic_write_bytes, atomic_write_text, write_csv
+        from ..io import atomic_write_bytes
 
         out = Path(out_dir)
         rows = self.rows()
-        csv_rows = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
-        if csv_rows:
-            write_csv(out / SUMMARY_CSV, csv_rows)
-        else:  # no frame at all: still the header, so a reader sees the columns
-            atomic_write_text(out / SUMMARY_CSV, ",".join(COLUMNS) + "\n")
+        write_rows(out / SUMMARY_CSV, rows)
         totals = self.totals()
         totals["csv"] = str(out / SUMMARY_CSV)
         try:
@@ -433,6 +500,17 @@ class VideoSummary:
         atomic_write_bytes(out / SUMMARY_PNG, png)
         totals["png"] = str(out / SUMMARY_PNG)
         return totals
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """``rows`` (``VideoSummary.rows()``) as a CSV written atomically, floats to 6 places; only the header when
+    there is no row, so a reader still sees the columns."""
+    from ..io import atomic_write_text, write_csv
+
+    if rows:
+        write_csv(path, [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()} for r in rows])
+    else:
+        atomic_write_text(path, ",".join(COLUMNS) + "\n")
 
 
 def _rgb(bgr: tuple[int, int, int]) -> tuple[float, float, float]:

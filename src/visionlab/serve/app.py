@@ -25,6 +25,7 @@ from ..version import __version__
 from ..detect.config import DetectConfig
 from ..detect.privacy import anonymize
 from .engine import Engine, annotate
+from .events import ServiceAlerts, add_event_routes
 from .labelling import Labelling
 from .limits import BodyLimit, HostCheck, Limiter, SecurityHeaders
 from .schemas import (ErrorBody, FaceOut, Health, ItemId, LabelIn, LabelOut, ModelInfo, PredictResponse, QueueNext,
@@ -85,6 +86,7 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
         raise ConfigError("--max-upload-mb, --max-pixels and the request timeout must be positive")
     hosts = list(allowed_hosts) if allowed_hosts else list(LOOPBACK_NAMES)
     spool = max_spool_mb if max_spool_mb is not None else max(64.0, 4 * max_upload_mb)
+    alerts = ServiceAlerts(detect or DetectConfig())  # a bad --alert rule or target fails here, at start
     engine = Engine(run_dir, face_model, backend=detect.backend if detect is not None else "onnx", config=detect)
     labelling = Labelling(active_project) if active_project is not None else None
     limiter = Limiter(max_concurrency, max_queue)
@@ -96,6 +98,7 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
     async def lifespan(_: FastAPI):
         yield
         limiter.close()
+        alerts.close()
 
     # FastAPI's own /docs and /redoc load their scripts from a CDN, which the page's Content-Security-Policy
     # (and an offline host) refuses: _add_docs serves Swagger UI from files installed with fastapi-offline
@@ -108,7 +111,8 @@ def create_app(run_dir: str | Path | None = None, active_project: Optional[str |
     _add_page(app)
     _add_docs(app)
     _add_service_routes(app, info, limiter, labelling, started)
-    _add_prediction_routes(app, engine, limiter, info, max_pixels)
+    _add_prediction_routes(app, engine, limiter, info, max_pixels, alerts)
+    add_event_routes(app, alerts)
     _add_label_routes(app, labelling)
 
     # plain ASGI in front of routing: the host check and the size checks act before any body is parsed
@@ -200,8 +204,10 @@ def _add_service_routes(app: FastAPI, info: dict, limiter: Limiter, labelling: O
         return ModelInfo(**info)
 
 
-def _add_prediction_routes(app: FastAPI, engine: Engine, limiter: Limiter, info: dict, max_pixels: float) -> None:
-    """``POST /v1/predict``: decode, detect and classify in the limiter's thread pool."""
+def _add_prediction_routes(app: FastAPI, engine: Engine, limiter: Limiter, info: dict, max_pixels: float,
+                           alerts: ServiceAlerts) -> None:
+    """``POST /v1/predict``: decode, detect and classify in the limiter's thread pool; the --alert rules are
+    evaluated on each image's faces."""
     @app.post("/v1/predict", response_model=PredictResponse, tags=["detection"],
               responses=_errors(400, 413, 415, 422, 503))
     async def predict(file: UploadFile = File(..., description="a photo: JPEG, PNG, WebP, BMP, GIF or TIFF"),
@@ -220,6 +226,7 @@ def _add_prediction_routes(app: FastAPI, engine: Engine, limiter: Limiter, info:
             rgb = decode_upload(data, max_pixels)
             t2 = time.perf_counter()
             faces, times = engine.predict(rgb)
+            alerts.observe([r.to_dict() for r, _ in faces])
             shown = anonymize(rgb, [r for r, _ in faces], blur) if blur else rgb
             jpeg = base64.b64encode(annotate(shown, [r for r, _ in faces], labels)).decode() if annotated else None
             t3 = time.perf_counter()

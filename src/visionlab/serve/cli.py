@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from ..cli_options import options_from
-from ..detect.config import IMAGE_FIELDS, DetectConfig, make_config
+from ..detect.config import SERVE_FIELDS, DetectConfig, make_config
 
 LOOPBACK = ("localhost",)
 
@@ -136,7 +136,7 @@ def serve(run: str | Path | None = None, host: str = "127.0.0.1", port: int = 80
                 timeout_graceful_shutdown=5, timeout_keep_alive=5, http=timed_h11(header_timeout_s))
 
 
-@options_from(DetectConfig, IMAGE_FIELDS)
+@options_from(DetectConfig, SERVE_FIELDS)
 def serve_command(run: Optional[Path] = typer.Argument(None, help="a run folder written by `visionlab train` or an "
                                                                    ".onnx file (default: the bundled classifier)"),
                   host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (loopback by default)"),

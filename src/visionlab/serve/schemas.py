@@ -107,3 +107,24 @@ class LabelOut(BaseModel):
     label: str
     source: str
     time: str
+
+
+class AlertEvent(BaseModel):
+    id: int = Field(ge=1, description="1, 2, ... in the order the events fired since the service started")
+    rule: str = Field(description="the --alert rule that held, e.g. without>=1")
+    value: float = Field(description="the rule's metric on that image (or window)")
+    t: float = Field(description="seconds since the service started")
+    frame: Optional[int] = Field(None, description="always null for the service (a frame number in `detect`)")
+    time: str = Field(description="the server's local time, ISO 8601")
+    source: str = Field(description="'serve'")
+    counts: dict[str, float] = Field(description="the counts the rule was evaluated on (faces, with, without, ...)")
+
+
+class EventsOut(BaseModel):
+    rules: list[str] = Field(description="the service's --alert rules (empty: no alerts configured)")
+    cooldown: float = Field(description="seconds of wall time before a rule can fire again")
+    total: int = Field(description="events fired since the service started")
+    by_rule: dict[str, int] = Field(description="events fired per rule")
+    sent: int = Field(description="events delivered to --alert-to targets")
+    failed: int = Field(description="deliveries that failed")
+    events: list[AlertEvent] = Field(description="the latest events (at most 100) with id above `after`, oldest first")

@@ -87,6 +87,7 @@ async function predict(file, fromCamera = false) {
     await draw(file, data);
     fillTable(data);
     if (fromCamera) session.add(data.faces);
+    if (alerts.timer) refreshEvents();
     const n = data.faces.length;
     $("summary").textContent = `${n} face${n === 1 ? "" : "s"} · ${data.width}×${data.height} · ${Math.round(data.timings.total_ms)} ms`;
   } catch (e) {
@@ -651,6 +652,57 @@ function onKey(e) {
   else if (k === "u") { e.preventDefault(); undo(); }
 }
 
+// ---- alerts -----------------------------------------------------------------------------------------
+// The service's --alert rules fire on every photo it detects (this page's, and any other client's); the panel
+// shows the latest events and asks for new ones every few seconds and after each photo.
+const alerts = { last: 0, events: [], timer: null, busy: false };
+
+async function refreshEvents() { // whether the service has rules
+  if (alerts.busy) return true;
+  alerts.busy = true;
+  try {
+    const data = await api(`/v1/events?after=${alerts.last}`);
+    if (!data.rules.length) return false;
+    show($("events-card"));
+    const fresh = data.events.filter((e) => e.id > alerts.last);
+    alerts.events = fresh.reverse().concat(alerts.events).slice(0, 100);
+    if (fresh.length) alerts.last = Math.max(...fresh.map((e) => e.id));
+    const list = $("events");
+    list.innerHTML = "";
+    for (const e of alerts.events) {
+      const li = document.createElement("li");
+      li.dataset.id = String(e.id);
+      if (fresh.includes(e)) li.className = "new";
+      const when = document.createElement("span");
+      when.className = "when";
+      when.textContent = e.time.slice(11, 19);
+      const rule = document.createElement("span");
+      rule.className = "rule";
+      rule.textContent = e.rule;
+      const what = document.createElement("span");
+      const value = Number.isInteger(e.value) ? e.value : e.value.toFixed(2);
+      const counts = Object.entries(e.counts).map(([k, v]) => `${k} ${v}`).join(", ");
+      what.textContent = `value ${value} · ${counts}`;
+      li.append(when, rule, what);
+      list.append(li);
+    }
+    show($("events-none"), alerts.events.length === 0);
+    $("events-meta").textContent = `${data.total} event${data.total === 1 ? "" : "s"} · rules ${data.rules.join(", ")}` +
+      ` · cool-down ${data.cooldown} s`;
+    $("events-card").dataset.total = String(data.total);
+    return true;
+  } catch (e) {
+    $("events-meta").textContent = `events unavailable: ${e.message}`;
+    return true; // try again later
+  } finally {
+    alerts.busy = false;
+  }
+}
+
+async function startEvents() {
+  if (await refreshEvents()) alerts.timer = setInterval(() => { if (!document.hidden) refreshEvents(); }, 3000);
+}
+
 // ---- start ------------------------------------------------------------------------------------------
 document.addEventListener("DOMContentLoaded", async () => {
   for (const tab of document.querySelectorAll(".tabs button")) {
@@ -669,5 +721,6 @@ document.addEventListener("DOMContentLoaded", async () => {
   document.addEventListener("keydown", onKey);
   window.addEventListener("hashchange", () => selectView(location.hash === "#label" ? "label" : "detect"));
   await loadModel();
+  startEvents();
   selectView(location.hash === "#label" ? "label" : "detect");
 });
