@@ -108,7 +108,14 @@ def main() -> None:
                                                                    "(a quick check)")
     ap.add_argument("--no-one-face-photos", action="store_true", help="with --folds: leave out facemask/ (a quick "
                                                                       "check)")
+    ap.add_argument("--calibrate", type=Path, default=None, help="a --folds run's WORK: its out-of-fold detections "
+                    "choose the shown threshold and class weights written into this build's profile")
+    ap.add_argument("--report-folds", type=Path, default=None, help="only score a --folds run's out-of-fold "
+                    "detections again (intervals, slices, report) and choose what is shown: FOLDS/shown.json")
     a = ap.parse_args()
+    if a.report_folds is not None:
+        report_out_of_fold(a.report_folds, a.shared / "data")
+        return
     if a.folds is None and (a.limit_photos is not None or a.no_one_face_photos):
         sys.exit("error: --limit-photos and --no-one-face-photos go with --folds (the build itself uses all photos)")
     if a.folds is not None and a.folds < 2:
@@ -131,6 +138,11 @@ def main() -> None:
     log: list[dict] = []
     run(data_faces_cmd(vl, [boxes, data / "facemask"], crops, face, a.seed), log)
     train_s = run(train_cmd(vl, crops, runf, a), log)
+    chosen = None
+    if a.calibrate is not None:  # before export: the ONNX file carries the profile
+        if not (a.calibrate / "shown.json").is_file():
+            report_out_of_fold(a.calibrate, data)
+        chosen = calibrate_run(runf, a.calibrate)
     run(vl + ["export", str(runf)], log)
     evals = {}
     for split in ("Validation", "Test"):
@@ -162,9 +174,11 @@ def main() -> None:
         "crop_test": {"accuracy": round(metrics["test"]["accuracy"], 4), "recall_per_class": per_class,
                       "crops": metrics["test"]["n"]},
         "detection": {s: {k: e[k] for k in ("photos", "faces", "map50", "map", "ap50_per_class", "ap_per_class",
-                                            "face_recall", "recall_by_size", "false_boxes", "map50_top1")}
+                                            "face_recall", "recall_by_size", "false_boxes", "map50_top1", "map50_shown",
+                                            "shown_face_prob", "intervals")}
                       for s, e in evals.items()},
         "files": {},
+        "shown": chosen,
     }
     if a.no_install:
         print(json.dumps(card, indent=2))
@@ -200,14 +214,33 @@ def model_card_md(c: dict) -> str:
               f"Face crops of the Test split ({c['crop_test']['crops']} crops): accuracy "
               f"{100 * c['crop_test']['accuracy']:.1f}%; recall per class: "
               + ", ".join(f"{k} {100 * v:.1f}%" for k, v in c["crop_test"]["recall_per_class"].items()) + ".", "",
-              "Detection on annotated photos never trained on (`visionlab detect --truth`, COCO mAP by torchmetrics):", "",
-              "| split | photos | faces | mAP@0.5 | WithMask | WithoutMask | MaskWornIncorrectly | mAP@[.5:.95] | faces found |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "Detection on annotated photos never trained on (`visionlab detect --truth`, COCO mAP by torchmetrics); "
+              "in brackets 95% intervals by a bootstrap over photos (1,000 draws):", "",
+              "| split | photos | faces | mAP@0.5 | shown boxes | WithMask | WithoutMask | MaskWornIncorrectly | "
+              "mAP@[.5:.95] | faces found | under 16 px |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def iv(v, ci, scale=1.0, f=".3f") -> str:
+        return f"{scale * v:{f}}" + (f" [{scale * ci[0]:{f}}, {scale * ci[1]:{f}}]" if ci else "")
+
     for s, e in d.items():
-        ap = e["ap50_per_class"]
-        lines.append(f"| {s} | {e['photos']} | {e['faces']} | {e['map50']:.3f} | {ap.get('WithMask', float('nan')):.3f} | "
-                     f"{ap.get('WithoutMask', float('nan')):.3f} | {ap.get('MaskWornIncorrectly', float('nan')):.3f} | "
-                     f"{e['map']:.3f} | {100 * e['face_recall']:.1f}% |")
+        ap, ci = e["ap50_per_class"], e.get("intervals") or {}
+        cap = ci.get("ap50_per_class") or {}
+        small = e["recall_by_size"].get("<16", {})
+        lines.append(f"| {s} | {e['photos']} | {e['faces']} | {iv(e['map50'], ci.get('map50'))} | "
+                     f"{iv(e.get('map50_shown', float('nan')), ci.get('map50_shown'))} | "
+                     + " | ".join(iv(ap.get(k, float('nan')), cap.get(k))
+                                  for k in ("WithMask", "WithoutMask", "MaskWornIncorrectly"))
+                     + f" | {e['map']:.3f} | {iv(e['face_recall'], ci.get('face_recall'), 100, '.1f')}% | "
+                     f"{small.get('found')}/{small.get('faces')} |")
+    if c.get("shown"):
+        sh = c["shown"]
+        lines += ["", f"Shown by default: boxes with face probability >= {sh['min_face_prob']} and labels weighted "
+                      f"{', '.join(f'{k} x{v:g}' for k, v in sh['class_weights'].items())}, both chosen on the "
+                      f"out-of-fold detections of {sh['chosen_on']['photos']} photos (F1 of shown boxes "
+                      f"{sh['chosen_on']['f1']} against {sh['chosen_on']['f1_at_0.5']} at 0.5; balanced accuracy of "
+                      f"matched faces' labels {sh['chosen_on']['balanced_accuracy']} against "
+                      f"{sh['chosen_on']['balanced_accuracy_unweighted']} unweighted)."]
     lines += ["", "Face recall by size (shorter side of the annotated box), Validation: "
               + ", ".join(f"{k} {v['found']}/{v['faces']}" for k, v in d["Validation"]["recall_by_size"].items()) + ".",
               "", "The incorrectly-worn class has few faces in each split, so its AP moves by about 0.1 per face found "
@@ -295,6 +328,52 @@ def pooled_evaluation(records: list[dict], boxes: Path, images: Path, classes: l
     return {k: m[k] for k in FOLD_KEYS + ("map", "map50_top1", "false_boxes", "matched_accuracy")}
 
 
+def report_out_of_fold(folds_dir: Path, data: Path) -> dict:
+    """The pooled out-of-fold detections of a `--folds` run scored again, with everything `detect --truth` gives
+    (intervals, report.html) plus the special-case slices (special_cases.csv), and what a user should see chosen on
+    them (evaluation/calibration.py): FOLDS/oof-report/ and FOLDS/shown.json."""
+    from visionlab.data.boxes import read_annotations
+    from visionlab.evaluation.calibration import choose_shown
+    from visionlab.evaluation.detection import add_slices, evaluate_detections, write_detection_report
+    from visionlab.io import write_json
+
+    boxes, images = data / "facemask_boxes" / "boxes.csv", data / "facemask_boxes" / "images"
+    info = json.loads((folds_dir / "folds.json").read_text())
+    if info.get("limit_photos") is not None:
+        boxes = folds_dir / "boxes.csv"
+    records = [json.loads(ln) for ln in (folds_dir / "oof-detections.jsonl").read_text().splitlines() if ln.strip()]
+    names = {Path(r["source"]).name for r in records}
+    truths = [t for t in read_annotations(boxes, images, None) if t.path.name in names]
+    classes = sorted({b.label for t in truths for b in t.boxes})
+    shown_ = choose_shown(records, truths, classes)
+    write_json(folds_dir / "shown.json", shown_)
+    m = evaluate_detections(records, truths, classes, shown_face_prob=shown_["min_face_prob"])
+    tags_file = data / "facemask_boxes" / "special_cases.csv"
+    if tags_file.is_file():
+        from visionlab.evaluation.slices import box_tags, read_tag_file
+
+        tag_file = read_tag_file(tags_file)
+        add_slices(m, box_tags(tag_file, truths, boxes), tag_file.names)
+    report = write_detection_report(m, folds_dir / "oof-report", title=f"Out-of-fold detection ({info['k']} folds)")
+    print(f"out-of-fold: mAP@0.5 {m['map50']} {m['intervals'].get('map50')}, shown at face probability "
+          f">= {shown_['min_face_prob']}: {m['map50_shown']} {m['intervals'].get('map50_shown')}; class weights "
+          f"{shown_['class_weights']}; {report}")
+    return m
+
+
+def calibrate_run(runf: Path, folds_dir: Path) -> dict:
+    """Write the threshold and class weights chosen on the folds (FOLDS/shown.json) into the run's detection
+    profile, before export puts the profile into the ONNX file."""
+    from visionlab.inference.profile import PROFILE_FILE, read_profile
+    from visionlab.io import write_json
+
+    chosen = json.loads((folds_dir / "shown.json").read_text())
+    prof = read_profile(runf / PROFILE_FILE)
+    prof.min_face_prob, prof.class_weights = chosen["min_face_prob"], chosen["class_weights"]
+    write_json(runf / PROFILE_FILE, prof.to_dict())
+    return chosen
+
+
 def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path) -> dict:
     """`--folds K`: every fold cut, trained, exported and scored on its own photos; WORK/folds.json."""
     from visionlab.detect.pipeline import JSONL_FILE, is_background
@@ -340,6 +419,7 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
         "commands": log,
     }
     write_json(a.work / "folds.json", result)
+    report_out_of_fold(a.work, data)
     s = result["mean"]["map50"]
     w = result["out_of_fold"]["mwi_recall"]
     print(f"mAP@0.5 over {a.folds} folds: {s['mean']} [{s['low']}, {s['high']}]; out-of-fold "
