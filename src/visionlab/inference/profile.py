@@ -36,12 +36,15 @@ class DetectProfile:
     source: str = ""
     tta: bool = False  # accurate setting: average each face crop with its mirror image
     detector: str = "yunet"  # the face detector the crops were cut with (a FACE_DETECTORS name)
+    face_model: Optional[str] = None  # a face model visionlab bundles, by file name (None: the default YuNet)
+    tile: int = 0  # accurate setting: search the enlarged photo in tiles of this many px (0: whole)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "") -> "DetectProfile":
         try:
             p = cls(float(d.get("upscale", 1.0)), float(d.get("score_threshold", 0.7)), float(d.get("margin", 0.2)),
-                    d.get("box_correction"), source, bool(d.get("tta", False)), str(d.get("detector", "yunet")))
+                    d.get("box_correction"), source, bool(d.get("tta", False)), str(d.get("detector", "yunet")),
+                    d.get("face_model"), int(d.get("tile", 0)))
         except (TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"unreadable detection profile {source} ({e}); rebuild it with `visionlab data faces`") \
                 from None
@@ -49,18 +52,35 @@ class DetectProfile:
             from ..boxes import BoxCorrection
 
             BoxCorrection.from_dict(p.box_correction)  # fail now, with the file's name, not at the first face
+        if p.face_model is not None:
+            from ..assets import is_bundled
+
+            if not is_bundled(str(p.face_model)):
+                raise ModelError(f"detection profile {source} names face model {p.face_model!r}, which visionlab does "
+                                 f"not bundle; pass --face-model PATH or rebuild it with `visionlab data faces`")
         return p
 
     def to_dict(self) -> dict:
-        return {"detector": self.detector, "upscale": self.upscale, "score_threshold": self.score_threshold,
-                "margin": self.margin, "box_correction": self.box_correction, "tta": self.tta}
+        d = {"detector": self.detector, "upscale": self.upscale, "score_threshold": self.score_threshold,
+             "margin": self.margin, "box_correction": self.box_correction, "tta": self.tta}
+        if self.face_model:  # written only when set: profiles made before these fields read back the same
+            d["face_model"] = self.face_model
+        if self.tile:
+            d["tile"] = self.tile
+        return d
 
     def detector_options(self, quality: Quality, kind: str = "image") -> dict:
         """Options for ``YuNetDetector`` in the given setting (``auto``: accurate for photos, fast for video)."""
         q = resolve_quality(quality, kind)
         opts: dict = {"box_correction": self.box_correction}
+        if self.face_model:
+            from ..assets import asset
+
+            opts["model_path"] = asset(self.face_model)
         if q == "accurate":
             opts.update(upscale=self.upscale, score_threshold=self.score_threshold)
+            if self.tile:
+                opts["tile"] = self.tile
         else:
             opts.update(upscale=1.0, score_threshold=max(self.score_threshold, FAST_MIN_THRESHOLD))
         return opts
