@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from itertools import pairwise
 
 import cv2
 import pytest
@@ -114,11 +115,11 @@ def test_tiles_are_equal_cover_the_line_and_overlap(length, tile, overlap):
 
     starts = tile_starts(length, tile, overlap)
     assert starts[0] == 0 and starts[-1] + tile == length  # equal tiles, flush with both edges
-    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))  # neighbours share >= overlap px
+    assert all(b - a <= tile - overlap for a, b in pairwise(starts))  # neighbours share >= overlap px
     assert len(tile_starts(length, tile, overlap)) == len(set(starts))
     cores = core_bounds(starts, tile)
     assert cores[0][0] == -float("inf") and cores[-1][1] == float("inf")
-    assert all(a[1] == b[0] for a, b in zip(cores, cores[1:]))  # the cores split the line, no gap or overlap
+    assert all(a[1] == b[0] for a, b in pairwise(cores))  # the cores split the line, no gap or overlap
     for s, (lo, hi) in zip(starts, cores):
         # a face narrower than the overlap, centred in a tile's core, lies wholly inside that tile
         assert lo == -float("inf") or lo - overlap / 2 >= s

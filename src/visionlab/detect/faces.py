@@ -10,6 +10,7 @@ import os
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol, Sequence
 
@@ -271,12 +272,12 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     if length <= tile:
         return [0]
     n = int(np.ceil((length - overlap) / (tile - overlap)))
-    return [int(round(i * (length - tile) / (n - 1))) for i in range(n)]
+    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
 
 
 def core_bounds(starts: Sequence[int], tile: int) -> list[tuple[float, float]]:
     """Each tile's share [lo, hi) of the line: neighbours' overlaps split in the middle, open at both ends."""
-    cuts = [(b + a + tile) / 2 for a, b in zip(starts, starts[1:])]
+    cuts = [(b + a + tile) / 2 for a, b in pairwise(starts)]
     return list(zip([-np.inf, *cuts], [*cuts, np.inf]))
 
 

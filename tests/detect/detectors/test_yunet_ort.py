@@ -151,7 +151,7 @@ def test_bundled_yunet_n_is_the_shared_file_and_loads():
 
 
 def test_a_profile_selects_bundled_yunet_n_with_tiles():
-    from visionlab.detect.build import detector_options, detector_name
+    from visionlab.detect.build import detector_name, detector_options
     from visionlab.detect.config import DetectConfig
     from visionlab.errors import ModelError
     from visionlab.inference.profile import DetectProfile
