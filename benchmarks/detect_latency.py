@@ -9,7 +9,8 @@ raw-pixel Normalize layer. Both backends are measured in this one run and printe
     python benchmarks/detect_latency.py                       # mobilenet_v3_small at 128 px
     python benchmarks/detect_latency.py --model mobilenet_v2 --size 224
     python benchmarks/detect_latency.py --thresholds          # also: YuNet/Haar detection rates (docs/detection.md)
-    python benchmarks/detect_latency.py --bundled             # the bundled classifier: fast vs accurate setting
+    python benchmarks/detect_latency.py --bundled             # the bundled classifier: fast vs accurate setting,
+                                                              # today's YuNet against bundled YuNet_n (ORT)
 """
 from __future__ import annotations
 
@@ -156,9 +157,11 @@ def bundled(args) -> None:
     print(f"bundled classifier ({clf.image_size} px, {len(clf.classes)} classes), ONNX Runtime {ort_version()}, "
           f"OpenCV {cv2.__version__}, 1 thread, {W}x{H} frames, medians of {args.frames} frames, settings "
           f"interleaved; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs ({cpu_summary()})")
-    header = f"{'faces':>5} | {'setting':>16} | {'frame ms':>8} | {'min ms':>6} | {'p90 ms':>6} | {'FPS':>6} | found"
+    header = f"{'faces':>5} | {'setting':>19} | {'frame ms':>8} | {'min ms':>6} | {'p90 ms':>6} | {'FPS':>6} | found"
     print(header)
     print("-" * len(header))
+    from visionlab.assets import YUNET_N
+
     tiles_det = build_detector("yunet", model_path=args.face_model)
     for n in (1, 4):
         frame = compose(face_tiles(tiles_det, n))
@@ -166,6 +169,14 @@ def bundled(args) -> None:
         for name, quality, side in (("fast", "fast", None), ("fast, 320 px", "fast", 320),
                                     ("accurate", "accurate", None)):
             det = YuNetDetector(args.face_model, max_side=side, **prof.detector_options(quality))
+            pipes[name] = DetectionPipeline(det, clf, margin=prof.margin, min_face=0,
+                                            tta=prof.tta and quality == "accurate")
+        # the face-finder candidates (benchmarks/face_finder.py): bundled YuNet_n in ONNX Runtime, same classifier
+        for name, quality, extra in (("fast, YuNet_n", "fast", {}),
+                                     ("accurate, YuNet_n", "accurate", {"upscale": args.n_upscale}),
+                                     ("acc., YuNet_n tiles", "accurate", {"upscale": args.n_upscale,
+                                                                          "tile": args.n_tile})):
+            det = build_detector("yunet_ort", **{**prof.detector_options(quality), "model_path": YUNET_N, **extra})
             pipes[name] = DetectionPipeline(det, clf, margin=prof.margin, min_face=0,
                                             tta=prof.tta and quality == "accurate")
         for _ in range(3):
@@ -184,7 +195,7 @@ def bundled(args) -> None:
                 found[k] = len(res)
         for k, v in times.items():
             med = 1000 * statistics.median(v)
-            print(f"{n:>5} | {k:>16} | {med:8.1f} | {1000 * min(v):6.1f} | {1000 * float(np.percentile(v, 90)):6.1f} | "
+            print(f"{n:>5} | {k:>19} | {med:8.1f} | {1000 * min(v):6.1f} | {1000 * float(np.percentile(v, 90)):6.1f} | "
                   f"{1000 / med:6.1f} | {found[k]}")
 
 
@@ -238,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--save-frames", action="store_true", help="write the composed frames to /tmp")
     ap.add_argument("--thresholds", action="store_true", help="print the detector threshold evidence instead")
     ap.add_argument("--bundled", action="store_true", help="the bundled classifier: fast vs accurate setting")
+    ap.add_argument("--n-upscale", type=float, default=2.0, help="--bundled: YuNet_n's accurate upscale")
+    ap.add_argument("--n-tile", type=int, default=640, help="--bundled: YuNet_n's accurate tile side")
     args = ap.parse_args(argv)
     if not Path(args.face_model).is_file():
         sys.exit(f"face model {args.face_model} is absent; set VISIONLAB_SHARED or pass --face-model")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from itertools import pairwise
 
 import cv2
 import pytest
@@ -106,3 +107,39 @@ def test_haar_runs_and_misses_masked_faces(pic1):
 def test_haar_without_cascade_support_says_what_to_install():
     with pytest.raises(ModelError, match="opencv-python-headless<5"):
         HaarDetector()
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(1200, 480, 64), (903, 320, 64), (481, 480, 64), (3000, 640, 96)])
+def test_tiles_are_equal_cover_the_line_and_overlap(length, tile, overlap):
+    from visionlab.detect.faces import core_bounds, tile_starts
+
+    starts = tile_starts(length, tile, overlap)
+    assert starts[0] == 0 and starts[-1] + tile == length  # equal tiles, flush with both edges
+    assert all(b - a <= tile - overlap for a, b in pairwise(starts))  # neighbours share >= overlap px
+    assert len(tile_starts(length, tile, overlap)) == len(set(starts))
+    cores = core_bounds(starts, tile)
+    assert cores[0][0] == -float("inf") and cores[-1][1] == float("inf")
+    assert all(a[1] == b[0] for a, b in pairwise(cores))  # the cores split the line, no gap or overlap
+    for s, (lo, hi) in zip(starts, cores):
+        # a face narrower than the overlap, centred in a tile's core, lies wholly inside that tile
+        assert lo == -float("inf") or lo - overlap / 2 >= s
+        assert hi == float("inf") or hi + overlap / 2 <= s + tile
+    assert tile_starts(300, 480, 64) == [0]
+
+
+def test_tile_options_are_checked(yunet_path):
+    with pytest.raises(ModelError, match="tile_overlap"):
+        build_detector("yunet", model_path=yunet_path, tile=320, tile_overlap=200)
+    with pytest.raises(ModelError, match="tile must be 0"):
+        build_detector("yunet", model_path=yunet_path, tile=32)
+
+
+def test_enlarged_only_skips_the_frame_as_it_is(yunet_path, pic1):
+    """full_pass=False searches only the enlarged frame: its boxes are exactly the enlarged pass of the two-scale
+    search, which also searches the frame as it is."""
+    both = build_detector("yunet", model_path=yunet_path, score_threshold=0.5, upscale=2.0)
+    only = build_detector("yunet", model_path=yunet_path, score_threshold=0.5, upscale=2.0, full_pass=False)
+    up = min(2.0, both.max_upscaled_side / max(pic1.shape[:2]))  # a large photo is enlarged less
+    a, b = only.detect_raw(pic1), both._detect_at(pic1, up)
+    assert len(a) == 2
+    assert abs(a - b[(-b[:, 14]).argsort(kind="stable")]).max() < 1e-9

@@ -5,6 +5,9 @@ card, and a few real photos for the demo.
 ``asset(name)`` returns the path of a bundled file after checking it against ``model_card.json`` (size and
 sha256, once per process); a missing or damaged file is a one-line ``ModelError`` that names it and says how to
 restore it. The classifier is rebuilt from ../shared/data by ``python tools/build_default_model.py``.
+
+Face detectors shipped beside the default one (``DETECTORS``: YuNet_n, Apache 2.0, see SOURCES.md) are checked
+against the sums below rather than the card, which the classifier's builder rewrites.
 """
 from __future__ import annotations
 
@@ -19,6 +22,10 @@ ROOT = Path(__file__).resolve().parent
 FACE_MODEL = "face_detection_yunet_2026may.onnx"
 CLASSIFIER = "facemask_classifier.onnx"
 CARD = "model_card.json"
+YUNET_N = "yunet_n_dynamic.onnx"
+# file -> size and sha256, byte for byte the file of ShiqiYu/libfacedetection.train (SOURCES.md)
+DETECTORS = {YUNET_N: {"bytes": 322906,
+                       "sha256": "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12"}}
 PHOTOS = ROOT / "photos"
 RESTORE = ("reinstall visionlab (pip install --force-reinstall visionlab, or pip install -e . in a checkout), "
            "or rebuild the classifier with `python tools/build_default_model.py`")
@@ -43,9 +50,10 @@ def card() -> dict:
 def asset(name: str) -> Path:
     """Path of bundled file ``name``, checked against the card's size and sha256."""
     p = ROOT / name
-    want = card()["files"].get(name)
+    want = DETECTORS.get(name) or card()["files"].get(name)
     if want is None:
-        raise ModelError(f"{name} is not a file visionlab bundles (known: {', '.join(sorted(card()['files']))})")
+        known = sorted({*card()["files"], *DETECTORS})
+        raise ModelError(f"{name} is not a file visionlab bundles (known: {', '.join(known)})")
     if not p.is_file():
         raise ModelError(f"bundled file {p} is missing; {RESTORE}")
     size = p.stat().st_size
@@ -60,6 +68,11 @@ def default_classifier() -> Path:
 
 def default_face_model() -> Path:
     return asset(FACE_MODEL)
+
+
+def is_bundled(name: str) -> bool:
+    """Whether ``name`` (a bare file name) is a model file visionlab ships."""
+    return name in DETECTORS or name in card()["files"]
 
 
 def demo_photos() -> list[Path]:

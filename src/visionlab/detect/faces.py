@@ -10,6 +10,7 @@ import os
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol, Sequence
 
@@ -88,6 +89,11 @@ def yunet_model_path(path: str | os.PathLike | None = None, *, download: bool = 
     cached copy, else downloaded into the cache once (for installs without the bundled file)."""
     if path is not None:
         p = Path(path).expanduser()
+        if not p.is_file() and p.name == str(path) and bundled:
+            from ..assets import asset, is_bundled
+
+            if is_bundled(p.name):  # a bare name of a bundled detector, e.g. yunet_n_dynamic.onnx
+                return asset(p.name)
         if not p.is_file():
             raise ModelError(f"face model {p} does not exist; pass the path of a YuNet .onnx file "
                              f"(from the OpenCV Zoo: {YUNET_URL})")
@@ -125,17 +131,30 @@ class YuNetDetector:
     ``upscale`` also searches the frame enlarged, for small faces: YuNet's smallest anchors are about 10 px, and on
     the crowd photos of ``facemask_boxes`` 2x finds 82% of the annotated faces against 65% as they are (3x: 83%;
     docs/detection.md). ``box_correction`` (a ``BoxCorrection`` or its dict) turns the boxes into annotator-style
-    ones."""
+    ones.
+
+    Small-face strategies (benchmarks/face_finder.py measures them): ``upscale`` k > 1 with ``full_pass`` (the
+    default) searches two scales, 1x and kx, merged by NMS; ``full_pass=False`` searches only the kx frame.
+    ``tile`` > 0 cuts the frame at each scale into overlapping ``tile`` x ``tile`` squares (``tile_overlap`` px
+    shared, all the same size so ONNX Runtime runs them as one batch) whose boxes are merged by NMS: a face
+    smaller than the overlap is taken from the one tile whose core holds its centre."""
 
     name = "yunet"
 
     def __init__(self, model_path: str | os.PathLike | None = None, score_threshold: float = YUNET_SCORE_THRESHOLD,
                  nms_threshold: float = 0.3, top_k: int = 5000, max_side: Optional[int] = None,
-                 upscale: float = 1.0, box_correction=None, max_upscaled_side: int = 1600) -> None:
+                 upscale: float = 1.0, box_correction=None, max_upscaled_side: int = 1600, tile: int = 0,
+                 tile_overlap: int = 64, full_pass: bool = True) -> None:
         if not 0.0 < score_threshold <= 1.0:
             raise ModelError(f"score_threshold must be in (0, 1], got {score_threshold}")
         if not 0.25 <= upscale <= 8.0:
             raise ModelError(f"upscale must be between 0.25 and 8, got {upscale}")
+        if tile and tile < 64:
+            raise ModelError(f"tile must be 0 (no tiles) or at least 64 px, got {tile}")
+        if tile and not 0 <= 2 * tile_overlap < tile:
+            raise ModelError(f"tile_overlap must be at least 0 and under half the tile ({tile} px), "
+                             f"got {tile_overlap}")
+        self.tile, self.tile_overlap, self.full_pass = int(tile), int(tile_overlap), bool(full_pass)
         self.upscale = float(upscale)
         self.max_upscaled_side = int(max_upscaled_side)
         self.nms_threshold = float(nms_threshold)
@@ -172,12 +191,40 @@ class YuNetDetector:
             self._size = size
         return self._net.detect(image)[1]
 
+    def _run_batch(self, images: Sequence[np.ndarray]) -> list[Optional[np.ndarray]]:
+        """``_run`` for each image (OpenCV's detector takes one image at a time; ONNX Runtime batches them)."""
+        return [self._run(im) for im in images]
+
+    def _tiled(self, image: np.ndarray) -> np.ndarray:
+        """N x 15 rows for ``image`` searched tile by tile (all tiles in one ``_run_batch``)."""
+        h, w = image.shape[:2]
+        xs, ys = tile_starts(w, self.tile, self.tile_overlap), tile_starts(h, self.tile, self.tile_overlap)
+        tw, th = min(self.tile, w), min(self.tile, h)
+        spots = [(i, j) for j in range(len(ys)) for i in range(len(xs))]
+        found = self._run_batch([image[ys[j]:ys[j] + th, xs[i]:xs[i] + tw] for i, j in spots])
+        # each tile keeps the faces centred in its core (cores split every overlap in the middle): one copy of
+        # every face smaller than the overlap, and none of the half faces a tile edge cuts
+        cx_bounds, cy_bounds = core_bounds(xs, tw), core_bounds(ys, th)
+        rows = []
+        for (i, j), r in zip(spots, found):
+            if r is None or not len(r):
+                continue
+            x, y = xs[i], ys[j]
+            r = r.astype(np.float64) + np.r_[x, y, 0, 0, np.tile([x, y], 5), 0]
+            cx, cy = r[:, 0] + r[:, 2] / 2, r[:, 1] + r[:, 3] / 2
+            (x0, x1), (y0, y1) = cx_bounds[i], cy_bounds[j]
+            rows.append(r[(cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)])
+        return np.concatenate(rows) if rows else np.zeros((0, 15))
+
     def _detect_at(self, image: np.ndarray, scale: float) -> np.ndarray:
         h, w = image.shape[:2]
         if scale != 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
-        rows = self._run(image)
+        if self.tile and max(image.shape[:2]) > self.tile:
+            rows = self._tiled(image)
+        else:
+            rows = self._run(image)
         if rows is None or not len(rows):
             return np.zeros((0, 15))
         return rows.astype(np.float64) / np.r_[np.full(14, scale), 1.0]
@@ -194,12 +241,15 @@ class YuNetDetector:
         if self.max_side and max(h, w) > self.max_side:
             base = self.max_side / max(h, w)
         up = min(self.upscale, self.max_upscaled_side / (max(h, w) * base)) if self.upscale > 1 else self.upscale
-        rows = self._detect_at(image, base * min(up, 1.0))
-        if up > 1.05:
+        two = up > 1.05
+        parts = [self._detect_at(image, base * min(up, 1.0))] if self.full_pass or not two else []
+        if two:
+            parts.append(self._detect_at(image, base * up))
+        rows = np.concatenate(parts)
+        if len(rows) and (len(parts) > 1 or self.tile):
             from ..boxes import nms_merge, xywh_to_xyxy
 
-            rows = np.concatenate([rows, self._detect_at(image, base * up)])
-            rows = rows[nms_merge(xywh_to_xyxy(rows[:, :4]), rows[:, 14], self.nms_threshold)] if len(rows) else rows
+            rows = rows[nms_merge(xywh_to_xyxy(rows[:, :4]), rows[:, 14], self.nms_threshold)]
         return rows[np.argsort(-rows[:, 14], kind="stable")]
 
     def detect(self, image: np.ndarray) -> list[Face]:
@@ -214,6 +264,21 @@ class YuNetDetector:
             if box[2] > 0 and box[3] > 0:
                 faces.append(Face(box, float(r[14]), r[4:14].reshape(5, 2).astype(np.float32)))
         return faces
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of equal tiles of ``tile`` px covering ``length`` px, neighbours sharing at least ``overlap``
+    px; the last tile ends at the edge (so every tile has the same size and they batch)."""
+    if length <= tile:
+        return [0]
+    n = int(np.ceil((length - overlap) / (tile - overlap)))
+    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+
+
+def core_bounds(starts: Sequence[int], tile: int) -> list[tuple[float, float]]:
+    """Each tile's share [lo, hi) of the line: neighbours' overlaps split in the middle, open at both ends."""
+    cuts = [(b + a + tile) / 2 for a, b in pairwise(starts)]
+    return list(zip([-np.inf, *cuts], [*cuts, np.inf]))
 
 
 def haar_cascade_path(path: str | os.PathLike | None = None) -> Path:

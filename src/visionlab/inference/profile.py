@@ -36,6 +36,8 @@ class DetectProfile:
     source: str = ""
     tta: bool = False  # accurate setting: average each face crop with its mirror image
     detector: str = "yunet"  # the face detector the crops were cut with (a FACE_DETECTORS name)
+    face_model: Optional[str] = None  # a face model visionlab bundles, by file name (None: the default YuNet)
+    tile: int = 0  # accurate setting: search the enlarged photo in tiles of this many px (0: whole)
     # what a user sees, chosen on photos never trained on (evaluation/calibration.py); None: 0.5 and plain argmax
     min_face_prob: Optional[float] = None
     class_weights: Optional[dict] = None
@@ -45,6 +47,7 @@ class DetectProfile:
         try:
             p = cls(float(d.get("upscale", 1.0)), float(d.get("score_threshold", 0.7)), float(d.get("margin", 0.2)),
                     d.get("box_correction"), source, bool(d.get("tta", False)), str(d.get("detector", "yunet")),
+                    d.get("face_model"), int(d.get("tile", 0)),
                     None if d.get("min_face_prob") is None else float(d["min_face_prob"]),
                     None if d.get("class_weights") is None else {str(k): float(v)
                                                                  for k, v in d["class_weights"].items()})
@@ -55,12 +58,22 @@ class DetectProfile:
             from ..boxes import BoxCorrection
 
             BoxCorrection.from_dict(p.box_correction)  # fail now, with the file's name, not at the first face
+        if p.face_model is not None:
+            from ..assets import is_bundled
+
+            if not is_bundled(str(p.face_model)):
+                raise ModelError(f"detection profile {source} names face model {p.face_model!r}, which visionlab does "
+                                 f"not bundle; pass --face-model PATH or rebuild it with `visionlab data faces`")
         return p
 
     def to_dict(self) -> dict:
         d = {"detector": self.detector, "upscale": self.upscale, "score_threshold": self.score_threshold,
              "margin": self.margin, "box_correction": self.box_correction, "tta": self.tta}
-        for k in ("min_face_prob", "class_weights"):  # written only when chosen, so older profiles read the same
+        if self.face_model:  # written only when set: profiles made before these fields read back the same
+            d["face_model"] = self.face_model
+        if self.tile:
+            d["tile"] = self.tile
+        for k in ("min_face_prob", "class_weights"):  # written only when chosen, likewise
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
         return d
@@ -69,8 +82,14 @@ class DetectProfile:
         """Options for ``YuNetDetector`` in the given setting (``auto``: accurate for photos, fast for video)."""
         q = resolve_quality(quality, kind)
         opts: dict = {"box_correction": self.box_correction}
+        if self.face_model:
+            from ..assets import asset
+
+            opts["model_path"] = asset(self.face_model)
         if q == "accurate":
             opts.update(upscale=self.upscale, score_threshold=self.score_threshold)
+            if self.tile:
+                opts["tile"] = self.tile
         else:
             opts.update(upscale=1.0, score_threshold=max(self.score_threshold, FAST_MIN_THRESHOLD))
         return opts

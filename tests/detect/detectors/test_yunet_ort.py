@@ -78,3 +78,95 @@ def test_not_a_yunet_file_is_one_clear_error(tmp_path):
     bad.write_bytes(b"not onnx")
     with pytest.raises(ModelError, match="cannot load face model"):
         build_detector("yunet_ort", model_path=bad)
+
+
+def _yunet_n() -> Path:
+    model = SHARED / "models" / "yunet_n_dynamic.onnx"
+    if not model.is_file():
+        pytest.skip(f"{model} is not here (../shared absent)")
+    return model
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from visionlab.boxes import iou_matrix, xywh_to_xyxy
+
+    return iou_matrix(xywh_to_xyxy(a[:, :4]), xywh_to_xyxy(b[:, :4]))
+
+
+def test_batched_equals_one_at_a_time_on_real_photos():
+    """Tiles of real photos through one session.run per batch give the same rows as one run each."""
+    from visionlab.detect.faces import tile_starts
+
+    det = build_detector("yunet_ort", model_path=_yunet_n(), score_threshold=0.3)
+    assert det._batches
+    det.max_batch = 8
+    photos = _photos()[:6]
+    images = []
+    for p in photos:
+        big = cv2.resize(cv2.imread(str(p)), None, fx=2, fy=2)
+        images += [big[y:y + 320, x:x + 320] for y in tile_starts(big.shape[0], 320, 64)
+                   for x in tile_starts(big.shape[1], 320, 64)]
+    images.append(cv2.imread(str(photos[0])))  # another padded size goes in its own batch
+    batched = det._run_batch(images)
+    single = [det._run(im) for im in images]
+    found = 0
+    for a, b in zip(batched, single):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.shape == b.shape and np.abs(a - b).max() < 1e-3
+            found += len(a)
+    assert len(images) >= 20 and found >= 20, (len(images), found)
+
+
+def test_tiles_find_the_faces_a_full_pass_finds_without_duplicates():
+    """A crowd photo enlarged 3x, searched in 320 px tiles: each face the whole enlarged photo shows is found (IoU
+    >= 0.5) and no two boxes overlap by more than 0.5."""
+    model = _yunet_n()
+    img = cv2.imread(str(BUNDLED / "maksssksksss559.jpg"))
+    full = build_detector("yunet_ort", model_path=model, score_threshold=0.5, upscale=3.0, full_pass=False)
+    tiled = build_detector("yunet_ort", model_path=model, score_threshold=0.5, upscale=3.0, full_pass=False,
+                           tile=320)
+    a, b = full.detect_raw(img), tiled.detect_raw(img)
+    assert len(a) >= 10
+    iou = _iou(a, b)
+    assert (iou.max(1) >= 0.5).sum() >= len(a) - 1, iou.max(1)  # at most one face lost at a tile seam
+    self_iou = _iou(b, b)
+    np.fill_diagonal(self_iou, 0)
+    assert self_iou.max() <= 0.5
+
+
+def test_bundled_yunet_n_is_the_shared_file_and_loads():
+    from visionlab import assets
+    from visionlab.io import sha256_file
+
+    bundled = assets.asset(assets.YUNET_N)
+    assert sha256_file(bundled) == assets.DETECTORS[assets.YUNET_N]["sha256"]
+    shared = SHARED / "models" / "yunet_n_dynamic.onnx"
+    if shared.is_file():
+        assert sha256_file(bundled) == sha256_file(shared)
+    assert (assets.ROOT / "LICENSE-libfacedetection.train.txt").read_text().count("Apache License") >= 1
+    det = build_detector("yunet_ort", model_path=assets.YUNET_N, score_threshold=0.5)  # a bare bundled name
+    assert det.model_path == bundled
+    assert len(det.detect(cv2.imread(str(BUNDLED / "maksssksksss559.jpg")))) >= 10
+
+
+def test_a_profile_selects_bundled_yunet_n_with_tiles():
+    from visionlab.detect.build import detector_name, detector_options
+    from visionlab.detect.config import DetectConfig
+    from visionlab.errors import ModelError
+    from visionlab.inference.profile import DetectProfile
+
+    prof = DetectProfile.from_dict({"detector": "yunet_ort", "face_model": "yunet_n_dynamic.onnx", "upscale": 2.0,
+                                    "tile": 640, "score_threshold": 0.15})
+    assert DetectProfile.from_dict(prof.to_dict()) == prof
+    cfg = DetectConfig()
+    acc = detector_options(cfg, prof, "accurate", "image")
+    fast = detector_options(cfg, prof, "fast", "video")
+    assert acc["model_path"].name == "yunet_n_dynamic.onnx" and acc["tile"] == 640 and acc["upscale"] == 2.0
+    assert fast["model_path"] == acc["model_path"] and "tile" not in fast and fast["score_threshold"] == 0.5
+    det = FACE_DETECTORS.get(detector_name(cfg, prof))(**acc)
+    assert det.name == "yunet_ort" and det.tile == 640
+    old = DetectProfile.from_dict({"upscale": 3.0})  # a profile from before: no face_model or tile written
+    assert "face_model" not in old.to_dict() and "model_path" not in old.detector_options("accurate")
+    with pytest.raises(ModelError, match="does not bundle"):
+        DetectProfile.from_dict({"face_model": "mine.onnx"})
