@@ -202,3 +202,27 @@ def test_faces_json_records_groups_and_folds(yunet_path, tmp_path):
     cut = {f.name.split("_")[0] for f in (tmp_path / "fold1" / "Validation").glob("*/*.jpg")}
     assert cut and cut <= val_stems
     assert not {f.name.split("_")[0] for f in (tmp_path / "fold1" / "Train").glob("*/*.jpg")} & val_stems
+    # the OpenCV YuNet from ../shared is not a bundled file: the profile names no face model
+    assert "face_model" not in json.loads((tmp_path / "plain" / "detect.json").read_text())
+    # YuNet_n by its bare name through ONNX Runtime: the profile names it, and reads back as a profile that runs it
+    from visionlab.inference.profile import read_profile
+
+    cut_faces([boxes], tmp_path / "n", **{**kw, "face_model": "yunet_n_dynamic.onnx"}, detector="yunet_ort")
+    prof = read_profile(tmp_path / "n" / "detect.json")
+    assert (prof.detector, prof.face_model) == ("yunet_ort", "yunet_n_dynamic.onnx")
+    assert Path(prof.detector_options("accurate")["model_path"]).name == "yunet_n_dynamic.onnx"
+
+
+def test_a_bundled_face_model_is_named_in_the_profile(tmp_path):
+    """Crops cut with YuNet_n (a copy outside the package, or its bare name) give a profile that names the bundled
+    file, so the trained model detects with it anywhere; another file is not named."""
+    import shutil
+
+    from visionlab.assets import YUNET_N, asset, bundled_name
+
+    copy = tmp_path / YUNET_N
+    shutil.copyfile(asset(YUNET_N), copy)
+    assert bundled_name(copy) == YUNET_N
+    copy.write_bytes(copy.read_bytes()[:-1] + b"\0")
+    assert bundled_name(copy) is None  # same name, other bytes
+    assert bundled_name(tmp_path / "absent.onnx") is None

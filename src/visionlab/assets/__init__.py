@@ -75,5 +75,15 @@ def is_bundled(name: str) -> bool:
     return name in DETECTORS or name in card()["files"]
 
 
+def bundled_name(path: str | Path) -> "str | None":
+    """The name of the bundled face model that ``path`` is byte for byte (by size and sha256), else None: a
+    detection profile records a face model by that name, so it runs the same file wherever visionlab is installed."""
+    p = Path(path)
+    want = DETECTORS.get(p.name)
+    if want is None or not p.is_file() or p.stat().st_size != want["bytes"]:
+        return None
+    return p.name if sha256_file(p) == want["sha256"] else None
+
+
 def demo_photos() -> list[Path]:
     return sorted(p for p in PHOTOS.glob("*.jp*g") if p.is_file())
