@@ -85,7 +85,8 @@ def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace) -> 
     return vl + ["train", "--data", str(crops), "--model", "efficientnet_lite0", "--mode", "full",
                  "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", "1e-3", "--schedule",
                  "cosine", "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
-                 "--seed", str(a.seed), "--out", str(runf), "--quiet"]
+                 "--seed", str(a.seed), "--out", str(runf), "--quiet"] + \
+        (["--threads", str(a.threads)] if a.threads else [])
 
 
 def detect_cmd(vl: list[str], images: Path, runf: Path, out: Path, face: Path, boxes: Path, subset: str) -> list[str]:
@@ -101,6 +102,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="training threads (default: torch's); 1 where another "
+                    "job holds a core: two threads that share a busy core run several times slower than one")
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into src/visionlab/assets")
     ap.add_argument("--folds", type=int, default=None, help="K-fold cross-validation by photo group instead of the "
                                                             "build: WORK/folds.json")
