@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from visionlab.data.boxes import AnnotatedImage, Box
-from visionlab.evaluation.calibration import balanced_accuracy, choose_shown, shown_f1
+from visionlab.evaluation.calibration import balanced_accuracy, choose_shown, shown_f1, shown_map50
 
 CLASSES = ["MaskWornIncorrectly", "WithMask", "WithoutMask"]
 
@@ -29,7 +29,7 @@ def _case():
     return [{"source": "p.jpg", "faces": faces}], [truth]
 
 
-def test_threshold_maximises_f1_of_the_shown_boxes():
+def test_threshold_is_the_highest_that_keeps_the_map():
     records, truths = _case()
     # by hand: at 0.5 two hits, one false box, two misses: P 2/3, R 2/4, F1 0.571; at 0.3 four hits, one false:
     # P 4/5, R 1, F1 0.889; at 0.2 four hits, two false: P 4/6, F1 0.8
@@ -40,7 +40,12 @@ def test_threshold_maximises_f1_of_the_shown_boxes():
     assert shown_f1(face_p, hit, 4, 0.5)[0] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
     assert shown_f1(face_p, hit, 4, 0.3)[0] == pytest.approx(2 * 0.8 * 1 / 1.8)
     got = choose_shown(records, truths, CLASSES)
-    assert got["min_face_prob"] in (0.25, 0.3)  # both give four hits and one false box
+    # the highest threshold that keeps mAP: above 0.3 the worn-incorrectly faces (0.35, 0.3) go and their AP with
+    # them; at 0.3 only the false box at 0.2 goes, which cannot lower an AP
+    assert got["min_face_prob"] == 0.3
+    assert shown_map50(records, truths, CLASSES, 0.3) >= shown_map50(records, truths, CLASSES, 0.0)
+    assert shown_map50(records, truths, CLASSES, 0.35) < shown_map50(records, truths, CLASSES, 0.0) - 0.2
+    assert got["chosen_on"]["map50_shown"] >= got["chosen_on"]["map50_all"]
     assert got["chosen_on"]["f1"] == pytest.approx(0.8889, abs=1e-4)
     assert got["chosen_on"]["f1_at_0.5"] == pytest.approx(0.5714, abs=1e-4)
 
