@@ -27,41 +27,60 @@ def _split(v: Optional[str]) -> Optional[list[str]]:
 
 
 @app.command()
-def init(pool: Path = typer.Option(..., "--pool", help="folder of unlabelled images (only ever read)"),
-         out_dir: Path = typer.Option(..., "--out", help="new project folder"),
+def init(project: Optional[Path] = typer.Argument(None, help="the new project folder (or --out)"),
+         pool: Optional[Path] = typer.Option(None, "--pool", help="folder of unlabelled images (only ever read)"),
+         photos: Optional[list[Path]] = typer.Option(None, "--photos", help="photos, videos or folders of them "
+                                                     "(repeatable): label the faces found in them (only ever read)"),
+         out_dir: Optional[Path] = typer.Option(None, "--out", help="new project folder"),
          labelled: Optional[Path] = typer.Option(None, "--labelled", help="class-folder training set (may hold "
                                                  "train/val/test splits; val or test then give metrics)"),
-         model: Optional[str] = typer.Option(None, "--model", help="frozen-backbone run folder, config YAML, backbone "
-                                             "name or 'pixels' (default: efficientnet_lite0 ImageNet features)"),
+         model: Optional[str] = typer.Option(None, "--model", help="with --pool: frozen-backbone run folder, config "
+                                             "YAML, backbone name or 'pixels' (default: efficientnet_lite0 ImageNet "
+                                             "features); with --photos: the starting classifier, a run folder or "
+                                             ".onnx file (default: the bundled one)"),
          classes: Optional[str] = typer.Option(None, "--classes", help="comma-separated, when there is no --labelled"),
          eval_dir: Optional[Path] = typer.Option(None, "--eval", help="class-folder set for per-round accuracy"),
-         strategy: str = typer.Option("least_confidence", "--strategy", help="default query strategy"),
+         strategy: Optional[str] = typer.Option(None, "--strategy", help="default query strategy (least_confidence; "
+                                                "hybrid for faces)"),
          seed: int = typer.Option(0, "--seed"),
          cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="feature cache (default $VISIONLAB_CACHE "
                                                  "or ~/.cache/visionlab)"),
          train: bool = typer.Option(True, "--train/--no-train",
-                                    help="train round 0 on the labelled folder now")) -> None:
-    """Create a project: pool + labelled set + model; trains round 0 when labelled images exist."""
+                                    help="train round 0 on the labelled folder now"),
+         per_second: float = typer.Option(2.0, "--per-second", help="--photos: video frames sampled per second"),
+         min_change: float = typer.Option(2.0, "--min-change", help="--photos: a sampled frame differing from the "
+                                          "last kept one by less than this (mean grey levels, 0-255) is skipped"),
+         min_face_prob: float = typer.Option(0.2, "--min-face-prob", help="--photos: boxes with a lower face "
+                                             "probability are not kept (those near 0.5 are what face_doubt asks)"),
+         holdout: float = typer.Option(0.2, "--holdout", help="--photos: share of photos (10 s stretches of video) "
+                                       "held back for evaluation, never queried")) -> None:
+    """Create a project: pool + labelled set + model (trains round 0 when labelled images exist), or with --photos
+    a face pool from your own photos and video with the bundled classifier (or --model RUN) as round 0."""
     from .loop import init as api_init
 
-    s = api_init(pool, out_dir, labelled, model, _split(classes), eval_dir, strategy, seed, cache_dir, train)
+    s = api_init(pool, out_dir, labelled, model, _split(classes), eval_dir, strategy, seed, cache_dir, train,
+                 quiet=False, photos=photos, per_second=per_second, min_change=min_change,
+                 min_face_prob=min_face_prob, holdout=holdout, project=project)
     _print_status(s)
-    out.print(f"next: visionlab active query {out_dir} --k 20")
+    out.print(f"next: visionlab active query {s['project']} --k 20")
 
 
 @app.command()
 def query(project: Path = PROJECT, k: int = typer.Option(20, "--k", help="how many images to queue"),
           strategy: Optional[str] = typer.Option(None, "--strategy", help="random, least_confidence, margin, entropy, "
-                                                 "bald, kcenter or hybrid (default: the project's)"),
+                                                 "bald, kcenter, hybrid or (faces) face_doubt (default: the "
+                                                 "project's)"),
           seed: Optional[int] = typer.Option(None, "--seed"),
           pseudo_threshold: Optional[float] = typer.Option(
               None, "--pseudo-threshold",
               help="opt-in: also label images predicted with at least this confidence, as 'pseudo'"),
-          mc_samples: int = typer.Option(20, "--mc-samples", help="dropout samples for bald")) -> None:
+          mc_samples: int = typer.Option(20, "--mc-samples", help="dropout samples for bald"),
+          held_out: bool = typer.Option(False, "--held-out", help="face projects: queue held-back faces (at random) "
+                                        "to label for evaluation; they are never trained on")) -> None:
     """Score the unlabelled pool with the current model and write queue.json."""
     from .loop import query as api_query
 
-    q = api_query(project, k, strategy, seed, pseudo_threshold, mc_samples)
+    q = api_query(project, k, strategy, seed, pseudo_threshold, mc_samples, held_out)
     warn(q.get("problems", []))
     out.print(f"queued {len(q['items'])} of {q['pool_unlabelled']} unlabelled images by {q['strategy']} "
               f"(model {q['model_version']})")

@@ -48,12 +48,31 @@ def _featurizer_spec(model: Optional[str]) -> tuple[dict, Optional[str]]:
                       f"backbone run, a config, a backbone such as {DEFAULT_BACKBONE}, or 'pixels'")
 
 
-def init(pool: str | Path, out: str | Path, labelled: Optional[str | Path] = None, model: Optional[str] = None,
-         classes: Optional[list[str]] = None, eval_dir: Optional[str | Path] = None, strategy: str = DEFAULT_STRATEGY,
-         seed: int = 0, cache_dir: Optional[str] = None, train: bool = True, quiet: bool = True) -> dict:
-    """Create a project folder for ``pool`` (unlabelled images) next to an optional ``labelled`` class-folder
-    set (which may hold train/val/test splits: train is used for training, val or test for metrics). Trains
-    round 0 when there are labelled images. Returns the status."""
+def init(pool: Optional[str | Path] = None, out: Optional[str | Path] = None, labelled: Optional[str | Path] = None,
+         model: Optional[str] = None, classes: Optional[list[str]] = None, eval_dir: Optional[str | Path] = None,
+         strategy: Optional[str] = None, seed: int = 0, cache_dir: Optional[str] = None, train: bool = True,
+         quiet: bool = True, photos: Optional[list[str | Path]] = None, per_second: float = 2.0,
+         min_change: float = 2.0, min_face_prob: float = 0.2, holdout: float = 0.2,
+         project: Optional[str | Path] = None) -> dict:
+    """Create a project folder (``out``, or ``project``) for ``pool`` (unlabelled images) next to an optional
+    ``labelled`` class-folder set (which may hold train/val/test splits: train is used for training, val or test
+    for metrics). Trains round 0 when there are labelled images. Returns the status.
+
+    With ``photos`` (photos, videos or folders of them) instead of ``pool``, the project is a face pool
+    (facepool.py): every face the detection pipeline finds, ``per_second`` frames a second of video, with the
+    classifier ``model`` (a run folder or .onnx file; default the bundled one) as round 0."""
+    if out is not None and project is not None and Path(out) != Path(project):
+        raise ConfigError(f"give the project folder once: PROJECT ({project}) or --out ({out}), not both")
+    out = out if out is not None else project
+    if out is None:
+        raise ConfigError("name the new project folder: `visionlab active init PROJECT ...` (or --out PROJECT)")
+    if photos:
+        if pool is not None or labelled is not None or classes:
+            raise ConfigError("--photos makes a face pool: it takes no --pool, --labelled or --classes")
+        return init_faces(out, photos, model, strategy, seed, per_second, min_change, min_face_prob, holdout, quiet)
+    if pool is None:
+        raise ConfigError("give the images to label: --pool DIR (a folder of images) or --photos DIR|VIDEO (faces)")
+    strategy = strategy or DEFAULT_STRATEGY
     pool_p, out_p = Path(pool).resolve(), Path(out).resolve()
     if not pool_p.is_dir():
         raise DataError(f"pool folder {pool_p} does not exist")
@@ -97,6 +116,43 @@ def init(pool: str | Path, out: str | Path, labelled: Optional[str | Path] = Non
     return status(proj.path)
 
 
+def init_faces(out: str | Path, photos: list[str | Path], model: Optional[str] = None, strategy: Optional[str] = None,
+               seed: int = 0, per_second: float = 2.0, min_change: float = 2.0, min_face_prob: float = 0.2,
+               holdout: float = 0.2, quiet: bool = True) -> dict:
+    """A face-pool project: faces/, frames/ and faces.jsonl written first, state.json last (the commit point:
+    a killed init leaves a folder that is not a project, and a new init must use another folder)."""
+    from ..outdir import make_folder
+    from .facemodel import FaceModel
+    from .facepool import PoolSettings, build_pool
+    from .facequery import DEFAULT_FACE_STRATEGY
+
+    out_p = Path(out).resolve()
+    if per_second <= 0:
+        raise ConfigError(f"--per-second must be above 0 (frames sampled per second of video), not {per_second}")
+    if not 0 <= holdout < 1:
+        raise ConfigError(f"--holdout must be in [0, 1) (the share of photos held back for evaluation), not {holdout}")
+    check_free(out_p, *[Path(p).resolve() for p in photos])
+    strategy = strategy or DEFAULT_FACE_STRATEGY
+    STRATEGIES.get(strategy)
+    if model is not None:
+        model = str(Path(model).resolve())
+    classes = FaceModel(model).pool_classes  # a bad --model fails here, before anything is written
+    make_folder(out_p, "--out")
+    st = PoolSettings(per_second, min_change, min_face_prob, holdout, seed=seed)
+    summary = build_pool(out_p, photos, model, st, quiet)
+    if summary["faces"] == 0:
+        print(f"warning: no faces found in {', '.join(str(p) for p in photos)}", file=sys.stderr, flush=True)
+    proj = create(out_p, {"kind": "faces", "pool": "faces", "labelled": None, "eval": None, "classes": classes,
+                          "featurizer": {"kind": "faces"}, "model": model, "photos": [str(Path(p).resolve())
+                                                                                      for p in photos],
+                          "pool_settings": vars(st), "strategy": strategy, "seed": seed, "created": now_iso(),
+                          "pool_summary": summary})
+    append_jsonl(proj.path / ROUNDS, {"round": 0, "model_version": "r0", "time": now_iso(), "n_train": 0,
+                                      "model": model or "bundled", "metrics": {}})
+    proj.sync_rounds()
+    return status(proj.path)
+
+
 # --- query ----------------------------------------------------------------------------------------------
 def candidates(proj: Project) -> list[Item]:
     """Pool images that have no label anywhere (store or labelled folder), one per distinct content."""
@@ -110,7 +166,7 @@ def candidates(proj: Project) -> list[Item]:
 
 
 def query(project: str | Path, k: int = 20, strategy: Optional[str] = None, seed: Optional[int] = None,
-          pseudo_threshold: Optional[float] = None, mc_samples: int = 20) -> dict:
+          pseudo_threshold: Optional[float] = None, mc_samples: int = 20, held_out: bool = False) -> dict:
     """Score the unlabelled pool with the current model and write the ``k`` images to label next to
     queue.json. ``pseudo_threshold`` (opt-in) also labels every other image the model predicts with at least
     that confidence, marked ``pseudo`` in the store."""
@@ -119,8 +175,21 @@ def query(project: str | Path, k: int = 20, strategy: Optional[str] = None, seed
     if pseudo_threshold is not None and not 0.5 <= pseudo_threshold < 1.0:
         raise ConfigError("--pseudo-threshold must be in [0.5, 1), e.g. 0.95")
     proj = Project(project)
+    if proj.is_faces:
+        from .facequery import face_query
+
+        with proj.lock():
+            proj = Project(project)
+            queue = face_query(proj, k, strategy, seed, held_out)
+            write_atomic(proj.path / QUEUE, json.dumps(queue, indent=2) + "\n")
+        return dict(queue, problems=proj.store.problems)
+    if held_out:
+        raise ConfigError("--held-out queues the held-back faces of a face project (`init --photos`); this project "
+                          "has an --eval folder instead")
     name = strategy or proj.state.get("strategy", DEFAULT_STRATEGY)
     needs = STRATEGIES.meta(name).get("needs", ())
+    if STRATEGIES.meta(name).get("faces_only"):
+        raise ConfigError(f"strategy {name!r} is for face pools (`visionlab active init --photos`)")
     with proj.lock():
         proj = Project(project)  # re-read under the lock
         state = proj.head_state()

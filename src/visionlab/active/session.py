@@ -105,7 +105,14 @@ class Project:
     # --- settings -----------------------------------------------------------------------------------------
     @property
     def pool(self) -> Path:
-        return Path(self.state["pool"])
+        """The pool folder; a face project's (``faces``) is inside the project, stored relative to it."""
+        p = Path(self.state["pool"])
+        return p if p.is_absolute() else self.path / p
+
+    @property
+    def is_faces(self) -> bool:
+        """A face pool made by ``init --photos`` (facepool.py) rather than a folder of images."""
+        return self.state.get("kind") == "faces"
 
     @property
     def labelled(self) -> Optional[Path]:
