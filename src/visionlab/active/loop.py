@@ -178,6 +178,9 @@ def query(project: str | Path, k: int = 20, strategy: Optional[str] = None, seed
     if proj.is_faces:
         from .facequery import face_query
 
+        if pseudo_threshold is not None:
+            raise ConfigError("--pseudo-threshold is for image pools; a face project labels only what a person saw")
+
         with proj.lock():
             proj = Project(project)
             queue = face_query(proj, k, strategy, seed, held_out)
