@@ -128,90 +128,107 @@ def holdout_groups(groups: list[str], share: float, seed: int) -> set[str]:
     return {distinct[i] for i in rng.choice(len(distinct), n, replace=False)}
 
 
+class _Tracker:
+    """IoU tracks across the kept frames of one video (a photo's faces each get their own)."""
+
+    def __init__(self) -> None:
+        self.prev: Optional[tuple[np.ndarray, list[int]]] = None  # last kept frame's boxes (xyxy), their tracks
+        self.n = 0
+
+    def __call__(self, boxes: list, linked: bool) -> list[int]:
+        xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in boxes], np.float64).reshape(-1, 4)
+        tracks = [-1] * len(boxes)
+        if linked and self.prev is not None and len(boxes):
+            for a, b, _ in match(xyxy, self.prev[0], TRACK_IOU):
+                tracks[a] = self.prev[1][b]
+        for j in range(len(tracks)):
+            if tracks[j] < 0:
+                tracks[j], self.n = self.n, self.n + 1
+        self.prev = (xyxy, tracks)
+        return tracks
+
+
+class _PoolWriter:
+    """Writes one frame's faces (crops, the frame, records) into the project."""
+
+    def __init__(self, project: Path, pipe, fm: FaceModel, st: PoolSettings) -> None:
+        self.project, self.pipe, self.fm, self.st = project, pipe, fm, st
+        self.faces: list[dict] = []
+        self.probs: list[np.ndarray] = []
+        self.embs: list[np.ndarray] = []
+        self.frames_seen = self.frames_kept = 0
+
+    def frame(self, si: int, src: Path, kind: str, fi: int, t: Optional[float], bgr: np.ndarray,
+              tracker: _Tracker) -> None:
+        from ..detect.pipeline import square_crop
+
+        frame_name = f"{FRAMES}/p{self.frames_seen:05d}.jpg"
+        self.frames_seen += 1
+        results = self.pipe(bgr)
+        tracks = tracker([r.box for r in results], kind == "video")
+        if not results:
+            return
+        self.frames_kept += 1
+        h, w = bgr.shape[:2]
+        scale = min(1.0, MAX_FRAME / max(h, w))
+        small = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
+            if scale < 1 else bgr
+        atomic_write_bytes(self.project / frame_name, _jpeg(small))
+        p, e = self.fm(self.pipe.crops(bgr, results))
+        self.probs.append(p)
+        self.embs.append(e)
+        for j, (r, tr) in enumerate(zip(results, tracks)):
+            x0, y0, side = square_crop(bgr, r.box, self.pipe.margin)
+            crop = bgr[y0:y0 + side, x0:x0 + side]
+            if side > MAX_CROP:
+                crop = cv2.resize(crop, (MAX_CROP, MAX_CROP), interpolation=cv2.INTER_AREA)
+            name = f"f{len(self.faces):06d}.png"
+            data = cv2.imencode(".png", crop)[1].tobytes()
+            atomic_write_bytes(self.project / FACES / name, data)
+            self.faces.append({
+                "id": name[:-4], "crop": f"{FACES}/{name}", "path": name,
+                "sha256": hashlib.sha256(data).hexdigest(), "source": str(src), "kind": kind,
+                "frame": int(fi), "time_s": None if t is None else round(float(t), 3),
+                "frame_image": frame_name, "frame_scale": round(scale, 6),
+                "box": [int(v) for v in r.box], "crop_box": [int(x0), int(y0), int(side), int(side)],
+                "score": round(float(r.score), 4), "face_prob": round(float(r.face), 5),
+                "probs": {k: round(float(v), 5) for k, v in zip(self.fm.classes, p[j])},
+                "track": f"{si}:{tr}" if kind == "video" else f"{si}:face{len(self.faces)}",
+                "group": f"{si}" if kind == "photo" else f"{si}:{int((t or 0) // self.st.segment_s)}"})
+
+
 def build_pool(project: Path, inputs: Sequence[str | Path], model: Optional[str], st: PoolSettings,
                quiet: bool = True, **detect_fields) -> dict:
     """Detect faces in ``inputs`` and write faces/, frames/, faces.jsonl and the starting model's scores into
     ``project``. Returns counts."""
     from ..detect.build import build_pipeline
-    from ..detect.pipeline import square_crop
 
     sources = list_sources(inputs)
-    built = build_pipeline(None, kind="image", model=model, min_face_prob=st.min_face_prob, quiet=True,
-                           **detect_fields)
-    pipe = built.pipeline
+    pipe = build_pipeline(None, kind="image", model=model, min_face_prob=st.min_face_prob, quiet=True,
+                          **detect_fields).pipeline
     fm = FaceModel(model)
-    faces: list[dict] = []
-    embs, probs = [], []
-    frames_seen = frames_kept = 0
-    n_frame = 0
+    w = _PoolWriter(project, pipe, fm, st)
     for si, (src, kind) in enumerate(sources):
-        prev: Optional[tuple[np.ndarray, list[int]]] = None  # last kept frame's boxes (xyxy) and their tracks
-        n_tracks = 0
+        tracker, before = _Tracker(), len(w.faces)
         try:
-            frames = list(_frames(src, kind, st))
+            for fi, t, bgr in _frames(src, kind, st):  # one frame in memory at a time
+                w.frame(si, src, kind, fi, t, bgr, tracker)
         except DataError as e:
             print(f"warning: skipped {src}: {e}", file=sys.stderr, flush=True)
             continue
-        for fi, t, bgr in frames:
-            frames_seen += 1
-            results = pipe(bgr)
-            frame_name = f"{FRAMES}/p{n_frame:05d}.jpg"
-            h, w = bgr.shape[:2]
-            scale = min(1.0, MAX_FRAME / max(h, w))
-            n_frame += 1
-            if results:
-                frames_kept += 1
-                small = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
-                    if scale < 1 else bgr
-                atomic_write_bytes(project / frame_name, _jpeg(small))
-            xyxy = np.array([[r.box[0], r.box[1], r.box[0] + r.box[2], r.box[1] + r.box[3]] for r in results],
-                            np.float64).reshape(-1, 4)
-            tracks = [-1] * len(results)
-            if kind == "video" and prev is not None and len(results):
-                for a, b, _ in match(xyxy, prev[0], TRACK_IOU):
-                    tracks[a] = prev[1][b]
-            for j in range(len(tracks)):
-                if tracks[j] < 0:
-                    tracks[j] = n_tracks
-                    n_tracks += 1
-            prev = (xyxy, tracks)
-            if not results:
-                continue
-            c64 = pipe.crops(bgr, results)
-            p, e = fm(c64)
-            probs.append(p)
-            embs.append(e)
-            for j, (r, tr) in enumerate(zip(results, tracks)):
-                x0, y0, side = square_crop(bgr, r.box, pipe.margin)
-                crop = bgr[y0:y0 + side, x0:x0 + side]
-                if side > MAX_CROP:
-                    crop = cv2.resize(crop, (MAX_CROP, MAX_CROP), interpolation=cv2.INTER_AREA)
-                name = f"f{len(faces):06d}.png"
-                data = cv2.imencode(".png", crop)[1].tobytes()
-                atomic_write_bytes(project / FACES / name, data)
-                group = f"{si}" if kind == "photo" else f"{si}:{int((t or 0) // st.segment_s)}"
-                faces.append({
-                    "id": name[:-4], "crop": f"{FACES}/{name}", "path": name,
-                    "sha256": hashlib.sha256(data).hexdigest(), "source": str(src), "kind": kind,
-                    "frame": int(fi), "time_s": None if t is None else round(float(t), 3),
-                    "frame_image": frame_name, "frame_scale": round(scale, 6),
-                    "box": [int(v) for v in r.box], "crop_box": [int(x0), int(y0), int(side), int(side)],
-                    "score": round(float(r.score), 4), "face_prob": round(float(r.face), 5),
-                    "probs": {k: round(float(v), 5) for k, v in zip(fm.classes, p[j])},
-                    "track": f"{si}:{tr}" if kind == "video" else f"{si}:face{len(faces)}",
-                    "group": group})
         if not quiet:
-            print(f"{src.name}: {sum(1 for f in faces if f['source'] == str(src))} faces", file=sys.stderr,
-                  flush=True)
+            print(f"{src.name}: {len(w.faces) - before} faces", file=sys.stderr, flush=True)
+    faces = w.faces
     held = holdout_groups([f["group"] for f in faces], st.holdout, st.seed)
     for f in faces:
         f["holdout"] = f["group"] in held
     atomic_write_text(project / FACES_FILE, "".join(json.dumps(f) + "\n" for f in faces))
     if faces:
-        save_scores(project, "r0", np.concatenate(probs), np.concatenate(embs), fm.classes)
-    return {"sources": len(sources), "frames": frames_seen, "frames_with_faces": frames_kept, "faces": len(faces),
-            "held_out": sum(f["holdout"] for f in faces), "tracks": len({f["track"] for f in faces}),
-            "embedding": fm.embedding_from or "pixels", "model": str(fm.path)}
+        save_scores(project, "r0", np.concatenate(w.probs), np.concatenate(w.embs), fm.classes)
+    return {"sources": len(sources), "frames": w.frames_seen, "frames_with_faces": w.frames_kept,
+            "faces": len(faces), "held_out": sum(f["holdout"] for f in faces),
+            "tracks": len({f["track"] for f in faces}), "embedding": fm.embedding_from or "pixels",
+            "model": str(fm.path)}
 
 
 def load_faces(project: Path) -> list[dict]:
