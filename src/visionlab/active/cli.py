@@ -100,17 +100,46 @@ def label(project: Path = PROJECT, preview: bool = typer.Option(True, "--preview
 
 
 @app.command()
-def retrain(project: Path = PROJECT, epochs: Optional[int] = typer.Option(None, "--epochs"),
+def retrain(project: Path = PROJECT, epochs: Optional[int] = typer.Option(None, "--epochs", help="head steps (image "
+                                                                          "pools, 200) or epochs (face pools, 4)"),
             pseudo: bool = typer.Option(True, "--pseudo/--no-pseudo", help="train on pseudo labels too"),
             warm_start: bool = typer.Option(True, "--warm-start/--cold-start"),
-            seed: Optional[int] = typer.Option(None, "--seed")) -> None:
-    """Train the next round on the labelled folder + the store's labels (warm start from the last round)."""
+            seed: Optional[int] = typer.Option(None, "--seed"),
+            replay: Optional[Path] = typer.Option(None, "--replay", help="face pools: class folders of original "
+                                                  "training crops replayed with the labels so the model does not "
+                                                  "forget (e.g. ../shared/data/facemask/Train)"),
+            lr: Optional[float] = typer.Option(None, "--lr", help="face pools: the head's learning rate (1e-4; the "
+                                               "last block trains at a tenth of it)")) -> None:
+    """Train the next round on the labelled folder + the store's labels (warm start from the last round); a face
+    pool fine-tunes its classifier and exports it as PROJECT/model."""
     from .loop import retrain as api_retrain
 
-    r = api_retrain(project, epochs, pseudo, seed, warm_start, quiet=False)
+    r = api_retrain(project, epochs, pseudo, seed, warm_start, quiet=False, replay=replay, lr=lr)
     warn(r.get("problems", []))
+    if "run" in r:
+        _print_face_round(project, r)
+        return
     m = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in r["metrics"].items())
     out.print(f"round {r['round']}: model {r['model_version']} on {r['n_train']} images ({m}) in {r['seconds']:.1f} s")
+
+
+def _print_face_round(project: Path, r: dict) -> None:
+    from .faceeval import table
+
+    out.print(f"round {r['round']}: model {r['model_version']} fine-tuned from {r['warm_start']} on {r['n_train']} "
+              f"labelled faces + {r['n_replay']} replayed crops, {r['epochs']} epochs, in {r['seconds']:.1f} s")
+    out.print(f"trained: {r['trained']}", markup=False)
+    ev = r["evaluation"]
+    rows = table(ev)
+    if rows:
+        t = Table("held-back faces", f"round {ev['this']['round']} recall % [95% CI]",
+                  f"round {ev['previous']['round']}", "n", title="evaluation on labelled held-back faces")
+        for c, a, b, n in rows:
+            t.add_row(c, a, b, str(n))
+        out.print(t)
+    else:
+        out.print(f"[yellow]{ev.get('note', '')}[/]", markup=True)
+    out.print(f"run: {Path(project) / r['run']} (PROJECT/model); use it: visionlab detect VIDEO --model {project}")
 
 
 def _print_status(s: dict) -> None:

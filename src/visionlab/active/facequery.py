@@ -62,7 +62,7 @@ def diversify(ranked: np.ndarray, tracks: list[str], emb: np.ndarray, k: int,
 
 def model_source(proj) -> Optional[str]:
     """The classifier of the project's current round: round 0 is the starting model (None: bundled)."""
-    run = proj.state.get("model_run")
+    run = proj.model_run()
     if run:
         return str(proj.path / run)
     return proj.state.get("model")

@@ -20,7 +20,8 @@ import torch
 from ..errors import ConfigError, DataError
 from . import head as H
 from .features import DEFAULT_BACKBONE, default_spec
-from .session import QUEUE, ROUNDS, Item, Project, check_free, class_folders, create, load_queue, split_folders
+from .session import (QUEUE, ROUNDS, Item, Project, check_free, class_folders, create, link_model, load_queue,
+                      split_folders)
 from .store import ChangedImageError, append_jsonl, export_files, now_iso, scan_jsonl, sha256_file, write_atomic
 from .strategies import STRATEGIES, select
 
@@ -278,11 +279,18 @@ def _save_model(path: Path, state: dict, meta: dict) -> None:
 
 
 def retrain(project: str | Path, epochs: Optional[int] = None, include_pseudo: bool = True, seed: Optional[int] = None,
-            warm_start: bool = True, quiet: bool = True) -> dict:
+            warm_start: bool = True, quiet: bool = True, replay: Optional[str | Path] = None,
+            lr: Optional[float] = None) -> dict:
     """Train the next round's head on the labelled folder plus the store's labels, starting from the previous
-    round's weights; records the round (model version, label counts, metrics) in rounds.jsonl."""
+    round's weights; records the round (model version, label counts, metrics) in rounds.jsonl.
+
+    A face project (``init --photos``) fine-tunes its classifier instead (faceretrain.py): warm-started from the
+    current round, on the labels plus ``replay`` crops (class folders, e.g. the original training crops), and
+    exported as the run PROJECT/model that `visionlab detect --model PROJECT` uses."""
     t0 = time.time()
     proj = Project(project)
+    if proj.is_faces:
+        return _retrain_faces(project, epochs, seed, warm_start, quiet, replay, lr)
     with proj.lock():
         proj = Project(project)
         train_items = proj.training_set(include_pseudo)
@@ -332,6 +340,23 @@ def retrain(project: str | Path, epochs: Optional[int] = None, include_pseudo: b
         proj.state.update(round=rnd, model_version=version)
         proj.save_state()
     return dict(record, problems=proj.store.problems + [f"{p}: {r}" for p, r in proj.skipped])
+
+
+def _retrain_faces(project, epochs, seed, warm_start, quiet, replay, lr) -> dict:
+    from .faceretrain import retrain_faces
+
+    if not warm_start:
+        raise ConfigError("a face project always starts from its current classifier (--cold-start would throw away "
+                          "what the bundled model knows); start a new project with --model to change it")
+    proj = Project(project)
+    with proj.lock():
+        proj = Project(project)
+        rec = retrain_faces(proj, epochs or 4, lr or 1e-4, replay, seed=seed, quiet=quiet)
+        rec["time"] = now_iso()
+        append_jsonl(proj.path / ROUNDS, rec)  # the commit point; PROJECT/model follows it
+        proj.sync_rounds()
+        link_model(proj.path, rec["run"])
+    return dict(rec, problems=proj.store.problems)
 
 
 # --- status / export ------------------------------------------------------------------------------------
