@@ -112,3 +112,11 @@ def test_init_cli_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["init", str(tmp_path / "p"), "--photos", str(tmp_path), "--pool", str(tmp_path)])
     assert e.value.code == 2
+
+
+def test_status_of_a_face_project(face_project):
+    s = loop.status(face_project)
+    faces = load_faces(face_project)
+    assert s["face_pool"]["faces"] == len(faces) == s["pool_images"]
+    assert s["face_pool"]["held_out"] == sum(f["holdout"] for f in faces) and s["face_pool"]["model"] == "bundled"
+    assert s["round"] == 0 and [r["round"] for r in s["rounds"]] == [0]

@@ -148,6 +148,10 @@ def _print_status(s: dict) -> None:
               f"classes {', '.join(s['classes'])}")
     out.print(f"pool {s['pool_images']} images, {s['pool_unlabelled']} unlabelled; labelled folder "
               f"{s['labelled_folder']}; store: {st['human']} human, {st['oracle']} oracle, {st['pseudo']} pseudo")
+    if s.get("face_pool"):
+        f = s["face_pool"]
+        out.print(f"faces: {f['faces']} from {f['sources']} photos/videos; held back for evaluation {f['held_out']} "
+                  f"({f['held_out_labelled']} labelled: `query --held-out`); current model {f['model']}")
     if s["queue"]:
         q = s["queue"]
         out.print(f"queue: {q['labelled']}/{q['items']} labelled ({q['strategy']}, model {q['model_version']})")

@@ -382,7 +382,16 @@ def status(project: str | Path) -> dict:
     for lab in cur.values():
         per_class[lab.label] = per_class.get(lab.label, 0) + 1
     problems += [f"{p}: {r}" for p, r in proj.skipped]
-    return {"project": str(proj.path), "pool": str(proj.pool), "pool_images": len(pool),
+    faces = None
+    if proj.is_faces:
+        from .facepool import load_faces
+
+        fl = load_faces(proj.path)
+        held = [f for f in fl if f.get("holdout")]
+        faces = {"faces": len(fl), "held_out": len(held), "held_out_labelled": sum(f["sha256"] in cur for f in held),
+                 "sources": len({f["source"] for f in fl}), "model": str(proj.path / "model")
+                 if proj.model_run() else (proj.state.get("model") or "bundled")}
+    return {"project": str(proj.path), "pool": str(proj.pool), "pool_images": len(pool), "face_pool": faces,
             "pool_unlabelled": len({it.sha256 for it in pool} - taken), "labelled_folder": len(folder),
             "store": proj.store.counts(), "store_per_class": per_class, "classes": proj.classes,
             "round": proj.round, "model_version": proj.model_version, "queue": queue,
