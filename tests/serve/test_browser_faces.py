@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import start_server
+from .conftest import SHARED, need, start_server
 from .test_api import live_labels
 from .test_browser import CHROMIUM, FLAGS, SHOTS, wait_until
 
@@ -49,7 +49,7 @@ def face_server(tmp_path_factory, face_project):
 
 
 @pytest.fixture(scope="module")
-def page(face_server):
+def page():
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) for the browser test")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -122,3 +122,80 @@ def test_context_route(face_server, face_project):
         r = c.get(item["context"]["image_url"])
         assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
         assert c.get("/v1/queue/context/" + "0" * 64).status_code == 404
+
+
+# --- the issue's acceptance walk-through ----------------------------------------------------------------------
+BOXES = SHARED / "data" / "facemask_boxes"
+WALK_PHOTOS = ["maksssksksss0.jpg", "maksssksksss1.jpg", "maksssksksss10.jpg", "maksssksksss101.jpg",
+               "maksssksksss105.jpg", "maksssksksss106.jpg", "maksssksksss107.jpg", "maksssksksss108.jpg"]
+W, H, FPS, HOLD = 640, 480, 10, 15  # each photo held 1.5 s
+
+
+def _walk_video(path: Path) -> dict[int, tuple[str, tuple[float, float]]]:
+    """A real video from shared photos: each shown 1.5 s at 640 x 480. Returns frame -> (photo, scale)."""
+    import cv2
+
+    shown = {}
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (W, H))
+    for k, name in enumerate(WALK_PHOTOS):
+        img = cv2.imread(str(BOXES / "images" / name))
+        scale = (W / img.shape[1], H / img.shape[0])
+        for i in range(HOLD):
+            vw.write(cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA))
+            shown[k * HOLD + i] = (name, scale)
+    vw.release()
+    return shown
+
+
+@pytest.mark.slow
+def test_walk_through_video_query_label_in_the_page_retrain_detect(page, tmp_path):
+    """init on a video made from shared photos, query 20, label them in the page (the oracle from boxes.csv
+    presses the keys), retrain, and `detect --model PROJECT` uses the new model."""
+    need(BOXES / "boxes.csv")
+    replay = need(SHARED / "data" / "facemask" / "Train")
+    import visionlab
+    from visionlab.active import loop
+    from visionlab.active.faceoracle import BoxOracle
+    from visionlab.active.facepool import load_faces
+
+    video = tmp_path / "camera.mp4"
+    shown = _walk_video(video)
+    proj = tmp_path / "shopcam"
+    s = loop.init(photos=[video], project=proj, holdout=0.0)
+    assert s["face_pool"]["faces"] >= 20
+    oracle = BoxOracle(BOXES / "boxes.csv")
+    faces = {f["sha256"]: f for f in load_faces(proj)}
+
+    def truth(sha: str) -> str:
+        f = faces[sha]
+        name, scale = shown[f["frame"]]
+        return oracle.label(name, f["box"], scale)
+
+    q = loop.query(proj, k=20)
+    assert len(q["items"]) == 20
+    keys = {"MaskWornIncorrectly": "1", "WithMask": "2", "WithoutMask": "3", "NotAFace": "n"}
+    srv = start_server(["--active", str(proj)], tmp_path / "server.log")
+    try:
+        page.goto(srv.url + "/#label")
+        current = _next(page)
+        for i in range(20):
+            page.keyboard.press(keys[truth(current)])
+            if i < 19:
+                current = _next(page, current)
+        wait_until(page, "() => document.getElementById('label-empty').textContent.includes('Every queued')")
+    finally:
+        srv.stop()
+    live = {k: v["label"] for k, v in live_labels(proj).items()}
+    assert live == {it["sha256"]: truth(it["sha256"]) for it in q["items"]}
+    rec = loop.retrain(proj, epochs=1, replay=replay)
+    assert rec["round"] == 1 and rec["n_train"] == 20
+    frame = tmp_path / "frame.jpg"
+    import cv2
+    cap = cv2.VideoCapture(str(video))
+    ok, img = cap.read()
+    cap.release()
+    cv2.imwrite(str(frame), img)
+    adapted, bundled = visionlab.detect(frame, model=str(proj)), visionlab.detect(frame)
+    from visionlab.inference.load import load_classifier
+    assert Path(load_classifier(str(proj)).source).resolve() == (proj / "rounds" / "round-001" / "model.onnx").resolve()
+    assert [f.probs for f in adapted] != [f.probs for f in bundled]
