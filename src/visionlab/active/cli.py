@@ -203,23 +203,52 @@ def export(project: Path = PROJECT, dest: Path = typer.Option(..., "--dest", hel
 
 
 @app.command()
-def simulate(data: Path = typer.Option(..., "--data", help="class folders with Train and Test splits (the oracle)"),
-             strategies: str = typer.Option("random,least_confidence,margin,entropy,kcenter,hybrid", "--strategies"),
+def simulate(data: Optional[Path] = typer.Option(None, "--data", help="class folders with Train and Test splits "
+                                                 "(the oracle)"),
+             photos: Optional[Path] = typer.Option(None, "--photos", help="annotated photos (images/ + boxes.csv, "
+                                                   "e.g. ../shared/data/facemask_boxes): replay the face loop"),
+             strategies: Optional[str] = typer.Option(None, "--strategies", help="default: random, least_confidence, "
+                                                      "margin, entropy, kcenter, hybrid (faces: random, margin, "
+                                                      "hybrid)"),
              rounds: int = typer.Option(10, "--rounds"), k: int = typer.Option(20, "--k", help="labels per round"),
              seeds: int = typer.Option(3, "--seeds"),
              init_labels: int = typer.Option(20, "--init", help="random labels to start from"),
              out_dir: Path = typer.Option(Path("active-sim"), "--out"),
              targets: str = typer.Option("0.9,0.95", "--target", help="accuracies to report labels-needed for"),
-             model: Optional[str] = typer.Option(None, "--model", help="backbone name or 'pixels'"),
+             model: Optional[str] = typer.Option(None, "--model", help="backbone name or 'pixels'; with --photos the "
+                                                 "starting classifier (a run that never saw these photos)"),
              cache_dir: Optional[str] = typer.Option(None, "--cache-dir"),
-             epochs: int = typer.Option(200, "--epochs", help="head training steps per round"),
-             mc_samples: int = typer.Option(20, "--mc-samples")) -> None:
-    """Replay active learning with an oracle: accuracy vs labels per strategy, with 95% bands, and a report."""
+             epochs: Optional[int] = typer.Option(None, "--epochs", help="head training steps per round (200); "
+                                                  "with --photos fine-tuning epochs per round (2)"),
+             mc_samples: int = typer.Option(20, "--mc-samples"),
+             replay: Optional[Path] = typer.Option(None, "--replay", help="--photos: replayed crops (class folders)"),
+             holdout: float = typer.Option(0.2, "--holdout", help="--photos: share of photos held back (the "
+                                           "yardstick)"),
+             max_photos: Optional[int] = typer.Option(None, "--max-photos", help="--photos: use a seeded sample of "
+                                                      "this many photos"),
+             box_map: bool = typer.Option(True, "--map/--no-map", help="--photos: box-level mAP@0.5 of detect "
+                                          "--truth on the held-back photos each round"),
+             full: bool = typer.Option(True, "--full/--no-full", help="--photos: also train on every queryable face "
+                                       "once (the fully supervised reference)")) -> None:
+    """Replay active learning with an oracle: accuracy (or, with --photos, box-level mAP) vs labels per strategy,
+    with 95% bands."""
+    if (data is None) == (photos is None):
+        from ..errors import ConfigError
+
+        raise ConfigError("give --data (class folders: image pools) or --photos (annotated photos: face pools)")
+    if photos is not None:
+        from .facesimulate import simulate_faces
+
+        res = simulate_faces(photos, _split(strategies), rounds, k, seeds, init_labels, out_dir, model,
+                             epochs or 2, replay, holdout, max_photos, box_map, full, quiet=False)
+        out.print(f"results: {out_dir / 'results.csv'}  summary: {out_dir / 'summary.json'}  plot: {res['plot']}")
+        return
     from .simulate import simulate as api_simulate
 
-    res = api_simulate(data, _split(strategies), rounds, k, seeds, init_labels, out_dir,
+    res = api_simulate(data, _split(strategies) or ["random", "least_confidence", "margin", "entropy", "kcenter",
+                                                     "hybrid"], rounds, k, seeds, init_labels, out_dir,
                        targets=[float(t) for t in _split(targets)], model=model, cache_dir=cache_dir,
-                       epochs=epochs, mc_samples=mc_samples, quiet=False)
+                       epochs=epochs or 200, mc_samples=mc_samples, quiet=False)
     out.print(f"report: {res['report']}  plot: {res['plot']}  results: {res['results']}")
 
 
