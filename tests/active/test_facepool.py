@@ -2,9 +2,6 @@
 user's files only ever read."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest

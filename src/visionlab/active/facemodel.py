@@ -10,16 +10,15 @@ Face crops are uint8 N x 3 x S x S RGB, cut and resized as ``DetectionPipeline.c
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import cv2
 import numpy as np
 
+from ..detect.pipeline import is_background
 from ..errors import ModelError
 from ..inference.load import load_classifier
-from ..detect.pipeline import is_background
 
 HEAD_WEIGHT = "net.head.0.weight"  # the first Linear of a visionlab backbone's head (models/backbones.py)
 NOT_A_FACE = "NotAFace"
@@ -85,7 +84,6 @@ class FaceModel:
             raise ModelError(f"cannot run {self.path} with its features exposed: {str(e).splitlines()[0]}") from None
         self.outputs = outputs
         self.input_name = self.session.get_inputs()[0].name
-        self.id = f"{self.path.name}:{self.path.stat().st_size}:{int(self.path.stat().st_mtime)}"
 
     @property
     def pool_classes(self) -> list[str]:
@@ -112,9 +110,6 @@ class FaceModel:
         face = [i for i in range(len(self.classes)) if i != self.background]
         bg = probs[:, [self.background]] if self.background is not None else np.zeros((len(probs), 1), np.float32)
         return np.concatenate([probs[:, face], bg], 1)
-
-    def describe(self) -> str:
-        return json.dumps({"model": str(self.path), "classes": self.classes, "embedding": self.embedding_from})
 
 
 def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:

@@ -33,7 +33,7 @@ import numpy as np
 from ..boxes import match
 from ..errors import DataError
 from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from ..io import atomic_write_bytes, atomic_write_text, sha256_file
+from ..io import atomic_write_bytes, atomic_write_text
 from .facemodel import FaceModel
 from .store import list_images
 
@@ -261,7 +261,3 @@ def load_scores(project: Path, version: str) -> Optional[tuple[np.ndarray, np.nd
             return z["probs"], z["embeddings"], [str(c) for c in z["classes"]]
     except Exception:  # a damaged cache file: the caller scores the pool again
         return None
-
-
-def pool_fingerprint(project: Path) -> str:
-    return sha256_file(Path(project) / FACES_FILE)[:12]

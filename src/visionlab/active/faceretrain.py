@@ -16,7 +16,6 @@ result is checked against ONNX Runtime on random crops before training starts.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -262,7 +261,3 @@ def _summary(evaluation: dict) -> dict:
         out["eval_acc"] = evaluation["accuracy"]
         out["eval_n"] = evaluation["n"]
     return out
-
-
-def describe(rec: dict) -> str:
-    return json.dumps({k: rec[k] for k in ("round", "model_version", "n_train", "n_replay", "run")})

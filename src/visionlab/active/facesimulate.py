@@ -14,7 +14,6 @@ This is the skeleton the long runs use; tests run it on a handful of photos with
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 import sys
 import time
@@ -208,7 +207,3 @@ def _plot(summary: dict, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-def describe(summary: dict) -> str:
-    return json.dumps({k: summary[k] for k in ("faces", "held_back_faces", "strategies", "rounds", "k")})
