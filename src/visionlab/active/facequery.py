@@ -117,7 +117,7 @@ def face_query(proj, k: int, strategy: Optional[str], seed: Optional[int], held_
         chosen = rng.permutation(len(cand))[:k]
         name = "held_out"
     else:
-        labelled = [i for i, f in enumerate(faces) if f["sha256"] in live]
+        labelled = [i for i, f in enumerate(faces) if f["sha256"] in live and not f.get("holdout")]
         lab_x = emb[labelled] if labelled else None
         ranked = select(name, probs[cand], emb[cand], min(len(cand), OVERSAMPLE * k), rng, labelled_embeddings=lab_x)
         chosen = diversify(ranked, [faces[i]["track"] for i in cand], emb[cand], k, min_distance)
