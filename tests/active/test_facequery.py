@@ -74,3 +74,19 @@ def test_held_out_queue_is_only_held_out(face_project):
 def test_bald_and_image_only_options_refused(face_project):
     with pytest.raises(ConfigError, match="MC-dropout"):
         loop.query(face_project, k=3, strategy="bald")
+
+
+def test_identical_crops_are_queried_once(face_inputs, tmp_path):
+    """The same photo given twice: its faces are two records with one content; a batch asks each once."""
+    import shutil
+
+    folder, _ = face_inputs
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    shutil.copy(folder / "maksssksksss627.jpg", twice / "a.jpg")
+    shutil.copy(folder / "maksssksksss627.jpg", twice / "b.jpg")
+    loop.init(photos=[twice], project=tmp_path / "p", holdout=0)
+    faces = load_faces(tmp_path / "p")
+    assert len({f["sha256"] for f in faces}) == len(faces) // 2
+    q = loop.query(tmp_path / "p", k=len(faces), strategy="random")
+    assert len(q["items"]) == len(faces) // 2 == len({it["sha256"] for it in q["items"]})

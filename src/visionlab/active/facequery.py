@@ -108,7 +108,9 @@ def face_query(proj, k: int, strategy: Optional[str], seed: Optional[int], held_
     faces = load_faces(proj.path)
     probs, emb, _ = scores(proj, faces)
     live = proj.store.current()
-    cand = [i for i, f in enumerate(faces) if f["sha256"] not in live and bool(f.get("holdout")) == held_out]
+    seen: set[str] = set()  # identical crops (a photo given twice) are one image to the store: asked once
+    cand = [i for i, f in enumerate(faces) if f["sha256"] not in live and bool(f.get("holdout")) == held_out
+            and not (f["sha256"] in seen or seen.add(f["sha256"]))]
     s = proj.state.get("seed", 0) if seed is None else seed
     rng = np.random.default_rng([s, max(proj.round, 0) + 1, len(proj.store.records()), int(held_out)])
     if not cand:

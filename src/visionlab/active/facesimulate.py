@@ -50,10 +50,12 @@ def _label(proj_path: Path, faces: list[dict], idx, truth: list[Optional[str]]) 
     from .session import Project
 
     store = Project(proj_path).store
+    live = set(store.current())
     n = 0
     for i in idx:
-        if truth[i] is not None:
+        if truth[i] is not None and faces[i]["sha256"] not in live:  # two identical crops are one image
             store.add(proj_path / "faces" / faces[i]["path"], truth[i], "oracle", sha256=faces[i]["sha256"])
+            live.add(faces[i]["sha256"])
             n += 1
     return n
 
