@@ -84,6 +84,7 @@ def test_retrain_writes_a_round_and_a_run(retrained):
     not_faces = 2 + sum(it["prediction"] == "NotAFace" for it in q["items"][2:])
     assert rec["n_train"] == 8 and rec["n_replay"] == 6 and rec["labels"]["NotAFace"] == not_faces
     assert rec["warm_start"] == "r0" and "head" in rec["trained"]
+    assert rec["balanced"] is True and rec["distill"] == 0.0 and rec["lr"] == 1e-4
     assert (proj / "model").resolve() == (proj / "rounds" / "round-001").resolve()
     for f in ("config.yaml", "model.json", "model.safetensors", "model.onnx", "detect.json", "metrics.json"):
         assert (proj / "model" / f).is_file(), f
@@ -137,3 +138,25 @@ def test_the_next_query_uses_the_new_round(retrained, tmp_path):
     assert (proj / "scores" / f"{rec['model_version']}.npz").is_file()
     labelled = {it["sha256"] for it in q["items"]}
     assert not labelled & {it["sha256"] for it in q2["items"]}
+
+
+def test_train_balanced_and_distill_change_the_loss():
+    """Class weights and the distillation term are real parts of the loss: with a teacher that disagrees with
+    the labels, a distilled run ends nearer the teacher than a plain one."""
+    from visionlab.active.faceretrain import train
+
+    fm = FaceModel(None)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (12, 3, 64, 64), dtype=np.uint8)
+    y = np.array([2] * 10 + [3] * 2)
+    teacher = np.tile(np.array([[0.7, 0.1, 0.1, 0.1]], np.float32), (12, 1))
+    runs = {}
+    for name, kw in {"plain": {}, "distill": {"teacher": teacher, "distill": 5.0}}.items():
+        model = from_onnx(fm)
+        train(model, x, y, 2, 1e-3, 0, **kw)
+        with torch.no_grad():
+            runs[name] = torch.softmax(model(torch.from_numpy(x).float()), 1).numpy()
+    assert runs["distill"][:, 0].mean() > runs["plain"][:, 0].mean()
+    model = from_onnx(fm)
+    h = train(model, x, y, 1, 1e-3, 0, balanced=True)
+    assert h[0]["loss"] > 0

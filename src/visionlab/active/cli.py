@@ -109,12 +109,18 @@ def retrain(project: Path = PROJECT, epochs: Optional[int] = typer.Option(None, 
                                                   "training crops replayed with the labels so the model does not "
                                                   "forget (e.g. ../shared/data/facemask/Train)"),
             lr: Optional[float] = typer.Option(None, "--lr", help="face pools: the head's learning rate (1e-4; the "
-                                               "last block trains at a tenth of it)")) -> None:
+                                               "last block trains at a tenth of it)"),
+            balanced: bool = typer.Option(True, "--balanced/--no-balanced", help="face pools: weight classes by "
+                                          "inverse frequency (labels + replay are rarely balanced)"),
+            distill: float = typer.Option(0.0, "--distill", help="face pools: weight of a KL term keeping the "
+                                          "starting model's outputs on the training crops (learning without "
+                                          "forgetting; 0: off)")) -> None:
     """Train the next round on the labelled folder + the store's labels (warm start from the last round); a face
     pool fine-tunes its classifier and exports it as PROJECT/model."""
     from .loop import retrain as api_retrain
 
-    r = api_retrain(project, epochs, pseudo, seed, warm_start, quiet=False, replay=replay, lr=lr)
+    r = api_retrain(project, epochs, pseudo, seed, warm_start, quiet=False, replay=replay, lr=lr, balanced=balanced,
+                    distill=distill)
     warn(r.get("problems", []))
     if "run" in r:
         _print_face_round(project, r)

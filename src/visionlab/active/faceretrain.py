@@ -128,14 +128,23 @@ def replay_crops(folder: Optional[Path], classes: list[str], n: int, size: int, 
 
 
 def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, seed: int,
-          batch_size: int = 32) -> list[dict]:
+          batch_size: int = 32, teacher: Optional[np.ndarray] = None, distill: float = 0.0,
+          balanced: bool = False) -> list[dict]:
     """Fine-tune ``model`` in place (its own param groups: frozen parts excluded); mirrored crops as
-    augmentation. Returns the loss per epoch."""
+    augmentation. ``teacher``: the starting model's probabilities of ``x``; ``distill`` > 0 adds that weight
+    times KL(teacher || model) to the loss (learning without forgetting, Li & Hoiem 2016). ``balanced``: class
+    weights by inverse frequency. Returns the loss per epoch."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.net.param_groups(lr), lr=lr)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)  # as the bundled model was trained
+    weight = None
+    if balanced:
+        counts = np.bincount(y, minlength=int(model.net.head[-1].out_features)).astype(np.float32)
+        weight = torch.from_numpy(np.where(counts > 0, len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1)),
+                                           0.0).astype(np.float32))
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=0.1)  # as the bundled model was trained
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    tt = torch.from_numpy(teacher.astype(np.float32)) if teacher is not None and distill > 0 else None
     history = []
     model.train()
     for ep in range(epochs):
@@ -146,7 +155,11 @@ def train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr:
             xb = xt[idx].float()
             flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
             xb[flip] = xb[flip].flip(-1)
-            loss = loss_fn(model(xb), yt[idx])
+            logits = model(xb)
+            loss = loss_fn(logits, yt[idx])
+            if tt is not None:
+                loss = loss + distill * torch.nn.functional.kl_div(torch.log_softmax(logits, 1), tt[idx],
+                                                                   reduction="batchmean")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -204,7 +217,7 @@ def training_set(proj, faces: list[dict], classes: list[str]) -> tuple[list[Path
 
 def retrain_faces(proj, epochs: int = 4, lr: float = 1e-4, replay: Optional[str | Path] = None,
                   replay_per_label: float = 2.0, max_replay: int = 600, seed: Optional[int] = None,
-                  quiet: bool = True) -> dict:
+                  quiet: bool = True, distill: float = 0.0, balanced: bool = True) -> dict:
     """One round (the caller holds the project lock and records it). Returns the round's record."""
     from .faceeval import evaluate_round
     from .facepool import load_faces
@@ -213,6 +226,8 @@ def retrain_faces(proj, epochs: int = 4, lr: float = 1e-4, replay: Optional[str 
     t0 = time.time()
     if epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, not {epochs}")
+    if distill < 0 or lr <= 0:
+        raise ConfigError(f"--distill must be 0 or more and --lr above 0 (got {distill} and {lr})")
     faces = load_faces(proj.path)
     source = model_source(proj)
     model, fm = starting_model(source)
@@ -233,7 +248,9 @@ def retrain_faces(proj, epochs: int = 4, lr: float = 1e-4, replay: Optional[str 
               f"for {epochs} epochs; training {TRAINED}", file=sys.stderr, flush=True)
     cfg = _run_config(fm.image_size, epochs, lr, s * 1000 + rnd)
     with torch.random.fork_rng(devices=[]):
-        history = train(model, x, yy, epochs, lr, s * 1000 + rnd)
+        teacher = fm(x)[0] if distill > 0 else None
+        history = train(model, x, yy, epochs, lr, s * 1000 + rnd, teacher=teacher, distill=distill,
+                        balanced=balanced)
     folder = proj.path / ROUNDS_DIR / f"round-{rnd:03d}"
     import hashlib
 
@@ -249,7 +266,7 @@ def retrain_faces(proj, epochs: int = 4, lr: float = 1e-4, replay: Optional[str 
     rel = folder.relative_to(proj.path).as_posix()
     return {"round": rnd, "model_version": version, "n_train": int(len(y)), "n_replay": int(len(ry)),
             "labels": counts, "replay": rcounts, "replay_dir": str(replay) if replay else None,
-            "epochs": epochs, "trained": TRAINED, "warm_start": proj.model_version, "run": rel,
+            "epochs": epochs, "lr": lr, "balanced": balanced, "distill": distill, "trained": TRAINED, "warm_start": proj.model_version, "run": rel,
             "history": history, "evaluation": evaluation, "seconds": round(time.time() - t0, 3),
             "metrics": {"loss": history[-1]["loss"], **_summary(evaluation)}}
 

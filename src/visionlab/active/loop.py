@@ -280,7 +280,7 @@ def _save_model(path: Path, state: dict, meta: dict) -> None:
 
 def retrain(project: str | Path, epochs: Optional[int] = None, include_pseudo: bool = True, seed: Optional[int] = None,
             warm_start: bool = True, quiet: bool = True, replay: Optional[str | Path] = None,
-            lr: Optional[float] = None) -> dict:
+            lr: Optional[float] = None, balanced: bool = True, distill: float = 0.0) -> dict:
     """Train the next round's head on the labelled folder plus the store's labels, starting from the previous
     round's weights; records the round (model version, label counts, metrics) in rounds.jsonl.
 
@@ -290,7 +290,7 @@ def retrain(project: str | Path, epochs: Optional[int] = None, include_pseudo: b
     t0 = time.time()
     proj = Project(project)
     if proj.is_faces:
-        return _retrain_faces(project, epochs, seed, warm_start, quiet, replay, lr)
+        return _retrain_faces(project, epochs, seed, warm_start, quiet, replay, lr, balanced, distill)
     with proj.lock():
         proj = Project(project)
         train_items = proj.training_set(include_pseudo)
@@ -342,7 +342,7 @@ def retrain(project: str | Path, epochs: Optional[int] = None, include_pseudo: b
     return dict(record, problems=proj.store.problems + [f"{p}: {r}" for p, r in proj.skipped])
 
 
-def _retrain_faces(project, epochs, seed, warm_start, quiet, replay, lr) -> dict:
+def _retrain_faces(project, epochs, seed, warm_start, quiet, replay, lr, balanced, distill) -> dict:
     from .faceretrain import retrain_faces
 
     if not warm_start:
@@ -351,7 +351,8 @@ def _retrain_faces(project, epochs, seed, warm_start, quiet, replay, lr) -> dict
     proj = Project(project)
     with proj.lock():
         proj = Project(project)
-        rec = retrain_faces(proj, epochs or 4, lr or 1e-4, replay, seed=seed, quiet=quiet)
+        rec = retrain_faces(proj, epochs or 4, lr or 1e-4, replay, seed=seed, quiet=quiet, distill=distill,
+                            balanced=balanced)
         rec["time"] = now_iso()
         append_jsonl(proj.path / ROUNDS, rec)  # the commit point; PROJECT/model follows it
         proj.sync_rounds()
