@@ -127,8 +127,13 @@ def test_detect_and_serve_take_the_project_as_model(retrained):
     assert [f.probs for f in via_project] == [f.probs for f in via_run]
     assert [f.probs for f in via_project] != [f.probs for f in bundled]
     from visionlab.inference.load import load_classifier
+    from visionlab.runs import load_run
+    from visionlab.serve.engine import Engine
     clf = load_classifier(str(proj))
     assert Path(clf.source).resolve() == (proj / "rounds" / "round-001" / "model.onnx").resolve()
+    assert load_run(proj).path == proj / "model"
+    engine = Engine(str(proj))  # what `visionlab serve PROJECT` builds
+    assert Path(engine.classifier.source).resolve() == Path(clf.source).resolve()
 
 
 def test_the_next_query_uses_the_new_round(retrained, tmp_path):

@@ -55,16 +55,6 @@ def _torch(p: Path, threads: int, quiet: bool = False) -> Classifier:
     return clf
 
 
-def _run_inside(p: Path) -> Path:
-    """A folder that is not a run but keeps its current run in ``model/`` (an active-learning face project,
-    ``visionlab active init --photos``) stands for that run, so `--model PROJECT` works."""
-    from ..runs import INFO_FILE
-
-    if p.is_dir() and not (p / INFO_FILE).is_file() and (p / "model" / INFO_FILE).is_file():
-        return p / "model"
-    return p
-
-
 def load_classifier(source: str | os.PathLike | None = None, backend: str = "onnx", threads: int = 1,
                     quiet: bool = False) -> Classifier:
     """A run folder or a model file as a ``Classifier``; ``None`` is the bundled face-mask classifier.
@@ -78,7 +68,9 @@ def load_classifier(source: str | os.PathLike | None = None, backend: str = "onn
         from ..assets import default_classifier
 
         source = default_classifier()
-    p = _run_inside(Path(source))
+    from ..runs import resolve_run  # a face project stands for its current run (PROJECT/model)
+
+    p = resolve_run(source)
     if p.is_file() or (p.suffix and not p.is_dir()):
         owner = next((n for n in BACKENDS.names() if BACKENDS.meta(n)["suffix"] == p.suffix.lower()), None)
         if owner is None:
