@@ -137,12 +137,21 @@ class LoadedRun:
             return predict_proba(self.model, x, batch_size)
 
 
+def resolve_run(path: str | Path) -> Path:
+    """``path``, or ``path/model`` where ``path`` is not a run but keeps its current run there (an active-learning
+    face project, ``visionlab active init --photos``), so `--model PROJECT` and `serve PROJECT` work."""
+    p = Path(path)
+    if p.is_dir() and not (p / INFO_FILE).is_file() and (p / "model" / INFO_FILE).is_file():
+        return p / "model"
+    return p
+
+
 def load_run(path: str | Path) -> LoadedRun:
     """Load a finished run's model (CPU, eval mode) with its classes and input size."""
     from .models import build
     from .training.checkpoint import load_weights
 
-    folder = RunFolder(path)
+    folder = RunFolder(resolve_run(path))
     p = folder.path
     if not p.is_dir():
         raise ModelError(f"run folder {p} does not exist; pass a folder written by `visionlab train`")

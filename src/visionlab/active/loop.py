@@ -20,7 +20,8 @@ import torch
 from ..errors import ConfigError, DataError
 from . import head as H
 from .features import DEFAULT_BACKBONE, default_spec
-from .session import QUEUE, ROUNDS, Item, Project, check_free, class_folders, create, load_queue, split_folders
+from .session import (QUEUE, ROUNDS, Item, Project, check_free, class_folders, create, link_model, load_queue,
+                      split_folders)
 from .store import ChangedImageError, append_jsonl, export_files, now_iso, scan_jsonl, sha256_file, write_atomic
 from .strategies import STRATEGIES, select
 
@@ -48,12 +49,31 @@ def _featurizer_spec(model: Optional[str]) -> tuple[dict, Optional[str]]:
                       f"backbone run, a config, a backbone such as {DEFAULT_BACKBONE}, or 'pixels'")
 
 
-def init(pool: str | Path, out: str | Path, labelled: Optional[str | Path] = None, model: Optional[str] = None,
-         classes: Optional[list[str]] = None, eval_dir: Optional[str | Path] = None, strategy: str = DEFAULT_STRATEGY,
-         seed: int = 0, cache_dir: Optional[str] = None, train: bool = True, quiet: bool = True) -> dict:
-    """Create a project folder for ``pool`` (unlabelled images) next to an optional ``labelled`` class-folder
-    set (which may hold train/val/test splits: train is used for training, val or test for metrics). Trains
-    round 0 when there are labelled images. Returns the status."""
+def init(pool: Optional[str | Path] = None, out: Optional[str | Path] = None, labelled: Optional[str | Path] = None,
+         model: Optional[str] = None, classes: Optional[list[str]] = None, eval_dir: Optional[str | Path] = None,
+         strategy: Optional[str] = None, seed: int = 0, cache_dir: Optional[str] = None, train: bool = True,
+         quiet: bool = True, photos: Optional[list[str | Path]] = None, per_second: float = 2.0,
+         min_change: float = 2.0, min_face_prob: float = 0.2, holdout: float = 0.2,
+         project: Optional[str | Path] = None) -> dict:
+    """Create a project folder (``out``, or ``project``) for ``pool`` (unlabelled images) next to an optional
+    ``labelled`` class-folder set (which may hold train/val/test splits: train is used for training, val or test
+    for metrics). Trains round 0 when there are labelled images. Returns the status.
+
+    With ``photos`` (photos, videos or folders of them) instead of ``pool``, the project is a face pool
+    (facepool.py): every face the detection pipeline finds, ``per_second`` frames a second of video, with the
+    classifier ``model`` (a run folder or .onnx file; default the bundled one) as round 0."""
+    if out is not None and project is not None and Path(out) != Path(project):
+        raise ConfigError(f"give the project folder once: PROJECT ({project}) or --out ({out}), not both")
+    out = out if out is not None else project
+    if out is None:
+        raise ConfigError("name the new project folder: `visionlab active init PROJECT ...` (or --out PROJECT)")
+    if photos:
+        if pool is not None or labelled is not None or classes:
+            raise ConfigError("--photos makes a face pool: it takes no --pool, --labelled or --classes")
+        return init_faces(out, photos, model, strategy, seed, per_second, min_change, min_face_prob, holdout, quiet)
+    if pool is None:
+        raise ConfigError("give the images to label: --pool DIR (a folder of images) or --photos DIR|VIDEO (faces)")
+    strategy = strategy or DEFAULT_STRATEGY
     pool_p, out_p = Path(pool).resolve(), Path(out).resolve()
     if not pool_p.is_dir():
         raise DataError(f"pool folder {pool_p} does not exist")
@@ -97,6 +117,43 @@ def init(pool: str | Path, out: str | Path, labelled: Optional[str | Path] = Non
     return status(proj.path)
 
 
+def init_faces(out: str | Path, photos: list[str | Path], model: Optional[str] = None, strategy: Optional[str] = None,
+               seed: int = 0, per_second: float = 2.0, min_change: float = 2.0, min_face_prob: float = 0.2,
+               holdout: float = 0.2, quiet: bool = True) -> dict:
+    """A face-pool project: faces/, frames/ and faces.jsonl written first, state.json last (the commit point:
+    a killed init leaves a folder that is not a project, and a new init must use another folder)."""
+    from ..outdir import make_folder
+    from .facemodel import FaceModel
+    from .facepool import PoolSettings, build_pool
+    from .facequery import DEFAULT_FACE_STRATEGY
+
+    out_p = Path(out).resolve()
+    if per_second <= 0:
+        raise ConfigError(f"--per-second must be above 0 (frames sampled per second of video), not {per_second}")
+    if not 0 <= holdout < 1:
+        raise ConfigError(f"--holdout must be in [0, 1) (the share of photos held back for evaluation), not {holdout}")
+    check_free(out_p, *[Path(p).resolve() for p in photos])
+    strategy = strategy or DEFAULT_FACE_STRATEGY
+    STRATEGIES.get(strategy)
+    if model is not None:
+        model = str(Path(model).resolve())
+    classes = FaceModel(model).pool_classes  # a bad --model fails here, before anything is written
+    make_folder(out_p, "--out")
+    st = PoolSettings(per_second, min_change, min_face_prob, holdout, seed=seed)
+    summary = build_pool(out_p, photos, model, st, quiet)
+    if summary["faces"] == 0:
+        print(f"warning: no faces found in {', '.join(str(p) for p in photos)}", file=sys.stderr, flush=True)
+    proj = create(out_p, {"kind": "faces", "pool": "faces", "labelled": None, "eval": None, "classes": classes,
+                          "featurizer": {"kind": "faces"}, "model": model, "photos": [str(Path(p).resolve())
+                                                                                      for p in photos],
+                          "pool_settings": vars(st), "strategy": strategy, "seed": seed, "created": now_iso(),
+                          "pool_summary": summary})
+    append_jsonl(proj.path / ROUNDS, {"round": 0, "model_version": "r0", "time": now_iso(), "n_train": 0,
+                                      "model": model or "bundled", "metrics": {}})
+    proj.sync_rounds()
+    return status(proj.path)
+
+
 # --- query ----------------------------------------------------------------------------------------------
 def candidates(proj: Project) -> list[Item]:
     """Pool images that have no label anywhere (store or labelled folder), one per distinct content."""
@@ -110,7 +167,7 @@ def candidates(proj: Project) -> list[Item]:
 
 
 def query(project: str | Path, k: int = 20, strategy: Optional[str] = None, seed: Optional[int] = None,
-          pseudo_threshold: Optional[float] = None, mc_samples: int = 20) -> dict:
+          pseudo_threshold: Optional[float] = None, mc_samples: int = 20, held_out: bool = False) -> dict:
     """Score the unlabelled pool with the current model and write the ``k`` images to label next to
     queue.json. ``pseudo_threshold`` (opt-in) also labels every other image the model predicts with at least
     that confidence, marked ``pseudo`` in the store."""
@@ -119,8 +176,24 @@ def query(project: str | Path, k: int = 20, strategy: Optional[str] = None, seed
     if pseudo_threshold is not None and not 0.5 <= pseudo_threshold < 1.0:
         raise ConfigError("--pseudo-threshold must be in [0.5, 1), e.g. 0.95")
     proj = Project(project)
+    if proj.is_faces:
+        from .facequery import face_query
+
+        if pseudo_threshold is not None:
+            raise ConfigError("--pseudo-threshold is for image pools; a face project labels only what a person saw")
+
+        with proj.lock():
+            proj = Project(project)
+            queue = face_query(proj, k, strategy, seed, held_out)
+            write_atomic(proj.path / QUEUE, json.dumps(queue, indent=2) + "\n")
+        return dict(queue, problems=proj.store.problems)
+    if held_out:
+        raise ConfigError("--held-out queues the held-back faces of a face project (`init --photos`); this project "
+                          "has an --eval folder instead")
     name = strategy or proj.state.get("strategy", DEFAULT_STRATEGY)
     needs = STRATEGIES.meta(name).get("needs", ())
+    if STRATEGIES.meta(name).get("faces_only"):
+        raise ConfigError(f"strategy {name!r} is for face pools (`visionlab active init --photos`)")
     with proj.lock():
         proj = Project(project)  # re-read under the lock
         state = proj.head_state()
@@ -206,11 +279,18 @@ def _save_model(path: Path, state: dict, meta: dict) -> None:
 
 
 def retrain(project: str | Path, epochs: Optional[int] = None, include_pseudo: bool = True, seed: Optional[int] = None,
-            warm_start: bool = True, quiet: bool = True) -> dict:
+            warm_start: bool = True, quiet: bool = True, replay: Optional[str | Path] = None,
+            lr: Optional[float] = None, balanced: bool = True, distill: float = 0.0) -> dict:
     """Train the next round's head on the labelled folder plus the store's labels, starting from the previous
-    round's weights; records the round (model version, label counts, metrics) in rounds.jsonl."""
+    round's weights; records the round (model version, label counts, metrics) in rounds.jsonl.
+
+    A face project (``init --photos``) fine-tunes its classifier instead (faceretrain.py): warm-started from the
+    current round, on the labels plus ``replay`` crops (class folders, e.g. the original training crops), and
+    exported as the run PROJECT/model that `visionlab detect --model PROJECT` uses."""
     t0 = time.time()
     proj = Project(project)
+    if proj.is_faces:
+        return _retrain_faces(project, epochs, seed, warm_start, quiet, replay, lr, balanced, distill)
     with proj.lock():
         proj = Project(project)
         train_items = proj.training_set(include_pseudo)
@@ -262,6 +342,24 @@ def retrain(project: str | Path, epochs: Optional[int] = None, include_pseudo: b
     return dict(record, problems=proj.store.problems + [f"{p}: {r}" for p, r in proj.skipped])
 
 
+def _retrain_faces(project, epochs, seed, warm_start, quiet, replay, lr, balanced, distill) -> dict:
+    from .faceretrain import retrain_faces
+
+    if not warm_start:
+        raise ConfigError("a face project always starts from its current classifier (--cold-start would throw away "
+                          "what the bundled model knows); start a new project with --model to change it")
+    proj = Project(project)
+    with proj.lock():
+        proj = Project(project)
+        rec = retrain_faces(proj, epochs or 4, lr or 1e-4, replay, seed=seed, quiet=quiet, distill=distill,
+                            balanced=balanced)
+        rec["time"] = now_iso()
+        append_jsonl(proj.path / ROUNDS, rec)  # the commit point; PROJECT/model follows it
+        proj.sync_rounds()
+        link_model(proj.path, rec["run"])
+    return dict(rec, problems=proj.store.problems)
+
+
 # --- status / export ------------------------------------------------------------------------------------
 def status(project: str | Path) -> dict:
     """Where the project stands: labels by source, pool left, queue progress, rounds and their metrics."""
@@ -285,7 +383,16 @@ def status(project: str | Path) -> dict:
     for lab in cur.values():
         per_class[lab.label] = per_class.get(lab.label, 0) + 1
     problems += [f"{p}: {r}" for p, r in proj.skipped]
-    return {"project": str(proj.path), "pool": str(proj.pool), "pool_images": len(pool),
+    faces = None
+    if proj.is_faces:
+        from .facepool import load_faces
+
+        fl = load_faces(proj.path)
+        held = [f for f in fl if f.get("holdout")]
+        faces = {"faces": len(fl), "held_out": len(held), "held_out_labelled": sum(f["sha256"] in cur for f in held),
+                 "sources": len({f["source"] for f in fl}), "model": str(proj.path / "model")
+                 if proj.model_run() else (proj.state.get("model") or "bundled")}
+    return {"project": str(proj.path), "pool": str(proj.pool), "pool_images": len(pool), "face_pool": faces,
             "pool_unlabelled": len({it.sha256 for it in pool} - taken), "labelled_folder": len(folder),
             "store": proj.store.counts(), "store_per_class": per_class, "classes": proj.classes,
             "round": proj.round, "model_version": proj.model_version, "queue": queue,

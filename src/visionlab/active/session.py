@@ -14,7 +14,9 @@ kernel releases if the process is killed), so two terminals cannot interleave a 
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -30,6 +32,7 @@ if TYPE_CHECKING:  # torch and the backbones load only for commands that need fe
     from .features import FeatureCache, Featurizer
 
 FORMAT = 1
+MODEL_LINK = "model"  # a face project's current run: PROJECT/model -> rounds/round-NNN
 STATE, LABELS, QUEUE, ROUNDS, MODELS = "state.json", "labels.jsonl", "queue.json", "rounds.jsonl", "models"
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test"}
@@ -105,7 +108,14 @@ class Project:
     # --- settings -----------------------------------------------------------------------------------------
     @property
     def pool(self) -> Path:
-        return Path(self.state["pool"])
+        """The pool folder; a face project's (``faces``) is inside the project, stored relative to it."""
+        p = Path(self.state["pool"])
+        return p if p.is_absolute() else self.path / p
+
+    @property
+    def is_faces(self) -> bool:
+        """A face pool made by ``init --photos`` (facepool.py) rather than a folder of images."""
+        return self.state.get("kind") == "faces"
 
     @property
     def labelled(self) -> Optional[Path]:
@@ -139,13 +149,25 @@ class Project:
                 if isinstance(r.get("round"), int) and isinstance(r.get("model_version"), str)]
 
     def sync_rounds(self) -> None:
-        """rounds.jsonl is written before state.json: a kill between the two leaves state one round behind,
-        and this brings it level."""
+        """rounds.jsonl is written before state.json (and a face project's PROJECT/model link): a kill between
+        them leaves state one round behind, and this brings it level."""
         rounds = self.rounds()
         last = rounds[-1] if rounds else None
         if last is not None and last["round"] != self.state.get("round"):
             self.state.update(round=last["round"], model_version=last["model_version"])
             self.save_state()
+        run = self.model_run()
+        if run is not None and os.path.realpath(self.path / MODEL_LINK) != os.path.realpath(self.path / run):
+            with contextlib.suppress(OSError):  # a read-only project still reads; the next writer fixes it
+                link_model(self.path, run)
+
+    def model_run(self) -> Optional[str]:
+        """A face project's current run folder (relative to the project), or None while round 0 (the starting
+        model) is current."""
+        if not self.is_faces:
+            return None
+        runs = [r.get("run") for r in self.rounds() if isinstance(r.get("run"), str)]
+        return runs[-1] if runs else None
 
     @property
     def round(self) -> int:
@@ -243,6 +265,15 @@ def create(out: Path, state: dict) -> Project:
     (out / LABELS).touch()
     write_atomic(out / STATE, json.dumps(dict(state, format=FORMAT, round=-1, model_version=None), indent=2) + "\n")
     return Project(out)
+
+
+def link_model(project: Path, target: str) -> None:
+    """PROJECT/model -> ``target`` (relative), replaced atomically: a new symlink renamed over the old one."""
+    tmp = project / f".{MODEL_LINK}.{os.getpid()}.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, project / MODEL_LINK)
 
 
 def is_inside(a: Path, b: Path) -> bool:

@@ -145,3 +145,20 @@ def select(name: str, probs, embeddings, k: int, rng: np.random.Generator, label
     assert len(idx) == min(k, n) and len(set(idx.tolist())) == len(idx) and (idx >= 0).all() and (idx < n).all(), \
         f"strategy {name} returned invalid indices"
     return idx
+
+
+# --- face pools ---------------------------------------------------------------------------------------------
+# A face pool's probabilities have the classifier's face classes first and "not a face" last (facemodel.py).
+FACE_THRESHOLD = 0.5  # the pipeline's default min_face_prob: a box with less face probability is dropped
+
+
+def face_doubt_scores(probs: np.ndarray, threshold: float = FACE_THRESHOLD) -> np.ndarray:
+    """Closeness of the face probability (1 - the last column) to the detector/Background threshold."""
+    return -np.abs((1.0 - probs[:, -1]) - threshold)
+
+
+@STRATEGIES.register("face_doubt", needs=("probs",), faces_only=True)
+def face_doubt(probs, embeddings, k, rng, labelled_embeddings=None, mc_probs=None) -> np.ndarray:
+    """Face pools: the boxes the classifier is least sure are faces at all (face probability nearest the
+    threshold the pipeline drops boxes at)."""
+    return _top(face_doubt_scores(_need(probs, "probs", "face_doubt")), k, rng)

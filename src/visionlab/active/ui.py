@@ -21,21 +21,28 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 from rich.console import Console
 from rich.style import Style
+from rich.table import Table
 from rich.text import Text
 
 from ..errors import DataError
+from .facecontext import caption, outlined
 from .session import Project, load_queue
 from .store import ChangedImageError, read_regular, sha256_bytes, warn
 
 RESERVED = {"u": "undo", "s": "skip", "q": "quit"}
+NOT_A_FACE, NOT_A_FACE_KEY = "NotAFace", "n"  # facemodel.NOT_A_FACE (not imported: labelling starts without ONNX)
 
 
 def class_keys(classes: list[str]) -> dict[str, str]:
-    """``{"1": first class, ...}``: digits 1-9, then lower-case letters other than u/s/q."""
+    """``{"1": first class, ...}``: digits 1-9, then lower-case letters other than u/s/q; in a face pool ``n`` is
+    NotAFace too."""
     keys = [str(i) for i in range(1, 10)] + [c for c in string.ascii_lowercase if c not in RESERVED]
     if len(classes) > len(keys):
         raise ValueError(f"the labelling UI has keys for {len(keys)} classes, the project has {len(classes)}")
-    return dict(zip(keys, classes))
+    out = dict(zip(keys, classes))
+    if NOT_A_FACE in classes and NOT_A_FACE_KEY not in out:  # a face pool: "n" for "not a face", as well
+        out[NOT_A_FACE_KEY] = NOT_A_FACE
+    return out
 
 
 def half_blocks(path: str | os.PathLike | bytes, width: int = 32, max_rows: int = 24) -> Text:
@@ -131,14 +138,25 @@ class Labeller:
         con.rule(f"{len(self.items) - self.left() + 1}/{len(self.items)}  {item['path']}")
         if self.preview:
             try:
-                con.print(half_blocks(data, self.width), end="")
+                face = half_blocks(data, self.width)
+                frame = outlined(self.proj.path, item, 512) if item.get("context") else None
+                if frame is None:
+                    con.print(face, end="")
+                else:  # the face enlarged, beside its photo or frame with the face outlined
+                    buf = io.BytesIO()
+                    frame.save(buf, "PNG")
+                    grid = Table.grid(padding=(0, 2))
+                    grid.add_row(face, half_blocks(buf.getvalue(), 2 * self.width, max_rows=self.width))
+                    con.print(grid)
             except Exception as e:  # a preview must never stop labelling
                 con.print(f"[yellow](no preview: {e})[/]")
         con.print(f"image: {path}", markup=False)
+        if item.get("context"):
+            con.print(f"from: {caption(item)}", markup=False)
         if "prediction" in item:
             con.print(f"model {self.queue.get('model_version')}: {item['prediction']} ({item['confidence']:.2f})")
-        con.print("  ".join(f"[bold]{k}[/] {c}" for k, c in self.keymap.items())
-                  + "   [bold]u[/] undo  [bold]s[/] skip  [bold]q[/] quit")
+        con.print("  ".join(f"[bold]{k}[/] {'not a face' if k == NOT_A_FACE_KEY else c}"
+                            for k, c in self.keymap.items()) + "   [bold]u[/] undo  [bold]s[/] skip  [bold]q[/] quit")
 
     def undo_mine(self) -> Optional[object]:
         """Cancel this session's newest label that is still live (another session's labels are never touched)."""

@@ -68,7 +68,9 @@ def load_classifier(source: str | os.PathLike | None = None, backend: str = "onn
         from ..assets import default_classifier
 
         source = default_classifier()
-    p = Path(source)
+    from ..runs import resolve_run  # a face project stands for its current run (PROJECT/model)
+
+    p = resolve_run(source)
     if p.is_file() or (p.suffix and not p.is_dir()):
         owner = next((n for n in BACKENDS.names() if BACKENDS.meta(n)["suffix"] == p.suffix.lower()), None)
         if owner is None:

@@ -267,6 +267,15 @@ def _add_label_routes(app: FastAPI, labelling: Optional[Labelling]) -> None:
         jpeg = await run_in_threadpool(lab.image_jpeg, item_id)
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
+    @app.get("/v1/queue/context/{item_id}", tags=["active learning"], responses={
+        200: {"content": {"image/jpeg": {}}, "description": "a queued face's photo or video frame with the face "
+                                                            "outlined, as JPEG (at most 768 px a side)"},
+        **_errors(404, 409, 422, 503)})
+    async def queue_context(item_id: ItemId) -> Response:
+        lab = need_project()
+        jpeg = await run_in_threadpool(lab.context_jpeg, item_id)
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
     # the schema lists the project's classes, so a client (or schemathesis) knows which labels are valid
     label_in = LabelIn if labelling is None else create_model(
         "LabelIn", id=(ItemId, ...),

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from PIL import Image, ImageOps
 
+from ..active.facecontext import caption, frame_path, outlined_jpeg
 from ..active.session import QUEUE, Project, load_queue
 from ..active.store import ChangedImageError, DuplicateLabelError, read_regular, sha256_bytes
 from ..active.ui import class_keys
@@ -132,7 +133,21 @@ class Labelling:
             out["item"] = {"id": pick["sha256"], "name": Path(pick["path"]).name,
                            "image_url": f"/v1/queue/image/{pick['sha256']}",
                            "prediction": pick.get("prediction"), "confidence": pick.get("confidence")}
+            if frame_path(proj.path, pick) is not None:  # a face pool's item: its photo or frame too
+                out["item"]["context"] = {"image_url": f"/v1/queue/context/{pick['sha256']}",
+                                          "caption": caption(pick), "face_prob": pick.get("face_prob")}
         return out
+
+    @_project_errors
+    def context_jpeg(self, item_id: str) -> bytes:
+        """The queued face's photo or video frame with the face outlined (face pools only)."""
+        proj = self.project()
+        item = self._item(proj, self._queue(proj), item_id)
+        jpeg = outlined_jpeg(proj.path, item, PREVIEW_MAX_SIDE)
+        if jpeg is None:
+            raise ApiError(404, "no_context", f"the queued image {item['path']} has no photo or frame to show "
+                                              f"around it (only face pools made by `init --photos` do)")
+        return jpeg
 
     @_project_errors
     def image_jpeg(self, item_id: str) -> bytes:

@@ -70,12 +70,20 @@ class Health(BaseModel):
     active_project: bool
 
 
+class QueueContext(BaseModel):
+    image_url: str = Field(description="the photo or video frame the face is in, with the face outlined")
+    caption: str = Field(description="source file, time in the video and face probability, for display")
+    face_prob: Optional[float] = Field(None, description="1 - P(Background) under the queue's model")
+
+
 class QueueItem(BaseModel):
     id: str
     name: str = Field(description="file name, for display")
     image_url: str
     prediction: Optional[str] = None
     confidence: Optional[float] = None
+    context: Optional[QueueContext] = Field(None, description="face pools (`active init --photos`): where the "
+                                                              "face was found")
 
 
 class QueueNext(BaseModel):

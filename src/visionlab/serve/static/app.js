@@ -576,6 +576,19 @@ async function loadNext() {
   $("queue-name").textContent = current.name;
   $("queue-hint").textContent = current.prediction
     ? `· model guess: ${current.prediction} (${(current.confidence * 100).toFixed(0)}%)` : "";
+  // a face pool's item: the face enlarged beside its photo or video frame, the face outlined there
+  const ctx = $("queue-context");
+  if (current.context) {
+    ctx.dataset.id = current.id;
+    ctx.src = current.context.image_url;
+    $("queue-where").textContent = `· ${current.context.caption}`;
+  } else {
+    ctx.removeAttribute("src");
+    delete ctx.dataset.id;
+    $("queue-where").textContent = "";
+  }
+  show(ctx, Boolean(current.context));
+  document.querySelector(".label-card").classList.toggle("with-context", Boolean(current.context));
   show($("label-body"));
 }
 
@@ -584,14 +597,15 @@ function renderButtons(names) {
   if (box.dataset.classes === names.join("\n")) return;
   box.dataset.classes = names.join("\n");
   box.replaceChildren();
-  const keyOf = Object.fromEntries(Object.entries(keys).map(([k, c]) => [c, k]));
+  const keyOf = Object.fromEntries(Object.entries(keys).reverse().map(([k, c]) => [c, k]));
   for (const name of names) {
     const b = document.createElement("button");
     b.type = "button";
     b.style.background = colour(name, names.indexOf(name));
     const kbd = document.createElement("kbd");
     kbd.textContent = keyOf[name] ?? "";
-    b.append(kbd, ` ${name}`);
+    b.append(kbd, ` ${name === "NotAFace" ? "not a face" : name}`);
+    if (keys.n === name && keyOf[name] !== "n") b.title = `${keyOf[name]} or n`;
     b.addEventListener("click", () => label(name));
     box.append(b);
   }

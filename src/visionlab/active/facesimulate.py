@@ -1,0 +1,211 @@
+"""Does choosing faces beat random on annotated photos? The face loop replayed with an oracle from boxes.csv.
+
+``simulate_faces(photos=facemask_boxes, ...)``: one face pool is made from the photos (``init --photos``, the
+starting ``model``; for a fair test one that never saw these photos, e.g. a run trained on facemask/ crops only),
+its held-back photos (chosen by photo) are the yardstick. Per seed, every strategy starts from the same
+``init`` random oracle labels in its own copy of the pool, then ``rounds`` times: retrain (warm-started, as a user
+would), measure, query ``k`` faces, label them from the oracle. Measured per round: per-class recall and accuracy
+on the held-back faces (oracle labels) and, with ``map=True``, the box-level mAP@0.5 of `detect --truth` on the
+held-back photos. Written: results.csv (strategy, seed, round, labels, accuracy, map50), summary.json with 95%
+Student-t intervals over seeds per label count, and map_vs_labels.png.
+
+This is the skeleton the long runs use; tests run it on a handful of photos with one epoch.
+"""
+from __future__ import annotations
+
+import csv
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .faceoracle import BoxOracle
+from .facepool import load_faces
+from .strategies import STRATEGIES
+
+
+def _log(quiet: bool, msg: str) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _inputs(photos: Path, max_photos: Optional[int], seed: int) -> tuple[list[Path], Path, Path]:
+    images, boxes = photos / "images", photos / "boxes.csv"
+    if not images.is_dir() or not boxes.is_file():
+        raise DataError(f"--photos {photos} needs images/ and boxes.csv (the facemask_boxes layout)")
+    from .store import list_images
+
+    files = list_images(images)
+    if max_photos is not None and max_photos < len(files):
+        pick = np.random.default_rng(seed).choice(len(files), max_photos, replace=False)
+        files = [files[i] for i in sorted(pick)]
+    return files, images, boxes
+
+
+def _label(proj_path: Path, faces: list[dict], idx, truth: list[Optional[str]]) -> int:
+    from .session import Project
+
+    store = Project(proj_path).store
+    live = set(store.current())
+    n = 0
+    for i in idx:
+        if truth[i] is not None and faces[i]["sha256"] not in live:  # two identical crops are one image
+            store.add(proj_path / "faces" / faces[i]["path"], truth[i], "oracle", sha256=faces[i]["sha256"])
+            live.add(faces[i]["sha256"])
+            n += 1
+    return n
+
+
+def _map50(proj: Path, images: Path, boxes: Path, held_photos: set[str], out: Path) -> Optional[float]:
+    from ..detect.evaluate import detect_and_evaluate
+
+    subset = out.parent / f"{out.name}.txt"
+    subset.write_text("".join(n + "\n" for n in sorted(held_photos)))
+    m = detect_and_evaluate(images, None, out, boxes, subset=str(subset), model=str(proj) if (proj / "model").exists()
+                            else None, quiet=True, save_frames=False)
+    return float(m["map50"]) if m.get("map50") is not None else None
+
+
+def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = None, rounds: int = 4, k: int = 20,
+                   seeds: int = 3, init: int = 20, out: str | Path = "active-face-sim", model: Optional[str] = None,
+                   epochs: int = 2, replay: Optional[str | Path] = None, holdout: float = 0.2,
+                   max_photos: Optional[int] = None, map: bool = True, full_supervised: bool = True,
+                   quiet: bool = True) -> dict:
+    """Replay the face loop with a boxes.csv oracle (see the module doc). Returns the summary."""
+    from . import loop
+
+    t_start = time.time()
+    strategies = list(strategies or ["random", "margin", "hybrid"])
+    for s in strategies:
+        STRATEGIES.get(s)
+    if min(rounds, seeds, init, k) < 1:
+        raise ConfigError("--rounds, --k, --seeds and --init must be at least 1")
+    out_p = Path(out).resolve()
+    files, images, boxes = _inputs(Path(photos), max_photos, 0)
+    base = out_p / "pool"
+    if not (base / "state.json").is_file():
+        loop.init(photos=files, project=base, model=model, holdout=holdout, seed=0)
+    faces = load_faces(base)
+    oracle = BoxOracle(boxes)
+    truth = [oracle.face(f) for f in faces]
+    held = [i for i, f in enumerate(faces) if f.get("holdout")]
+    free = [i for i, f in enumerate(faces) if not f.get("holdout") and truth[i] is not None]
+    held_photos = {Path(faces[i]["source"]).name for i in held}
+    if init + rounds * k > len(free) or not held:
+        raise ConfigError(f"{len(free)} faces to query and {len(held)} held back: too few for --init {init} + "
+                          f"--rounds {rounds} x --k {k}; use more photos or fewer labels")
+    start_map = _map50(base, images, boxes, held_photos, out_p / "start-detect") if map else None
+    _log(quiet, f"starting model: mAP@0.5 {start_map} on {len(held_photos)} held-back photos")
+    full = _full(base, out_p, faces, held, free, truth, epochs, replay, images, boxes, held_photos, map) \
+        if full_supervised else None
+    rows: list[dict] = []
+    for seed in range(seeds):
+        start = np.random.default_rng([seed, 1]).choice(free, init, replace=False)
+        for name in strategies:
+            proj = out_p / "runs" / f"{name}-s{seed}"
+            if proj.exists():
+                shutil.rmtree(proj)
+            shutil.copytree(base, proj, symlinks=True)
+            _label(proj, faces, held, truth)
+            labels = _label(proj, faces, start, truth)
+            for r in range(1, rounds + 1):
+                rec = loop.retrain(proj, epochs=epochs, replay=replay, seed=seed)
+                ev = rec["evaluation"]
+                row = {"strategy": name, "seed": seed, "round": r, "labels": labels,
+                       "accuracy": ev.get("accuracy"), "map50": None}
+                if map:
+                    row["map50"] = _map50(proj, images, boxes, held_photos, proj / f"detect-r{r:02d}")
+                rows.append(row)
+                _log(quiet, f"seed {seed} {name:>10} round {r}: {labels} labels, held-back accuracy "
+                            f"{row['accuracy']}, mAP@0.5 {row['map50']}")
+                if r < rounds:
+                    q = loop.query(proj, k=k, strategy=name, seed=seed)
+                    idx = {f["sha256"]: i for i, f in enumerate(faces)}
+                    labels += _label(proj, faces, [idx[it["sha256"]] for it in q["items"]], truth)
+    out_p.mkdir(parents=True, exist_ok=True)
+    with open(out_p / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["strategy", "seed", "round", "labels", "accuracy", "map50"])
+        w.writeheader()
+        w.writerows(rows)
+    summary = {"photos": str(photos), "n_photos": len(files), "faces": len(faces), "held_back_faces": len(held),
+               "held_back_photos": len(held_photos), "strategies": strategies, "rounds": rounds, "k": k,
+               "init": init, "seeds": seeds, "epochs": epochs, "replay": str(replay) if replay else None,
+               "model": model or "bundled", "start_map50": start_map, "full": full,
+               "curves": _curves(rows, strategies),
+               "wall_seconds": round(time.time() - t_start, 1)}
+    from ..io import write_json
+
+    write_json(out_p / "summary.json", summary)
+    summary["plot"] = str(_plot(summary, out_p / "map_vs_labels.png"))
+    return summary
+
+
+def _full(base: Path, out_p: Path, faces, held, free, truth, epochs, replay, images, boxes, held_photos,
+          map: bool) -> dict:
+    """The fully supervised reference: every queryable face labelled by the oracle, one retrain."""
+    from . import loop
+
+    proj = out_p / "runs" / "all"
+    if proj.exists():
+        shutil.rmtree(proj)
+    shutil.copytree(base, proj, symlinks=True)
+    _label(proj, faces, held, truth)
+    n = _label(proj, faces, free, truth)
+    rec = loop.retrain(proj, epochs=epochs, replay=replay, seed=0)
+    return {"labels": n, "accuracy": rec["evaluation"].get("accuracy"),
+            "map50": _map50(proj, images, boxes, held_photos, proj / "detect") if map else None}
+
+
+def _curves(rows: list[dict], strategies: list[str]) -> dict:
+    """strategy -> metric -> [{labels, mean, low, high}] over seeds (95% Student-t)."""
+    from .simulate import t_interval
+
+    out: dict = {}
+    for s in strategies:
+        out[s] = {}
+        for metric in ("accuracy", "map50"):
+            pts = []
+            for n in sorted({r["labels"] for r in rows if r["strategy"] == s}):
+                vals = [r[metric] for r in rows if r["strategy"] == s and r["labels"] == n and r[metric] is not None]
+                if vals:
+                    m, lo, hi = t_interval(vals)
+                    pts.append({"labels": n, "mean": m, "low": lo, "high": hi, "seeds": len(vals)})
+            out[s][metric] = pts
+    return out
+
+
+def _plot(summary: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = "map50" if any(c["map50"] for c in summary["curves"].values()) else "accuracy"
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for s, c in summary["curves"].items():
+        pts = c[metric]
+        if not pts:
+            continue
+        x = [p["labels"] for p in pts]
+        ax.plot(x, [p["mean"] for p in pts], marker="o", label=s)
+        lo = [p["low"] if p["low"] == p["low"] else p["mean"] for p in pts]  # NaN (one seed): no band
+        hi = [p["high"] if p["high"] == p["high"] else p["mean"] for p in pts]
+        ax.fill_between(x, lo, hi, alpha=0.2)
+    ref = (summary.get("full") or {}).get(metric)
+    if ref is not None:
+        ax.axhline(ref, color="k", ls="--", lw=1, label=f"all {summary['full']['labels']} labels")
+    if metric == "map50" and summary.get("start_map50") is not None:
+        ax.axhline(summary["start_map50"], color="grey", ls=":", lw=1, label="starting model")
+    ax.set_xlabel("labelled faces")
+    ax.set_ylabel("box-level mAP@0.5, held-back photos" if metric == "map50" else "held-back face accuracy")
+    ax.set_title(f"{summary['seeds']} seed(s), mean and 95% band")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

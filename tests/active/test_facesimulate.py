@@ -1,0 +1,30 @@
+"""The face simulation skeleton on a handful of annotated shared photos: results per round, the starting and
+fully supervised references, a plot."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from visionlab.active.facesimulate import simulate_faces
+
+SHARED = Path(os.environ.get("VISIONLAB_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
+BOXES = SHARED / "data" / "facemask_boxes"
+
+
+@pytest.mark.slow
+def test_simulate_faces_tiny(tmp_path):
+    if not (BOXES / "boxes.csv").is_file():
+        pytest.skip(f"{BOXES} is absent (set VISIONLAB_SHARED to the folder holding data/)")
+    s = simulate_faces(BOXES, ["random", "hybrid"], rounds=2, k=3, seeds=1, init=3, out=tmp_path / "sim", epochs=1,
+                       holdout=0.25, max_photos=8)
+    rows = list(csv.DictReader(open(tmp_path / "sim" / "results.csv")))
+    assert [(r["strategy"], r["round"], r["labels"]) for r in rows] == [
+        ("random", "1", "3"), ("random", "2", "6"), ("hybrid", "1", "3"), ("hybrid", "2", "6")]
+    assert all(0 <= float(r["map50"]) <= 1 and 0 <= float(r["accuracy"]) <= 1 for r in rows)
+    assert 0 <= s["start_map50"] <= 1 and s["full"]["labels"] >= 6
+    assert json.loads((tmp_path / "sim" / "summary.json").read_text())["curves"]["hybrid"]["map50"][1]["labels"] == 6
+    assert Path(s["plot"]).stat().st_size > 5000
