@@ -258,21 +258,27 @@ def _best_lr(arms: dict[str, ArmStats], optimizer: str, span: tuple[float, float
     """The best learning rate of ``optimizer`` (arms ``OPTIMIZER, lr=X``): holds when the best rate inside the
     claimed range beats every rate outside it (separated from the best outside), differs when a rate outside
     beats every rate inside, cannot tell when they are not separated or fewer than two seeds finished."""
-    mine = {lr: a for label, a in arms.items() if label.startswith(f"{optimizer}, ") and a.n
-            and (lr := _lr_of(label)) is not None}
+    everyone = {lr: a for label, a in arms.items() if label.startswith(f"{optimizer}, ")
+                and (lr := _lr_of(label)) is not None}
+    mine = {lr: a for lr, a in everyone.items() if a.n}
     if not mine:
         return CANNOT, f"no {optimizer} arm has a result"
+    gone = sorted(lr for lr, a in everyone.items() if not a.n and a.diverged)
+    lost = f"; diverged on every seed at {', '.join(f'{x:g}' for x in gone)}" if gone else ""
     lo, hi = span
     inside = ranked([a for lr, a in mine.items() if lo <= lr <= hi])
     outside = ranked([a for lr, a in mine.items() if not lo <= lr <= hi])
     order = ranked(list(mine.values()))
     best = order[0]
-    said = f"best {best.label.partition(', ')[2]} ({pct(best.mean)}, {ci_text(best)})"
-    if min(a.n for a in order) < 2:
-        return CANNOT, f"{said}; fewer than two seeds"
+    said = f"best {best.label.partition(', ')[2]} ({pct(best.mean)}, {ci_text(best)}){lost}"
     if not inside or not outside:
-        return (HOLDS if inside else DIFFERS), f"{said}; every rate run is {'in' if inside else 'outside'} the range"
+        if best.n < 2:
+            return CANNOT, f"{said}; fewer than two seeds"
+        return (HOLDS if inside else DIFFERS), (f"{said}; every rate that did not diverge is "
+                                                f"{'in' if inside else 'outside'} the range")
     a, b = inside[0], outside[0]
+    if a.n < 2 or b.n < 2:
+        return CANNOT, f"{said}; fewer than two seeds for {a.label if a.n < 2 else b.label}"
     how = diff_text(a, b) if paired_diff(a, b) else f"{ci_text(a)} vs {ci_text(b)}"
     if separated(a, b):
         v = HOLDS if a.mean > b.mean else DIFFERS
