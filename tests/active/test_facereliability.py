@@ -14,7 +14,7 @@ from visionlab.active import loop
 from visionlab.active.store import LabelStore
 
 from .conftest import snapshot
-from .test_terminal import CLI, _env, _saved_ids
+from .test_terminal import CLI, _env, type_then_kill
 
 KEY = {"MaskWornIncorrectly": "1", "WithMask": "2", "WithoutMask": "3", "NotAFace": "n"}
 
@@ -31,16 +31,8 @@ def test_kill_during_face_labelling_loses_and_duplicates_nothing(face_project, f
         p = subprocess.Popen(CLI + ["label", str(face_project), "--no-preview"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(), text=True, bufsize=1)
         live = {lab.sha256 for lab in LabelStore(face_project / "labels.jsonl", pool).labels()}
-        p.stdin.write("".join(KEY[truth[it["sha256"]]] for it in q["items"] if it["sha256"] not in live))
-        p.stdin.flush()
-        want, out = rnd.randint(1, 3), []
-        while len(_saved_ids("".join(out))) < want:
-            line = p.stdout.readline()
-            assert line, "".join(out)
-            out.append(line)
-        p.send_signal(signal.SIGKILL)
-        rest, _ = p.communicate(timeout=30)
-        acknowledged |= set(_saved_ids("".join(out) + rest))
+        keys = "".join(KEY[truth[it["sha256"]]] for it in q["items"] if it["sha256"] not in live)
+        acknowledged |= type_then_kill(p, keys, rnd.randint(1, 3))
         store = LabelStore(face_project / "labels.jsonl", pool)
         recs = store.records()
         assert acknowledged <= {r["id"] for r in recs}

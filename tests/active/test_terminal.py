@@ -85,6 +85,22 @@ def _saved_ids(text: str) -> list[int]:
     return [int(line.split("#")[1].split(":")[0]) for line in text.splitlines() if line.startswith("saved #")]
 
 
+def type_then_kill(p: subprocess.Popen, keys: str, want: int) -> set[int]:
+    """Send every key at once to a labeller (it is busy writing when the kill lands), SIGKILL it once it has said
+    ``want`` labels were saved, and return the ids of every label it acknowledged, the kill's leftovers included."""
+    p.stdin.write(keys)
+    p.stdin.flush()
+    out: list[str] = []
+    while len(_saved_ids("".join(out))) < want:
+        line = p.stdout.readline()
+        assert line, "".join(out)
+        out.append(line)
+    p.send_signal(signal.SIGKILL)
+    rest, _ = p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGKILL
+    return set(_saved_ids("".join(out) + rest))
+
+
 def test_kill_during_label_loses_and_duplicates_nothing(project, folders):
     pool, labelled = folders
     before = snapshot(pool), snapshot(labelled)
@@ -98,17 +114,7 @@ def test_kill_during_label_loses_and_duplicates_nothing(project, folders):
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(), text=True, bufsize=1)
         live = {lab.sha256 for lab in LabelStore(project / "labels.jsonl", pool).labels()}
         todo = "".join(k for it, k in zip(q["items"], keys) if it["sha256"] not in live)
-        p.stdin.write(todo)  # every key at once: the labeller is busy writing when the kill lands
-        p.stdin.flush()
-        want, out = rnd.randint(1, 2), []
-        while len(_saved_ids("".join(out))) < want:
-            line = p.stdout.readline()
-            assert line, "".join(out)
-            out.append(line)
-        p.send_signal(signal.SIGKILL)
-        rest, _ = p.communicate(timeout=30)
-        assert p.returncode == -signal.SIGKILL
-        acknowledged |= set(_saved_ids("".join(out) + rest))
+        acknowledged |= type_then_kill(p, todo, rnd.randint(1, 2))
         store = LabelStore(project / "labels.jsonl", pool)
         recs = store.records()
         assert acknowledged <= {r["id"] for r in recs}  # every "saved" survived the kill

@@ -3,6 +3,7 @@ boxes and a table; label two queue items (and undo one) with the keyboard and fi
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,12 +31,13 @@ def wait_until(page, js: str, arg=None, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory, server):
+@contextmanager
+def chromium_page(profile: Path):
+    """Debian's headless Chromium with a fresh profile folder, one 1280 x 900 page whose script errors and console
+    errors collect in ``page.errors``; skips where Chromium or Playwright is absent."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) for the browser test")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh --user-data-dir, via Playwright's own argument
     with sync_api.sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(str(profile), executable_path=str(CHROMIUM), headless=True,
                                                    args=FLAGS, viewport={"width": 1280, "height": 900})
@@ -47,6 +49,12 @@ def page(tmp_path_factory, server):
         page.errors = errors
         yield page
         ctx.close()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory, server):
+    with chromium_page(tmp_path_factory.mktemp("chromium-profile")) as pg:  # a fresh --user-data-dir
+        yield pg
 
 
 def _upload(page, server, photo):

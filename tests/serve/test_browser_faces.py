@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import SHARED, need, start_server
 from .test_api import live_labels
-from .test_browser import CHROMIUM, FLAGS, SHOTS, wait_until
+from .test_browser import SHOTS, chromium_page, wait_until
 
 PHOTOS = Path(__file__).resolve().parents[2] / "src" / "visionlab" / "assets" / "photos"
 
@@ -49,23 +49,9 @@ def face_server(tmp_path_factory, face_project):
 
 
 @pytest.fixture(scope="module")
-def page():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) for the browser test")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as profile, sync_api.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(profile, executable_path=str(CHROMIUM), headless=True, args=FLAGS,
-                                                   viewport={"width": 1280, "height": 900})
-        page = ctx.pages[0] if ctx.pages else ctx.new_page()
-        page.set_default_timeout(60_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.errors = errors
-        yield page
-        ctx.close()
+def page(tmp_path_factory):
+    with chromium_page(tmp_path_factory.mktemp("chromium-profile")) as pg:
+        yield pg
 
 
 LOADED = ("(old) => { const i = document.getElementById('queue-img'), c = document.getElementById('queue-context');"
