@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 from visionlab.io import atomic_write_text, sha256_file, write_via
 
@@ -320,48 +321,44 @@ def summarize_folds(folds: list[dict]) -> dict:
             "mwi_recall": mean_interval([mwi_recall(f["confusion"])["recall"] for f in folds])}
 
 
-def pooled_evaluation(records: list[dict], boxes: Path, images: Path, classes: list[str]) -> dict:
-    """One evaluation over every out-of-fold photo (each scored by the model that never saw it)."""
-    from visionlab.data.boxes import read_annotations
-    from visionlab.evaluation.detection import evaluate_detections
-
-    names = {Path(r["source"]).name for r in records}
-    truths = [t for t in read_annotations(boxes, images, None) if t.path.name in names]
-    m = evaluate_detections(records, truths, classes)
-    return {k: m[k] for k in FOLD_KEYS + ("map", "map50_top1", "false_boxes", "matched_accuracy")}
-
-
-def report_out_of_fold(folds_dir: Path, data: Path) -> dict:
-    """The pooled out-of-fold detections of a `--folds` run scored again, with everything `detect --truth` gives
-    (intervals, report.html) plus the special-case slices (special_cases.csv), and what a user should see chosen on
-    them (evaluation/calibration.py): FOLDS/oof-report/ and FOLDS/shown.json."""
+def score_out_of_fold(folds_dir: Path, data: Path, boxes: Path, k: int, classes: Optional[list[str]] = None) -> dict:
+    """The pooled out-of-fold detections (FOLDS/oof-detections.jsonl, each photo scored by the model that never saw
+    it) scored once with everything `detect --truth` gives (intervals, report.html) plus the special-case slices
+    (special_cases.csv), and what a user should see chosen on them (evaluation/calibration.py): FOLDS/oof-report/
+    and FOLDS/shown.json. Returns the metrics."""
     from visionlab.data.boxes import read_annotations
     from visionlab.evaluation.calibration import choose_shown
     from visionlab.evaluation.detection import add_slices, evaluate_detections, write_detection_report
     from visionlab.io import write_json
 
-    boxes, images = data / "facemask_boxes" / "boxes.csv", data / "facemask_boxes" / "images"
-    info = json.loads((folds_dir / "folds.json").read_text())
-    if info.get("limit_photos") is not None:
-        boxes = folds_dir / "boxes.csv"
+    images = data / "facemask_boxes" / "images"
     records = [json.loads(ln) for ln in (folds_dir / "oof-detections.jsonl").read_text().splitlines() if ln.strip()]
     names = {Path(r["source"]).name for r in records}
     truths = [t for t in read_annotations(boxes, images, None) if t.path.name in names]
-    classes = sorted({b.label for t in truths for b in t.boxes})
+    classes = classes or sorted({b.label for t in truths for b in t.boxes})
     shown_ = choose_shown(records, truths, classes)
     write_json(folds_dir / "shown.json", shown_)
     m = evaluate_detections(records, truths, classes, shown_face_prob=shown_["min_face_prob"])
     tags_file = data / "facemask_boxes" / "special_cases.csv"
-    if tags_file.is_file():
+    if tags_file.is_file() and boxes == data / "facemask_boxes" / "boxes.csv":  # its box_id are rows of that file
         from visionlab.evaluation.slices import box_tags, read_tag_file
 
         tag_file = read_tag_file(tags_file)
         add_slices(m, box_tags(tag_file, truths, boxes), tag_file.names)
-    report = write_detection_report(m, folds_dir / "oof-report", title=f"Out-of-fold detection ({info['k']} folds)")
+    report = write_detection_report(m, folds_dir / "oof-report", title=f"Out-of-fold detection ({k} folds)")
     print(f"out-of-fold: mAP@0.5 {m['map50']} {m['intervals'].get('map50')}, shown at face probability "
           f">= {shown_['min_face_prob']}: {m['map50_shown']} {m['intervals'].get('map50_shown')}; class weights "
           f"{shown_['class_weights']}; {report}")
     return m
+
+
+def report_out_of_fold(folds_dir: Path, data: Path) -> dict:
+    """`--report-folds FOLDS`: ``score_out_of_fold`` again on a finished `--folds` run (its folds.json says K and
+    whether it used a limited boxes.csv)."""
+    info = json.loads((folds_dir / "folds.json").read_text())
+    boxes = folds_dir / "boxes.csv" if info.get("limit_photos") is not None else \
+        data / "facemask_boxes" / "boxes.csv"
+    return score_out_of_fold(folds_dir, data, boxes, info["k"])
 
 
 def calibrate_run(runf: Path, folds_dir: Path) -> dict:
@@ -409,7 +406,8 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
         classes += [c for c in info["classes"] if not is_background(c) and c not in classes]
     oof = a.work / "oof-detections.jsonl"
     atomic_write_text(oof, "".join(json.dumps(r) + "\n" for r in records))
-    pooled = pooled_evaluation(records, boxes, images, classes)
+    m = score_out_of_fold(a.work, data, boxes, a.folds, classes)
+    pooled = {k: m[k] for k in FOLD_KEYS + ("map", "map50_top1", "false_boxes", "matched_accuracy")}
     result = {
         "k": a.folds, "seed": a.seed, "epochs": a.epochs, "image_size": a.image_size,
         "limit_photos": a.limit_photos, "one_face_photos": not a.no_one_face_photos,
@@ -422,7 +420,6 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
         "commands": log,
     }
     write_json(a.work / "folds.json", result)
-    report_out_of_fold(a.work, data)
     s = result["mean"]["map50"]
     w = result["out_of_fold"]["mwi_recall"]
     print(f"mAP@0.5 over {a.folds} folds: {s['mean']} [{s['low']}, {s['high']}]; out-of-fold "
