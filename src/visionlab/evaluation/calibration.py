@@ -25,30 +25,36 @@ import numpy as np
 
 from ..boxes import match, xywh_to_xyxy
 from ..data.boxes import AnnotatedImage
+from .detection import _class_scored, pair_records
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 MAP_LOSS = 0.01
 WEIGHTS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
-def _matched(records: Sequence[dict], truths: Sequence[AnnotatedImage], iou: float = 0.5):
-    """Per box: P(face), whether it matches an annotated face; per matched face: its class and the box's probs."""
-    by_name = {t.path.name: t for t in truths}
-    face_p, hit, pairs, n_faces = [], [], [], 0
-    for r in records:
-        t = by_name.get(str(r["source"]).replace("\\", "/").rsplit("/", 1)[-1])
-        if t is None:
-            continue
+def _prepare(records: Sequence[dict], truths: Sequence[AnnotatedImage]) -> list[tuple]:
+    """Per annotated photo (paired by file name, as ``detect --truth`` pairs them): its faces, their boxes (xyxy),
+    the annotated boxes and labels."""
+    out = []
+    for r, t in pair_records(records, truths):
         faces = r.get("faces", [])
-        n_faces += len(t.boxes)
         pb = xywh_to_xyxy(np.array([f["box"] for f in faces], np.float64)) if faces else np.zeros((0, 4))
         gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in t.boxes], np.float64).reshape(-1, 4)
+        out.append((faces, pb, gt, [b.label for b in t.boxes]))
+    return out
+
+
+def _matched(photos: list[tuple], iou: float = 0.5):
+    """Per box: P(face), whether it matches an annotated face; per matched face: its class and the box's probs."""
+    face_p, hit, pairs, n_faces = [], [], [], 0
+    for faces, pb, gt, labels in photos:
+        n_faces += len(gt)
         m = {d: g for d, g, _ in match(pb, gt, iou)}
         for k, f in enumerate(faces):
             face_p.append(float(f.get("face", 1.0)))
             hit.append(k in m)
             if k in m:
-                pairs.append((t.boxes[m[k]].label, f.get("probs") or {f["guess"]: 1.0}, float(f.get("face", 1.0))))
+                pairs.append((labels[m[k]], f.get("probs") or {f["guess"]: 1.0}, float(f.get("face", 1.0))))
     return np.array(face_p), np.array(hit, bool), pairs, n_faces
 
 
@@ -66,28 +72,20 @@ def shown_map50(records: Sequence[dict], truths: Sequence[AnnotatedImage], class
                 threshold: float) -> float:
     """mAP@0.5 (COCO's, evaluation/bootstrap.py) of the boxes with P(face) >= ``threshold``, each scored per class
     with that class's probability times the detector's score, as ``detect --truth`` scores them."""
+    return _shown_map50(_prepare(records, truths), classes, threshold)
+
+
+def _shown_map50(photos: list[tuple], classes: Sequence[str], threshold: float) -> float:
     from .bootstrap import map50, match_photo
 
-    by_name = {t.path.name: t for t in truths}
     idx = {c: i for i, c in enumerate(classes)}
-    photos = []
-    for r in records:
-        t = by_name.get(str(r["source"]).replace("\\", "/").rsplit("/", 1)[-1])
-        if t is None:
-            continue
-        boxes, scores, labels = [], [], []
-        for f in r.get("faces", []):
-            if f.get("face", 1.0) < threshold:
-                continue
-            x, y, w, h = f["box"]
-            for c, p in (f.get("probs") or {f["guess"]: f["confidence"]}).items():
-                if c in idx:
-                    boxes.append([x, y, x + w, y + h]), scores.append(float(p) * float(f.get("score", 1.0)))
-                    labels.append(idx[c])
-        gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in t.boxes], np.float64).reshape(-1, 4)
-        photos.append(match_photo(np.array(boxes).reshape(-1, 4), np.array(scores), np.array(labels, int), gt,
-                                  np.array([idx[b.label] for b in t.boxes], int), len(classes)))
-    return map50(photos)[0] if photos else float("nan")
+    matched = []
+    for faces, pb, gt, labels in photos:
+        b, s, lab, which = _class_scored(faces, pb, idx, "prob*score")
+        keep = np.array([faces[k].get("face", 1.0) >= threshold for k in which], bool)
+        matched.append(match_photo(b[keep], s[keep], lab[keep], gt, np.array([idx[c] for c in labels], int),
+                                   len(classes)))
+    return map50(matched)[0] if matched else float("nan")
 
 
 def balanced_accuracy(truth: Sequence[str], probs: Sequence[dict], classes: Sequence[str],
@@ -104,9 +102,10 @@ def balanced_accuracy(truth: Sequence[str], probs: Sequence[dict], classes: Sequ
 def choose_shown(records: Sequence[dict], truths: Sequence[AnnotatedImage], classes: Sequence[str],
                  iou: float = 0.5) -> dict:
     """The profile's ``min_face_prob`` and ``class_weights`` (module docstring), with the figures that chose them."""
-    face_p, hit, pairs, n_faces = _matched(records, truths, iou)
-    full = shown_map50(records, truths, classes, 0.0)
-    maps = {float(t): shown_map50(records, truths, classes, float(t)) for t in THRESHOLDS}
+    photos = _prepare(records, truths)
+    face_p, hit, pairs, n_faces = _matched(photos, iou)
+    full = _shown_map50(photos, classes, 0.0)
+    maps = {float(t): _shown_map50(photos, classes, float(t)) for t in THRESHOLDS}
     best_t = max([t for t, m in maps.items() if m >= full - MAP_LOSS] or [float(THRESHOLDS[0])])
     f1, prec, rec = shown_f1(face_p, hit, n_faces, best_t)
     shown = [(c, pr) for c, pr, fp in pairs if fp >= best_t]
