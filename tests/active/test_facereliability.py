@@ -11,10 +11,9 @@ import time
 import pytest
 
 from visionlab.active import loop
-from visionlab.active.store import LabelStore
 
 from .conftest import snapshot
-from .test_terminal import CLI, _env, type_then_kill
+from .test_terminal import CLI, _env, kill_a_labeller
 
 KEY = {"MaskWornIncorrectly": "1", "WithMask": "2", "WithoutMask": "3", "NotAFace": "n"}
 
@@ -28,16 +27,10 @@ def test_kill_during_face_labelling_loses_and_duplicates_nothing(face_project, f
     rnd = random.Random(1)
     acknowledged: set[int] = set()
     for attempt in range(2):
-        p = subprocess.Popen(CLI + ["label", str(face_project), "--no-preview"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(), text=True, bufsize=1)
-        live = {lab.sha256 for lab in LabelStore(face_project / "labels.jsonl", pool).labels()}
-        keys = "".join(KEY[truth[it["sha256"]]] for it in q["items"] if it["sha256"] not in live)
-        acknowledged |= type_then_kill(p, keys, rnd.randint(1, 3))
-        store = LabelStore(face_project / "labels.jsonl", pool)
-        recs = store.records()
-        assert acknowledged <= {r["id"] for r in recs}
-        hashes = [r["sha256"] for r in recs if r["op"] == "label"]
-        assert len(hashes) == len(set(hashes))
+        got, store = kill_a_labeller(face_project, pool, {it["sha256"]: KEY[truth[it["sha256"]]] for it in q["items"]},
+                                     rnd.randint(1, 3))
+        acknowledged |= got
+        hashes = [r["sha256"] for r in store.records() if r["op"] == "label"]
         assert all(store.current()[h].label == truth[h] for h in hashes)
         assert snapshot(folder) == before
     assert loop.check_integrity(face_project)["problems"] == []

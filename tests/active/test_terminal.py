@@ -85,6 +85,22 @@ def _saved_ids(text: str) -> list[int]:
     return [int(line.split("#")[1].split(":")[0]) for line in text.splitlines() if line.startswith("saved #")]
 
 
+def kill_a_labeller(project, pool, key_of: dict, want: int) -> tuple[set[int], LabelStore]:
+    """Start the terminal labeller on ``project``, type the key (``key_of``: sha256 -> key) of every queued face not
+    yet labelled, kill it once ``want`` labels were said to be saved, and check the store: every acknowledged label
+    survived and none was written twice. Returns the acknowledged ids and the store."""
+    p = subprocess.Popen(CLI + ["label", str(project), "--no-preview"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(), text=True, bufsize=1)
+    live = {lab.sha256 for lab in LabelStore(project / "labels.jsonl", pool).labels()}
+    acknowledged = type_then_kill(p, "".join(k for sha, k in key_of.items() if sha not in live), want)
+    store = LabelStore(project / "labels.jsonl", pool)
+    recs = store.records()
+    assert acknowledged <= {r["id"] for r in recs}  # every "saved" survived the kill
+    hashes = [r["sha256"] for r in recs if r["op"] == "label"]
+    assert len(hashes) == len(set(hashes))  # and nothing was written twice
+    return acknowledged, store
+
+
 def type_then_kill(p: subprocess.Popen, keys: str, want: int) -> set[int]:
     """Send every key at once to a labeller (it is busy writing when the kill lands), SIGKILL it once it has said
     ``want`` labels were saved, and return the ids of every label it acknowledged, the kill's leftovers included."""
@@ -110,16 +126,10 @@ def test_kill_during_label_loses_and_duplicates_nothing(project, folders):
     rnd = random.Random(0)
     acknowledged: set[int] = set()
     for attempt in range(3):
-        p = subprocess.Popen(CLI + ["label", str(project), "--no-preview"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(), text=True, bufsize=1)
-        live = {lab.sha256 for lab in LabelStore(project / "labels.jsonl", pool).labels()}
-        todo = "".join(k for it, k in zip(q["items"], keys) if it["sha256"] not in live)
-        acknowledged |= type_then_kill(p, todo, rnd.randint(1, 2))
-        store = LabelStore(project / "labels.jsonl", pool)
-        recs = store.records()
-        assert acknowledged <= {r["id"] for r in recs}  # every "saved" survived the kill
-        hashes = [r["sha256"] for r in recs if r["op"] == "label"]
-        assert len(hashes) == len(set(hashes))  # and nothing was written twice
+        got, store = kill_a_labeller(project, pool, {it["sha256"]: k for it, k in zip(q["items"], keys)},
+                                     rnd.randint(1, 2))
+        acknowledged |= got
+        hashes = [r["sha256"] for r in store.records() if r["op"] == "label"]
         assert all(store.current()[h].label == truth[h] for h in hashes)
         assert (snapshot(pool), snapshot(labelled)) == before
     # the loop continues: a fresh labeller finishes the queue, then retrain and the next query

@@ -429,8 +429,9 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
                "made_by": "visionlab data faces", "seed": seed}
     from ..assets import bundled_name
 
-    if face_model is not None and bundled_name(det.model_path):  # a face model visionlab ships (or a byte-for-byte
-        profile["face_model"] = bundled_name(det.model_path)      # copy): named, not the path, so it runs anywhere
+    shipped = bundled_name(det.model_path) if face_model is not None else None
+    if shipped:  # a face model visionlab ships (or a byte-for-byte copy): named, not the path, so it runs anywhere
+        profile["face_model"] = shipped
     manifest["counts"] = {s: dict(sorted(c.items())) for s, c in w.counts.items()}
     write_json(out / MANIFEST, manifest)
     write_json(out / PROFILE, profile)

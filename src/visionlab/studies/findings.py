@@ -246,6 +246,11 @@ def _plateau(s: Optional[ArmStats], span: tuple[float, float], arm: str) -> tupl
     return HOLDS, f"{said}: the claimed {lo:g}-{hi:g} lies in or meets the interval"
 
 
+def _optimizer_arms(arms: dict[str, ArmStats], optimizer: str) -> dict[str, ArmStats]:
+    """The arms of one optimizer in an optimizer x learning-rate study (labels ``OPTIMIZER, lr=X``)."""
+    return {label: a for label, a in arms.items() if label.startswith(f"{optimizer}, ")}
+
+
 def _lr_of(label: str) -> Optional[float]:
     _, _, tail = label.rpartition("lr=")
     try:
@@ -258,8 +263,7 @@ def _best_lr(arms: dict[str, ArmStats], optimizer: str, span: tuple[float, float
     """The best learning rate of ``optimizer`` (arms ``OPTIMIZER, lr=X``): holds when the best rate inside the
     claimed range beats every rate outside it (separated from the best outside), differs when a rate outside
     beats every rate inside, cannot tell when they are not separated or fewer than two seeds finished."""
-    everyone = {lr: a for label, a in arms.items() if label.startswith(f"{optimizer}, ")
-                and (lr := _lr_of(label)) is not None}
+    everyone = {lr: a for label, a in _optimizer_arms(arms, optimizer).items() if (lr := _lr_of(label)) is not None}
     mine = {lr: a for lr, a in everyone.items() if a.n}
     if not mine:
         return CANNOT, f"no {optimizer} arm has a result"
@@ -312,7 +316,7 @@ def verdict(claim: Claim, data: dict[str, dict[str, ArmStats]]) -> tuple[str, st
 def ours(claim: Claim, data: dict[str, dict[str, ArmStats]]) -> str:
     c = claim.checks[0]
     if c.kind == "best_lr":
-        mine = ranked([a for label, a in data.get(c.study, {}).items() if label.startswith(f"{c.arm}, ")])
+        mine = ranked(list(_optimizer_arms(data.get(c.study, {}), c.arm).values()))
         if not mine:
             return "not run yet"
         return f"best {mine[0].label}: {pct(mine[0].mean)} {ci_text(mine[0])}, n={mine[0].n}"
