@@ -355,6 +355,8 @@ def score_out_of_fold(folds_dir: Path, data: Path, boxes: Path, k: int, classes:
 def report_out_of_fold(folds_dir: Path, data: Path) -> dict:
     """`--report-folds FOLDS`: ``score_out_of_fold`` again on a finished `--folds` run (its folds.json says K and
     whether it used a limited boxes.csv)."""
+    if not (folds_dir / "folds.json").is_file() or not (folds_dir / "oof-detections.jsonl").is_file():
+        sys.exit(f"error: {folds_dir} holds no finished --folds run (folds.json and oof-detections.jsonl)")
     info = json.loads((folds_dir / "folds.json").read_text())
     boxes = folds_dir / "boxes.csv" if info.get("limit_photos") is not None else \
         data / "facemask_boxes" / "boxes.csv"
