@@ -87,6 +87,7 @@ def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace) -> 
                  "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", "1e-3", "--schedule",
                  "cosine", "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
                  "--seed", str(a.seed), "--out", str(runf), "--quiet"] + \
+        (["--augment-policy", a.augment_policy] if a.augment_policy != "crop_flip" else []) + \
         (["--threads", str(a.threads)] if a.threads else [])
 
 
@@ -103,6 +104,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--augment-policy", default="crop_flip", help="visionlab train's --augment-policy (faces: also "
+                    "brightness, contrast, gamma and a horizontal squeeze, for dark and turned faces)")
     ap.add_argument("--threads", type=int, default=None, help="training threads (default: torch's); 1 where another "
                     "job holds a core: two threads that share a busy core run several times slower than one")
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into src/visionlab/assets")

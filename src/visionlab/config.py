@@ -51,6 +51,8 @@ class RunConfig(BaseModel):
     synthetic_per_class: int = Field(300, ge=4, description="--data synthetic: images per class")
     cache_dir: Optional[str] = Field(None, description="decoded-image cache; default $VISIONLAB_CACHE or ~/.cache/visionlab")
     augment: bool = Field(False, description="random crop with padding and horizontal flip on training batches")
+    augment_policy: str = Field("crop_flip", description="with --augment: crop_flip, or faces (also brightness, "
+                                "contrast, gamma and a horizontal squeeze per image: dark and turned faces)")
 
     # --- model ----------------------------------------------------------------------------------
     model: str = Field("cnn_baseline", description="a name from `visionlab models`")

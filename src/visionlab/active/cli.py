@@ -219,6 +219,8 @@ def simulate(data: Optional[Path] = typer.Option(None, "--data", help="class fol
              rounds: int = typer.Option(10, "--rounds"), k: int = typer.Option(20, "--k", help="labels per round"),
              seeds: int = typer.Option(3, "--seeds"),
              init_labels: int = typer.Option(20, "--init", help="random labels to start from"),
+             budgets: Optional[str] = typer.Option(None, "--budgets", help="--photos: label counts to measure at, "
+                                                   "e.g. 50,100,200,400 (instead of --init, --rounds, --k)"),
              out_dir: Path = typer.Option(Path("active-sim"), "--out"),
              targets: str = typer.Option("0.9,0.95", "--target", help="accuracies to report labels-needed for"),
              model: Optional[str] = typer.Option(None, "--model", help="backbone name or 'pixels'; with --photos the "
@@ -246,7 +248,8 @@ def simulate(data: Optional[Path] = typer.Option(None, "--data", help="class fol
         from .facesimulate import simulate_faces
 
         res = simulate_faces(photos, _split(strategies), rounds, k, seeds, init_labels, out_dir, model,
-                             epochs or 2, replay, holdout, max_photos, box_map, full, quiet=False)
+                             epochs or 2, replay, holdout, max_photos, box_map, full, quiet=False,
+                             budgets=[int(b) for b in _split(budgets)] if budgets else None)
         out.print(f"results: {out_dir / 'results.csv'}  summary: {out_dir / 'summary.json'}  plot: {res['plot']}")
         return
     from .simulate import simulate as api_simulate

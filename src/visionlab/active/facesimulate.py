@@ -13,7 +13,7 @@ This is the skeleton the long runs use; tests run it on a handful of photos with
 """
 from __future__ import annotations
 
-import csv
+import json
 import shutil
 import sys
 import time
@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..io import write_csv, write_json
 from .faceoracle import BoxOracle
 from .facepool import load_faces
 from .strategies import STRATEGIES
@@ -65,8 +66,11 @@ def _map50(proj: Path, images: Path, boxes: Path, held_photos: set[str], out: Pa
 
     subset = out.parent / f"{out.name}.txt"
     subset.write_text("".join(n + "\n" for n in sorted(held_photos)))
-    m = detect_and_evaluate(images, None, out, boxes, subset=str(subset), model=str(proj) if (proj / "model").exists()
-                            else None, quiet=True, save_frames=False)
+    from .session import Project
+
+    # the project's current round, else the model it started from (None: the bundled one)
+    model = str(proj) if (proj / "model").exists() else Project(proj).state.get("model")
+    m = detect_and_evaluate(images, None, out, boxes, subset=str(subset), model=model, quiet=True, save_frames=False)
     return float(m["map50"]) if m.get("map50") is not None else None
 
 
@@ -74,14 +78,23 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
                    seeds: int = 3, init: int = 20, out: str | Path = "active-face-sim", model: Optional[str] = None,
                    epochs: int = 2, replay: Optional[str | Path] = None, holdout: float = 0.2,
                    max_photos: Optional[int] = None, map: bool = True, full_supervised: bool = True,
-                   quiet: bool = True) -> dict:
-    """Replay the face loop with a boxes.csv oracle (see the module doc). Returns the summary."""
+                   quiet: bool = True, budgets: Optional[Sequence[int]] = None) -> dict:
+    """Replay the face loop with a boxes.csv oracle (see the module doc). Returns the summary.
+
+    ``budgets`` (e.g. 50, 100, 200, 400): the label counts to measure at, in place of ``init`` + ``rounds`` x ``k``
+    (the first is the random start, each later round queries the difference)."""
     from . import loop
 
     t_start = time.time()
     strategies = list(strategies or ["random", "margin", "hybrid"])
     for s in strategies:
         STRATEGIES.get(s)
+    if budgets:
+        budgets = [int(b) for b in budgets]
+        if any(b < 1 for b in budgets) or any(b2 <= b1 for b1, b2 in zip(budgets, budgets[1:])):
+            raise ConfigError(f"--budgets must be increasing label counts of at least 1, not {budgets}")
+        init, rounds, k = budgets[0], len(budgets), max([b2 - b1 for b1, b2 in zip(budgets, budgets[1:])] or [1])
+    steps = [b2 - b1 for b1, b2 in zip(budgets, budgets[1:])] if budgets else [k] * (rounds - 1)
     if min(rounds, seeds, init, k) < 1:
         raise ConfigError("--rounds, --k, --seeds and --init must be at least 1")
     out_p = Path(out).resolve()
@@ -95,20 +108,27 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
     held = [i for i, f in enumerate(faces) if f.get("holdout")]
     free = [i for i, f in enumerate(faces) if not f.get("holdout") and truth[i] is not None]
     held_photos = {Path(faces[i]["source"]).name for i in held}
-    if init + rounds * k > len(free) or not held:
-        raise ConfigError(f"{len(free)} faces to query and {len(held)} held back: too few for --init {init} + "
-                          f"--rounds {rounds} x --k {k}; use more photos or fewer labels")
-    start_map = _map50(base, images, boxes, held_photos, out_p / "start-detect") if map else None
+    if init + sum(steps) > len(free) or not held:
+        raise ConfigError(f"{len(free)} faces to query and {len(held)} held back: too few for {init} + "
+                          f"{sum(steps)} labels; use more photos or fewer labels")
+    start_map = _once(out_p / "start.json", lambda: {
+        "map50": _map50(base, images, boxes, held_photos, out_p / "start-detect") if map else None})["map50"]
     _log(quiet, f"starting model: mAP@0.5 {start_map} on {len(held_photos)} held-back photos")
-    full = _full(base, out_p, faces, held, free, truth, epochs, replay, images, boxes, held_photos, map) \
-        if full_supervised else None
+    full = _once(out_p / "full.json", lambda: _full(base, out_p, faces, held, free, truth, epochs, replay, images,
+                                                    boxes, held_photos, map)) if full_supervised else None
     rows: list[dict] = []
     for seed in range(seeds):
         start = np.random.default_rng([seed, 1]).choice(free, init, replace=False)
         for name in strategies:
             proj = out_p / "runs" / f"{name}-s{seed}"
-            if proj.exists():
+            done = out_p / "runs" / f"{name}-s{seed}.json"  # a finished run's rows: a killed study resumes here
+            if done.is_file():
+                rows += json.loads(done.read_text())["rows"]
+                _log(quiet, f"seed {seed} {name:>10}: finished before, {done.name} read")
+                continue
+            if proj.exists():  # a run killed part-way (the study's own folder): started again
                 shutil.rmtree(proj)
+            run_rows: list[dict] = []
             shutil.copytree(base, proj, symlinks=True)
             _label(proj, faces, held, truth)
             labels = _label(proj, faces, start, truth)
@@ -119,26 +139,23 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
                        "accuracy": ev.get("accuracy"), "map50": None}
                 if map:
                     row["map50"] = _map50(proj, images, boxes, held_photos, proj / f"detect-r{r:02d}")
-                rows.append(row)
+                run_rows.append(row)
                 _log(quiet, f"seed {seed} {name:>10} round {r}: {labels} labels, held-back accuracy "
                             f"{row['accuracy']}, mAP@0.5 {row['map50']}")
                 if r < rounds:
-                    q = loop.query(proj, k=k, strategy=name, seed=seed)
+                    q = loop.query(proj, k=steps[r - 1], strategy=name, seed=seed)
                     idx = {f["sha256"]: i for i, f in enumerate(faces)}
                     labels += _label(proj, faces, [idx[it["sha256"]] for it in q["items"]], truth)
+            write_json(done, {"rows": run_rows})
+            rows += run_rows
     out_p.mkdir(parents=True, exist_ok=True)
-    with open(out_p / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, ["strategy", "seed", "round", "labels", "accuracy", "map50"])
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out_p / "results.csv", rows)
     summary = {"photos": str(photos), "n_photos": len(files), "faces": len(faces), "held_back_faces": len(held),
                "held_back_photos": len(held_photos), "strategies": strategies, "rounds": rounds, "k": k,
-               "init": init, "seeds": seeds, "epochs": epochs, "replay": str(replay) if replay else None,
+               "init": init, "budgets": budgets or None, "seeds": seeds, "epochs": epochs, "replay": str(replay) if replay else None,
                "model": model or "bundled", "start_map50": start_map, "full": full,
                "curves": _curves(rows, strategies),
                "wall_seconds": round(time.time() - t_start, 1)}
-    from ..io import write_json
-
     write_json(out_p / "summary.json", summary)
     summary["plot"] = str(_plot(summary, out_p / "map_vs_labels.png"))
     return summary
@@ -158,6 +175,15 @@ def _full(base: Path, out_p: Path, faces, held, free, truth, epochs, replay, ima
     rec = loop.retrain(proj, epochs=epochs, replay=replay, seed=0)
     return {"labels": n, "accuracy": rec["evaluation"].get("accuracy"),
             "map50": _map50(proj, images, boxes, held_photos, proj / "detect") if map else None}
+
+
+def _once(path: Path, make) -> dict:
+    """``make()``'s result, kept in ``path``: a resumed study does not redo it."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    res = make()
+    write_json(path, res)
+    return res
 
 
 def _curves(rows: list[dict], strategies: list[str]) -> dict:

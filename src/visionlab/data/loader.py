@@ -6,7 +6,7 @@ resumed at epoch k sees exactly the batches an uninterrupted run would have seen
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 
@@ -56,12 +56,14 @@ def _reflect(i: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def batches(split: Split, batch_size: int, shuffle: bool = True, seed: int = 0, epoch: int = 0,
-            augment: bool = False, device: Optional[torch.device | str] = None,
+            augment: "bool | Callable[[torch.Tensor, torch.Generator], torch.Tensor]" = False,
+            device: Optional[torch.device | str] = None,
             drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(x, y)`` batches of ``split``: x keeps its dtype (uint8 pixels), y int64.
 
     ``shuffle`` draws a permutation from (seed, epoch); ``augment`` applies ``augment_batch`` with its own
-    (seed, epoch) stream. ``device`` moves each batch there (a split already on that device is just indexed).
+    (seed, epoch) stream (a function in its place: that augmentation, e.g. one of data/augment.py's
+    AUGMENTATIONS). ``device`` moves each batch there (a split already on that device is just indexed).
     """
     x, y = split.x, split.y
     n = len(split)
@@ -83,5 +85,5 @@ def batches(split: Split, batch_size: int, shuffle: bool = True, seed: int = 0, 
         if device is not None:
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         if aug_gen is not None:
-            xb = augment_batch(xb, aug_gen)
+            xb = augment(xb, aug_gen) if callable(augment) else augment_batch(xb, aug_gen)
         yield xb, yb

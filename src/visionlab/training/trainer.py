@@ -10,7 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +59,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**63 - 1)
 
 
-def _batches(split: Split, batch_size: int, shuffle: bool, seed: int, epoch: int, augment: bool):
+def _batches(split: Split, batch_size: int, shuffle: bool, seed: int, epoch: int, augment):
     from ..data.loader import batches
 
     return batches(split, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, augment=augment)
@@ -98,7 +98,7 @@ class Plan:
     numpy_net: Optional[nn.Module]  # training kind "numpy": the network whose manual_step trains it
     amp: Optional[torch.dtype]
     channels_last: bool
-    augment: bool
+    augment: "bool | Callable[[torch.Tensor, torch.Generator], torch.Tensor]"  # False or the augmentation
     full_batch: bool
     chunk: int
     steps_per_epoch: int
@@ -127,6 +127,10 @@ def prepare(cfg: RunConfig, model: nn.Module, data: ImageData, kind: str = "torc
         train_split, val_split = frozen_feature_splits(cfg, model, data, device)
         trainable = net.head
     augment = cfg.augment and train_split.x.dtype == torch.uint8
+    if augment:
+        from ..data.augment import AUGMENTATIONS
+
+        augment = AUGMENTATIONS.get(cfg.augment_policy)
     if device.type != "cpu":
         train_split = Split(train_split.x.to(device), train_split.y.to(device))
         val_split = Split(val_split.x.to(device), val_split.y.to(device)) if val_split is not None else None
