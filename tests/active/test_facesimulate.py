@@ -28,3 +28,25 @@ def test_simulate_faces_tiny(tmp_path):
     assert 0 <= s["start_map50"] <= 1 and s["full"]["labels"] >= 6
     assert json.loads((tmp_path / "sim" / "summary.json").read_text())["curves"]["hybrid"]["map50"][1]["labels"] == 6
     assert Path(s["plot"]).stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_budgets_and_resume(tmp_path):
+    """--budgets measures at those label counts; a second call reads finished runs instead of redoing them, and a
+    run killed part-way (no finished-run file) is done again, to the same figures."""
+    if not (BOXES / "boxes.csv").is_file():
+        pytest.skip(f"{BOXES} is absent (set VISIONLAB_SHARED to the folder holding data/)")
+    kw = dict(seeds=1, out=tmp_path / "sim", epochs=1, holdout=0.25, max_photos=8, map=False, full_supervised=False,
+              budgets=[2, 5])
+    s = simulate_faces(BOXES, ["random", "margin"], **kw)
+    assert [p["labels"] for p in s["curves"]["random"]["accuracy"]] == [2, 5]
+    assert s["budgets"] == [2, 5] and s["init"] == 2
+    runs = tmp_path / "sim" / "runs"
+    kept = (runs / "random-s0" / "rounds.jsonl").stat().st_mtime_ns
+    (runs / "margin-s0.json").unlink()  # as if killed during margin's run
+    again = simulate_faces(BOXES, ["random", "margin"], **kw)
+    assert (runs / "random-s0" / "rounds.jsonl").stat().st_mtime_ns == kept  # read, not redone
+    assert (runs / "margin-s0.json").is_file()
+    assert again["curves"] == s["curves"]
+    with pytest.raises(Exception, match="increasing"):
+        simulate_faces(BOXES, ["random"], **{**kw, "budgets": [5, 2]})
