@@ -76,9 +76,11 @@ FOLD_KEYS = ("photos", "faces", "map50", "ap50_per_class", "face_recall", "recal
 MWI = "MaskWornIncorrectly"
 
 
-def data_faces_cmd(vl: list[str], sources: list[Path], crops: Path, face: Path, seed: int) -> list[str]:
+def data_faces_cmd(vl: list[str], sources: list[Path], crops: Path, face: Path, seed: int,
+                   synthetic: int = 0) -> list[str]:
     return vl + ["data", "faces", *map(str, sources), "--out", str(crops), "--face-model", str(face),
-                 "--detector", DETECTOR, "--upscale", str(UPSCALE), "--seed", str(seed)]
+                 "--detector", DETECTOR, "--upscale", str(UPSCALE), "--seed", str(seed)] + \
+        (["--synthetic-incorrect", str(synthetic)] if synthetic else [])
 
 
 def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace) -> list[str]:
@@ -104,6 +106,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--synthetic-incorrect", type=int, default=0, help="visionlab data faces' --synthetic-incorrect: "
+                    "Train crops of masks moved below the nose")
     ap.add_argument("--augment-policy", default="crop_flip", help="visionlab train's --augment-policy (faces: also "
                     "brightness, contrast, gamma and a horizontal squeeze, for dark and turned faces)")
     ap.add_argument("--threads", type=int, default=None, help="training threads (default: torch's); 1 where another "
@@ -143,7 +147,7 @@ def main() -> None:
         return
     crops, runf = a.work / "crops", a.work / "run"
     log: list[dict] = []
-    run(data_faces_cmd(vl, [boxes, data / "facemask"], crops, face, a.seed), log)
+    run(data_faces_cmd(vl, [boxes, data / "facemask"], crops, face, a.seed, a.synthetic_incorrect), log)
     train_s = run(train_cmd(vl, crops, runf, a), log)
     chosen = None
     if a.calibrate is not None:  # before export: the ONNX file carries the profile
@@ -394,7 +398,7 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     for i in range(a.folds):
         fdir = a.work / f"fold{i}"
         crops, runf, ev = fdir / "crops", fdir / "run", fdir / "eval"
-        run(data_faces_cmd(vl, sources, crops, face, a.seed) + fold_args + ["--folds", str(a.folds), "--fold", str(i)],
+        run(data_faces_cmd(vl, sources, crops, face, a.seed, a.synthetic_incorrect) + fold_args + ["--folds", str(a.folds), "--fold", str(i)],
             log)
         run(train_cmd(vl, crops, runf, a), log)
         run(vl + ["export", str(runf)], log)
@@ -414,7 +418,8 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     m = score_out_of_fold(a.work, data, boxes, a.folds, classes)
     pooled = {k: m[k] for k in FOLD_KEYS + ("map", "map50_top1", "false_boxes", "matched_accuracy")}
     result = {
-        "k": a.folds, "seed": a.seed, "epochs": a.epochs, "image_size": a.image_size,
+        "k": a.folds, "seed": a.seed, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
+        "synthetic_incorrect": a.synthetic_incorrect,
         "limit_photos": a.limit_photos, "one_face_photos": not a.no_one_face_photos,
         "test_photos": len(test or []),
         "note": "Validation of each fold = that fold's photo groups, never trained on; the held-out Test part is "

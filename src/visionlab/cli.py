@@ -477,7 +477,10 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                dhash_bits: int = typer.Option(4, "--dhash-bits", help="near-duplicate photos: difference hashes "
                                                                       "at most this many bits apart"),
                phash_bits: int = typer.Option(6, "--phash-bits", help="... or DCT hashes at most this many bits "
-                                                                      "apart (-1: difference hash only)")) -> None:
+                                                                      "apart (-1: difference hash only)"),
+               synthetic_incorrect: int = typer.Option(0, "--synthetic-incorrect", help="add this many Train crops "
+                                                       "of masks moved below the nose, made from Train's unmasked "
+                                                       "and masked faces by their landmarks")) -> None:
     """Cut a face-crop ImageFolder (Train/Validation/Test, split by photo group) with the detection pipeline's crop
     geometry, plus detect.json (detector settings and a learned box correction) for the trained model.
     --folds K --fold I: Validation = fold I of the photos outside the held-out Test part."""
@@ -488,7 +491,8 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
     s = cut_faces(sources, out_dir, images=images, face_model=face_model, upscale=upscale,
                   score_threshold=score_threshold, margin=margin, size=size, split_ratios=r, seed=seed,
                   balance=balance, background=background, label_map=parse_label_map(label_map) or None,
-                  detector=detector, folds=folds, fold=fold, dhash_bits=dhash_bits, phash_bits=phash_bits)
+                  detector=detector, folds=folds, fold=fold, dhash_bits=dhash_bits, phash_bits=phash_bits,
+                  synthetic_incorrect=synthetic_incorrect)
     out.print(str(s))
     out.print(f"split and settings: {out_dir / 'faces.json'}; detector profile: {out_dir / 'detect.json'}")
 

@@ -384,13 +384,14 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
               max_jitter: int = 10, background: bool = True, label_map: Optional[dict] = None,
               show_progress: bool = True, detector: str = "yunet", folds: Optional[int] = None,
               fold: Optional[int] = None, dhash_bits: int = DHASH_BITS,
-              phash_bits: int = PHASH_BITS) -> FaceCropSummary:
+              phash_bits: int = PHASH_BITS, synthetic_incorrect: int = 0) -> FaceCropSummary:
     """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos.
     ``detector``: a YuNet-family name from ``FACE_DETECTORS`` (yunet, yunet_ort); the profile records it.
     ``folds``/``fold``: cross-validation over the box-annotated photos outside the held-out Test part
     (``fold_photos``): Validation = fold ``fold`` (0..folds-1), Train = the other folds; Test is the same for every
     fold and the same as without ``folds``. ``dhash_bits``/``phash_bits``: the near-duplicate limits of
-    ``photo_groups`` (``phash_bits`` -1: difference hash only)."""
+    ``photo_groups`` (``phash_bits`` -1: difference hash only). ``synthetic_incorrect``: that many Train crops of
+    masks moved below the nose (synthmask.py), made from Train's own faces after the cut."""
     from ..boxes import BoxCorrection
     from .faces import build_detector
     from ..io import write_json
@@ -432,6 +433,12 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     shipped = bundled_name(det.model_path) if face_model is not None else None
     if shipped:  # a face model visionlab ships (or a byte-for-byte copy): named, not the path, so it runs anywhere
         profile["face_model"] = shipped
+    if synthetic_incorrect > 0:
+        from .synthmask import MWI, synthesize
+
+        made = synthesize(out, synthetic_incorrect, seed=seed)
+        manifest["synthetic_incorrect"] = {**made, "list": "synthetic.csv"}
+        w.counts["Train"][MWI] += made["written"]
     manifest["counts"] = {s: dict(sorted(c.items())) for s, c in w.counts.items()}
     write_json(out / MANIFEST, manifest)
     write_json(out / PROFILE, profile)
