@@ -109,9 +109,13 @@ def synthesize(crops: str | Path, n: int, seed: int = 0, detector=None, quiet: b
         tries += 1
         wp, dp = wl[rng.integers(len(wl))], dl[rng.integers(len(dl))]
         wimg, dimg = cv2.imread(str(wp)), cv2.imread(str(dp))
-        if wimg is None or dimg is None or wimg.shape != dimg.shape:  # crops of one cut share one size
+        if wimg is None or dimg is None:
             continue
-        img = compose(wimg, wearers[wp], dimg, donors[dp], rng)
+        ld = donors[dp]
+        if dimg.shape != wimg.shape:  # crops of one cut share one size; other folders may not
+            ld = ld * np.array([wimg.shape[1] / dimg.shape[1], wimg.shape[0] / dimg.shape[0]], np.float32)
+            dimg = cv2.resize(dimg, (wimg.shape[1], wimg.shape[0]), interpolation=cv2.INTER_AREA)
+        img = compose(wimg, wearers[wp], dimg, ld, rng)
         if img is None:
             continue
         name = f"synth_{len(rows):05d}_{wp.stem}__{dp.stem}.jpg"
