@@ -111,6 +111,7 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
     if init + sum(steps) > len(free) or not held:
         raise ConfigError(f"{len(free)} faces to query and {len(held)} held back: too few for {init} + "
                           f"{sum(steps)} labels; use more photos or fewer labels")
+    _label(base, faces, held, truth)  # the held-back faces' labels, once: every run's copy of the pool has them
     start_map = _once(out_p / "start.json", lambda: {
         "map50": _map50(base, images, boxes, held_photos, out_p / "start-detect") if map else None})["map50"]
     _log(quiet, f"starting model: mAP@0.5 {start_map} on {len(held_photos)} held-back photos")
@@ -130,7 +131,6 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
                 shutil.rmtree(proj)
             run_rows: list[dict] = []
             shutil.copytree(base, proj, symlinks=True)
-            _label(proj, faces, held, truth)
             labels = _label(proj, faces, start, truth)
             for r in range(1, rounds + 1):
                 rec = loop.retrain(proj, epochs=epochs, replay=replay, seed=seed)
@@ -170,7 +170,6 @@ def _full(base: Path, out_p: Path, faces, held, free, truth, epochs, replay, ima
     if proj.exists():
         shutil.rmtree(proj)
     shutil.copytree(base, proj, symlinks=True)
-    _label(proj, faces, held, truth)
     n = _label(proj, faces, free, truth)
     rec = loop.retrain(proj, epochs=epochs, replay=replay, seed=0)
     return {"labels": n, "accuracy": rec["evaluation"].get("accuracy"),
