@@ -50,3 +50,22 @@ def test_budgets_and_resume(tmp_path):
     assert again["curves"] == s["curves"]
     with pytest.raises(Exception, match="increasing"):
         simulate_faces(BOXES, ["random"], **{**kw, "budgets": [5, 2]})
+
+
+def test_vs_random_is_paired_by_seed_and_round():
+    """Hand-made rows: margin minus random per seed, 0.1 and 0.3 in round 1 (mean 0.2), round 2 only one seed."""
+    from visionlab.active.facesimulate import _vs_random
+
+    rows = [{"strategy": "random", "seed": 0, "round": 1, "labels": 50, "accuracy": 0.5, "map50": 0.40},
+            {"strategy": "random", "seed": 1, "round": 1, "labels": 50, "accuracy": 0.5, "map50": 0.50},
+            {"strategy": "margin", "seed": 0, "round": 1, "labels": 50, "accuracy": 0.5, "map50": 0.50},
+            {"strategy": "margin", "seed": 1, "round": 1, "labels": 50, "accuracy": 0.5, "map50": 0.80},
+            {"strategy": "random", "seed": 0, "round": 2, "labels": 100, "accuracy": 0.5, "map50": 0.45},
+            {"strategy": "margin", "seed": 0, "round": 2, "labels": 100, "accuracy": 0.5, "map50": 0.40}]
+    v = _vs_random(rows, ["random", "margin"])["margin"]
+    assert [p["round"] for p in v] == [1, 2] and v[0]["seeds"] == 2 and v[1]["seeds"] == 1
+    assert v[0]["diff"] == pytest.approx(0.2) and v[1]["diff"] == pytest.approx(-0.05)
+    # t interval, 1 degree of freedom: 0.2 +- 12.706 * 0.1414 / sqrt(2)
+    assert v[0]["low"] == pytest.approx(0.2 - 12.7062 * 0.1, abs=1e-3)
+    assert v[0]["high"] == pytest.approx(0.2 + 12.7062 * 0.1, abs=1e-3)
+    assert _vs_random(rows, ["margin"]) == {}

@@ -154,7 +154,7 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
                "held_back_photos": len(held_photos), "strategies": strategies, "rounds": rounds, "k": k,
                "init": init, "budgets": budgets or None, "seeds": seeds, "epochs": epochs, "replay": str(replay) if replay else None,
                "model": model or "bundled", "start_map50": start_map, "full": full,
-               "curves": _curves(rows, strategies),
+               "curves": _curves(rows, strategies), "vs_random": _vs_random(rows, strategies),
                "wall_seconds": round(time.time() - t_start, 1)}
     write_json(out_p / "summary.json", summary)
     summary["plot"] = str(_plot(summary, out_p / "map_vs_labels.png"))
@@ -200,6 +200,32 @@ def _curves(rows: list[dict], strategies: list[str]) -> dict:
                     m, lo, hi = t_interval(vals)
                     pts.append({"labels": n, "mean": m, "low": lo, "high": hi, "seeds": len(vals)})
             out[s][metric] = pts
+    return out
+
+
+def _vs_random(rows: list[dict], strategies: list[str]) -> dict:
+    """strategy -> [{round, labels, diff, low, high, seeds}]: its mAP@0.5 (else accuracy) minus random's, paired by
+    seed and round (both started from the same labels), mean and 95% Student-t interval over seeds."""
+    from .simulate import t_interval
+
+    if "random" not in strategies:
+        return {}
+    metric = "map50" if any(r["map50"] is not None for r in rows) else "accuracy"
+    base = {(r["seed"], r["round"]): r for r in rows if r["strategy"] == "random"}
+    out: dict = {}
+    for s in strategies:
+        if s == "random":
+            continue
+        pts = []
+        for rnd in sorted({r["round"] for r in rows if r["strategy"] == s}):
+            pairs = [(r, base[(r["seed"], rnd)]) for r in rows if r["strategy"] == s and r["round"] == rnd
+                     and (r["seed"], rnd) in base and r[metric] is not None and base[(r["seed"], rnd)][metric]
+                     is not None]
+            if pairs:
+                m, lo, hi = t_interval([a[metric] - b[metric] for a, b in pairs])
+                pts.append({"round": rnd, "labels": pairs[0][0]["labels"], "metric": metric, "diff": m, "low": lo,
+                            "high": hi, "seeds": len(pairs)})
+        out[s] = pts
     return out
 
 
