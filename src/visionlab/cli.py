@@ -277,11 +277,11 @@ def detect_cmd(input: Optional[str] = typer.Argument(None, help="an image, a fol
     model = Path(cfg.model) if cfg.model is not None else None
     out.print(f"{_model_line(model)}; {storage_notice(cfg.privacy, cfg.save_frames)}", soft_wrap=True)
     if truth is not None:
-        from .detect.evaluate import detect_and_evaluate
+        from .detect.evaluate import detect_and_evaluate, scoring_config
 
         if input is None:
             raise ConfigError("--truth scores photos: give INPUT, not --camera")
-        m = detect_and_evaluate(input, cfg.with_(min_face_prob=0.05 if cfg.min_face_prob is None else None),
+        m = detect_and_evaluate(input, scoring_config(cfg),
                                 out_dir, truth, subset=subset, slices=slices)
         _print_box_scores(m, Path(m["out_dir"]))
         return

@@ -6,7 +6,8 @@ its held-back photos (chosen by photo) are the yardstick. Per seed, every strate
 ``init`` random oracle labels in its own copy of the pool, then ``rounds`` times: retrain (warm-started, as a user
 would), measure, query ``k`` faces, label them from the oracle. Measured per round: per-class recall and accuracy
 on the held-back faces (oracle labels) and, with ``map=True``, the box-level mAP@0.5 of `detect --truth` on the
-held-back photos. Written: results.csv (strategy, seed, round, labels, accuracy, map50), summary.json with 95%
+held-back photos (every box, as `detect --truth` scores it, and the boxes shown by default). Written:
+results.csv (strategy, seed, round, labels, accuracy, map50, map50_shown), summary.json with 95%
 Student-t intervals over seeds per label count, and map_vs_labels.png.
 
 This is the skeleton the long runs use; tests run it on a handful of photos with one epoch.
@@ -61,17 +62,18 @@ def _label(proj_path: Path, faces: list[dict], idx, truth: list[Optional[str]]) 
     return n
 
 
-def _map50(proj: Path, images: Path, boxes: Path, held_photos: set[str], out: Path) -> Optional[float]:
-    from ..detect.evaluate import detect_and_evaluate
+def _map50(proj: Path, images: Path, boxes: Path, held_photos: set[str], out: Path) -> dict:
+    """mAP@0.5 of the project's model on the held-back photos, as `visionlab detect --truth` scores it (every box
+    down to face probability 0.05, ranked; ``map50``) and of the boxes it shows by default (``map50_shown``)."""
+    from ..detect.verb import detect
+    from .session import Project
 
     subset = out.parent / f"{out.name}.txt"
     subset.write_text("".join(n + "\n" for n in sorted(held_photos)))
-    from .session import Project
-
     # the project's current round, else the model it started from (None: the bundled one)
     model = str(proj) if (proj / "model").exists() else Project(proj).state.get("model")
-    m = detect_and_evaluate(images, None, out, boxes, subset=str(subset), model=model, quiet=True, save_frames=False)
-    return float(m["map50"]) if m.get("map50") is not None else None
+    m = detect(images, out=out, truth=boxes, subset=str(subset), model=model, quiet=True, save_frames=False)
+    return {k: (float(m[k]) if m.get(k) is not None else None) for k in ("map50", "map50_shown")}
 
 
 def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = None, rounds: int = 4, k: int = 20,
@@ -112,8 +114,9 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
         raise ConfigError(f"{len(free)} faces to query and {len(held)} held back: too few for {init} + "
                           f"{sum(steps)} labels; use more photos or fewer labels")
     _label(base, faces, held, truth)  # the held-back faces' labels, once: every run's copy of the pool has them
-    start_map = _once(out_p / "start.json", lambda: {
-        "map50": _map50(base, images, boxes, held_photos, out_p / "start-detect") if map else None})["map50"]
+    start_m = _once(out_p / "start.json", lambda: _map50(base, images, boxes, held_photos, out_p / "start-detect")
+                    if map else {"map50": None, "map50_shown": None})
+    start_map = start_m["map50"]
     _log(quiet, f"starting model: mAP@0.5 {start_map} on {len(held_photos)} held-back photos")
     full = _once(out_p / "full.json", lambda: _full(base, out_p, faces, held, free, truth, epochs, replay, images,
                                                     boxes, held_photos, map)) if full_supervised else None
@@ -136,12 +139,12 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
                 rec = loop.retrain(proj, epochs=epochs, replay=replay, seed=seed)
                 ev = rec["evaluation"]
                 row = {"strategy": name, "seed": seed, "round": r, "labels": labels,
-                       "accuracy": ev.get("accuracy"), "map50": None}
+                       "accuracy": ev.get("accuracy"), "map50": None, "map50_shown": None}
                 if map:
-                    row["map50"] = _map50(proj, images, boxes, held_photos, proj / f"detect-r{r:02d}")
+                    row.update(_map50(proj, images, boxes, held_photos, proj / f"detect-r{r:02d}"))
                 run_rows.append(row)
                 _log(quiet, f"seed {seed} {name:>10} round {r}: {labels} labels, held-back accuracy "
-                            f"{row['accuracy']}, mAP@0.5 {row['map50']}")
+                            f"{row['accuracy']}, mAP@0.5 {row['map50']} (shown boxes {row['map50_shown']})")
                 if r < rounds:
                     q = loop.query(proj, k=steps[r - 1], strategy=name, seed=seed)
                     idx = {f["sha256"]: i for i, f in enumerate(faces)}
@@ -153,7 +156,8 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
     summary = {"photos": str(photos), "n_photos": len(files), "faces": len(faces), "held_back_faces": len(held),
                "held_back_photos": len(held_photos), "strategies": strategies, "rounds": rounds, "k": k,
                "init": init, "budgets": budgets or None, "seeds": seeds, "epochs": epochs, "replay": str(replay) if replay else None,
-               "model": model or "bundled", "start_map50": start_map, "full": full,
+               "model": model or "bundled", "start_map50": start_map,
+               "start_map50_shown": start_m.get("map50_shown"), "full": full,
                "curves": _curves(rows, strategies), "vs_random": _vs_random(rows, strategies),
                "wall_seconds": round(time.time() - t_start, 1)}
     write_json(out_p / "summary.json", summary)
@@ -173,7 +177,7 @@ def _full(base: Path, out_p: Path, faces, held, free, truth, epochs, replay, ima
     n = _label(proj, faces, free, truth)
     rec = loop.retrain(proj, epochs=epochs, replay=replay, seed=0)
     return {"labels": n, "accuracy": rec["evaluation"].get("accuracy"),
-            "map50": _map50(proj, images, boxes, held_photos, proj / "detect") if map else None}
+            **(_map50(proj, images, boxes, held_photos, proj / "detect") if map else {"map50": None})}
 
 
 def _once(path: Path, make) -> dict:
@@ -192,10 +196,10 @@ def _curves(rows: list[dict], strategies: list[str]) -> dict:
     out: dict = {}
     for s in strategies:
         out[s] = {}
-        for metric in ("accuracy", "map50"):
+        for metric in ("accuracy", "map50", "map50_shown"):
             pts = []
             for n in sorted({r["labels"] for r in rows if r["strategy"] == s}):
-                vals = [r[metric] for r in rows if r["strategy"] == s and r["labels"] == n and r[metric] is not None]
+                vals = [r.get(metric) for r in rows if r["strategy"] == s and r["labels"] == n and r.get(metric) is not None]
                 if vals:
                     m, lo, hi = t_interval(vals)
                     pts.append({"labels": n, "mean": m, "low": lo, "high": hi, "seeds": len(vals)})

@@ -38,6 +38,16 @@ def read_subset(spec: str) -> set[str]:
     return {Path(n).name for n in names if n and not n.startswith("#")}
 
 
+# `detect --truth` scores every box down to this face probability (ranked by probability x score), so a model whose
+# face probabilities run low loses rank, not faces; what a user is shown is scored beside it ("shown")
+SCORED_FACE_PROB = 0.05
+
+
+def scoring_config(cfg):
+    """``cfg`` as `detect --truth` runs it: the given min_face_prob, else SCORED_FACE_PROB."""
+    return cfg.with_(min_face_prob=SCORED_FACE_PROB) if cfg.min_face_prob is None else cfg
+
+
 def detect_and_evaluate(input: str | os.PathLike, config, out_dir: str | os.PathLike, truth: str | os.PathLike,
                         *, images: str | os.PathLike | None = None, subset: Optional[str] = None,
                         label_map: Optional[dict] = None, slices: str | os.PathLike | None = None,

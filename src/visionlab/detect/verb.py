@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..images import IMAGE_SUFFIXES
 from .config import DetectConfig, make_config
-from .evaluate import detect_and_evaluate
+from .evaluate import detect_and_evaluate, scoring_config
 from .pipeline import FaceResult
 from .run import default_out_dir, detect_faces, run_detection
 
@@ -38,7 +38,7 @@ def detect(input: "str | os.PathLike | int | np.ndarray | Any" = None, *, out: "
         raise ConfigError("give input (image, folder, video or array) or camera=N, not both")
     dest = out if out is not None else default_out_dir()  # a name only: nothing is made until a run writes
     if truth is not None:
-        return detect_and_evaluate(input, cfg.with_(min_face_prob=0.05 if cfg.min_face_prob is None else None),
+        return detect_and_evaluate(input, scoring_config(cfg),
                                    dest, truth, subset=subset, slices=slices, classifier=classifier)
     if camera is not None:
         return run_detection(int(camera), cfg, dest, classifier=classifier)
