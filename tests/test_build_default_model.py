@@ -80,7 +80,8 @@ def test_two_folds_end_to_end(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     p = subprocess.run([sys.executable, str(REPO / "tools" / "build_default_model.py"), "--shared", str(SHARED),
                         "--work", str(work), "--folds", "2", "--limit-photos", "24", "--no-one-face-photos",
-                        "--epochs", "1", "--image-size", "32"], env=env, capture_output=True, text=True, timeout=900)
+                        "--epochs", "1", "--image-size", "32", "--augment-policy", "faces", "--synthetic-incorrect", "8"],
+                       env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
     r = json.loads((work / "folds.json").read_text())
     assert r["k"] == 2 and len(r["folds"]) == 2 and r["test_photos"] > 0
@@ -102,3 +103,10 @@ def test_two_folds_end_to_end(tmp_path):
     assert m["low"] <= m["mean"] <= m["high"] and m["mean"] == pytest.approx(
         sum(f["map50"] for f in r["folds"]) / 2, abs=1e-4)
     assert not (REPO / "src" / "visionlab" / "assets" / "folds.json").exists()  # nothing installed
+    # the recipe's options reach every fold: the training config and the synthetic crops of Train only
+    assert r["augment_policy"] == "faces" and r["synthetic_incorrect"] == 8
+    for i, m in enumerate(faces):
+        assert m["synthetic_incorrect"]["written"] == 8
+        assert len(list((work / f"fold{i}" / "crops" / "Train" / "MaskWornIncorrectly").glob("synth_*.jpg"))) == 8
+        assert not list((work / f"fold{i}" / "crops" / "Validation").rglob("synth_*"))
+        assert "augment_policy: faces" in (work / f"fold{i}" / "run" / "config.yaml").read_text()
