@@ -86,12 +86,42 @@ def paired_faces(ra: np.ndarray, rb: np.ndarray) -> dict:
             "fixed": int((rb & ~ra).sum()), "broken": int((ra & ~rb).sum())}
 
 
+def plot_slices(result: dict, path: Path, names: tuple[str, str]) -> Path:
+    """Per slice, the share labelled right by A and by B with their Wilson intervals, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(k, v) for k, v in result["slices"].items() if v["n"]]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    for j, (key, off, colour) in enumerate((("a", -0.18, "#8c8c8c"), ("b", 0.18, "#1f77b4"))):
+        y = np.arange(len(rows)) + off
+        r = [v[key]["rate"] * 100 for _, v in rows]
+        lo = [(v[key]["rate"] - v[key]["ci"][0]) * 100 for _, v in rows]
+        hi = [(v[key]["ci"][1] - v[key]["rate"]) * 100 for _, v in rows]
+        ax.barh(y, r, height=0.34, color=colour, label=names[j])
+        ax.errorbar(r, y, xerr=[lo, hi], fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    ax.set_yticks(np.arange(len(rows)))
+    ax.set_yticklabels([f"{k} (n={v['n']})" for k, v in rows])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("tagged faces labelled right, % (95% Wilson interval)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("a", type=Path)
     ap.add_argument("b", type=Path)
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--names", default="A,B", help="the two recipes' names for the plot, e.g. 'before,after'")
     args = ap.parse_args()
     fa, fb = (json.loads((f / "folds.json").read_text()) for f in (args.a, args.b))
     if fa["k"] != fb["k"] or fa.get("limit_photos") != fb.get("limit_photos"):
@@ -122,6 +152,7 @@ def main() -> None:
                         for name, sel in slice_members(values, tf.names).items()}
     out = args.out or args.b / "compare.json"
     write_json(out, result)
+    png = plot_slices(result, out.with_suffix(".png"), tuple(args.names.split(",", 1)))
     p = result["photo_level"]
     print(f"{len(names)} photos; B - A, 95% bootstrap intervals (paired):")
     for k, v in p.items():
@@ -134,7 +165,7 @@ def main() -> None:
         if v["n"]:
             print(f"  {name:<16} n={v['n']:>3}  {v['a']['rate']:.1%} -> {v['b']['rate']:.1%}  {v['diff']:+.3f} "
                   f"[{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]  ({v['fixed']}/{v['broken']})")
-    print(out)
+    print(out, png)
 
 
 if __name__ == "__main__":
