@@ -15,6 +15,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VISIONLAB_SHARED", REPO.parent / "shared"))
 
 
+def load_tool(name: str):
+    """A script of tools/ imported as a module (tools/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def shared_path(*parts: str) -> Path:
     p = SHARED.joinpath(*parts)
     if not p.exists():

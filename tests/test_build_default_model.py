@@ -3,7 +3,6 @@ hand-computed cases, and one tiny cross-validation end to end (slow)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,16 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_tool  # tests/conftest.py (rootdir conftest, on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VISIONLAB_SHARED", REPO.parent / "shared"))
 
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("build_default_model", REPO / "tools" / "build_default_model.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("build_default_model")
 
 
 def test_mean_interval_is_the_t_interval_over_folds(tool):

@@ -1,21 +1,14 @@
 """tools/compare_folds.py: the paired comparison of two recipes' out-of-fold figures on the same faces."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
+from conftest import load_tool  # tests/conftest.py (rootdir conftest, on sys.path)
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("compare_folds", REPO / "tools" / "compare_folds.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("compare_folds")
 
 
 def test_paired_faces_hand_case(tool):
