@@ -18,6 +18,7 @@ import json
 import shutil
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -93,10 +94,10 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
         STRATEGIES.get(s)
     if budgets:
         budgets = [int(b) for b in budgets]
-        if any(b < 1 for b in budgets) or any(b2 <= b1 for b1, b2 in zip(budgets, budgets[1:])):
+        if any(b < 1 for b in budgets) or any(b2 <= b1 for b1, b2 in pairwise(budgets)):
             raise ConfigError(f"--budgets must be increasing label counts of at least 1, not {budgets}")
-        init, rounds, k = budgets[0], len(budgets), max([b2 - b1 for b1, b2 in zip(budgets, budgets[1:])] or [1])
-    steps = [b2 - b1 for b1, b2 in zip(budgets, budgets[1:])] if budgets else [k] * (rounds - 1)
+        init, rounds, k = budgets[0], len(budgets), max([b2 - b1 for b1, b2 in pairwise(budgets)] or [1])
+    steps = [b2 - b1 for b1, b2 in pairwise(budgets)] if budgets else [k] * (rounds - 1)
     if min(rounds, seeds, init, k) < 1:
         raise ConfigError("--rounds, --k, --seeds and --init must be at least 1")
     out_p = Path(out).resolve()

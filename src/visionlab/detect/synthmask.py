@@ -94,8 +94,10 @@ def synthesize(crops: str | Path, n: int, seed: int = 0, detector=None, quiet: b
 
         detector = build_detector("yunet", score_threshold=0.5)
     exts = {".jpg", ".jpeg", ".png"}
-    # unique sources only: the crop folders hold jittered copies of rare classes (names ending _jN)
-    pick = lambda d: sorted(p for p in d.iterdir() if p.suffix.lower() in exts and "_j" not in p.stem[-4:])  # noqa: E731
+
+    def pick(d: Path) -> list[Path]:  # unique sources only: crop folders hold jittered copies (names ending _jN)
+        return sorted(p for p in d.iterdir() if p.suffix.lower() in exts and "_j" not in p.stem[-4:])
+
     wearers = landmarks(pick(train / WITHOUT), detector)
     donors = landmarks(pick(train / WITH), detector)
     if not wearers or not donors:
