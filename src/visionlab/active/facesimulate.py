@@ -133,23 +133,9 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
                 continue
             if proj.exists():  # a run killed part-way (the study's own folder): started again
                 shutil.rmtree(proj)
-            run_rows: list[dict] = []
             shutil.copytree(base, proj, symlinks=True)
-            labels = _label(proj, faces, start, truth)
-            for r in range(1, rounds + 1):
-                rec = loop.retrain(proj, epochs=epochs, replay=replay, seed=seed)
-                ev = rec["evaluation"]
-                row = {"strategy": name, "seed": seed, "round": r, "labels": labels,
-                       "accuracy": ev.get("accuracy"), "map50": None, "map50_shown": None}
-                if map:
-                    row.update(_map50(proj, images, boxes, held_photos, proj / f"detect-r{r:02d}"))
-                run_rows.append(row)
-                _log(quiet, f"seed {seed} {name:>10} round {r}: {labels} labels, held-back accuracy "
-                            f"{row['accuracy']}, mAP@0.5 {row['map50']} (shown boxes {row['map50_shown']})")
-                if r < rounds:
-                    q = loop.query(proj, k=steps[r - 1], strategy=name, seed=seed)
-                    idx = {f["sha256"]: i for i, f in enumerate(faces)}
-                    labels += _label(proj, faces, [idx[it["sha256"]] for it in q["items"]], truth)
+            run_rows = _one_run(proj, name, seed, start, steps, faces, truth, epochs, replay,
+                                (images, boxes, held_photos) if map else None, quiet)
             write_json(done, {"rows": run_rows})
             rows += run_rows
     out_p.mkdir(parents=True, exist_ok=True)
@@ -164,6 +150,30 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
     write_json(out_p / "summary.json", summary)
     summary["plot"] = str(_plot(summary, out_p / "map_vs_labels.png"))
     return summary
+
+
+def _one_run(proj: Path, name: str, seed: int, start, steps: list[int], faces: list[dict], truth: list, epochs: int,
+             replay, scoring: Optional[tuple], quiet: bool) -> list[dict]:
+    """One strategy and seed in its own copy of the pool: the start labels, then per round retrain, measure
+    (``scoring``: images, boxes.csv and held-back photos for mAP, None for none), query ``steps[r]`` and label."""
+    from . import loop
+
+    rows: list[dict] = []
+    labels = _label(proj, faces, start, truth)
+    idx = {f["sha256"]: i for i, f in enumerate(faces)}
+    for r in range(1, len(steps) + 2):
+        rec = loop.retrain(proj, epochs=epochs, replay=replay, seed=seed)
+        row = {"strategy": name, "seed": seed, "round": r, "labels": labels,
+               "accuracy": rec["evaluation"].get("accuracy"), "map50": None, "map50_shown": None}
+        if scoring is not None:
+            row.update(_map50(proj, *scoring, proj / f"detect-r{r:02d}"))
+        rows.append(row)
+        _log(quiet, f"seed {seed} {name:>10} round {r}: {labels} labels, held-back accuracy "
+                    f"{row['accuracy']}, mAP@0.5 {row['map50']} (shown boxes {row['map50_shown']})")
+        if r <= len(steps):
+            q = loop.query(proj, k=steps[r - 1], strategy=name, seed=seed)
+            labels += _label(proj, faces, [idx[it["sha256"]] for it in q["items"]], truth)
+    return rows
 
 
 def _full(base: Path, out_p: Path, faces, held, free, truth, epochs, replay, images, boxes, held_photos,
