@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..io import write_csv, write_json
+from ..io import atomic_write_text, write_csv, write_json
 from .faceoracle import BoxOracle
 from .facepool import load_faces
 from .strategies import STRATEGIES
@@ -63,14 +63,13 @@ def _label(proj_path: Path, faces: list[dict], idx, truth: list[Optional[str]]) 
     return n
 
 
-def _map50(proj: Path, images: Path, boxes: Path, held_photos: set[str], out: Path) -> dict:
-    """mAP@0.5 of the project's model on the held-back photos, as `visionlab detect --truth` scores it (every box
-    down to face probability 0.05, ranked; ``map50``) and of the boxes it shows by default (``map50_shown``)."""
+def _map50(proj: Path, images: Path, boxes: Path, subset: Path, out: Path) -> dict:
+    """mAP@0.5 of the project's model on the held-back photos (``subset``: their names), as `visionlab detect
+    --truth` scores it (every box down to face probability 0.05, ranked; ``map50``) and of the boxes it shows by
+    default (``map50_shown``)."""
     from ..detect.verb import detect
     from .session import Project
 
-    subset = out.parent / f"{out.name}.txt"
-    subset.write_text("".join(n + "\n" for n in sorted(held_photos)))
     # the project's current round, else the model it started from (None: the bundled one)
     model = str(proj) if (proj / "model").exists() else Project(proj).state.get("model")
     m = detect(images, out=out, truth=boxes, subset=str(subset), model=model, quiet=True, save_frames=False)
@@ -96,8 +95,10 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
         budgets = [int(b) for b in budgets]
         if any(b < 1 for b in budgets) or any(b2 <= b1 for b1, b2 in pairwise(budgets)):
             raise ConfigError(f"--budgets must be increasing label counts of at least 1, not {budgets}")
-        init, rounds, k = budgets[0], len(budgets), max([b2 - b1 for b1, b2 in pairwise(budgets)] or [1])
-    steps = [b2 - b1 for b1, b2 in pairwise(budgets)] if budgets else [k] * (rounds - 1)
+        steps = [b2 - b1 for b1, b2 in pairwise(budgets)]
+        init, rounds, k = budgets[0], len(budgets), max(steps or [1])
+    else:
+        steps = [k] * (rounds - 1)
     if min(rounds, seeds, init, k) < 1:
         raise ConfigError("--rounds, --k, --seeds and --init must be at least 1")
     out_p = Path(out).resolve()
@@ -115,12 +116,15 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
         raise ConfigError(f"{len(free)} faces to query and {len(held)} held back: too few for {init} + "
                           f"{sum(steps)} labels; use more photos or fewer labels")
     _label(base, faces, held, truth)  # the held-back faces' labels, once: every run's copy of the pool has them
-    start_m = _once(out_p / "start.json", lambda: _map50(base, images, boxes, held_photos, out_p / "start-detect")
+    held_list = out_p / "held-back-photos.txt"  # the photos every mAP is measured on
+    atomic_write_text(held_list, "".join(n + "\n" for n in sorted(held_photos)))
+    start_m = _once(out_p / "start.json", lambda: _map50(base, images, boxes, held_list, out_p / "start-detect")
                     if map else {"map50": None, "map50_shown": None})
     start_map = start_m["map50"]
     _log(quiet, f"starting model: mAP@0.5 {start_map} on {len(held_photos)} held-back photos")
-    full = _once(out_p / "full.json", lambda: _full(base, out_p, faces, held, free, truth, epochs, replay, images,
-                                                    boxes, held_photos, map)) if full_supervised else None
+    scoring = (images, boxes, held_list) if map else None
+    full = _once(out_p / "full.json", lambda: _full(base, out_p, faces, free, truth, epochs, replay, scoring)) \
+        if full_supervised else None
     rows: list[dict] = []
     for seed in range(seeds):
         start = np.random.default_rng([seed, 1]).choice(free, init, replace=False)
@@ -135,7 +139,7 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
                 shutil.rmtree(proj)
             shutil.copytree(base, proj, symlinks=True)
             run_rows = _one_run(proj, name, seed, start, steps, faces, truth, epochs, replay,
-                                (images, boxes, held_photos) if map else None, quiet)
+                                scoring, quiet)
             write_json(done, {"rows": run_rows})
             rows += run_rows
     out_p.mkdir(parents=True, exist_ok=True)
@@ -155,7 +159,7 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
 def _one_run(proj: Path, name: str, seed: int, start, steps: list[int], faces: list[dict], truth: list, epochs: int,
              replay, scoring: Optional[tuple], quiet: bool) -> list[dict]:
     """One strategy and seed in its own copy of the pool: the start labels, then per round retrain, measure
-    (``scoring``: images, boxes.csv and held-back photos for mAP, None for none), query ``steps[r]`` and label."""
+    (``scoring``: images, boxes.csv and the held-back photo list for mAP, None for none), query ``steps[r]`` and label."""
     from . import loop
 
     rows: list[dict] = []
@@ -176,8 +180,7 @@ def _one_run(proj: Path, name: str, seed: int, start, steps: list[int], faces: l
     return rows
 
 
-def _full(base: Path, out_p: Path, faces, held, free, truth, epochs, replay, images, boxes, held_photos,
-          map: bool) -> dict:
+def _full(base: Path, out_p: Path, faces, free, truth, epochs, replay, scoring: Optional[tuple]) -> dict:
     """The fully supervised reference: every queryable face labelled by the oracle, one retrain."""
     from . import loop
 
@@ -188,7 +191,7 @@ def _full(base: Path, out_p: Path, faces, held, free, truth, epochs, replay, ima
     n = _label(proj, faces, free, truth)
     rec = loop.retrain(proj, epochs=epochs, replay=replay, seed=0)
     return {"labels": n, "accuracy": rec["evaluation"].get("accuracy"),
-            **(_map50(proj, images, boxes, held_photos, proj / "detect") if map else {"map50": None})}
+            **(_map50(proj, *scoring, proj / "detect") if scoring is not None else {"map50": None})}
 
 
 def _once(path: Path, make) -> dict:

@@ -32,6 +32,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .cropnames import face_name, jitter_name
 from ..data.boxes import AnnotatedImage, canonical_label, read_annotations
 
 SPLITS = ("Train", "Validation", "Test")
@@ -315,9 +316,9 @@ def _cut_photo(w: _Writer, r: AnnotatedImage, img: np.ndarray, raw: np.ndarray, 
     matched = {g: d for d, g, _ in match(xywh_to_xyxy(fixed), gt, 0.5)} if sp == "Train" else {}
     for j, b in enumerate(r.boxes):
         box = tuple(fixed[matched[j]]) if j in matched else b.xywh
-        w.write(sp, b.label, f"{stem}_{j:03d}.jpg", w.crop(img, box, margin))
+        w.write(sp, b.label, face_name(stem, j), w.crop(img, box, margin))
         for k in range(copies.get(b.label, 0) if sp == "Train" else 0):
-            w.write(sp, b.label, f"{stem}_{j:03d}_j{k}.jpg", w.crop(img, _jitter(b.xywh, rng), margin))
+            w.write(sp, b.label, jitter_name(stem, j, k), w.crop(img, _jitter(b.xywh, rng), margin))
     if background and len(fixed):
         m = iou_matrix(xywh_to_xyxy(fixed), gt).max(1) if len(gt) else np.zeros(len(fixed))
         for d in np.flatnonzero(m < 0.2):

@@ -20,8 +20,6 @@ build made.
 """
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Optional
 
@@ -29,7 +27,9 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
-from ..io import atomic_write_bytes, atomic_write_text
+from ..images import IMAGE_SUFFIXES
+from ..io import atomic_write_bytes, write_csv
+from .cropnames import is_jitter_copy
 
 MWI, WITH, WITHOUT = "MaskWornIncorrectly", "WithMask", "WithoutMask"
 MIN_EYE_DISTANCE = 12  # px on the crop: smaller faces give landmarks too rough to place a mask with
@@ -82,7 +82,7 @@ def compose(wearer: np.ndarray, lw: np.ndarray, donor: np.ndarray, ld: np.ndarra
     return (warped.astype(np.float32) * a + wearer.astype(np.float32) * (1 - a)).round().clip(0, 255).astype(np.uint8)
 
 
-def synthesize(crops: str | Path, n: int, seed: int = 0, detector=None, quiet: bool = True) -> dict:
+def synthesize(crops: str | Path, n: int, seed: int = 0, detector=None) -> dict:
     """Write ``n`` synthetic incorrectly-worn crops into ``crops/Train/MaskWornIncorrectly`` (module doc).
     Returns counts: wearers and donors with landmarks, crops written."""
     crops = Path(crops)
@@ -93,10 +93,9 @@ def synthesize(crops: str | Path, n: int, seed: int = 0, detector=None, quiet: b
         from .faces import build_detector
 
         detector = build_detector("yunet", score_threshold=0.5)
-    exts = {".jpg", ".jpeg", ".png"}
 
-    def pick(d: Path) -> list[Path]:  # unique sources only: crop folders hold jittered copies (names ending _jN)
-        return sorted(p for p in d.iterdir() if p.suffix.lower() in exts and "_j" not in p.stem[-4:])
+    def pick(d: Path) -> list[Path]:  # unique sources only: crop folders hold jittered copies of rare classes
+        return sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not is_jitter_copy(p))
 
     wearers = landmarks(pick(train / WITHOUT), detector)
     donors = landmarks(pick(train / WITH), detector)
@@ -126,13 +125,5 @@ def synthesize(crops: str | Path, n: int, seed: int = 0, detector=None, quiet: b
             continue
         atomic_write_bytes(out_dir / name, buf.tobytes())
         rows.append({"file": name, "wearer": wp.name, "donor": dp.name})
-    text = io.StringIO()
-    wr = csv.DictWriter(text, ["file", "wearer", "donor"])
-    wr.writeheader()
-    wr.writerows(rows)
-    atomic_write_text(crops / "synthetic.csv", text.getvalue())
-    res = {"wearers": len(wearers), "donors": len(donors), "written": len(rows)}
-    if not quiet:
-        print(f"synthetic {MWI}: {len(rows)} crops from {len(wearers)} unmasked and {len(donors)} masked faces "
-              f"with landmarks; {crops / 'synthetic.csv'}")
-    return res
+    write_csv(crops / "synthetic.csv", rows)
+    return {"wearers": len(wearers), "donors": len(donors), "written": len(rows)}
