@@ -24,7 +24,7 @@ import numpy as np
 from visionlab.data.boxes import read_annotations
 from visionlab.evaluation.bootstrap import draw_counts, map50
 from visionlab.evaluation.detection import evaluate_detections
-from visionlab.evaluation.slices import box_tags, read_tag_file, slice_members, wilson
+from visionlab.evaluation.slices import box_tags, read_tag_file, slice_members, wilson_rate
 from visionlab.io import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,11 +42,6 @@ def _records(folds: Path) -> list[dict]:
 def _ci(values: np.ndarray) -> list[float]:
     v = values[np.isfinite(values)]
     return [round(float(np.percentile(v, 2.5)), 4), round(float(np.percentile(v, 97.5)), 4)] if len(v) else [None] * 2
-
-
-def _rate(k: int, n: int) -> dict:
-    r, lo, hi = wilson(k, n)
-    return {"k": k, "n": n, "rate": r, "ci": [lo, hi]}
 
 
 def paired_photos(ma: dict, mb: dict, classes: list[str]) -> dict:
@@ -81,7 +76,7 @@ def paired_faces(ra: np.ndarray, rb: np.ndarray) -> dict:
     rng = np.random.default_rng(0)
     diffs = np.array([(rb[i].mean() - ra[i].mean()) for i in (rng.integers(0, n, n) for _ in range(DRAWS))]) \
         if n else np.zeros(0)
-    return {"n": n, "a": _rate(int(ra.sum()), n), "b": _rate(int(rb.sum()), n),
+    return {"n": n, "a": wilson_rate(int(ra.sum()), n), "b": wilson_rate(int(rb.sum()), n),
             "diff": round(float(rb.mean() - ra.mean()), 4) if n else None, "ci": _ci(diffs) if n else None,
             "fixed": int((rb & ~ra).sum()), "broken": int((ra & ~rb).sum())}
 

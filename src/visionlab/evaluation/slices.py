@@ -240,7 +240,8 @@ def wilson(k: int, n: int, level: float = 0.95) -> tuple[Optional[float], Option
     return k / n, float(ci.low), float(ci.high)
 
 
-def _rate(k: int, n: int) -> dict:
+def wilson_rate(k: int, n: int) -> dict:
+    """``{k, n, rate, ci}``: k of n with its 95% Wilson interval, rounded to 4 places (None where n is 0)."""
     r, lo, hi = wilson(k, n)
     return {"k": int(k), "n": int(n), "rate": None if r is None else round(r, 4),
             "ci": None if r is None else [round(lo, 4), round(hi, 4)]}
@@ -250,8 +251,8 @@ def _cells(truth: np.ndarray, guess: np.ndarray, classes: Sequence[str]) -> dict
     out = {}
     for c in classes:
         is_c, said_c = truth == c, guess == c
-        out[c] = {"recall": _rate(int((is_c & said_c).sum()), int(is_c.sum())),
-                  "precision": _rate(int((is_c & said_c).sum()), int(said_c.sum()))}
+        out[c] = {"recall": wilson_rate(int((is_c & said_c).sum()), int(is_c.sum())),
+                  "precision": wilson_rate(int((is_c & said_c).sum()), int(said_c.sum()))}
     return out
 
 
@@ -277,7 +278,7 @@ def slice_metrics(truth: Sequence[str], guess: Sequence[Optional[str]], tags: np
                 mine["short"] = bool(mine["ci"] and ref["ci"] and mine["n"] >= MIN_SHORT
                                      and mine["ci"][1] < ref["ci"][0])
         n = int(sel.sum())
-        overall = _rate(int((truth[sel] == guess[sel]).sum()), n)
+        overall = wilson_rate(int((truth[sel] == guess[sel]).sum()), n)
         # the whole set's recall of each class, weighted by this slice's class mix
         mix = [(int((truth[sel] == c).sum()), whole[c]["recall"]) for c in classes]
         expected = sum(k * r["k"] / r["n"] for k, r in mix if k) / n if n else None
