@@ -69,3 +69,31 @@ def test_vs_random_is_paired_by_seed_and_round():
     assert v[0]["low"] == pytest.approx(0.2 - 12.7062 * 0.1, abs=1e-3)
     assert v[0]["high"] == pytest.approx(0.2 + 12.7062 * 0.1, abs=1e-3)
     assert _vs_random(rows, ["margin"]) == {}
+
+
+@pytest.mark.slow
+def test_a_folder_of_the_users_files_is_left_alone(tmp_path):
+    """--out naming a folder that holds the user's files (one named like the study's own): the study goes into a
+    new sub-folder and their files keep their bytes."""
+    if not (BOXES / "boxes.csv").is_file():
+        pytest.skip(f"{BOXES} is absent (set VISIONLAB_SHARED to the folder holding data/)")
+    mine = tmp_path / "mine"
+    (mine / "runs").mkdir(parents=True)
+    (mine / "results.csv").write_text("my,own\n1,2\n")
+    (mine / "runs" / "random-s0.json").write_text('{"rows": "mine"}')
+    s = simulate_faces(BOXES, ["random"], seeds=1, out=mine, epochs=1, holdout=0.25, max_photos=8, map=False,
+                       full_supervised=False, budgets=[2, 4])
+    assert (mine / "results.csv").read_text() == "my,own\n1,2\n"
+    assert (mine / "runs" / "random-s0.json").read_text() == '{"rows": "mine"}'
+    assert [p["labels"] for p in s["curves"]["random"]["accuracy"]] == [2, 4]
+    assert len([d for d in mine.iterdir() if d.name.startswith("simulate-")]) == 1
+    assert Path(s["out"]).parent == mine and (Path(s["out"]) / "results.csv").is_file()
+
+
+def test_budgets_option_parsing():
+    from visionlab.active.cli import _budgets
+    from visionlab.errors import ConfigError
+
+    assert _budgets("50, 100,200,400") == [50, 100, 200, 400] and _budgets(None) is None
+    with pytest.raises(ConfigError, match="whole label counts"):
+        _budgets("2,x")

@@ -249,8 +249,9 @@ def simulate(data: Optional[Path] = typer.Option(None, "--data", help="class fol
 
         res = simulate_faces(photos, _split(strategies), rounds, k, seeds, init_labels, out_dir, model,
                              epochs or 2, replay, holdout, max_photos, box_map, full, quiet=False,
-                             budgets=[int(b) for b in _split(budgets)] if budgets else None)
-        out.print(f"results: {out_dir / 'results.csv'}  summary: {out_dir / 'summary.json'}  plot: {res['plot']}")
+                             budgets=_budgets(budgets))
+        where = Path(res["out"])  # a new sub-folder where --out already held other files
+        out.print(f"results: {where / 'results.csv'}  summary: {where / 'summary.json'}  plot: {res['plot']}")
         return
     from .simulate import simulate as api_simulate
 
@@ -259,6 +260,19 @@ def simulate(data: Optional[Path] = typer.Option(None, "--data", help="class fol
                        targets=[float(t) for t in _split(targets)], model=model, cache_dir=cache_dir,
                        epochs=epochs or 200, mc_samples=mc_samples, quiet=False)
     out.print(f"report: {res['report']}  plot: {res['plot']}  results: {res['results']}")
+
+
+def _budgets(text: Optional[str]) -> Optional[list[int]]:
+    """--budgets 50,100,200,400 as label counts (a word that is not a whole number: one line)."""
+    if not text:
+        return None
+    try:
+        return [int(b) for b in _split(text)]
+    except ValueError:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--budgets takes whole label counts separated by commas, e.g. 50,100,200,400; not "
+                          f"{text!r}") from None
 
 
 def main(argv: Optional[list[str]] = None) -> None:

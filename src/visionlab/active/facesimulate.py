@@ -103,6 +103,10 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
         raise ConfigError("--rounds, --k, --seeds and --init must be at least 1")
     out_p = Path(out).resolve()
     files, images, boxes = _inputs(Path(photos), max_photos, 0)
+    if not (out_p / "pool" / "state.json").is_file():  # not a study of ours to resume: a folder of the user's
+        from ..outdir import claim_out                   # files is left as it is (a new sub-folder is used)
+
+        out_p = claim_out(out_p, "simulate", quiet=quiet)
     base = out_p / "pool"
     if not (base / "state.json").is_file():
         loop.init(photos=files, project=base, model=model, holdout=holdout, seed=0)
@@ -144,7 +148,7 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
             rows += run_rows
     out_p.mkdir(parents=True, exist_ok=True)
     write_csv(out_p / "results.csv", rows)
-    summary = {"photos": str(photos), "n_photos": len(files), "faces": len(faces), "held_back_faces": len(held),
+    summary = {"out": str(out_p), "photos": str(photos), "n_photos": len(files), "faces": len(faces), "held_back_faces": len(held),
                "held_back_photos": len(held_photos), "strategies": strategies, "rounds": rounds, "k": k,
                "init": init, "budgets": budgets or None, "seeds": seeds, "epochs": epochs, "replay": str(replay) if replay else None,
                "model": model or "bundled", "start_map50": start_map,
