@@ -91,14 +91,8 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
     strategies = list(strategies or ["random", "margin", "hybrid"])
     for s in strategies:
         STRATEGIES.get(s)
-    if budgets:
-        budgets = [int(b) for b in budgets]
-        if any(b < 1 for b in budgets) or any(b2 <= b1 for b1, b2 in pairwise(budgets)):
-            raise ConfigError(f"--budgets must be increasing label counts of at least 1, not {budgets}")
-        steps = [b2 - b1 for b1, b2 in pairwise(budgets)]
-        init, rounds, k = budgets[0], len(budgets), max(steps or [1])
-    else:
-        steps = [k] * (rounds - 1)
+    budgets = [int(b) for b in budgets] if budgets else None
+    init, rounds, k, steps = _schedule(budgets, init, rounds, k)
     if min(rounds, seeds, init, k) < 1:
         raise ConfigError("--rounds, --k, --seeds and --init must be at least 1")
     out_p = Path(out).resolve()
@@ -158,6 +152,16 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
     write_json(out_p / "summary.json", summary)
     summary["plot"] = str(_plot(summary, out_p / "map_vs_labels.png"))
     return summary
+
+
+def _schedule(budgets: Optional[list[int]], init: int, rounds: int, k: int) -> tuple[int, int, int, list[int]]:
+    """(init, rounds, k, labels queried after each round but the last): from ``budgets`` where given."""
+    if not budgets:
+        return init, rounds, k, [k] * (rounds - 1)
+    if any(b < 1 for b in budgets) or any(b2 <= b1 for b1, b2 in pairwise(budgets)):
+        raise ConfigError(f"--budgets must be increasing label counts of at least 1, not {budgets}")
+    steps = [b2 - b1 for b1, b2 in pairwise(budgets)]
+    return budgets[0], len(budgets), max(steps or [1]), steps
 
 
 def _one_run(proj: Path, name: str, seed: int, start, steps: list[int], faces: list[dict], truth: list, epochs: int,
