@@ -78,11 +78,11 @@ FOLD_KEYS = ("photos", "faces", "map50", "ap50_per_class", "face_recall", "recal
 MWI = "MaskWornIncorrectly"
 
 
-def data_faces_cmd(vl: list[str], sources: list[Path], crops: Path, face: Path, seed: int,
-                   synthetic: int = 0) -> list[str]:
+def data_faces_cmd(vl: list[str], sources: list[Path], crops: Path, face: Path, a: argparse.Namespace) -> list[str]:
     return vl + ["data", "faces", *map(str, sources), "--out", str(crops), "--face-model", str(face),
-                 "--detector", DETECTOR, "--upscale", str(UPSCALE), "--seed", str(seed)] + \
-        (["--synthetic-incorrect", str(synthetic)] if synthetic else [])
+                 "--detector", DETECTOR, "--upscale", str(UPSCALE), "--seed", str(a.seed)] + \
+        (["--synthetic-incorrect", str(a.synthetic_incorrect)] if a.synthetic_incorrect else []) + \
+        (["--turned-copies", str(a.turned_copies)] if a.turned_copies else [])
 
 
 def lite_title(model: str) -> str:
@@ -117,6 +117,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--synthetic-incorrect", type=int, default=0, help="visionlab data faces' --synthetic-incorrect: "
                     "Train crops of masks moved below the nose")
+    ap.add_argument("--turned-copies", type=int, default=0, help="visionlab data faces' --turned-copies: Train faces "
+                    "turned aside (by YuNet's landmarks) written this many more times")
     ap.add_argument("--augment-policy", default="crop_flip", help="visionlab train's --augment-policy (faces: also "
                     "brightness, contrast, gamma and a horizontal squeeze, for dark and turned faces)")
     ap.add_argument("--threads", type=int, default=None, help="training threads (default: torch's); 1 where another "
@@ -156,7 +158,7 @@ def main() -> None:
         return
     crops, runf = a.work / "crops", a.work / "run"
     log: list[dict] = []
-    run(data_faces_cmd(vl, [boxes, data / "facemask"], crops, face, a.seed, a.synthetic_incorrect), log)
+    run(data_faces_cmd(vl, [boxes, data / "facemask"], crops, face, a), log)
     train_s = run(train_cmd(vl, crops, runf, a), log)
     chosen = None
     if a.calibrate is not None:  # before export: the ONNX file carries the profile
@@ -407,7 +409,7 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     for i in range(a.folds):
         fdir = a.work / f"fold{i}"
         crops, runf, ev = fdir / "crops", fdir / "run", fdir / "eval"
-        run(data_faces_cmd(vl, sources, crops, face, a.seed, a.synthetic_incorrect) + fold_args + ["--folds", str(a.folds), "--fold", str(i)],
+        run(data_faces_cmd(vl, sources, crops, face, a) + fold_args + ["--folds", str(a.folds), "--fold", str(i)],
             log)
         run(train_cmd(vl, crops, runf, a), log)
         run(vl + ["export", str(runf)], log)
@@ -428,7 +430,7 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     pooled = {k: m[k] for k in FOLD_KEYS + ("map", "map50_top1", "false_boxes", "matched_accuracy")}
     result = {
         "k": a.folds, "seed": a.seed, "model": a.model, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
-        "synthetic_incorrect": a.synthetic_incorrect,
+        "synthetic_incorrect": a.synthetic_incorrect, "turned_copies": a.turned_copies,
         "limit_photos": a.limit_photos, "one_face_photos": not a.no_one_face_photos,
         "test_photos": len(test or []),
         "note": "Validation of each fold = that fold's photo groups, never trained on; the held-out Test part is "

@@ -480,7 +480,10 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                                                                       "apart (-1: difference hash only)"),
                synthetic_incorrect: int = typer.Option(0, "--synthetic-incorrect", help="add this many Train crops "
                                                        "of masks moved below the nose, made from Train's unmasked "
-                                                       "and masked faces by their landmarks")) -> None:
+                                                       "and masked faces by their landmarks"),
+               turned_copies: int = typer.Option(0, "--turned-copies", help="write each Train face that YuNet's "
+                                                 "landmarks show turned aside this many more times (hard examples "
+                                                 "of side faces)")) -> None:
     """Cut a face-crop ImageFolder (Train/Validation/Test, split by photo group) with the detection pipeline's crop
     geometry, plus detect.json (detector settings and a learned box correction) for the trained model.
     --folds K --fold I: Validation = fold I of the photos outside the held-out Test part."""
@@ -492,7 +495,7 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                   score_threshold=score_threshold, margin=margin, size=size, split_ratios=r, seed=seed,
                   balance=balance, background=background, label_map=parse_label_map(label_map) or None,
                   detector=detector, folds=folds, fold=fold, dhash_bits=dhash_bits, phash_bits=phash_bits,
-                  synthetic_incorrect=synthetic_incorrect)
+                  synthetic_incorrect=synthetic_incorrect, turned_copies=turned_copies)
     out.print(str(s))
     out.print(f"split and settings: {out_dir / 'faces.json'}; detector profile: {out_dir / 'detect.json'}")
 

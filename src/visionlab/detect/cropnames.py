@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-_JITTER = re.compile(r"_j\d+$")
+_COPY = re.compile(r"_[jt]\d+$")  # a jittered (_j) or turned-face (_t) extra copy
 
 
 def face_name(stem: str, j: int) -> str:
@@ -17,5 +17,20 @@ def jitter_name(stem: str, j: int, k: int) -> str:
     return f"{stem}_{j:03d}_j{k}.jpg"
 
 
+def turned_name(crop: str | Path, k: int) -> str:
+    """Copy ``k`` of a Train crop of a turned face (turned.py: hard examples repeated)."""
+    return f"{Path(crop).stem}_t{k}.jpg"
+
+
+def synthetic_name(n: int, wearer: str | Path, donor: str | Path) -> str:
+    """Synthetic incorrectly-worn crop ``n`` (synthmask.py), named after its two source crops."""
+    return f"synth_{n:05d}_{Path(wearer).stem}__{Path(donor).stem}.jpg"
+
+
+def is_synthetic(path: str | Path) -> bool:
+    return Path(path).name.startswith("synth_")
+
+
 def is_jitter_copy(path: str | Path) -> bool:
-    return bool(_JITTER.search(Path(path).stem))
+    """An extra copy of an annotated face (jittered, or a turned face repeated), not a face of its own."""
+    return bool(_COPY.search(Path(path).stem))

@@ -385,14 +385,15 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
               max_jitter: int = 10, background: bool = True, label_map: Optional[dict] = None,
               show_progress: bool = True, detector: str = "yunet", folds: Optional[int] = None,
               fold: Optional[int] = None, dhash_bits: int = DHASH_BITS,
-              phash_bits: int = PHASH_BITS, synthetic_incorrect: int = 0) -> FaceCropSummary:
+              phash_bits: int = PHASH_BITS, synthetic_incorrect: int = 0, turned_copies: int = 0) -> FaceCropSummary:
     """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos.
     ``detector``: a YuNet-family name from ``FACE_DETECTORS`` (yunet, yunet_ort); the profile records it.
     ``folds``/``fold``: cross-validation over the box-annotated photos outside the held-out Test part
     (``fold_photos``): Validation = fold ``fold`` (0..folds-1), Train = the other folds; Test is the same for every
     fold and the same as without ``folds``. ``dhash_bits``/``phash_bits``: the near-duplicate limits of
     ``photo_groups`` (``phash_bits`` -1: difference hash only). ``synthetic_incorrect``: that many Train crops of
-    masks moved below the nose (synthmask.py), made from Train's own faces after the cut."""
+    masks moved below the nose (synthmask.py), made from Train's own faces after the cut. ``turned_copies``: that
+    many extra copies of each Train face that YuNet's landmarks show turned aside (turned.py), made last."""
     from ..boxes import BoxCorrection
     from .faces import build_detector
     from ..io import write_json
@@ -440,6 +441,13 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
         made = synthesize(out, synthetic_incorrect, seed=seed)
         manifest["synthetic_incorrect"] = {**made, "list": "synthetic.csv"}
         w.counts["Train"][MWI] += made["written"]
+    if turned_copies > 0:
+        from .turned import repeat_turned
+
+        made_turned = repeat_turned(out, turned_copies)
+        manifest["turned_copies"] = {"copies": turned_copies, "per_class": made_turned, "list": "turned.csv"}
+        for c, n in made_turned.items():
+            w.counts["Train"][c] += n["written"]
     manifest["counts"] = {s: dict(sorted(c.items())) for s, c in w.counts.items()}
     write_json(out / MANIFEST, manifest)
     write_json(out / PROFILE, profile)

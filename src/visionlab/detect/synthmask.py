@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import DataError
 from ..images import IMAGE_SUFFIXES
 from ..io import atomic_write_bytes, write_csv
-from .cropnames import is_jitter_copy
+from .cropnames import is_jitter_copy, synthetic_name
 
 MWI, WITH, WITHOUT = "MaskWornIncorrectly", "WithMask", "WithoutMask"
 MIN_EYE_DISTANCE = 12  # px on the crop: smaller faces give landmarks too rough to place a mask with
@@ -119,7 +119,7 @@ def synthesize(crops: str | Path, n: int, seed: int = 0, detector=None) -> dict:
         img = compose(wimg, wearers[wp], dimg, ld, rng)
         if img is None:
             continue
-        name = f"synth_{len(rows):05d}_{wp.stem}__{dp.stem}.jpg"
+        name = synthetic_name(len(rows), wp, dp)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])
         if not ok:
             continue
