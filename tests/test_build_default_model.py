@@ -78,7 +78,8 @@ def test_two_folds_end_to_end(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     p = subprocess.run([sys.executable, str(REPO / "tools" / "build_default_model.py"), "--shared", str(SHARED),
                         "--work", str(work), "--folds", "2", "--limit-photos", "24", "--no-one-face-photos",
-                        "--epochs", "1", "--image-size", "32", "--augment-policy", "faces", "--synthetic-incorrect", "8"],
+                        "--epochs", "1", "--image-size", "32", "--augment-policy", "faces", "--synthetic-incorrect", "8",
+                        "--turned-copies", "2", "--model", "efficientnet_lite1"],
                        env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
     r = json.loads((work / "folds.json").read_text())
@@ -102,9 +103,15 @@ def test_two_folds_end_to_end(tmp_path):
         sum(f["map50"] for f in r["folds"]) / 2, abs=1e-4)
     assert not (REPO / "src" / "visionlab" / "assets" / "folds.json").exists()  # nothing installed
     # the recipe's options reach every fold: the training config and the synthetic crops of Train only
-    assert r["augment_policy"] == "faces" and r["synthetic_incorrect"] == 8
+    assert r["augment_policy"] == "faces" and r["synthetic_incorrect"] == 8 and r["turned_copies"] == 2
+    assert r["model"] == "efficientnet_lite1"
     for i, m in enumerate(faces):
         assert m["synthetic_incorrect"]["written"] == 8
         assert len(list((work / f"fold{i}" / "crops" / "Train" / "MaskWornIncorrectly").glob("synth_*.jpg"))) == 8
         assert not list((work / f"fold{i}" / "crops" / "Validation").rglob("synth_*"))
         assert "augment_policy: faces" in (work / f"fold{i}" / "run" / "config.yaml").read_text()
+        assert json.loads((work / f"fold{i}" / "run" / "model.json").read_text())["model"] == "efficientnet_lite1"
+        turned = m["turned_copies"]["per_class"]  # turned faces repeated in Train only, as many as listed
+        copies = list((work / f"fold{i}" / "crops" / "Train").rglob("*_t[0-9].jpg"))
+        assert len(copies) == sum(c["written"] for c in turned.values()) == 2 * sum(c["turned"] for c in turned.values())
+        assert not list((work / f"fold{i}" / "crops" / "Validation").rglob("*_t[0-9].jpg"))
