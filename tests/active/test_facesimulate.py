@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from visionlab.active.facesimulate import simulate_faces
+from visionlab.errors import ConfigError
 
 SHARED = Path(os.environ.get("VISIONLAB_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
 BOXES = SHARED / "data" / "facemask_boxes"
@@ -50,6 +51,13 @@ def test_budgets_and_resume(tmp_path):
     assert again["curves"] == s["curves"]
     with pytest.raises(Exception, match="increasing"):
         simulate_faces(BOXES, ["random"], **{**kw, "budgets": [5, 2]})
+    # resumed with other settings: one line naming them, and the kept runs are not read as if they matched
+    before = {p: p.read_bytes() for p in (tmp_path / "sim").rglob("*.json")}
+    with pytest.raises(ConfigError, match=r"epochs=1.*this call asks epochs=2"):
+        simulate_faces(BOXES, ["random", "margin"], **{**kw, "epochs": 2})
+    with pytest.raises(ConfigError, match=r"steps=\[3\].*asks steps=\[4\]"):
+        simulate_faces(BOXES, ["random", "margin"], **{**kw, "budgets": [2, 6]})
+    assert {p: p.read_bytes() for p in (tmp_path / "sim").rglob("*.json")} == before
 
 
 def test_vs_random_is_paired_by_seed_and_round():

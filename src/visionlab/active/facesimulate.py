@@ -101,6 +101,10 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
         from ..outdir import claim_out                   # files is left as it is (a new sub-folder is used)
 
         out_p = claim_out(out_p, "simulate", quiet=quiet)
+    _check_settings(out_p / "settings.json", {
+        "photos": str(Path(photos).resolve()), "max_photos": max_photos, "model": model, "holdout": holdout,
+        "epochs": epochs, "replay": str(Path(replay).resolve()) if replay else None, "init": init, "steps": steps,
+        "map": map, "full_supervised": full_supervised})
     base = out_p / "pool"
     if not (base / "state.json").is_file():
         loop.init(photos=files, project=base, model=model, holdout=holdout, seed=0)
@@ -200,6 +204,21 @@ def _full(base: Path, out_p: Path, faces, free, truth, epochs, replay, scoring: 
     rec = loop.retrain(proj, epochs=epochs, replay=replay, seed=0)
     return {"labels": n, "accuracy": rec["evaluation"].get("accuracy"),
             **(_map50(proj, *scoring, proj / "detect") if scoring is not None else {"map50": None})}
+
+
+def _check_settings(path: Path, settings: dict) -> None:
+    """A resumed study must be asked for what it was run with (finished runs are read back, not redone): the
+    settings that shape every run are kept in ``path``; a call that differs in any of them stops with one line.
+    More strategies or seeds are fine: they are new runs."""
+    if path.is_file():
+        kept = json.loads(path.read_text())
+        diff = [k for k in settings if k in kept and kept[k] != settings[k]]
+        if diff:
+            raise ConfigError(f"{path.parent} is a study run with " + ", ".join(f"{k}={kept[k]}" for k in diff) +
+                              "; this call asks " + ", ".join(f"{k}={settings[k]}" for k in diff) +
+                              ": resume it with the same settings, or give another --out")
+    else:
+        write_json(path, settings)
 
 
 def _once(path: Path, make) -> dict:
