@@ -115,3 +115,13 @@ def test_two_folds_end_to_end(tmp_path):
         copies = list((work / f"fold{i}" / "crops" / "Train").rglob("*_t[0-9].jpg"))
         assert len(copies) == sum(c["written"] for c in turned.values()) == 2 * sum(c["turned"] for c in turned.values())
         assert not list((work / f"fold{i}" / "crops" / "Validation").rglob("*_t[0-9].jpg"))
+    # the same fold models in the video setting, pooled like the photo setting
+    p = subprocess.run([sys.executable, str(REPO / "tools" / "build_default_model.py"), "--shared", str(SHARED),
+                        "--fast-folds", str(work)], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    fast = json.loads((work / "fast" / "folds.json").read_text())
+    assert fast["quality"] == "fast" and fast["k"] == 2 and fast["model"] == "efficientnet_lite1"
+    assert fast["out_of_fold"]["photos"] == oof["photos"] and fast["out_of_fold"]["faces"] == oof["faces"]
+    assert [f["photos"] for f in fast["folds"]] == [f["photos"] for f in r["folds"]]
+    assert all("--quality fast" in c["command"] for c in fast["commands"]) and len(fast["commands"]) == 2
+    assert len((work / "fast" / "oof-detections.jsonl").read_text().splitlines()) == oof["photos"]

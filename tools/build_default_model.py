@@ -132,11 +132,17 @@ def main() -> None:
                                                                       "check)")
     ap.add_argument("--calibrate", type=Path, default=None, help="a --folds run's WORK: its out-of-fold detections "
                     "choose the shown threshold and class weights written into this build's profile")
+    ap.add_argument("--fast-folds", type=Path, default=None, help="score a --folds run's fold models again in the "
+                    "video setting (detect --quality fast) on their own photos: FOLDS/fast/")
     ap.add_argument("--report-folds", type=Path, default=None, help="only score a --folds run's out-of-fold "
                     "detections again (intervals, slices, report) and choose what is shown: FOLDS/shown.json")
     a = ap.parse_args()
     if a.report_folds is not None:
         report_out_of_fold(a.report_folds, a.shared / "data")
+        return
+    if a.fast_folds is not None:
+        fast_folds(a.fast_folds, [sys.executable, "-m", "visionlab"], a.shared / "data",
+                   a.shared / "models" / FACE_MODEL)
         return
     if a.folds is None and (a.limit_photos is not None or a.no_one_face_photos):
         sys.exit("error: --limit-photos and --no-one-face-photos go with --folds (the build itself uses all photos)")
@@ -379,6 +385,47 @@ def report_out_of_fold(folds_dir: Path, data: Path) -> dict:
     boxes = folds_dir / "boxes.csv" if info.get("limit_photos") is not None else \
         data / "facemask_boxes" / "boxes.csv"
     return score_out_of_fold(folds_dir, data, boxes, info["k"])
+
+
+def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path) -> dict:
+    """`--fast-folds FOLDS`: a finished `--folds` run's fold models scored again in the video setting (`detect
+    --quality fast`) on their own Validation photos (FOLDS/foldI/eval-fast; one already there is kept), pooled and
+    scored like the photo setting into FOLDS/fast/ (folds.json, oof-detections.jsonl, oof-report/), so
+    tools/compare_folds.py compares two recipes' FOLDS/fast as it compares their photo setting."""
+    from visionlab.detect.pipeline import JSONL_FILE
+    from visionlab.io import write_json
+
+    if not (folds_dir / "folds.json").is_file():
+        sys.exit(f"error: {folds_dir} holds no finished --folds run (folds.json)")
+    info = json.loads((folds_dir / "folds.json").read_text())
+    boxes = folds_dir / "boxes.csv" if info.get("limit_photos") is not None else data / "facemask_boxes" / "boxes.csv"
+    images = data / "facemask_boxes" / "images"
+    log: list[dict] = []
+    records, folds = [], []
+    for i in range(info["k"]):
+        fdir = folds_dir / f"fold{i}"
+        ev = fdir / "eval-fast"
+        if not (ev / JSONL_FILE).is_file():
+            run(detect_cmd(vl, images, fdir / "run", ev, face, boxes, f"{fdir / 'crops' / 'faces.json'}:Validation")
+                + ["--quality", "fast"], log)
+        m = json.loads((ev / "metrics.json").read_text())
+        folds.append({"fold": i, **{k: m[k] for k in FOLD_KEYS}, "mwi_recall": mwi_recall(m["confusion"]),
+                      "eval": shown([str(ev)])})
+        records += [json.loads(ln) for ln in (ev / JSONL_FILE).read_text().splitlines() if ln.strip()]
+    out = folds_dir / "fast"
+    out.mkdir(exist_ok=True)
+    if info.get("limit_photos") is not None:
+        shutil.copyfile(boxes, out / "boxes.csv")
+    atomic_write_text(out / "oof-detections.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    m = score_out_of_fold(out, data, boxes, info["k"])
+    result = {**{k: info[k] for k in info if k not in ("folds", "mean", "out_of_fold", "commands")},
+              "quality": "fast", "folds": folds, "mean": summarize_folds(folds),
+              "out_of_fold": {"records": shown([str(out / "oof-detections.jsonl")]), **{k: m[k] for k in FOLD_KEYS},
+                              "mwi_recall": mwi_recall(m["confusion"])}, "commands": log}
+    write_json(out / "folds.json", result)
+    mm = result["mean"]["map50"]
+    print(f"fast setting, mAP@0.5 over {info['k']} folds: {mm['mean']} [{mm['low']}, {mm['high']}]; {out / 'folds.json'}")
+    return result
 
 
 def calibrate_run(runf: Path, folds_dir: Path) -> dict:
