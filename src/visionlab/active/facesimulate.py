@@ -97,11 +97,7 @@ def simulate_faces(photos: str | Path, strategies: Optional[Sequence[str]] = Non
         raise ConfigError("--rounds, --k, --seeds and --init must be at least 1")
     out_p = Path(out).resolve()
     files, images, boxes = _inputs(Path(photos), max_photos, 0)
-    if not (out_p / "pool" / "state.json").is_file():  # not a study of ours to resume: a folder of the user's
-        from ..outdir import claim_out                   # files is left as it is (a new sub-folder is used)
-
-        out_p = claim_out(out_p, "simulate", quiet=quiet)
-    _check_settings(out_p / "settings.json", {
+    out_p = _study_folder(out_p, quiet, {
         "photos": str(Path(photos).resolve()), "max_photos": max_photos, "model": model, "holdout": holdout,
         "epochs": epochs, "replay": str(Path(replay).resolve()) if replay else None, "init": init, "steps": steps,
         "map": map, "full_supervised": full_supervised})
@@ -204,6 +200,17 @@ def _full(base: Path, out_p: Path, faces, free, truth, epochs, replay, scoring: 
     rec = loop.retrain(proj, epochs=epochs, replay=replay, seed=0)
     return {"labels": n, "accuracy": rec["evaluation"].get("accuracy"),
             **(_map50(proj, *scoring, proj / "detect") if scoring is not None else {"map50": None})}
+
+
+def _study_folder(out_p: Path, quiet: bool, settings: dict) -> Path:
+    """The study's folder: ``out_p`` itself where it holds a study of ours to resume (asked for the same
+    settings), else a folder ``claim_out`` gives (a folder of the user's files is left as it is)."""
+    if not (out_p / "pool" / "state.json").is_file():
+        from ..outdir import claim_out
+
+        out_p = claim_out(out_p, "simulate", quiet=quiet)
+    _check_settings(out_p / "settings.json", settings)
+    return out_p
 
 
 def _check_settings(path: Path, settings: dict) -> None:
