@@ -11,6 +11,7 @@ raw-pixel Normalize layer. Both backends are measured in this one run and printe
     python benchmarks/detect_latency.py --thresholds          # also: YuNet/Haar detection rates (docs/detection.md)
     python benchmarks/detect_latency.py --bundled             # the bundled classifier: fast vs accurate setting,
                                                               # today's YuNet against bundled YuNet_n (ORT)
+    python benchmarks/detect_latency.py --bundled --candidate RUN/model.onnx   # and a candidate beside it
 """
 from __future__ import annotations
 
@@ -154,6 +155,9 @@ def bundled(args) -> None:
     cv2.setNumThreads(1)
     clf = OnnxClassifier(default_classifier(), threads=1)
     prof = clf.profile
+    other = OnnxClassifier(args.candidate, threads=1) if args.candidate else None
+    if other is not None:
+        print(f"rows marked *: the candidate classifier {args.candidate} ({other.image_size} px)")
     print(f"bundled classifier ({clf.image_size} px, {len(clf.classes)} classes), ONNX Runtime {ort_version()}, "
           f"OpenCV {cv2.__version__}, 1 thread, {W}x{H} frames, medians of {args.frames} frames, settings "
           f"interleaved; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs ({cpu_summary()})")
@@ -179,6 +183,11 @@ def bundled(args) -> None:
             det = build_detector("yunet_ort", **{**prof.detector_options(quality), "model_path": YUNET_N, **extra})
             pipes[name] = DetectionPipeline(det, clf, margin=prof.margin, min_face=0,
                                             tta=prof.tta and quality == "accurate")
+            if other is not None and "tiles" not in name:  # a candidate classifier, same detector and frames
+                det = build_detector("yunet_ort", **{**other.profile.detector_options(quality), "model_path": YUNET_N,
+                                                     **extra})
+                pipes[name + " *"] = DetectionPipeline(det, other, margin=other.profile.margin, min_face=0,
+                                                       tta=other.profile.tta and quality == "accurate")
         for _ in range(3):
             for p in pipes.values():
                 p(frame)
@@ -249,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--save-frames", action="store_true", help="write the composed frames to /tmp")
     ap.add_argument("--thresholds", action="store_true", help="print the detector threshold evidence instead")
     ap.add_argument("--bundled", action="store_true", help="the bundled classifier: fast vs accurate setting")
+    ap.add_argument("--candidate", default=None, help="--bundled: also this exported classifier (a run folder's "
+                    "model.onnx) with YuNet_n, rows marked *")
     ap.add_argument("--n-upscale", type=float, default=2.0, help="--bundled: YuNet_n's accurate upscale")
     ap.add_argument("--n-tile", type=int, default=640, help="--bundled: YuNet_n's accurate tile side")
     args = ap.parse_args(argv)
