@@ -35,8 +35,10 @@ def test_bundled_onnx_read_back_into_torch_exactly():
     trainable = {n.split(".")[2] if n.startswith("net.body") else n.split(".")[1]
                  for n, q in model.named_parameters() if q.requires_grad}
     assert trainable == {"blocks", "head_conv", "head"}
+    last = len(model.net.body.blocks) - 1  # the last MBConv block, whichever Lite variant is bundled
     assert [n for n, q in model.named_parameters() if q.requires_grad and "blocks" in n][0].startswith(
-        "net.body.blocks.15.")
+        f"net.body.blocks.{last}.")
+    assert model.arch in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
     model.train()
     assert not any(m.training for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
@@ -165,3 +167,24 @@ def test_train_balanced_and_distill_change_the_loss():
     model = from_onnx(fm)
     h = train(model, x, y, 1, 1e-3, 0, balanced=True)
     assert h[0]["loss"] > 0
+
+
+def test_a_larger_lite_classifier_is_read_back_as_its_own_variant(tmp_path):
+    """A face model exported from EfficientNet-Lite1 (as the bundled one may be) is read back into Lite1, not
+    forced into Lite0's shapes, and matches ONNX Runtime."""
+    from visionlab.active.faceretrain import _run_config, write_run
+    from visionlab.models import build
+
+    fm = FaceModel(None)
+    torch.manual_seed(0)
+    cfg = _run_config("efficientnet_lite1", fm.image_size, 1, 1e-3, 0)
+    model = build(cfg, len(fm.classes), fm.image_size).eval()
+    run = write_run(tmp_path / "lite1", model, fm, cfg, {}, [])
+    assert json.loads((run / "model.json").read_text())["model"] == "efficientnet_lite1"
+    back = from_onnx(FaceModel(run / "model.onnx"))
+    assert back.arch == "efficientnet_lite1" and len(back.net.body.blocks) == 21
+    x = np.random.default_rng(5).integers(0, 256, (3, 3, fm.image_size, fm.image_size), dtype=np.uint8)
+    with torch.no_grad():
+        mine = torch.softmax(back(torch.from_numpy(x).float()), 1).numpy()
+        ref = torch.softmax(model(torch.from_numpy(x).float()), 1).numpy()
+    assert np.abs(mine - ref).max() < 1e-4

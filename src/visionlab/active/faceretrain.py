@@ -10,9 +10,10 @@ overfitting them to one camera, and too few per batch for meaningful BatchNorm s
 file has them folded into the convolutions anyway). Replayed original crops in every epoch keep the model
 from forgetting what it knew (catastrophic forgetting is what a few hundred one-camera labels would cause).
 
-The bundled classifier exists only as ONNX: its weights are read back into visionlab's EfficientNet-Lite0
-(convolutions in graph order, each folded BatchNorm becoming an identity with the convolution's bias) and the
-result is checked against ONNX Runtime on random crops before training starts.
+The bundled classifier exists only as ONNX: its weights are read back into the visionlab EfficientNet-Lite variant
+whose convolutions have its shapes (Lite0, Lite1 or Lite2; convolutions in graph order, each folded BatchNorm
+becoming an identity with the convolution's bias) and the result is checked against ONNX Runtime on random crops
+before training starts.
 """
 from __future__ import annotations
 
@@ -29,43 +30,48 @@ from ..errors import ConfigError, DataError, ModelError
 from .facemodel import NOT_A_FACE, FaceModel, read_crops
 from .store import list_images
 
-ARCH = "efficientnet_lite0"
+ARCH = "efficientnet_lite0"  # a face project's architecture where nothing says otherwise (the tools' start models)
 FINETUNE_UNITS = 2  # the last MBConv block and the 1x1 conv to 1280 (models/backbones.py _split_lite units)
-TRAINED = ("the head (Linear 1280-256-C) and the last two units of the body (MBConv block 16 and the 1x1 "
+TRAINED = ("the head (Linear 1280-256-C) and the last two units of the body (the last MBConv block and the 1x1 "
            "convolution to 1280 features) at 0.1x the head's learning rate; earlier layers and BatchNorm "
            "statistics frozen: a few hundred labels move the decision and the last features, not generic ones")
 ROUNDS_DIR = "rounds"
 MAX_WEIGHT = 3.0  # a class's largest loss weight with --balanced
 
 
-def _run_config(image_size: int, epochs: int, lr: float, seed: int) -> RunConfig:
-    return RunConfig.build(model=ARCH, weights="none", mode="finetune", finetune_blocks=FINETUNE_UNITS,
+def _run_config(arch: str, image_size: int, epochs: int, lr: float, seed: int) -> RunConfig:
+    return RunConfig.build(model=arch, weights="none", mode="finetune", finetune_blocks=FINETUNE_UNITS,
                            finetune_lr_scale=0.1, image_size=image_size, epochs=epochs, lr=lr, seed=seed,
                            optimizer="adam", data="active-faces")
 
 
 def from_onnx(fm: FaceModel) -> torch.nn.Module:
-    """visionlab's EfficientNet-Lite0 holding the weights of the ONNX classifier ``fm`` (see the module doc)."""
+    """visionlab's EfficientNet-Lite (the variant whose convolutions fit) holding the weights of the ONNX
+    classifier ``fm`` (see the module doc). The variant's name is ``model.arch``."""
     import onnx
     from onnx import numpy_helper
 
     from ..models import build
+    from ..models.backbones import LITE_VARIANTS
 
-    model = build(_run_config(fm.image_size, 1, 1e-3, 0), len(fm.classes), fm.image_size)
     g = onnx.load(str(fm.path)).graph
     init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     convs = [n for n in g.node if n.op_type == "Conv"]
-    mods = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    if len(convs) != len(mods) or len(bns) != len(mods):
-        raise ModelError(f"{fm.path} is not an {ARCH} exported by visionlab ({len(convs)} convolutions, expected "
-                         f"{len(mods)}); retrain from a run folder with --model RUN")
+    shapes = [tuple(init[n.input[1]].shape) if n.input[1] in init else None for n in convs]
+    for arch in LITE_VARIANTS:
+        model = build(_run_config(arch, fm.image_size, 1, 1e-3, 0), len(fm.classes), fm.image_size)
+        mods = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        if len(bns) == len(mods) and shapes == [tuple(m.weight.shape) for m in mods]:
+            break
+    else:
+        raise ModelError(f"{fm.path} is not an EfficientNet-Lite ({', '.join(LITE_VARIANTS)}) exported by visionlab "
+                         f"({len(convs)} convolutions); retrain from a run folder with --model RUN")
+    model.arch = arch
     with torch.no_grad():
         for node, conv, bn in zip(convs, mods, bns):
             w = init.get(node.input[1])
             b = init.get(node.input[2]) if len(node.input) > 2 else None
-            if w is None or tuple(w.shape) != tuple(conv.weight.shape):
-                raise ModelError(f"{fm.path}: convolution {node.name} does not fit {ARCH}; retrain from a run folder")
             conv.weight.copy_(torch.from_numpy(w.copy()))
             bn.weight.fill_(1.0)
             bn.bias.copy_(torch.from_numpy(b.copy()) if b is not None else torch.zeros_like(bn.bias))
@@ -80,21 +86,25 @@ def from_onnx(fm: FaceModel) -> torch.nn.Module:
         mine = torch.softmax(model(torch.from_numpy(check).float()), 1).numpy()
     diff = float(np.abs(mine - fm(check)[0]).max())
     if diff > 1e-3:
-        raise ModelError(f"{fm.path} read back into {ARCH} differs from ONNX Runtime by {diff:.2g}; retrain from a "
+        raise ModelError(f"{fm.path} read back into {arch} differs from ONNX Runtime by {diff:.2g}; retrain from a "
                          f"run folder with --model RUN")
     return model
 
 
 def starting_model(source: Optional[str]) -> tuple[torch.nn.Module, FaceModel]:
-    """The torch model of a round's classifier (a run folder's own weights, or the ONNX file read back)."""
+    """The torch model of a round's classifier (a run folder's own weights, or the ONNX file read back); its
+    architecture's name is ``model.arch``."""
+    from ..models.backbones import LITE_VARIANTS
+
     fm = FaceModel(source)
     if source is not None and Path(source).is_dir():
         from ..runs import load_run
 
         run = load_run(source)
-        if run.config.model != ARCH:
-            raise ModelError(f"{source} is a {run.config.model!r} run; face projects retrain {ARCH} runs (the "
-                             f"bundled classifier's architecture)")
+        if run.config.model not in LITE_VARIANTS:
+            raise ModelError(f"{source} is a {run.config.model!r} run; face projects retrain EfficientNet-Lite runs "
+                             f"({', '.join(LITE_VARIANTS)}: the bundled classifier's family)")
+        run.model.arch = run.config.model
         return run.model, fm
     return from_onnx(fm), fm
 
@@ -181,7 +191,7 @@ def write_run(folder: Path, model: torch.nn.Module, fm: FaceModel, cfg: RunConfi
     run = RunFolder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     run.write_config(cfg)
-    run.write_info(ARCH, fm.classes, fm.image_size)
+    run.write_info(cfg.model, fm.classes, fm.image_size)
     run.save_weights(model.state_dict())
     if fm.profile is not None:
         write_json(run.profile, fm.profile.to_dict())
@@ -248,7 +258,7 @@ def retrain_faces(proj, epochs: int = 4, lr: float = 1e-4, replay: Optional[str 
         print(f"round {rnd}: fine-tuning {source or 'the bundled classifier'} on {len(y)} labelled faces + "
               f"{len(ry)} replayed crops ({', '.join(f'{k} {v}' for k, v in rcounts.items()) or 'no --replay'}) "
               f"for {epochs} epochs; training {TRAINED}", file=sys.stderr, flush=True)
-    cfg = _run_config(fm.image_size, epochs, lr, s * 1000 + rnd)
+    cfg = _run_config(model.arch, fm.image_size, epochs, lr, s * 1000 + rnd)
     with torch.random.fork_rng(devices=[]):
         teacher = fm(x)[0] if distill > 0 else None
         history = train(model, x, yy, epochs, lr, s * 1000 + rnd, teacher=teacher, distill=distill,
