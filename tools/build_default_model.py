@@ -187,7 +187,7 @@ def main() -> None:
     card = {
         "name": "visionlab face-mask classifier (three classes and background)",
         "classes": info["classes"], "face_classes": [c for c in info["classes"] if c != "Background"],
-        "image_size": info["image_size"], "architecture": f"{lite_title(info['model'])} (ImageNet weights), all layers trained",
+        "image_size": info["image_size"], "model": info["model"], "architecture": f"{lite_title(info['model'])} (ImageNet weights), all layers trained",
         "built": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{cpu_name()}, {os.cpu_count()} cores",
         "training_seconds": round(metrics.get("train_seconds", train_s), 1),

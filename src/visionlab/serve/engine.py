@@ -168,7 +168,7 @@ class Engine:
             c = card() if onnx.name == CLASSIFIER else {}
             val = c.get("detection", {}).get("Validation", {})
             return {"run": onnx.name, "model": c.get("architecture", onnx.stem), "family": "backbone",
-                    "backbone": "efficientnet_lite0" if c else None, "classes": self.classes,
+                    "backbone": c.get("model", "efficientnet_lite0") if c else None, "classes": self.classes,
                     "image_size": int(self.classifier.image_size), "version": self.version, "backend": self.backend,
                     "metrics": {"map50": val.get("map50"), "face_recall": val.get("face_recall"),
                                 "test_acc": c.get("crop_test", {}).get("accuracy")} if c else {},
