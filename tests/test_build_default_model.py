@@ -31,6 +31,27 @@ def test_mean_interval_is_the_t_interval_over_folds(tool):
     assert tool.mean_interval([None, None])["mean"] is None
 
 
+def test_calibrate_writes_what_the_folds_chose_into_the_profile(tool, tmp_path):
+    """shown.json's threshold and class weights, and the fast setting's detector threshold where --fast-folds
+    chose one, go into the run's detect.json; without FOLDS/fast the fast setting keeps its rule."""
+    from visionlab.inference.profile import read_profile
+
+    run, folds = tmp_path / "run", tmp_path / "folds"
+    run.mkdir()
+    (folds / "fast").mkdir(parents=True)
+    (run / "detect.json").write_text(json.dumps({"upscale": 2.0, "score_threshold": 0.15, "margin": 0.2}))
+    (folds / "shown.json").write_text(json.dumps({"min_face_prob": 0.2, "class_weights": {"WithMask": 0.75}}))
+    tool.calibrate_run(run, folds)
+    p = read_profile(run / "detect.json")
+    assert (p.min_face_prob, p.class_weights, p.fast_score_threshold) == (0.2, {"WithMask": 0.75}, None)
+    assert p.detector_options("fast")["score_threshold"] == 0.5
+    (folds / "fast" / "folds.json").write_text(json.dumps({"fast_score_threshold": 0.3}))
+    chosen = tool.calibrate_run(run, folds)
+    p = read_profile(run / "detect.json")
+    assert chosen["fast_score_threshold"] == p.fast_score_threshold == 0.3
+    assert p.detector_options("fast")["score_threshold"] == 0.3 and p.detector_options("accurate")["score_threshold"] == 0.15
+
+
 def test_mwi_recall_is_a_wilson_interval_of_the_matched_faces(tool):
     # the issue's 8 of 29: Wilson 95% by hand: centre (p + z^2/2n) / (1 + z^2/n) = 0.3021, half width 0.1551
     conf = {"classes": ["MaskWornIncorrectly", "WithMask", "WithoutMask"],
@@ -123,5 +144,8 @@ def test_two_folds_end_to_end(tmp_path):
     assert fast["quality"] == "fast" and fast["k"] == 2 and fast["model"] == "efficientnet_lite1"
     assert fast["out_of_fold"]["photos"] == oof["photos"] and fast["out_of_fold"]["faces"] == oof["faces"]
     assert [f["photos"] for f in fast["folds"]] == [f["photos"] for f in r["folds"]]
-    assert all("--quality fast" in c["command"] for c in fast["commands"]) and len(fast["commands"]) == 2
+    assert all("--quality fast" in c["command"] for c in fast["commands"]) and len(fast["commands"]) == 2 * 3
+    assert fast["fast_score_threshold"] in (0.5, 0.3, 0.15) and set(fast["thresholds"]) == {"0.5", "0.3", "0.15"}
+    best = fast["thresholds"][str(fast["fast_score_threshold"])]["map50"]
+    assert all(best >= t["map50"] for t in fast["thresholds"].values())  # the threshold chosen scores best
     assert len((work / "fast" / "oof-detections.jsonl").read_text().splitlines()) == oof["photos"]

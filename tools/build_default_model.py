@@ -74,6 +74,7 @@ def run(cmd: list[str], log: list[dict]) -> float:
     return s
 
 
+FAST_THRESHOLDS = (0.5, 0.3, 0.15)  # the fast setting's detector thresholds tried on the folds (0.5: the old rule)
 FOLD_KEYS = ("photos", "faces", "map50", "ap50_per_class", "face_recall", "recall_by_size", "confusion")
 MWI = "MaskWornIncorrectly"
 
@@ -269,6 +270,9 @@ def model_card_md(c: dict) -> str:
                       f"{sh['chosen_on']['f1']} against {sh['chosen_on']['f1_at_0.5']} at 0.5; balanced accuracy of "
                       f"matched faces' labels {sh['chosen_on']['balanced_accuracy']} against "
                       f"{sh['chosen_on']['balanced_accuracy_unweighted']} unweighted)."]
+        if sh.get("fast_score_threshold") is not None:
+            lines += ["", f"Video (`fast`) setting: detector threshold {sh['fast_score_threshold']}, chosen on the "
+                          f"same folds' video-setting out-of-fold mAP@0.5 (`--fast-folds`)."]
     lines += ["", "Face recall by size (shorter side of the annotated box), Validation: "
               + ", ".join(f"{k} {v['found']}/{v['faces']}" for k, v in d["Validation"]["recall_by_size"].items()) + ".",
               "", "The incorrectly-worn class has few faces in each split, so its AP moves by about 0.1 per face found "
@@ -387,11 +391,15 @@ def report_out_of_fold(folds_dir: Path, data: Path) -> dict:
     return score_out_of_fold(folds_dir, data, boxes, info["k"])
 
 
-def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path) -> dict:
+def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path,
+               thresholds: tuple[float, ...] = FAST_THRESHOLDS) -> dict:
     """`--fast-folds FOLDS`: a finished `--folds` run's fold models scored again in the video setting (`detect
-    --quality fast`) on their own Validation photos (FOLDS/foldI/eval-fast; one already there is kept), pooled and
-    scored like the photo setting into FOLDS/fast/ (folds.json, oof-detections.jsonl, oof-report/), so
-    tools/compare_folds.py compares two recipes' FOLDS/fast as it compares their photo setting."""
+    --quality fast`) on their own Validation photos, at each detector threshold of ``thresholds``
+    (FOLDS/foldI/eval-fast-T; one already there is kept). The threshold whose pooled out-of-fold mAP@0.5 is highest
+    (ties: the higher threshold, fewer boxes to classify) is the fast setting's, and its detections are pooled and
+    scored like the photo setting into FOLDS/fast/ (folds.json with every threshold's figures,
+    oof-detections.jsonl, oof-report/), so tools/compare_folds.py compares two recipes' FOLDS/fast as it compares
+    their photo setting, and `--calibrate FOLDS` writes the threshold into the build's profile."""
     from visionlab.detect.pipeline import JSONL_FILE
     from visionlab.io import write_json
 
@@ -401,42 +409,63 @@ def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path) -> dict:
     boxes = folds_dir / "boxes.csv" if info.get("limit_photos") is not None else data / "facemask_boxes" / "boxes.csv"
     images = data / "facemask_boxes" / "images"
     log: list[dict] = []
-    records, folds = [], []
-    for i in range(info["k"]):
-        fdir = folds_dir / f"fold{i}"
-        ev = fdir / "eval-fast"
-        if not (ev / JSONL_FILE).is_file():
-            run(detect_cmd(vl, images, fdir / "run", ev, face, boxes, f"{fdir / 'crops' / 'faces.json'}:Validation")
-                + ["--quality", "fast"], log)
-        m = json.loads((ev / "metrics.json").read_text())
-        folds.append({"fold": i, **{k: m[k] for k in FOLD_KEYS}, "mwi_recall": mwi_recall(m["confusion"]),
-                      "eval": shown([str(ev)])})
-        records += [json.loads(ln) for ln in (ev / JSONL_FILE).read_text().splitlines() if ln.strip()]
+    tried = {}
+    for t in thresholds:
+        records, folds = [], []
+        for i in range(info["k"]):
+            fdir = folds_dir / f"fold{i}"
+            ev = fdir / f"eval-fast-{t}"
+            if not (ev / JSONL_FILE).is_file():
+                run(detect_cmd(vl, images, fdir / "run", ev, face, boxes,
+                               f"{fdir / 'crops' / 'faces.json'}:Validation") +
+                    ["--quality", "fast", "--score-threshold", str(t), "--no-save-frames"], log)
+            m = json.loads((ev / "metrics.json").read_text())
+            folds.append({"fold": i, **{k: m[k] for k in FOLD_KEYS}, "mwi_recall": mwi_recall(m["confusion"]),
+                          "eval": shown([str(ev)])})
+            records += [json.loads(ln) for ln in (ev / JSONL_FILE).read_text().splitlines() if ln.strip()]
+        tried[t] = (records, folds)
     out = folds_dir / "fast"
     out.mkdir(exist_ok=True)
     if info.get("limit_photos") is not None:
         shutil.copyfile(boxes, out / "boxes.csv")
+    pooled = {}
+    for t, (records, _) in tried.items():
+        atomic_write_text(out / "oof-detections.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        pooled[t] = score_out_of_fold(out, data, boxes, info["k"])
+    best = max(pooled, key=lambda t: (pooled[t]["map50"], t))
+    records, folds = tried[best]
     atomic_write_text(out / "oof-detections.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     m = score_out_of_fold(out, data, boxes, info["k"])
     result = {**{k: info[k] for k in info if k not in ("folds", "mean", "out_of_fold", "commands")},
-              "quality": "fast", "folds": folds, "mean": summarize_folds(folds),
+              "quality": "fast", "fast_score_threshold": best,
+              "thresholds": {str(t): {"map50": pooled[t]["map50"], "map50_ci": pooled[t]["intervals"].get("map50"),
+                                      "face_recall": pooled[t]["face_recall"],
+                                      "mean_map50": mean_interval([f["map50"] for f in tried[t][1]])}
+                             for t in thresholds},
+              "folds": folds, "mean": summarize_folds(folds),
               "out_of_fold": {"records": shown([str(out / "oof-detections.jsonl")]), **{k: m[k] for k in FOLD_KEYS},
                               "mwi_recall": mwi_recall(m["confusion"])}, "commands": log}
     write_json(out / "folds.json", result)
     mm = result["mean"]["map50"]
-    print(f"fast setting, mAP@0.5 over {info['k']} folds: {mm['mean']} [{mm['low']}, {mm['high']}]; {out / 'folds.json'}")
+    print(f"fast setting: out-of-fold mAP@0.5 by detector threshold "
+          f"{ {t: pooled[t]['map50'] for t in thresholds} }; chosen {best}: mAP@0.5 over {info['k']} folds "
+          f"{mm['mean']} [{mm['low']}, {mm['high']}]; {out / 'folds.json'}")
     return result
 
 
 def calibrate_run(runf: Path, folds_dir: Path) -> dict:
-    """Write the threshold and class weights chosen on the folds (FOLDS/shown.json) into the run's detection
-    profile, before export puts the profile into the ONNX file."""
+    """Write the threshold and class weights chosen on the folds (FOLDS/shown.json), and the fast setting's
+    detector threshold where `--fast-folds` chose one (FOLDS/fast/folds.json), into the run's detection profile,
+    before export puts the profile into the ONNX file."""
     from visionlab.inference.profile import PROFILE_FILE, read_profile
     from visionlab.io import write_json
 
     chosen = json.loads((folds_dir / "shown.json").read_text())
     prof = read_profile(runf / PROFILE_FILE)
     prof.min_face_prob, prof.class_weights = chosen["min_face_prob"], chosen["class_weights"]
+    fast = folds_dir / "fast" / "folds.json"
+    if fast.is_file():
+        chosen["fast_score_threshold"] = prof.fast_score_threshold = json.loads(fast.read_text())["fast_score_threshold"]
     write_json(runf / PROFILE_FILE, prof.to_dict())
     return chosen
 

@@ -108,3 +108,20 @@ def test_a_profile_sets_what_is_shown_and_weighs_the_labels(tmp_path, yunet_path
     strict = build_pipeline(None, classifier=clf, face_model=yunet_path, profile=tmp_path / "detect.json",
                             min_face=0, min_face_prob=0.5).pipeline(cv2.imread(str(pic1_path)))
     assert strict == []
+
+
+def test_a_profile_sets_the_fast_settings_threshold():
+    """fast_score_threshold (chosen on the folds' video-setting scores) is the fast setting's detector threshold;
+    without it the fast setting keeps its rule (the profile's threshold, at least 0.5); accurate is unchanged."""
+    from visionlab.inference.profile import FAST_MIN_THRESHOLD, DetectProfile
+
+    old = DetectProfile(score_threshold=0.15, upscale=2.0)
+    assert old.detector_options("fast")["score_threshold"] == FAST_MIN_THRESHOLD == 0.5
+    assert "fast_score_threshold" not in old.to_dict()
+    new = DetectProfile.from_dict({**old.to_dict(), "fast_score_threshold": 0.3})
+    assert new.detector_options("fast")["score_threshold"] == 0.3 and new.detector_options("fast")["upscale"] == 1.0
+    assert new.detector_options("accurate")["score_threshold"] == 0.15
+    assert new.detector_options("auto", kind="video")["score_threshold"] == 0.3
+    assert DetectProfile.from_dict(new.to_dict()) == new
+    with pytest.raises(ModelError, match="unreadable"):
+        DetectProfile.from_dict({**old.to_dict(), "fast_score_threshold": "high"})

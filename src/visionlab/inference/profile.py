@@ -41,6 +41,8 @@ class DetectProfile:
     # what a user sees, chosen on photos never trained on (evaluation/calibration.py); None: 0.5 and plain argmax
     min_face_prob: Optional[float] = None
     class_weights: Optional[dict] = None
+    # fast setting's detector threshold, chosen on the folds' video-setting scores; None: FAST_MIN_THRESHOLD rule
+    fast_score_threshold: Optional[float] = None
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "") -> "DetectProfile":
@@ -50,7 +52,8 @@ class DetectProfile:
                     d.get("face_model"), int(d.get("tile", 0)),
                     None if d.get("min_face_prob") is None else float(d["min_face_prob"]),
                     None if d.get("class_weights") is None else {str(k): float(v)
-                                                                 for k, v in d["class_weights"].items()})
+                                                                 for k, v in d["class_weights"].items()},
+                    None if d.get("fast_score_threshold") is None else float(d["fast_score_threshold"]))
         except (TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"unreadable detection profile {source} ({e}); rebuild it with `visionlab data faces`") \
                 from None
@@ -73,7 +76,7 @@ class DetectProfile:
             d["face_model"] = self.face_model
         if self.tile:
             d["tile"] = self.tile
-        for k in ("min_face_prob", "class_weights"):  # written only when chosen, likewise
+        for k in ("min_face_prob", "class_weights", "fast_score_threshold"):  # written only when chosen, likewise
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
         return d
@@ -91,7 +94,8 @@ class DetectProfile:
             if self.tile:
                 opts["tile"] = self.tile
         else:
-            opts.update(upscale=1.0, score_threshold=max(self.score_threshold, FAST_MIN_THRESHOLD))
+            opts.update(upscale=1.0, score_threshold=self.fast_score_threshold if self.fast_score_threshold is not None
+                        else max(self.score_threshold, FAST_MIN_THRESHOLD))
         return opts
 
 
