@@ -45,6 +45,11 @@ ASSETS = REPO / "src" / "visionlab" / "assets"
 # the face finder the crops are cut with and the pipeline runs (benchmarks/face_finder.py chose it: YuNet_n by ONNX
 # Runtime, the photo searched at 1x and 2x, finds as many faces as the older YuNet at 3x in 0.38 of the time)
 FACE_MODEL = "yunet_n_dynamic.onnx"
+FACE_MODEL_SOURCE = {  # the model card's line about the face detector the classifier's profile names
+    "yunet_n_dynamic.onnx": "YuNet_n (`yunet_n_dynamic.onnx`) from ShiqiYu/libfacedetection.train, Apache 2.0 "
+                            "(LICENSE-libfacedetection.train.txt), run in ONNX Runtime",
+    "face_detection_yunet_2026may.onnx": "YuNet from the OpenCV Zoo, MIT licence (LICENSE-YuNet.txt)",
+}
 DETECTOR, UPSCALE = "yunet_ort", 2.0
 
 
@@ -188,7 +193,7 @@ def main() -> None:
     card = {
         "name": "visionlab face-mask classifier (three classes and background)",
         "classes": info["classes"], "face_classes": [c for c in info["classes"] if c != "Background"],
-        "image_size": info["image_size"], "model": info["model"], "architecture": f"{lite_title(info['model'])} (ImageNet weights), all layers trained",
+        "image_size": info["image_size"], "model": info["model"], "face_model": FACE_MODEL, "architecture": f"{lite_title(info['model'])} (ImageNet weights), all layers trained",
         "built": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{cpu_name()}, {os.cpu_count()} cores",
         "training_seconds": round(metrics.get("train_seconds", train_s), 1),
@@ -231,7 +236,8 @@ def model_card_md(c: dict) -> str:
              f"- facemask_boxes: {c['data']['facemask_boxes']}. Split by photo, seed {c['data']['split_seed']}: "
              + ", ".join(f"{k} {v} photos" for k, v in c["data"]["split"].items()) + ".",
              f"- facemask: {c['data']['facemask']}, in its own Train/Validation/Test splits.",
-             "- The YuNet face detector bundled beside it: OpenCV Zoo, MIT licence (LICENSE-YuNet.txt).", "",
+             f"- The face detector bundled beside it: {FACE_MODEL_SOURCE[c.get('face_model', 'face_detection_yunet_2026may.onnx')]}"
+             " (sources and checksums: SOURCES.md).", "",
              "Training used the Train crops only. Crops per split and class: "
              + "; ".join(f"{s}: " + ", ".join(f"{k} {v}" for k, v in cs.items()) for s, cs in c["data"]["crops"].items())
              + ".", "",
