@@ -35,3 +35,19 @@ def test_nms_merge_keeps_what_torchvision_keeps():
         ref = ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.4).tolist()
         assert nms_merge(boxes, scores, 0.4) == ref
     assert nms_merge([], [], 0.4) == []
+
+
+def test_drop_contained_keeps_one_box_per_face():
+    from visionlab.boxes import drop_contained
+
+    face = [100, 100, 140, 150]  # 40 x 50
+    loose = [95, 60, 160, 160]  # around the head: holds the whole face, IoU 0.31 (NMS at 0.4 keeps both)
+    other = [150, 100, 190, 150]  # the next person, touching: no overlap
+    inner = [110, 110, 130, 140]  # inside the face box
+    half = [120, 100, 160, 150]  # half of the face's area: two people side by side can overlap so
+    assert drop_contained([face, loose, other], [0.9, 0.2, 0.8]) == [0, 2]
+    assert drop_contained([loose, face], [0.9, 0.2]) == [0]  # the higher score wins, whichever it is
+    assert drop_contained([face, inner], [0.5, 0.6]) == [1]
+    assert drop_contained([face, half], [0.9, 0.8]) == [0, 1]
+    assert drop_contained([face, half], [0.9, 0.8], share=0.5) == [0]
+    assert drop_contained(np.zeros((0, 4)), []) == []

@@ -127,6 +127,25 @@ class BoxCorrection:
         return json.dumps(self.to_dict())
 
 
+def drop_contained(xyxy: np.ndarray, scores: Sequence[float], share: float = 0.7) -> list[int]:
+    """Indices kept, highest score first, of boxes none of which shares ``share`` or more of the smaller box's area
+    with a higher-scored kept box: one face found at two scales as a tight box and a loose one around the head (IoU
+    ~0.25, so NMS keeps both), or a box inside a face. Faces of different people overlap far less."""
+    b = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    s = np.asarray(scores, np.float64).reshape(-1)
+    area = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    kept: list[int] = []
+    for i in sorted(range(len(b)), key=lambda i: (-s[i], i)):
+        if kept:
+            k = np.asarray(kept)
+            iw = np.clip(np.minimum(b[k, 2], b[i, 2]) - np.maximum(b[k, 0], b[i, 0]), 0, None)
+            ih = np.clip(np.minimum(b[k, 3], b[i, 3]) - np.maximum(b[k, 1], b[i, 1]), 0, None)
+            if (iw * ih >= share * np.minimum(area[k], area[i])).any():
+                continue
+        kept.append(i)
+    return kept
+
+
 def nms_merge(boxes: Sequence[np.ndarray], scores: Sequence[float], iou: float = 0.4) -> list[int]:
     """Indices kept by greedy NMS (OpenCV's ``NMSBoxes``), highest score first."""
     import cv2
