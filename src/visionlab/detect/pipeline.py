@@ -28,10 +28,6 @@ UNSURE = "unsure"
 # photos where 71% of the faces are under 32 px, but under ~10 px there is too little face left to judge
 MIN_FACE = 10
 JSONL_FILE = "detections.jsonl"
-# a box sharing this much of the smaller box's area with a higher-scored one is dropped before classifying: on the
-# 509 out-of-fold photos (Lite0 folds) mAP@0.5 0.714 -> 0.715 (+0.001 [-0.001, +0.001] paired), face recall
-# unchanged, 143 boxes fewer; it removes the loose second box YuNet_n at 2x puts around a capped head on pic1
-CONTAINED = 0.7
 
 # BGR
 GREEN, RED, AMBER, ORANGE = (40, 170, 40), (40, 40, 220), (0, 180, 255), (0, 110, 240)
@@ -169,11 +165,6 @@ class DetectionPipeline:
         faces = self.detector.detect(bgr)
         if not faces:
             return []
-        if len(faces) > 1:  # a loose box around a face found at another scale is the same face (drop_contained)
-            from ..boxes import drop_contained, xywh_to_xyxy
-
-            faces = [faces[i] for i in drop_contained(xywh_to_xyxy(np.array([f.box for f in faces], np.float64)),
-                                                      [f.score for f in faces], CONTAINED)]
         crops = self.crops(bgr, faces)
         if self.tta:
             both = self.classifier.predict_proba(np.concatenate([crops, crops[..., ::-1]]))
