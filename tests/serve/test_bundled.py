@@ -2,7 +2,14 @@
 from __future__ import annotations
 
 
+from visionlab.assets import card, default_classifier
+from visionlab.inference.backends import OnnxClassifier
+
 from .conftest import start_server
+
+
+def _bundled_face_model() -> str:
+    return OnnxClassifier(default_classifier()).profile.face_model or "face_detection_yunet_2026may.onnx"
 
 
 def test_serve_with_nothing_uses_the_bundled_model(tmp_path, scene):
@@ -13,7 +20,8 @@ def test_serve_with_nothing_uses_the_bundled_model(tmp_path, scene):
             assert info["run"] == "facemask_classifier.onnx"
             assert info["classes"] == ["MaskWornIncorrectly", "WithMask", "WithoutMask"]  # no Background
             assert info["metrics"]["map50"] > 0.7
-            assert info["detector"]["model_file"] == "face_detection_yunet_2026may.onnx"
+            assert info["detector"]["model_file"] == _bundled_face_model()  # the one its profile names
+            assert info["backbone"] == card().get("model", "efficientnet_lite0")
             with open(scene, "rb") as f:
                 r = c.post("/v1/predict", files={"file": ("pic1.jpeg", f, "image/jpeg")},
                            params={"annotated": "true", "blur": "blur"})
