@@ -150,3 +150,5 @@ def test_a_loose_box_around_a_face_found_at_another_scale_is_dropped(pic1):
     assert all(_held(a.box, b.box) < 0.7 for a in faces for b in faces if a is not b)
     got = DetectionPipeline(det, FixedClassifier([0.0, 0.0, 1.0, 0.0]), min_face=0)(pic1)
     assert sorted(r.score for r in got) == sorted(f.score for f in faces)
+    every = build_detector("yunet_ort", model_path=YUNET_N, score_threshold=0.15, upscale=2.0, contained=None)
+    assert len(every.detect(pic1)) == len(raw)  # as `data faces` cuts one-face photos: every box kept

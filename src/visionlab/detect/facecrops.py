@@ -465,8 +465,10 @@ def _cut_folder(root: Path, det, correction, w: _Writer, margin: float, unused: 
     from ..data.checks import check_layout
 
     layout = check_layout(root)
+    # contained=None: the one-face photos are cut from every box the detector keeps, as before the containment rule
+    # (a photo with a second box stays unused), so the crops, and a model rebuilt from them, do not change
     single = build_detector(det.name, model_path=det.model_path, score_threshold=0.6, upscale=1.0,
-                            box_correction=correction)
+                            box_correction=correction, contained=None)
     items = []
     rng = np.random.default_rng(seed)
     p = np.asarray(split_ratios, np.float64) / sum(split_ratios)

@@ -151,7 +151,7 @@ class YuNetDetector:
     def __init__(self, model_path: str | os.PathLike | None = None, score_threshold: float = YUNET_SCORE_THRESHOLD,
                  nms_threshold: float = 0.3, top_k: int = 5000, max_side: Optional[int] = None,
                  upscale: float = 1.0, box_correction=None, max_upscaled_side: int = 1600, tile: int = 0,
-                 tile_overlap: int = 64, full_pass: bool = True) -> None:
+                 tile_overlap: int = 64, full_pass: bool = True, contained: Optional[float] = CONTAINED) -> None:
         if not 0.0 < score_threshold <= 1.0:
             raise ModelError(f"score_threshold must be in (0, 1], got {score_threshold}")
         if not 0.25 <= upscale <= 8.0:
@@ -162,6 +162,7 @@ class YuNetDetector:
             raise ModelError(f"tile_overlap must be at least 0 and under half the tile ({tile} px), "
                              f"got {tile_overlap}")
         self.tile, self.tile_overlap, self.full_pass = int(tile), int(tile_overlap), bool(full_pass)
+        self.contained = contained  # None: every box the detector keeps (as `data faces` cuts its one-face photos)
         self.upscale = float(upscale)
         self.max_upscaled_side = int(max_upscaled_side)
         self.nms_threshold = float(nms_threshold)
@@ -262,10 +263,10 @@ class YuNetDetector:
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
         rows = self.detect_raw(image)
-        if len(rows) > 1:  # one face, one box: a loose box around a face found at the other scale goes (CONTAINED)
+        if self.contained is not None and len(rows) > 1:  # one face, one box: a loose twin goes (CONTAINED)
             from ..boxes import drop_contained, xywh_to_xyxy
 
-            rows = rows[drop_contained(xywh_to_xyxy(rows[:, :4]), rows[:, 14], CONTAINED)]
+            rows = rows[drop_contained(xywh_to_xyxy(rows[:, :4]), rows[:, 14], self.contained)]
         boxes = rows[:, :4]
         if self.box_correction is not None and len(rows):
             boxes = self.box_correction(boxes, rows[:, 4:14], rows[:, 14])
