@@ -145,16 +145,16 @@ def latency(args) -> None:
 
 
 def bundled(args) -> None:
-    """The bundled face-mask classifier (ONNX Runtime, 1 thread) with its detection profile: the fast setting
-    (video default: frame as it is, threshold >= 0.5, at full size and at 320 px) and the accurate one (photo
-    default: as it is + enlarged, threshold 0.15, mirror averaging), measured side by side on the same frames."""
+    """The bundled face-mask classifier (ONNX Runtime, 1 thread) with the detector and settings its profile names:
+    the fast setting (video default: the frame as it is, the profile's fast threshold, at full size and at 320 px)
+    and the accurate one (photo default: as it is + enlarged, mirror averaging), beside the same classifier with
+    today's OpenCV Zoo YuNet and with tiles, and a --candidate classifier, measured side by side on the same
+    frames."""
     from visionlab.assets import default_classifier
-    from visionlab.detect.faces import YuNetDetector
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     clf = OnnxClassifier(default_classifier(), threads=1)
-    prof = clf.profile
     other = OnnxClassifier(args.candidate, threads=1) if args.candidate else None
     if other is not None:
         print(f"rows marked *: the candidate classifier {args.candidate} ({other.image_size} px)")
@@ -164,30 +164,22 @@ def bundled(args) -> None:
     header = f"{'faces':>5} | {'setting':>19} | {'frame ms':>8} | {'min ms':>6} | {'p90 ms':>6} | {'FPS':>6} | found"
     print(header)
     print("-" * len(header))
-    from visionlab.assets import YUNET_N
-
     tiles_det = build_detector("yunet", model_path=args.face_model)
     for n in (1, 4):
         frame = compose(face_tiles(tiles_det, n))
         pipes = {}
+        # the bundled model as shipped: the detector its profile names (YuNet_n in ONNX Runtime since the Lite2 build)
         for name, quality, side in (("fast", "fast", None), ("fast, 320 px", "fast", 320),
                                     ("accurate", "accurate", None)):
-            det = YuNetDetector(args.face_model, max_side=side, **prof.detector_options(quality))
-            pipes[name] = DetectionPipeline(det, clf, margin=prof.margin, min_face=0,
-                                            tta=prof.tta and quality == "accurate")
-        # the face-finder candidates (benchmarks/face_finder.py): bundled YuNet_n in ONNX Runtime, same classifier
-        for name, quality, extra in (("fast, YuNet_n", "fast", {}),
-                                     ("accurate, YuNet_n", "accurate", {"upscale": args.n_upscale}),
+            pipes[name] = _pipe(clf, quality, {"max_side": side}, args.face_model)
+        # the same classifier with today's OpenCV Zoo YuNet file (OpenCV's path), and with YuNet_n in tiles
+        for name, quality, extra in (("fast, today's YuNet", "fast", {"model_path": args.face_model}),
                                      ("acc., YuNet_n tiles", "accurate", {"upscale": args.n_upscale,
                                                                           "tile": args.n_tile})):
-            det = build_detector("yunet_ort", **{**prof.detector_options(quality), "model_path": YUNET_N, **extra})
-            pipes[name] = DetectionPipeline(det, clf, margin=prof.margin, min_face=0,
-                                            tta=prof.tta and quality == "accurate")
-            if other is not None and "tiles" not in name:  # a candidate classifier, same detector and frames
-                det = build_detector("yunet_ort", **{**other.profile.detector_options(quality), "model_path": YUNET_N,
-                                                     **extra})
-                pipes[name + " *"] = DetectionPipeline(det, other, margin=other.profile.margin, min_face=0,
-                                                       tta=other.profile.tta and quality == "accurate")
+            pipes[name] = _pipe(clf, quality, extra, args.face_model, "yunet" if "today" in name else None)
+        if other is not None:  # a candidate classifier with its own profile, same frames
+            for name, quality in (("fast *", "fast"), ("accurate *", "accurate")):
+                pipes[name] = _pipe(other, quality, {}, args.face_model)
         for _ in range(3):
             for p in pipes.values():
                 p(frame)
@@ -206,6 +198,15 @@ def bundled(args) -> None:
             med = 1000 * statistics.median(v)
             print(f"{n:>5} | {k:>19} | {med:8.1f} | {1000 * min(v):6.1f} | {1000 * float(np.percentile(v, 90)):6.1f} | "
                   f"{1000 / med:6.1f} | {found[k]}")
+
+
+def _pipe(clf, quality: str, extra: dict, face_model: str, detector: "str | None" = None) -> DetectionPipeline:
+    """The detection pipeline of ``clf`` in a setting, with the detector its profile names (or ``detector``) and
+    the face model file the profile names (else ``face_model``)."""
+    prof = clf.profile
+    opts = {"model_path": face_model, **prof.detector_options(quality), **extra}
+    det = build_detector(detector or prof.detector, **opts)
+    return DetectionPipeline(det, clf, margin=prof.margin, min_face=0, tta=prof.tta and quality == "accurate")
 
 
 def ort_version() -> str:

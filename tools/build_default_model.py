@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Optional
 
 from visionlab.io import atomic_write_text, sha256_file, write_via
+from visionlab import assets
 from visionlab.models.backbones import LITE_VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -218,7 +219,9 @@ def main() -> None:
         print(json.dumps(card, indent=2))
         return
     write_via(ASSETS / "facemask_classifier.onnx", lambda tmp: shutil.copyfile(onnx_file, tmp))
-    for name in ("facemask_classifier.onnx", FACE_MODEL):
+    # the card's checksums: the classifier and the default face detector (assets.FACE_MODEL, for models without a
+    # profile); YuNet_n, which the profile names, is checked against assets.DETECTORS, not the card
+    for name in (assets.CLASSIFIER, assets.FACE_MODEL):
         p = ASSETS / name
         card["files"][name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
     atomic_write_text(ASSETS / "model_card.json", json.dumps(card, indent=2) + "\n")

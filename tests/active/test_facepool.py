@@ -45,12 +45,16 @@ def test_face_pool_records(face_project, face_inputs):
     kinds = {f["kind"] for f in faces}
     assert kinds == {"photo", "video"}
     video = [f for f in faces if f["kind"] == "video"]
-    # pic1's two people in 6 kept frames: every kept frame has them, linked into two tracks by IoU (boxes the
-    # classifier doubts are faces, kept above the 0.2 floor, may add short tracks of their own)
-    assert sorted({f["frame"] for f in video}) == [0, 25, 30, 35, 40, 45]
-    people = [f for f in video if f["face_prob"] >= 0.5]
-    assert len(people) == 12 and len({f["track"] for f in people}) == 2
-    assert all(sum(g["track"] == f["track"] for g in people) == 6 for f in people)
+    # pic1's two people in 6 kept frames: every kept frame has them, linked into two tracks by IoU (other boxes,
+    # such as a loose box around the cap that a model may take for a face, make short tracks of their own)
+    frames = sorted({f["frame"] for f in video})
+    assert frames == [0, 25, 30, 35, 40, 45]
+    tracks: dict = {}
+    for f in video:
+        tracks.setdefault(f["track"], []).append(f)
+    people = sorted(tracks.values(), key=len, reverse=True)[:2]
+    assert all(sorted(f["frame"] for f in t) == frames and min(f["face_prob"] for f in t) >= 0.9 for t in people)
+    assert all(len(t) <= 2 for t in sorted(tracks.values(), key=len, reverse=True)[2:])
     assert all(f["time_s"] == round(f["frame"] / 10, 3) for f in video)
     for f in faces:
         crop = proj.path / f["crop"]

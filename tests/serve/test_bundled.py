@@ -19,7 +19,7 @@ def test_serve_with_nothing_uses_the_bundled_model(tmp_path, scene):
             info = c.get("/v1/model").json()
             assert info["run"] == "facemask_classifier.onnx"
             assert info["classes"] == ["MaskWornIncorrectly", "WithMask", "WithoutMask"]  # no Background
-            assert info["metrics"]["map50"] > 0.7
+            assert 0.5 < info["metrics"]["map50"] == card()["detection"]["Validation"]["map50"] <= 1
             assert info["detector"]["model_file"] == _bundled_face_model()  # the one its profile names
             assert info["backbone"] == card().get("model", "efficientnet_lite0")
             with open(scene, "rb") as f:
