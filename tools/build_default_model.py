@@ -147,9 +147,10 @@ def main() -> None:
     if a.report_folds is not None:
         report_out_of_fold(a.report_folds, a.shared / "data")
         return
+    vl = [sys.executable, "-m", "visionlab"]
+    data, face = a.shared / "data", a.shared / "models" / FACE_MODEL
     if a.fast_folds is not None:
-        fast_folds(a.fast_folds, [sys.executable, "-m", "visionlab"], a.shared / "data",
-                   a.shared / "models" / FACE_MODEL)
+        fast_folds(a.fast_folds, vl, data, face)
         return
     if a.folds is None and (a.limit_photos is not None or a.no_one_face_photos):
         sys.exit("error: --limit-photos and --no-one-face-photos go with --folds (the build itself uses all photos)")
@@ -157,8 +158,6 @@ def main() -> None:
         sys.exit(f"error: --folds {a.folds}: give at least 2 folds")
     if a.work is None:
         a.work = REPO / "build" / ("default-model" if a.folds is None else "default-model-folds")
-    vl = [sys.executable, "-m", "visionlab"]
-    data, face = a.shared / "data", a.shared / "models" / FACE_MODEL
     boxes = data / "facemask_boxes" / "boxes.csv"
     for p in (boxes, data / "facemask", face):
         if not p.exists():
@@ -331,6 +330,20 @@ def mean_interval(values: list, level: float = 0.95) -> dict:
     return {"mean": _r4(mean), "low": _r4(lo), "high": _r4(hi), "sd": _r4(sd), "folds": int(len(v))}
 
 
+def fold_result(i: int, ev: Path) -> tuple[dict, list[dict]]:
+    """Fold ``i``'s figures (FOLD_KEYS, incorrectly-worn recall, where they are) and its detection records, read
+    from the `detect --truth` folder ``ev``."""
+    from visionlab.detect.pipeline import JSONL_FILE
+
+    m = json.loads((ev / "metrics.json").read_text())
+    entry = {"fold": i, **{k: m[k] for k in FOLD_KEYS}, "mwi_recall": mwi_recall(m["confusion"]), "eval": shown([str(ev)])}
+    return entry, [json.loads(ln) for ln in (ev / JSONL_FILE).read_text().splitlines() if ln.strip()]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
 def mwi_recall(confusion: dict) -> dict:
     """Matched incorrectly-worn faces called MaskWornIncorrectly, over all matched incorrectly-worn faces, with
     its 95% Wilson interval (visionlab's slices use the same)."""
@@ -428,10 +441,9 @@ def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path,
                 run(detect_cmd(vl, images, fdir / "run", ev, face, boxes,
                                f"{fdir / 'crops' / 'faces.json'}:Validation") +
                     ["--quality", "fast", "--score-threshold", str(t), "--no-save-frames"], log)
-            m = json.loads((ev / "metrics.json").read_text())
-            folds.append({"fold": i, **{k: m[k] for k in FOLD_KEYS}, "mwi_recall": mwi_recall(m["confusion"]),
-                          "eval": shown([str(ev)])})
-            records += [json.loads(ln) for ln in (ev / JSONL_FILE).read_text().splitlines() if ln.strip()]
+            entry, recs = fold_result(i, ev)
+            folds.append(entry)
+            records += recs
         tried[t] = (records, folds)
     out = folds_dir / "fast"
     out.mkdir(exist_ok=True)
@@ -439,12 +451,14 @@ def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path,
         shutil.copyfile(boxes, out / "boxes.csv")
     pooled = {}
     for t, (records, _) in tried.items():
-        atomic_write_text(out / "oof-detections.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        write_jsonl(out / "oof-detections.jsonl", records)
         pooled[t] = score_out_of_fold(out, data, boxes, info["k"])
     best = max(pooled, key=lambda t: (pooled[t]["map50"], t))
     records, folds = tried[best]
-    atomic_write_text(out / "oof-detections.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    m = score_out_of_fold(out, data, boxes, info["k"])
+    m = pooled[best]
+    if best != thresholds[-1]:  # FOLDS/fast holds the last threshold scored: the chosen one's records and report
+        write_jsonl(out / "oof-detections.jsonl", records)
+        m = score_out_of_fold(out, data, boxes, info["k"])
     result = {**{k: info[k] for k in info if k not in ("folds", "mean", "out_of_fold", "commands")},
               "quality": "fast", "fast_score_threshold": best,
               "thresholds": {str(t): {"map50": pooled[t]["map50"], "map50_ci": pooled[t]["intervals"].get("map50"),
@@ -481,7 +495,7 @@ def calibrate_run(runf: Path, folds_dir: Path) -> dict:
 
 def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path) -> dict:
     """`--folds K`: every fold cut, trained, exported and scored on its own photos; WORK/folds.json."""
-    from visionlab.detect.pipeline import JSONL_FILE, is_background
+    from visionlab.detect.pipeline import is_background
     from visionlab.io import write_json
 
     boxes, images = data / "facemask_boxes" / "boxes.csv", data / "facemask_boxes" / "images"
@@ -499,18 +513,17 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
         run(train_cmd(vl, crops, runf, a), log)
         run(vl + ["export", str(runf)], log)
         run(detect_cmd(vl, images, runf, ev, face, boxes, f"{crops / 'faces.json'}:Validation"), log)
-        m = json.loads((ev / "metrics.json").read_text())
         manifest = json.loads((crops / "faces.json").read_text())
         if test is not None and manifest["photos"]["Test"] != test:
             sys.exit(f"error: fold {i}'s Test part differs from fold 0's ({crops / 'faces.json'})")
         test = manifest["photos"]["Test"]
-        folds.append({"fold": i, **{k: m[k] for k in FOLD_KEYS}, "mwi_recall": mwi_recall(m["confusion"]),
-                      "eval": shown([str(ev)])})
-        records += [json.loads(ln) for ln in (ev / JSONL_FILE).read_text().splitlines() if ln.strip()]
+        entry, recs = fold_result(i, ev)
+        folds.append(entry)
+        records += recs
         info = json.loads((runf / "model.json").read_text())
         classes += [c for c in info["classes"] if not is_background(c) and c not in classes]
     oof = a.work / "oof-detections.jsonl"
-    atomic_write_text(oof, "".join(json.dumps(r) + "\n" for r in records))
+    write_jsonl(oof, records)
     m = score_out_of_fold(a.work, data, boxes, a.folds, classes)
     pooled = {k: m[k] for k in FOLD_KEYS + ("map", "map50_top1", "false_boxes", "matched_accuracy")}
     result = {

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 _COPY = re.compile(r"_[jt]\d+$")  # a jittered (_j) or turned-face (_t) extra copy
+_SYNTH = "synth_"
 
 
 def face_name(stem: str, j: int) -> str:
@@ -24,11 +25,11 @@ def turned_name(crop: str | Path, k: int) -> str:
 
 def synthetic_name(n: int, wearer: str | Path, donor: str | Path) -> str:
     """Synthetic incorrectly-worn crop ``n`` (synthmask.py), named after its two source crops."""
-    return f"synth_{n:05d}_{Path(wearer).stem}__{Path(donor).stem}.jpg"
+    return f"{_SYNTH}{n:05d}_{Path(wearer).stem}__{Path(donor).stem}.jpg"
 
 
 def is_synthetic(path: str | Path) -> bool:
-    return Path(path).name.startswith("synth_")
+    return Path(path).name.startswith(_SYNTH)
 
 
 def is_jitter_copy(path: str | Path) -> bool:

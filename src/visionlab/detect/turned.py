@@ -59,7 +59,8 @@ def repeat_turned(crops: str | Path, copies: int, detector=None, threshold: floa
         paths = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
                        and not is_jitter_copy(p) and not is_synthetic(p))
         found = landmarks(paths, detector)
-        turned = {p: turn(lm) for p, lm in found.items() if abs(turn(lm)) >= threshold}
+        turns = {p: turn(lm) for p, lm in found.items()}
+        turned = {p: t for p, t in turns.items() if abs(t) >= threshold}
         for p, t in turned.items():
             data = p.read_bytes()
             for k in range(copies):
