@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance
+from PIL import Image
 
 from visionlab.data.boxes import AnnotatedImage, read_boxes_csv
 from visionlab.detect.facecrops import (cut_faces, dhash, fold_photos, fold_split, hamming, phash, photo_groups,
@@ -156,7 +156,9 @@ def test_fold_options_are_checked_before_any_work(tmp_path):
     boxes = tmp_path / "boxes.csv"
     boxes.write_text("image,width,height,xmin,ymin,xmax,ymax,label\n")
     for kw, msg in (({"fold": 1}, "--fold 1 needs --folds"), ({"folds": 1, "fold": 0}, "at least 2 folds"),
-                    ({"folds": 4}, "--fold I with I from 0 to 3"), ({"folds": 4, "fold": 4}, "from 0 to 3")):
+                    ({"folds": 4}, "--fold I with I from 0 to 3"), ({"folds": 4, "fold": 4}, "from 0 to 3"),
+                    ({"turned_copies": -2}, "counts of 0 or more, not -2"),
+                    ({"synthetic_incorrect": -1}, "counts of 0 or more, not -1")):
         with pytest.raises(ConfigError, match=msg):
             cut_faces([boxes], tmp_path / "out", show_progress=False, **kw)
     assert not (tmp_path / "out").exists()
