@@ -355,6 +355,12 @@ def _cut_boxed(boxed: list[AnnotatedImage], det, w: _Writer, manifest: dict, rng
     return correction
 
 
+def _check_counts(synthetic_incorrect: int, turned_copies: int) -> None:
+    if synthetic_incorrect < 0 or turned_copies < 0:
+        raise ConfigError(f"--synthetic-incorrect and --turned-copies are counts of 0 or more, not "
+                          f"{min(synthetic_incorrect, turned_copies)}")
+
+
 def _check_folds(folds: Optional[int], fold: Optional[int]) -> None:
     """--folds K and --fold I go together, with 2 <= K and 0 <= I < K."""
     if folds is None and fold is None:
@@ -403,9 +409,7 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     if not sources:
         raise ConfigError("give at least one source: a boxes.csv, a VOC folder or an ImageFolder")
     _check_folds(folds, fold)
-    if synthetic_incorrect < 0 or turned_copies < 0:
-        raise ConfigError(f"--synthetic-incorrect and --turned-copies are counts of 0 or more, not "
-                          f"{min(synthetic_incorrect, turned_copies)}")
+    _check_counts(synthetic_incorrect, turned_copies)
     # crops are never mixed with old ones: a folder that holds files is refused (a file or read-only: one line)
     out = claim_out(out, "faces", policy="refuse")
     boxed, folders = _sort_sources(sources, images, label_map)
