@@ -51,3 +51,26 @@ def test_drop_contained_keeps_one_box_per_face():
     assert drop_contained([face, half], [0.9, 0.8]) == [0, 1]
     assert drop_contained([face, half], [0.9, 0.8], share=0.5) == [0]
     assert drop_contained(np.zeros((0, 4)), []) == []
+
+
+def test_fuse_boxes_against_a_hand_computed_case():
+    from visionlab.boxes import fuse_boxes
+
+    def row(x, y, w, h, score, lm=0.0):
+        return [x, y, w, h, *([lm] * 10), score]
+
+    rows = np.array([row(2, 0, 10, 10, 0.4, lm=4.0),  # pass 2: the same face, shifted 2 px (IoU 80/120 = 0.667)
+                     row(50, 50, 10, 10, 0.9),  # pass 1 only: a face one pass of two found
+                     row(0, 0, 10, 10, 0.8, lm=1.0)])
+    fused, best = fuse_boxes(rows, passes=2)
+    # the shared face: coordinates weighted 0.8 : 0.4, score mean(0.8, 0.4) x 2/2; the lone face 0.9 x 1/2
+    assert fused.shape == (2, 15)
+    np.testing.assert_allclose(fused[0, :4], [2 * 0.4 / 1.2, 0, 10, 10])
+    np.testing.assert_allclose(fused[0, 4:14], (1.0 * 0.8 + 4.0 * 0.4) / 1.2)
+    assert fused[0, 14] == pytest.approx(0.6) and fused[1, 14] == pytest.approx(0.45)
+    np.testing.assert_allclose(fused[1, :4], [50, 50, 10, 10])
+    np.testing.assert_allclose(best, [0.8, 0.9])  # each cluster's best single score, for the box correction
+    # below the cluster threshold two boxes stay two faces; nothing in, nothing out
+    apart = np.array([row(0, 0, 10, 10, 0.8), row(5, 0, 10, 10, 0.7)])  # IoU 50/150 = 0.33
+    assert len(fuse_boxes(apart, passes=2)[0]) == 2
+    assert fuse_boxes(np.zeros((0, 15)), passes=2)[0].shape == (0, 15)

@@ -159,3 +159,51 @@ def nms_merge(boxes: Sequence[np.ndarray], scores: Sequence[float], iou: float =
     keep = cv2.dnn.NMSBoxes(xywh.tolist(), shifted.tolist(), score_threshold=0.0, nms_threshold=float(iou))
     keep = [int(i) for i in np.asarray(keep).reshape(-1)]
     return sorted(keep, key=lambda i: (-s[i], i))
+
+
+# how the boxes of several searches of one frame (scales, the mirrored frame) become one per face: ``nms`` keeps
+# the best-scored box, ``wbf`` averages them (``fuse_boxes``)
+MERGES = ("nms", "wbf")
+FUSE_IOU = 0.55  # weighted box fusion's cluster threshold (the value of Solovyev et al., 2021)
+
+
+def fuse_boxes(rows: np.ndarray, passes: int, iou: float = FUSE_IOU) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted box fusion of detector rows from ``passes`` searches of one image (scales, the mirrored image):
+    N x 15 (x, y, w, h, five landmark x/y pairs, score) -> (M x 15 fused rows, highest score, highest first).
+
+    Rows are taken best first; one joins the first cluster whose fused box it overlaps by IoU >= ``iou``, else
+    starts a cluster. A cluster's box and landmarks are the score-weighted means of its rows; its score is their
+    mean score times the share of the passes that found it (at most 1), so a face every pass agrees on outranks
+    one that a single pass saw. Where NMS keeps the best box and throws the others away, the average of several
+    looser boxes sits closer to the face: on the 509 photos outside the held-out Test part (out of fold, YuNet_n
+    at 1x and 2x, each also mirrored) faces under 16 px found at IoU 0.5 went from 76% to 83%.
+    The highest score is returned beside the fused one for what was fitted on single-pass scores (BoxCorrection).
+    """
+    # hand-written: ensemble-boxes (the reference WBF) needs numba and pandas, and fuses no landmarks
+    rows = np.asarray(rows, np.float64).reshape(-1, 15)
+    if not len(rows):
+        return rows, np.zeros(0)
+    rows = rows[np.argsort(-rows[:, 14], kind="stable")]
+    xyxy = xywh_to_xyxy(rows[:, :4])
+    members: list[list[int]] = []
+    fused = np.zeros((0, 4))
+    for i in range(len(rows)):
+        overlap = iou_matrix(xyxy[i:i + 1], fused)[0]
+        j = int(np.argmax(overlap)) if len(overlap) else -1
+        if j >= 0 and overlap[j] >= iou:
+            members[j].append(i)
+            w = rows[members[j], 14]
+            fused[j] = (xyxy[members[j]] * w[:, None]).sum(0) / w.sum()
+        else:
+            members.append([i])
+            fused = np.vstack([fused, xyxy[i]])
+    out = np.empty((len(members), 15))
+    best = np.empty(len(members))
+    for k, (idx, b) in enumerate(zip(members, fused)):
+        w = rows[idx, 14]
+        out[k, :4] = b[0], b[1], b[2] - b[0], b[3] - b[1]
+        out[k, 4:14] = (rows[idx, 4:14] * w[:, None]).sum(0) / w.sum()
+        out[k, 14] = w.mean() * min(len(idx), passes) / passes
+        best[k] = w.max()
+    order = np.argsort(-out[:, 14], kind="stable")
+    return out[order], best[order]

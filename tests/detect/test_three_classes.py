@@ -8,7 +8,7 @@ import pytest
 
 from visionlab.detect.pipeline import (AMBER, GREEN, ORANGE, RED, UNSURE, DetectionPipeline, label_color,
                                        mask_status)
-from visionlab.errors import ModelError
+from visionlab.errors import ConfigError, ModelError
 
 CLASSES4 = ["Background", "MaskWornIncorrectly", "WithMask", "WithoutMask"]
 
@@ -125,6 +125,31 @@ def test_a_profile_sets_the_fast_settings_threshold():
     assert DetectProfile.from_dict(new.to_dict()) == new
     with pytest.raises(ModelError, match="unreadable"):
         DetectProfile.from_dict({**old.to_dict(), "fast_score_threshold": "high"})
+
+
+def test_a_profile_sets_the_accurate_settings_box_merge_and_mirror_search():
+    """box_merge and mirror_search are the accurate setting's (the fast one keeps one NMS search: its frame rate);
+    written only when set, so older profiles read back the same; a merge this visionlab does not know is one
+    ModelError; a DetectConfig value wins over the profile's."""
+    from visionlab.detect.build import detector_options
+    from visionlab.detect.config import make_config
+    from visionlab.inference.profile import DetectProfile
+
+    old = DetectProfile(score_threshold=0.15, upscale=2.0)
+    assert "box_merge" not in old.to_dict() and "mirror_search" not in old.to_dict()
+    assert old.detector_options("accurate")["box_merge"] == "nms"
+    new = DetectProfile.from_dict({**old.to_dict(), "box_merge": "wbf", "mirror_search": True})
+    acc, fast = new.detector_options("accurate"), new.detector_options("fast")
+    assert (acc["box_merge"], acc["mirror_search"]) == ("wbf", True)
+    assert "box_merge" not in fast and "mirror_search" not in fast
+    assert DetectProfile.from_dict(new.to_dict()) == new
+    with pytest.raises(ModelError, match="box merge 'soft'"):
+        DetectProfile.from_dict({**old.to_dict(), "box_merge": "soft"})
+    cfg = make_config(None, box_merge="nms", mirror_search=False, detector="yunet_ort")
+    opts = detector_options(cfg, new, "accurate", "image")
+    assert (opts["box_merge"], opts["mirror_search"]) == ("nms", False)
+    with pytest.raises(ConfigError, match="box-merge"):
+        detector_options(make_config(None, detector="haar", box_merge="wbf"), None, "accurate", "image")
 
 
 def _held(a, b) -> float:

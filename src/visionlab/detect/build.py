@@ -48,11 +48,11 @@ def detector_options(config: DetectConfig, profile: Optional["DetectProfile"], s
     family = name in YUNET_FAMILY
     opts: dict = profile.detector_options(setting, kind) if profile is not None and family else {}
     explicit = {"model_path": config.face_model, "score_threshold": config.score_threshold,
-                "max_side": config.detect_side}
+                "max_side": config.detect_side, "box_merge": config.box_merge, "mirror_search": config.mirror_search}
     given = {k: v for k, v in explicit.items() if v is not None}
     if given and not family:
-        raise ConfigError(f"--face-model, --score-threshold and --detect-side apply to the yunet detectors, "
-                          f"not {name!r}")
+        raise ConfigError(f"--face-model, --score-threshold, --detect-side, --box-merge and --mirror-search apply "
+                          f"to the yunet detectors, not {name!r}")
     opts.update(given)
     return opts
 

@@ -34,6 +34,11 @@ class DetectConfig(BaseModel):
                                                                           "model's detection profile, else 0.7)")
     detect_side: Optional[int] = Field(None, ge=32, description="run the detector at this longer side (e.g. 320: "
                                                                 "faster)")
+    box_merge: Optional[Literal["nms", "wbf"]] = Field(None, description="how the boxes of the detector's "
+                                                       "searches (scales, mirror) become one per face: nms keeps the "
+                                                       "best, wbf averages them (default: the profile's, else nms)")
+    mirror_search: Optional[bool] = Field(None, description="also search the mirrored photo (twice the detector's "
+                                                            "time; default: the profile's accurate setting)")
     margin: Optional[float] = Field(None, ge=0, description="crop margin around a face box (default: the profile's)")
     profile: Optional[str] = Field(None, description="a detect.json that replaces the classifier's own profile")
     # --- labels ---------------------------------------------------------------------------------
@@ -107,7 +112,8 @@ class DetectConfig(BaseModel):
 
 
 # the fields that describe one image's detection (what `visionlab serve` takes); the rest are about inputs/outputs
-IMAGE_FIELDS = ("backend", "detector", "face_model", "score_threshold", "detect_side", "margin", "min_face",
+IMAGE_FIELDS = ("backend", "detector", "face_model", "score_threshold", "detect_side", "box_merge", "mirror_search",
+                "margin", "min_face",
                 "min_face_prob", "unsure_low", "unsure_high", "min_confidence", "positive_class")
 # the alert fields, which `visionlab serve` also takes (its events are shown on the page and at /v1/events)
 ALERT_FIELDS = ("alert", "alert_to", "alert_cooldown")

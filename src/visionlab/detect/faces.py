@@ -18,6 +18,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own log lines 
 import cv2  # noqa: E402
 import numpy as np
 
+from ..boxes import MERGES
 from ..errors import ModelError
 from ..io import cache_root, write_via
 from ..registry import Registry
@@ -36,6 +37,8 @@ HAAR_FILE = "haarcascade_frontalface_default.xml"
 # ``detect_raw``, which `data faces` matches against the annotations). On the 600 annotated photos (YuNet_n 1x +
 # 2x, threshold 0.15) it drops 170 of 7,542 boxes and 3 of 2,583 found faces.
 CONTAINED = 0.7
+# a mirrored frame's landmarks, unmirrored: the right and left eye swap, and so do the mouth corners
+MIRRORED_LANDMARKS = (1, 0, 2, 4, 3)
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,9 @@ class YuNetDetector:
     ones.
 
     Small-face strategies (benchmarks/face_finder.py measures them): ``upscale`` k > 1 with ``full_pass`` (the
-    default) searches two scales, 1x and kx, merged by NMS; ``full_pass=False`` searches only the kx frame.
+    default) searches two scales, 1x and kx, merged by NMS (``box_merge="wbf"``: weighted box fusion, boxes.py);
+    ``full_pass=False`` searches only the kx frame. ``mirror_search`` searches the mirrored frame too at each scale (one
+    batch with the frame where the detector batches), and its boxes are merged with the others.
     ``tile`` > 0 cuts the frame at each scale into overlapping ``tile`` x ``tile`` squares (``tile_overlap`` px
     shared, all the same size so ONNX Runtime runs them as one batch) whose boxes are merged by NMS: a face
     smaller than the overlap is taken from the one tile whose core holds its centre."""
@@ -151,7 +156,11 @@ class YuNetDetector:
     def __init__(self, model_path: str | os.PathLike | None = None, score_threshold: float = YUNET_SCORE_THRESHOLD,
                  nms_threshold: float = 0.3, top_k: int = 5000, max_side: Optional[int] = None,
                  upscale: float = 1.0, box_correction=None, max_upscaled_side: int = 1600, tile: int = 0,
-                 tile_overlap: int = 64, full_pass: bool = True, contained: Optional[float] = CONTAINED) -> None:
+                 tile_overlap: int = 64, full_pass: bool = True, contained: Optional[float] = CONTAINED,
+                 box_merge: str = "nms", mirror_search: bool = False) -> None:
+        if box_merge not in MERGES:
+            raise ModelError(f"unknown box merge {box_merge!r}; choose one of: {', '.join(MERGES)}")
+        self.box_merge, self.mirror_search = box_merge, bool(mirror_search)
         if not 0.0 < score_threshold <= 1.0:
             raise ModelError(f"score_threshold must be in (0, 1], got {score_threshold}")
         if not 0.25 <= upscale <= 8.0:
@@ -224,52 +233,74 @@ class YuNetDetector:
             rows.append(r[(cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)])
         return np.concatenate(rows) if rows else np.zeros((0, 15))
 
-    def _detect_at(self, image: np.ndarray, scale: float) -> np.ndarray:
+    def _detect_at(self, image: np.ndarray, scale: float) -> list[np.ndarray]:
+        """The rows of each search at ``scale``, in the image's own pixels: the frame, and (``mirror_search``) the
+        mirrored frame with its boxes and landmarks mirrored back."""
         h, w = image.shape[:2]
         if scale != 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+        frames = [image, np.ascontiguousarray(image[:, ::-1])] if self.mirror_search else [image]
         if self.tile and max(image.shape[:2]) > self.tile:
-            rows = self._tiled(image)
+            found = [self._tiled(f) for f in frames]
         else:
-            rows = self._run(image)
-        if rows is None or not len(rows):
-            return np.zeros((0, 15))
-        return rows.astype(np.float64) / np.r_[np.full(14, scale), 1.0]
+            found = self._run_batch(frames)
+        parts = []
+        for k, rows in enumerate(found):
+            rows = np.zeros((0, 15)) if rows is None or not len(rows) else rows.astype(np.float64)
+            if k == 1 and len(rows):  # the mirrored frame's boxes, mirrored back
+                iw = image.shape[1]
+                rows[:, 0] = iw - rows[:, 0] - rows[:, 2]
+                lm = rows[:, 4:14].reshape(-1, 5, 2)[:, MIRRORED_LANDMARKS]
+                lm[:, :, 0] = iw - lm[:, :, 0]
+                rows[:, 4:14] = lm.reshape(-1, 10)
+            parts.append(rows / np.r_[np.full(14, scale), 1.0])
+        return parts
 
-    def detect_raw(self, image: np.ndarray) -> np.ndarray:
-        """YuNet's rows in the image's own pixels, highest score first, before any box correction: N x 15 float64
-        (x, y, w, h, five landmark x/y pairs, score).
-
-        With ``upscale`` > 1 the frame is searched twice, as it is and enlarged (to at most ``max_upscaled_side``
-        px), and the two sets of boxes are merged by NMS: the enlarged frame finds the small faces, the frame as
-        it is keeps the large ones (YuNet finds faces of about 10 to 300 px), so a close-up is not broken up."""
+    def _search(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``detect_raw``'s rows and, for each, the score the box correction takes (its own, or with ``wbf``
+        the best of the boxes fused into it: the correction was fitted on single boxes)."""
         h, w = image.shape[:2]
         base = 1.0
         if self.max_side and max(h, w) > self.max_side:
             base = self.max_side / max(h, w)
         up = min(self.upscale, self.max_upscaled_side / (max(h, w) * base)) if self.upscale > 1 else self.upscale
         two = up > 1.05
-        parts = [self._detect_at(image, base * min(up, 1.0))] if self.full_pass or not two else []
+        parts = self._detect_at(image, base * min(up, 1.0)) if self.full_pass or not two else []
         if two:
-            parts.append(self._detect_at(image, base * up))
+            parts += self._detect_at(image, base * up)
         rows = np.concatenate(parts)
+        if len(rows) and self.box_merge == "wbf":
+            from ..boxes import fuse_boxes
+
+            return fuse_boxes(rows, len(parts))
         if len(rows) and (len(parts) > 1 or self.tile):
             from ..boxes import nms_merge, xywh_to_xyxy
 
             rows = rows[nms_merge(xywh_to_xyxy(rows[:, :4]), rows[:, 14], self.nms_threshold)]
-        return rows[np.argsort(-rows[:, 14], kind="stable")]
+        rows = rows[np.argsort(-rows[:, 14], kind="stable")]
+        return rows, rows[:, 14]
+
+    def detect_raw(self, image: np.ndarray) -> np.ndarray:
+        """YuNet's rows in the image's own pixels, highest score first, before any box correction: N x 15 float64
+        (x, y, w, h, five landmark x/y pairs, score).
+
+        With ``upscale`` > 1 the frame is searched twice, as it is and enlarged (to at most ``max_upscaled_side``
+        px), and the two sets of boxes are merged (``box_merge``): the enlarged frame finds the small faces, the frame
+        as it is keeps the large ones (YuNet finds faces of about 10 to 300 px), so a close-up is not broken up."""
+        return self._search(image)[0]
 
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
-        rows = self.detect_raw(image)
+        rows, fit_scores = self._search(image)
         if self.contained is not None and len(rows) > 1:  # one face, one box: a loose twin goes (CONTAINED)
             from ..boxes import drop_contained, xywh_to_xyxy
 
-            rows = rows[drop_contained(xywh_to_xyxy(rows[:, :4]), rows[:, 14], self.contained)]
+            keep = drop_contained(xywh_to_xyxy(rows[:, :4]), rows[:, 14], self.contained)
+            rows, fit_scores = rows[keep], fit_scores[keep]
         boxes = rows[:, :4]
         if self.box_correction is not None and len(rows):
-            boxes = self.box_correction(boxes, rows[:, 4:14], rows[:, 14])
+            boxes = self.box_correction(boxes, rows[:, 4:14], fit_scores)
         faces = []
         for b, r in zip(boxes, rows):
             box = _clip_box(*b, w, h)

@@ -43,6 +43,9 @@ class DetectProfile:
     class_weights: Optional[dict] = None
     # fast setting's detector threshold, chosen on the folds' video-setting scores; None: FAST_MIN_THRESHOLD rule
     fast_score_threshold: Optional[float] = None
+    # accurate setting: how the searches' boxes are merged (nms, wbf) and whether the mirrored photo is searched too
+    box_merge: str = "nms"
+    mirror_search: bool = False
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "") -> "DetectProfile":
@@ -53,10 +56,16 @@ class DetectProfile:
                     None if d.get("min_face_prob") is None else float(d["min_face_prob"]),
                     None if d.get("class_weights") is None else {str(k): float(v)
                                                                  for k, v in d["class_weights"].items()},
-                    None if d.get("fast_score_threshold") is None else float(d["fast_score_threshold"]))
+                    None if d.get("fast_score_threshold") is None else float(d["fast_score_threshold"]),
+                    str(d.get("box_merge", "nms")), bool(d.get("mirror_search", False)))
         except (TypeError, ValueError, AttributeError) as e:
             raise ModelError(f"unreadable detection profile {source} ({e}); rebuild it with `visionlab data faces`") \
                 from None
+        from ..boxes import MERGES
+
+        if p.box_merge not in MERGES:
+            raise ModelError(f"detection profile {source} names box merge {p.box_merge!r}; this visionlab knows "
+                             f"{', '.join(MERGES)}")
         if p.box_correction is not None:
             from ..boxes import BoxCorrection
 
@@ -79,6 +88,8 @@ class DetectProfile:
         for k in ("min_face_prob", "class_weights", "fast_score_threshold"):  # written only when chosen, likewise
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
+        if self.box_merge != "nms" or self.mirror_search:
+            d |= {"box_merge": self.box_merge, "mirror_search": self.mirror_search}
         return d
 
     def detector_options(self, quality: Quality, kind: str = "image") -> dict:
@@ -90,7 +101,8 @@ class DetectProfile:
 
             opts["model_path"] = asset(self.face_model)
         if q == "accurate":
-            opts.update(upscale=self.upscale, score_threshold=self.score_threshold)
+            opts.update(upscale=self.upscale, score_threshold=self.score_threshold, box_merge=self.box_merge,
+                        mirror_search=self.mirror_search)
             if self.tile:
                 opts["tile"] = self.tile
         else:

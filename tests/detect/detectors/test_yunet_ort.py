@@ -170,3 +170,28 @@ def test_a_profile_selects_bundled_yunet_n_with_tiles():
     assert "face_model" not in old.to_dict() and "model_path" not in old.detector_options("accurate")
     with pytest.raises(ModelError, match="does not bundle"):
         DetectProfile.from_dict({"face_model": "mine.onnx"})
+
+
+@pytest.mark.parametrize("merge", ["nms", "wbf"])
+def test_a_mirrored_search_finds_the_mirrored_photos_faces(merge):
+    """With mirror_search the photo and its mirror image are both searched, so detecting on the mirrored photo must
+    give the same faces mirrored back: boxes, scores, and landmarks with right and left swapped."""
+    det = build_detector("yunet_ort", score_threshold=0.3, upscale=2.0, box_merge=merge, mirror_search=True)
+    total = 0
+    for p in _photos()[:12]:
+        img = cv2.imread(str(p))
+        a, b = det.detect_raw(img), det.detect_raw(np.ascontiguousarray(img[:, ::-1]))
+        w = img.shape[1]
+        back = b.copy()
+        back[:, 0] = w - b[:, 0] - b[:, 2]
+        lm = b[:, 4:14].reshape(-1, 5, 2)[:, [1, 0, 2, 4, 3]].copy()
+        lm[:, :, 0] = w - lm[:, :, 0]
+        back[:, 4:14] = lm.reshape(-1, 10)
+        assert len(a) == len(back)
+        for x, y in ((a, back), (back, a)):
+            assert _unmatched(x, y, tol=0.01) == (0, pytest.approx(0.0, abs=0.01))
+        np.testing.assert_allclose(np.sort(a[:, 14]), np.sort(back[:, 14]), atol=1e-6)
+        if len(a):  # landmarks stay the subject's: the right eye (0) left of the left eye (1) in the image
+            assert (a[:, 4] <= a[:, 6] + 1).mean() >= 0.9
+        total += len(a)
+    assert total >= 40, total
