@@ -50,6 +50,16 @@ def test_calibrate_writes_what_the_folds_chose_into_the_profile(tool, tmp_path):
     p = read_profile(run / "detect.json")
     assert chosen["fast_score_threshold"] == p.fast_score_threshold == 0.3
     assert p.detector_options("fast")["score_threshold"] == 0.3 and p.detector_options("accurate")["score_threshold"] == 0.15
+    assert (p.box_merge, p.mirror_search) == ("nms", False)
+    # --search-folds chose fused mirror searches: the profile's photo setting, and what is shown chosen on them
+    (folds / "search").mkdir()
+    (folds / "search" / "folds.json").write_text(json.dumps({"box_merge": "wbf", "mirror_search": True}))
+    (folds / "search" / "shown.json").write_text(json.dumps({"min_face_prob": 0.1, "class_weights": None}))
+    chosen = tool.calibrate_run(run, folds)
+    p = read_profile(run / "detect.json")
+    assert (p.box_merge, p.mirror_search, p.min_face_prob, p.class_weights) == ("wbf", True, 0.1, None)
+    assert chosen["box_merge"] == "wbf" and p.detector_options("accurate")["mirror_search"] is True
+    assert "mirror_search" not in p.detector_options("fast") and p.fast_score_threshold == 0.3
 
 
 def test_mwi_recall_is_a_wilson_interval_of_the_matched_faces(tool):
@@ -90,6 +100,43 @@ def test_limited_boxes_keeps_whole_photos_with_the_rarest_label(tool, tmp_path):
     assert sum(r["image"] == "p7.jpg" for r in got) == 2  # every box of a kept photo
 
 
+def test_only_folds_reads_a_list_of_fold_numbers(tool):
+    import argparse
+
+    assert tool.fold_list("2,0, 2") == [0, 2]
+    for bad in ("a,b", "", "-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            tool.fold_list(bad)
+
+
+def test_work_folder_never_empties_a_folder_it_did_not_make(tool, tmp_path):
+    import argparse
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    a = argparse.Namespace(work=mine, folds=2, resume=False)
+    with pytest.raises(SystemExit, match="already holds files"):
+        tool.work_folder(a)
+    assert (mine / "notes.txt").read_text() == "keep"
+    a.resume = True  # --resume keeps everything there
+    assert tool.work_folder(a) == mine and (mine / "notes.txt").is_file() and (mine / tool.MARKER).is_file()
+    fresh = argparse.Namespace(work=tmp_path / "new" / "w", folds=None, resume=False)
+    assert tool.work_folder(fresh).is_dir() and (tmp_path / "new" / "w" / tool.MARKER).is_file()
+
+
+def test_a_resumed_study_must_ask_for_its_own_settings(tool, tmp_path):
+    import argparse
+
+    a = argparse.Namespace(work=tmp_path, **{k: None for k in tool.SETTINGS})
+    a.folds, a.model, a.epochs = 4, "efficientnet_lite2", 6
+    tool.check_settings(a)  # the first run records them
+    tool.check_settings(a)  # the same again: fine
+    a.epochs, a.image_size = 8, 96
+    with pytest.raises(SystemExit, match=r"--epochs 8 \(the study has 6\), --image-size 96 \(the study has None\)"):
+        tool.check_settings(a)
+
+
 @pytest.mark.slow
 def test_two_folds_end_to_end(tmp_path):
     """Two folds over 24 photos, one epoch at 32 px (about 3 minutes on two shared cores)."""
@@ -97,13 +144,26 @@ def test_two_folds_end_to_end(tmp_path):
         pytest.skip(f"shared data {SHARED} is absent (set VISIONLAB_SHARED to the folder holding data/ and models/)")
     work = tmp_path / "w"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    p = subprocess.run([sys.executable, str(REPO / "tools" / "build_default_model.py"), "--shared", str(SHARED),
-                        "--work", str(work), "--folds", "2", "--limit-photos", "24", "--no-one-face-photos",
-                        "--epochs", "1", "--image-size", "32", "--augment-policy", "faces", "--synthetic-incorrect", "8",
-                        "--turned-copies", "2", "--model", "efficientnet_lite1"],
-                       env=env, capture_output=True, text=True, timeout=900)
+    args = [sys.executable, str(REPO / "tools" / "build_default_model.py"), "--shared", str(SHARED),
+            "--work", str(work), "--folds", "2", "--limit-photos", "24", "--no-one-face-photos",
+            "--epochs", "1", "--image-size", "32", "--augment-policy", "faces", "--synthetic-incorrect", "8",
+            "--turned-copies", "2", "--model", "efficientnet_lite1"]
+    # fold 0 alone first (as one of two processes would), then --resume runs fold 1 and pools both
+    p = subprocess.run(args + ["--only-folds", "0"], env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
+    assert "folds 1 of 2 still to run" in p.stdout and not (work / "folds.json").exists()
+    fold0 = (work / "fold0" / "run" / "model.onnx").stat().st_mtime_ns
+    p = subprocess.run(args + ["--resume"], env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert f"kept: {work / 'fold0' / 'crops'}" in p.stdout and f"kept: {work / 'fold0' / 'run'}" in p.stdout
+    assert (work / "fold0" / "run" / "model.onnx").stat().st_mtime_ns == fold0  # fold 0 not made again
     r = json.loads((work / "folds.json").read_text())
+    # the study's folder is never emptied by a new run, and a resume asking for other settings is one line
+    longer = args[:args.index("--epochs") + 1] + ["2"] + args[args.index("--epochs") + 2:]
+    for again, says in ((longer + ["--resume"], "--epochs 2 (the study has 1)"), (args, "already holds files")):
+        p = subprocess.run(again, env=env, capture_output=True, text=True, timeout=120)
+        assert p.returncode != 0 and says in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert (work / "folds.json").is_file()
     assert r["k"] == 2 and len(r["folds"]) == 2 and r["test_photos"] > 0
     faces = [json.loads((work / f"fold{i}" / "crops" / "faces.json").read_text()) for i in range(2)]
     assert faces[0]["photos"]["Test"] == faces[1]["photos"]["Test"]
@@ -149,3 +209,14 @@ def test_two_folds_end_to_end(tmp_path):
     best = fast["thresholds"][str(fast["fast_score_threshold"])]["map50"]
     assert all(best >= t["map50"] for t in fast["thresholds"].values())  # the threshold chosen scores best
     assert len((work / "fast" / "oof-detections.jsonl").read_text().splitlines()) == oof["photos"]
+    # the photo setting's searches: the folds' own eval/ reused for NMS, the fused mirror searches run once each
+    p = subprocess.run([sys.executable, str(REPO / "tools" / "build_default_model.py"), "--shared", str(SHARED),
+                        "--search-folds", str(work)], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    search = json.loads((work / "search" / "folds.json").read_text())
+    assert set(search["tried"]) == {"nms", "wbf_mirror"} and len(search["commands"]) == 2
+    assert all("--box-merge wbf --mirror-search" in c["command"] for c in search["commands"])
+    assert search["tried"]["nms"]["map50"] == r["out_of_fold"]["map50"]  # the folds' own detections, rescored
+    best = max(search["tried"], key=lambda k: (search["tried"][k]["map50"], k == "nms"))
+    assert search["search"] == best and (search["box_merge"] == "wbf") == (best == "wbf_mirror")
+    assert (work / "search" / "shown.json").is_file()

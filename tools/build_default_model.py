@@ -85,6 +85,93 @@ FOLD_KEYS = ("photos", "faces", "map50", "ap50_per_class", "face_recall", "recal
 MWI = "MaskWornIncorrectly"
 
 
+MARKER = ".build_default_model"  # in every WORK this tool made: only such a folder is ever emptied by a new build
+
+
+def fold_list(text: str) -> list[int]:
+    """--only-folds 0,2 -> [0, 2]."""
+    try:
+        folds = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of fold numbers such as 0,1") from None
+    if not folds or folds[0] < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give fold numbers 0 or more, such as 0,1")
+    return folds
+
+
+def work_folder(a: argparse.Namespace) -> Path:
+    """WORK, ready: kept as it is with --resume; else a new or empty folder, or the default one this tool made
+    before (emptied: it holds only its own output). A folder given with --work that holds other files is refused,
+    never deleted."""
+    work = a.work if a.work is not None else \
+        REPO / "build" / ("default-model" if a.folds is None else "default-model-folds")
+    if a.resume:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / MARKER).touch()
+        return work
+    if work.exists() and any(work.iterdir()):
+        if a.work is not None or not (work / MARKER).is_file():
+            sys.exit(f"error: --work {work} already holds files; pass --resume to continue that study, or another "
+                     f"--work (nothing is deleted)")
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / MARKER).touch()
+    return work
+
+
+SETTINGS = ("folds", "model", "epochs", "image_size", "seed", "synthetic_incorrect", "turned_copies", "augment_policy",
+            "limit_photos", "no_one_face_photos")
+
+
+def check_settings(a: argparse.Namespace) -> None:
+    """WORK/settings.json records the study's settings when it starts; a --resume that asks for others is one line
+    naming them (kept folds of one recipe must not be pooled with folds of another)."""
+    from visionlab.io import write_json
+
+    now = {k: getattr(a, k) for k in SETTINGS}
+    path = a.work / "settings.json"
+    if not path.is_file():
+        write_json(path, now)
+        return
+    saved = json.loads(path.read_text())
+    differ = [f"--{k.replace('_', '-')} {now[k]} (the study has {saved.get(k)})" for k in SETTINGS
+              if saved.get(k) != now[k]]
+    if differ:
+        sys.exit(f"error: {a.work} is a study with other settings: {', '.join(differ)}; resume it with its own "
+                 f"settings or pass another --work")
+
+
+def cut_step(cmd: list[str], crops: Path, log: list[dict]) -> None:
+    """`data faces` into ``crops``, unless a cut there finished (its faces.json is written last)."""
+    if (crops / "faces.json").is_file():
+        print(f"kept: {crops} (cut before)", flush=True)
+        return
+    if crops.exists() and any(crops.iterdir()):
+        sys.exit(f"error: {crops} holds a cut that did not finish (no faces.json); remove that folder and run "
+                 f"again with --resume")
+    run(cmd, log)
+
+
+def train_step(cmd: list[str], runf: Path, log: list[dict]) -> None:
+    """`train` into ``runf``: skipped where it finished, resumed from its checkpoint where it was killed."""
+    if (runf / "metrics.json").is_file() and not (runf / "checkpoint.pt").exists():
+        print(f"kept: {runf} (trained before)", flush=True)
+        return
+    run(cmd + (["--resume"] if (runf / "config.yaml").is_file() else []), log)
+
+
+def output_step(cmd: list[str], done: Path, log: list[dict]) -> None:
+    """A step whose output file ``done`` says it finished (export's model.onnx, an evaluation's metrics.json)."""
+    if done.is_file():
+        print(f"kept: {done} (made before)", flush=True)
+        return
+    folder = done.parent
+    if done.name == "metrics.json" and folder.exists() and any(folder.iterdir()):
+        sys.exit(f"error: {folder} holds an evaluation that did not finish; remove that folder and run again "
+                 f"with --resume")
+    run(cmd, log)
+
+
 def data_faces_cmd(vl: list[str], sources: list[Path], crops: Path, face: Path, a: argparse.Namespace) -> list[str]:
     return vl + ["data", "faces", *map(str, sources), "--out", str(crops), "--face-model", str(face),
                  "--detector", DETECTOR, "--upscale", str(UPSCALE), "--seed", str(a.seed)] + \
@@ -137,10 +224,17 @@ def main() -> None:
                                                                    "(a quick check)")
     ap.add_argument("--no-one-face-photos", action="store_true", help="with --folds: leave out facemask/ (a quick "
                                                                       "check)")
+    ap.add_argument("--resume", action="store_true", help="with --folds: continue the study in --work where it "
+                    "stopped (finished steps of each fold are kept, a killed training resumes from its checkpoint)")
+    ap.add_argument("--only-folds", type=fold_list, default=None, metavar="I,J", help="with --folds: run only these "
+                    "folds (e.g. two processes, one per core, each with --resume on one --work); the folds are pooled "
+                    "once every fold is done")
     ap.add_argument("--calibrate", type=Path, default=None, help="a --folds run's WORK: its out-of-fold detections "
                     "choose the shown threshold and class weights written into this build's profile")
     ap.add_argument("--fast-folds", type=Path, default=None, help="score a --folds run's fold models again in the "
                     "video setting (detect --quality fast) on their own photos: FOLDS/fast/")
+    ap.add_argument("--search-folds", type=Path, default=None, help="score a --folds run's fold models again in the "
+                    "photo setting with each search (one NMS; 1x and 2x with mirror images, fused): FOLDS/search/")
     ap.add_argument("--report-folds", type=Path, default=None, help="only score a --folds run's out-of-fold "
                     "detections again (intervals, slices, report) and choose what is shown: FOLDS/shown.json")
     a = ap.parse_args()
@@ -152,19 +246,22 @@ def main() -> None:
     if a.fast_folds is not None:
         fast_folds(a.fast_folds, vl, data, face)
         return
+    if a.search_folds is not None:
+        search_folds(a.search_folds, vl, data, face)
+        return
     if a.folds is None and (a.limit_photos is not None or a.no_one_face_photos):
         sys.exit("error: --limit-photos and --no-one-face-photos go with --folds (the build itself uses all photos)")
     if a.folds is not None and a.folds < 2:
         sys.exit(f"error: --folds {a.folds}: give at least 2 folds")
-    if a.work is None:
-        a.work = REPO / "build" / ("default-model" if a.folds is None else "default-model-folds")
+    if (a.resume or a.only_folds is not None) and a.folds is None:
+        sys.exit("error: --resume and --only-folds go with --folds (the build itself starts over: about 15 minutes)")
+    if a.only_folds is not None and not set(a.only_folds) <= set(range(a.folds)):
+        sys.exit(f"error: --only-folds {','.join(map(str, a.only_folds))}: folds are numbered 0 to {a.folds - 1}")
     boxes = data / "facemask_boxes" / "boxes.csv"
     for p in (boxes, data / "facemask", face):
         if not p.exists():
             sys.exit(f"error: {p} does not exist; pass --shared with the folder holding data/ and models/")
-    if a.work.exists():
-        shutil.rmtree(a.work)
-    a.work.mkdir(parents=True)
+    a.work = work_folder(a)
     if a.folds is not None:
         cross_validate(a, vl, data, face)
         return
@@ -413,17 +510,15 @@ def report_out_of_fold(folds_dir: Path, data: Path) -> dict:
     return score_out_of_fold(folds_dir, data, boxes, info["k"])
 
 
-def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path,
-               thresholds: tuple[float, ...] = FAST_THRESHOLDS) -> dict:
-    """`--fast-folds FOLDS`: a finished `--folds` run's fold models scored again in the video setting (`detect
-    --quality fast`) on their own Validation photos, at each detector threshold of ``thresholds``
-    (FOLDS/foldI/eval-fast-T; one already there is kept). The threshold whose pooled out-of-fold mAP@0.5 is highest
-    (ties: the higher threshold, fewer boxes to classify) is the fast setting's, and its detections are pooled and
-    scored like the photo setting into FOLDS/fast/ (folds.json with every threshold's figures,
-    oof-detections.jsonl, oof-report/), so tools/compare_folds.py compares two recipes' FOLDS/fast as it compares
-    their photo setting, and `--calibrate FOLDS` writes the threshold into the build's profile."""
+def settings_on_folds(folds_dir: Path, vl: list[str], data: Path, face: Path, variants: dict,
+                      out_name: str) -> tuple[dict, dict, object, Path, dict]:
+    """A finished `--folds` run's fold models scored again on their own Validation photos with each detection
+    setting of ``variants`` (key -> (eval folder name, extra `detect` flags), cheapest first; a folder already there
+    is kept), the detections of each pooled and scored out of fold. The key whose pooled mAP@0.5 is highest wins
+    (ties: the cheaper); its records and report are left in FOLDS/<out_name>/ (oof-detections.jsonl,
+    oof-report/), so tools/compare_folds.py compares it as it compares a recipe. Returns (pooled metrics per key,
+    (records, per-fold entries) per key, the best key, the folder, the study's folds.json)."""
     from visionlab.detect.pipeline import JSONL_FILE
-    from visionlab.io import write_json
 
     if not (folds_dir / "folds.json").is_file():
         sys.exit(f"error: {folds_dir} holds no finished --folds run (folds.json)")
@@ -432,43 +527,65 @@ def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path,
     images = data / "facemask_boxes" / "images"
     log: list[dict] = []
     tried = {}
-    for t in thresholds:
+    for key, (name, flags) in variants.items():
         records, folds = [], []
         for i in range(info["k"]):
             fdir = folds_dir / f"fold{i}"
-            ev = fdir / f"eval-fast-{t}"
+            ev = fdir / name
             if not (ev / JSONL_FILE).is_file():
                 run(detect_cmd(vl, images, fdir / "run", ev, face, boxes,
-                               f"{fdir / 'crops' / 'faces.json'}:Validation") +
-                    ["--quality", "fast", "--score-threshold", str(t), "--no-save-frames"], log)
+                               f"{fdir / 'crops' / 'faces.json'}:Validation") + flags + ["--no-save-frames"], log)
             entry, recs = fold_result(i, ev)
             folds.append(entry)
             records += recs
-        tried[t] = (records, folds)
-    out = folds_dir / "fast"
+        tried[key] = (records, folds)
+    out = folds_dir / out_name
     out.mkdir(exist_ok=True)
     if info.get("limit_photos") is not None:
         shutil.copyfile(boxes, out / "boxes.csv")
     pooled = {}
-    for t, (records, _) in tried.items():
+    for key, (records, _) in tried.items():
         write_jsonl(out / "oof-detections.jsonl", records)
-        pooled[t] = score_out_of_fold(out, data, boxes, info["k"])
-    best = max(pooled, key=lambda t: (pooled[t]["map50"], t))
-    records, folds = tried[best]
+        pooled[key] = score_out_of_fold(out, data, boxes, info["k"])
+    keys = list(variants)
+    best = max(keys, key=lambda k: (pooled[k]["map50"], -keys.index(k)))
+    if best != keys[-1]:  # the folder holds the last key scored: the chosen one's records and report instead
+        write_jsonl(out / "oof-detections.jsonl", tried[best][0])
+        pooled[best] = score_out_of_fold(out, data, boxes, info["k"])
+    info["commands_here"] = log
+    return pooled, tried, best, out, info
+
+
+def settings_result(info: dict, pooled: dict, tried: dict, best, out: Path, tried_name: str = "tried",
+                    **fields) -> dict:
+    """FOLDS/<setting>/folds.json: every key's pooled figures, the chosen key's folds, their mean and pooled."""
+    from visionlab.io import write_json
+
     m = pooled[best]
-    if best != thresholds[-1]:  # FOLDS/fast holds the last threshold scored: the chosen one's records and report
-        write_jsonl(out / "oof-detections.jsonl", records)
-        m = score_out_of_fold(out, data, boxes, info["k"])
-    result = {**{k: info[k] for k in info if k not in ("folds", "mean", "out_of_fold", "commands")},
-              "quality": "fast", "fast_score_threshold": best,
-              "thresholds": {str(t): {"map50": pooled[t]["map50"], "map50_ci": pooled[t]["intervals"].get("map50"),
-                                      "face_recall": pooled[t]["face_recall"],
-                                      "mean_map50": mean_interval([f["map50"] for f in tried[t][1]])}
-                             for t in thresholds},
-              "folds": folds, "mean": summarize_folds(folds),
+    result = {**{k: info[k] for k in info if k not in ("folds", "mean", "out_of_fold", "commands", "commands_here")},
+              **fields,
+              tried_name: {str(k): {"map50": pooled[k]["map50"], "map50_ci": pooled[k]["intervals"].get("map50"),
+                                 "face_recall": pooled[k]["face_recall"],
+                                 "small_recall": pooled[k]["recall_by_size"]["<16"]["recall"],
+                                 "mean_map50": mean_interval([f["map50"] for f in tried[k][1]])} for k in pooled},
+              "folds": tried[best][1], "mean": summarize_folds(tried[best][1]),
               "out_of_fold": {"records": shown([str(out / "oof-detections.jsonl")]), **{k: m[k] for k in FOLD_KEYS},
-                              "mwi_recall": mwi_recall(m["confusion"])}, "commands": log}
+                              "mwi_recall": mwi_recall(m["confusion"])}, "commands": info["commands_here"]}
     write_json(out / "folds.json", result)
+    return result
+
+
+def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path,
+               thresholds: tuple[float, ...] = FAST_THRESHOLDS) -> dict:
+    """`--fast-folds FOLDS`: a finished `--folds` run's fold models scored again in the video setting (`detect
+    --quality fast`) at each detector threshold of ``thresholds`` (FOLDS/foldI/eval-fast-T). The threshold whose
+    pooled out-of-fold mAP@0.5 is highest (ties: the higher threshold, fewer boxes to classify) is the fast
+    setting's: FOLDS/fast/ (folds.json with every threshold's figures, the chosen one's records and report), and
+    `--calibrate FOLDS` writes it into the build's profile."""
+    variants = {t: (f"eval-fast-{t}", ["--quality", "fast", "--score-threshold", str(t)])
+                for t in sorted(thresholds, reverse=True)}
+    pooled, tried, best, out, info = settings_on_folds(folds_dir, vl, data, face, variants, "fast")
+    result = settings_result(info, pooled, tried, best, out, "thresholds", quality="fast", fast_score_threshold=best)
     mm = result["mean"]["map50"]
     print(f"fast setting: out-of-fold mAP@0.5 by detector threshold "
           f"{ {t: pooled[t]['map50'] for t in thresholds} }; chosen {best}: mAP@0.5 over {info['k']} folds "
@@ -476,19 +593,47 @@ def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path,
     return result
 
 
+# the photo setting's searches tried on the folds: as the crops were cut (one NMS over 1x and 2x), and both scales
+# with their mirror images, merged by weighted box fusion (boxes.fuse_boxes)
+SEARCHES = {"nms": ("eval", []), "wbf_mirror": ("eval-wbf-mirror", ["--box-merge", "wbf", "--mirror-search"])}
+
+
+def search_folds(folds_dir: Path, vl: list[str], data: Path, face: Path) -> dict:
+    """`--search-folds FOLDS`: a finished `--folds` run's fold models scored again in the photo setting with each
+    search of SEARCHES (the crops' own is the folds' eval/); the best pooled mAP@0.5 is the photo setting's:
+    FOLDS/search/folds.json (box_merge, mirror_search), written into the build's profile by `--calibrate FOLDS`."""
+    pooled, tried, best, out, info = settings_on_folds(folds_dir, vl, data, face, SEARCHES, "search")
+    flags = SEARCHES[best][1]
+    result = settings_result(info, pooled, tried, best, out, quality="accurate", search=best,
+                             box_merge="wbf" if "wbf" in flags else "nms", mirror_search="--mirror-search" in flags)
+    mm = result["mean"]["map50"]
+    print(f"photo setting: out-of-fold mAP@0.5 by search { {k: pooled[k]['map50'] for k in SEARCHES} }, faces "
+          f"under 16 px found { {k: pooled[k]['recall_by_size']['<16']['recall'] for k in SEARCHES} }; chosen {best}: "
+          f"mAP@0.5 over {info['k']} folds {mm['mean']} [{mm['low']}, {mm['high']}]; {out / 'folds.json'}")
+    return result
+
+
 def calibrate_run(runf: Path, folds_dir: Path) -> dict:
     """Write the threshold and class weights chosen on the folds (FOLDS/shown.json), and the fast setting's
-    detector threshold where `--fast-folds` chose one (FOLDS/fast/folds.json), into the run's detection profile,
-    before export puts the profile into the ONNX file."""
+    detector threshold where `--fast-folds` chose one (FOLDS/fast/folds.json), and the photo setting's search where
+    `--search-folds` chose one (FOLDS/search/folds.json; the shown threshold and weights are then those chosen on
+    its detections, FOLDS/search/shown.json), into the run's detection profile, before export puts the profile
+    into the ONNX file."""
     from visionlab.inference.profile import PROFILE_FILE, read_profile
     from visionlab.io import write_json
 
-    chosen = json.loads((folds_dir / "shown.json").read_text())
+    search = folds_dir / "search" / "folds.json"
+    # what is shown is chosen on the detections of the photo setting's search that the profile will hold
+    chosen = json.loads((folds_dir / ("search" if search.is_file() else ".") / "shown.json").read_text())
     prof = read_profile(runf / PROFILE_FILE)
     prof.min_face_prob, prof.class_weights = chosen["min_face_prob"], chosen["class_weights"]
     fast = folds_dir / "fast" / "folds.json"
     if fast.is_file():
         chosen["fast_score_threshold"] = prof.fast_score_threshold = json.loads(fast.read_text())["fast_score_threshold"]
+    if search.is_file():
+        s = json.loads(search.read_text())
+        chosen["box_merge"], chosen["mirror_search"] = prof.box_merge, prof.mirror_search = \
+            s["box_merge"], s["mirror_search"]
     write_json(runf / PROFILE_FILE, prof.to_dict())
     return chosen
 
@@ -503,16 +648,26 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
         boxes = limited_boxes(boxes, a.limit_photos, a.work / "boxes.csv")
     sources = [boxes] + ([] if a.no_one_face_photos else [data / "facemask"])
     fold_args = ["--images", str(images)] if a.limit_photos is not None else []  # the copied boxes.csv is elsewhere
+    check_settings(a)
     log: list[dict] = []
     folds, records, classes, test = [], [], [], None
+    for i in (a.only_folds if a.only_folds is not None else range(a.folds)):
+        fdir = a.work / f"fold{i}"
+        crops, runf, ev = fdir / "crops", fdir / "run", fdir / "eval"
+        cut_step(data_faces_cmd(vl, sources, crops, face, a) + fold_args + ["--folds", str(a.folds), "--fold",
+                                                                            str(i)], crops, log)
+        train_step(train_cmd(vl, crops, runf, a), runf, log)
+        output_step(vl + ["export", str(runf)], runf / "model.onnx", log)
+        output_step(detect_cmd(vl, images, runf, ev, face, boxes, f"{crops / 'faces.json'}:Validation"),
+                    ev / "metrics.json", log)
+    left = [i for i in range(a.folds) if not (a.work / f"fold{i}" / "eval" / "metrics.json").is_file()]
+    if left:
+        print(f"folds {','.join(map(str, left))} of {a.folds} still to run; once they are done, run this again with "
+              f"--resume to pool them ({a.work})")
+        return {}
     for i in range(a.folds):
         fdir = a.work / f"fold{i}"
         crops, runf, ev = fdir / "crops", fdir / "run", fdir / "eval"
-        run(data_faces_cmd(vl, sources, crops, face, a) + fold_args + ["--folds", str(a.folds), "--fold", str(i)],
-            log)
-        run(train_cmd(vl, crops, runf, a), log)
-        run(vl + ["export", str(runf)], log)
-        run(detect_cmd(vl, images, runf, ev, face, boxes, f"{crops / 'faces.json'}:Validation"), log)
         manifest = json.loads((crops / "faces.json").read_text())
         if test is not None and manifest["photos"]["Test"] != test:
             sys.exit(f"error: fold {i}'s Test part differs from fold 0's ({crops / 'faces.json'})")

@@ -7,7 +7,7 @@ fold split is checked to be the same). Every photo outside the held-out Test par
 recipe that never trained on it, so the two sets of predictions are of the same photos and faces, and the
 difference is measured paired:
 
-- mAP@0.5, each class's AP, face recall: B - A with a percentile bootstrap over photos (the same draws for both);
+- mAP@0.5, each class's AP, face recall, faces under 16 px found: B - A with a percentile bootstrap over photos (the same draws for both);
 - the tagged faces of special_cases.csv: per slice, the share labelled right by A and by B (Wilson intervals) and
   B - A with a bootstrap over the slice's faces (the same faces for both), and how many faces changed each way;
 - incorrectly-worn recall of matched faces: A and B with Wilson intervals, paired as above.
@@ -50,16 +50,22 @@ def paired_photos(ma: dict, mb: dict, classes: list[str]) -> dict:
     found_a = np.array([p.found for p in pa], float)
     found_b = np.array([p.found for p in pb], float)
     faces = np.array([p.truths.sum() for p in pa], float)
+    small_a = np.array([p.small_found for p in pa], float)
+    small_b = np.array([p.small_found for p in pb], float)
+    small = np.array([p.small for p in pa], float)
     rows = []
     for counts in draw_counts(len(pa), DRAWS, seed=0):
         a, aa = map50(pa, counts)
         b, ab = map50(pb, counts)
-        rows.append([b - a, *(ab - aa), (found_b @ counts - found_a @ counts) / (faces @ counts)])
+        rows.append([b - a, *(ab - aa), (small_b @ counts - small_a @ counts) / max(small @ counts, 1.0),
+                     (found_b @ counts - found_a @ counts) / (faces @ counts)])
     d = np.array(rows)
+    ra, rb = (m["recall_by_size"]["<16"]["recall"] for m in (ma, mb))
     out = {"map50": {"a": ma["map50"], "b": mb["map50"], "diff": round(mb["map50"] - ma["map50"], 4),
                      "ci": _ci(d[:, 0])},
            "face_recall": {"a": ma["face_recall"], "b": mb["face_recall"],
-                           "diff": round(mb["face_recall"] - ma["face_recall"], 4), "ci": _ci(d[:, -1])}}
+                           "diff": round(mb["face_recall"] - ma["face_recall"], 4), "ci": _ci(d[:, -1])},
+           "found under 16 px": {"a": ra, "b": rb, "diff": round(rb - ra, 4), "ci": _ci(d[:, -2])}}
     for i, c in enumerate(classes):
         a, b = ma["ap50_per_class"][c], mb["ap50_per_class"][c]
         out[f"ap50 {c}"] = {"a": a, "b": b, "diff": round(b - a, 4), "ci": _ci(d[:, 1 + i])}
