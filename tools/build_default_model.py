@@ -375,6 +375,11 @@ def model_card_md(c: dict) -> str:
                       f"{sh['chosen_on']['f1']} against {sh['chosen_on']['f1_at_0.5']} at 0.5; balanced accuracy of "
                       f"matched faces' labels {sh['chosen_on']['balanced_accuracy']} against "
                       f"{sh['chosen_on']['balanced_accuracy_unweighted']} unweighted)."]
+        if sh.get("box_merge") is not None:
+            lines += ["", f"Photo (`accurate`) setting: the photo searched at 1x and 2x"
+                          f"{', each also mirrored' if sh.get('mirror_search') else ''}, boxes merged by "
+                          f"{'weighted box fusion' if sh['box_merge'] == 'wbf' else 'NMS'}, chosen on the same folds' "
+                          f"out-of-fold mAP@0.5 (`--search-folds`)."]
         if sh.get("fast_score_threshold") is not None:
             lines += ["", f"Video (`fast`) setting: detector threshold {sh['fast_score_threshold']}, chosen on the "
                           f"same folds' video-setting out-of-fold mAP@0.5 (`--fast-folds`)."]
