@@ -277,3 +277,36 @@ def test_label_modes_draw_boxes_and_ids(yunet, pic1, tiny_classifier, tmp_path, 
     assert s["processed"] == 1 and sorted(f["id"] for f in line["faces"]) == [1, 2]
     left = min(line["faces"], key=lambda f: f["box"][0])
     assert left["id"] == 1  # pic1's two faces sit side by side: the left one is 1
+
+
+def test_a_small_photo_is_drawn_enlarged_so_its_labels_stay_readable(yunet, pic1, tiny_classifier, tmp_path):
+    """A photo whose longer side is under READABLE_SIDE is drawn enlarged by a whole factor (at most 4), its boxes
+    scaled with it; the JSON lines keep the photo's own pixels; a video keeps its frame size."""
+    from visionlab.detect.pipeline import GREEN, READABLE_SIDE, drawing_scale
+
+    assert [drawing_scale((h, w), 1200) for h, w in ((261, 400), (200, 150), (700, 1000), (1200, 900))] == [3, 4, 2, 1]
+    assert drawing_scale((261, 400), 0) == 1
+    small = cv2.resize(pic1, (pic1.shape[1] * 400 // max(pic1.shape[:2]), pic1.shape[0] * 400 // max(pic1.shape[:2])))
+    face = FaceResult((100, 80, 40, 50), "WithMask", 0.97, 0.9, "WithMask")
+    k = drawing_scale(small.shape, READABLE_SIDE)
+    drawn = draw_results(small, [face], min_side=READABLE_SIDE)
+    assert k == 3 and drawn.shape == (small.shape[0] * 3, small.shape[1] * 3, 3)
+    x, y, w, h = (v * 3 for v in face.box)
+    assert tuple(drawn[y + h // 2, x]) == GREEN and tuple(drawn[y + h, x + w // 2]) == GREEN  # the box, scaled
+    assert draw_results(small, [face]).shape == small.shape  # without min_side: as before
+    cv2.imwrite(str(tmp_path / "small.jpg"), small)
+    run_detection(tmp_path / "small.jpg", None, tmp_path / "o", classifier=tiny_classifier, detector=yunet,
+                  show_progress=False)
+    saved = cv2.imread(str(tmp_path / "o" / "small.jpg"))
+    assert saved.shape == (small.shape[0] * k, small.shape[1] * k, 3)
+    line = json.loads((tmp_path / "o" / "detections.jsonl").read_text())
+    assert line["faces"] and all(f["box"][0] + f["box"][2] <= small.shape[1] for f in line["faces"])
+
+
+def test_a_zone_is_drawn_where_its_points_fall_on_an_enlarged_photo():
+    from visionlab.detect.summary import parse_zone
+
+    zone = parse_zone("10,20,50,60")
+    img = zone.draw(np.zeros((200, 200, 3), np.uint8), scale=3)
+    assert img[60, 30:150].any() and img[180, 30:150].any()  # top and bottom edges at y = 60 and 180
+    assert not img[20, 30:150].any()  # not where the unscaled edge would be

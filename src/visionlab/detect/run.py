@@ -25,7 +25,7 @@ from ..io import WriteError, atomic_write_bytes, shown, write_failed, write_json
 from .build import build_pipeline
 from .config import DetectConfig, make_config
 from .faces import FaceDetector, quiet_opencv
-from .pipeline import JSONL_FILE, DetectionPipeline, FaceResult, draw_results
+from .pipeline import JSONL_FILE, READABLE_SIDE, DetectionPipeline, FaceResult, draw_results, drawing_scale
 
 if TYPE_CHECKING:
     from ..inference.profile import DetectProfile
@@ -244,10 +244,12 @@ class _DetectionRun:
         if not self.save_frames:
             return frame, record
         shown = self.anonymize(frame, results, self.blur) if self.blur else frame
+        # photos are drawn enlarged when small (a video keeps its frame size for its writer)
+        side = READABLE_SIDE if self.kind in ("image", "folder") else 0
         annotated = draw_results(shown, results, self.fps(self.summary["processed"] + 1) if overlay_fps else None,
-                                 labels=self.label_mode)
+                                 labels=self.label_mode, min_side=side)
         if self.zone is not None:
-            self.zone.draw(annotated)
+            self.zone.draw(annotated, scale=drawing_scale(frame.shape, side))
         return annotated, record
 
     def fps(self, frames: Optional[int] = None) -> float:

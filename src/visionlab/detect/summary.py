@@ -231,11 +231,12 @@ class Zone:
         return cv2.pointPolygonTest(contour, (x + w / 2.0, y + h / 2.0), False) >= 0
 
     def draw(self, image_bgr: np.ndarray, color: tuple[int, int, int] = (255, 255, 255),
-             thickness: int = 2) -> np.ndarray:
-        """The zone's outline drawn on ``image_bgr`` (in place; also returned)."""
+             thickness: int = 2, scale: float = 1.0) -> np.ndarray:
+        """The zone's outline drawn on ``image_bgr`` (in place; also returned); ``scale``: the image is the frame
+        enlarged that many times."""
         import cv2
 
-        pts = np.round(np.asarray(self.points)).astype(np.int32).reshape(-1, 1, 2)
+        pts = np.round(np.asarray(self.points) * scale).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(image_bgr, [pts], True, color, thickness, cv2.LINE_AA)
         return image_bgr
 
