@@ -26,7 +26,7 @@ FACE_CLASSES = ["MaskWornIncorrectly", "WithMask", "WithoutMask"]
 
 def test_bundled_onnx_read_back_into_torch_exactly():
     fm = FaceModel(None)
-    model = from_onnx(fm)
+    model, arch = from_onnx(fm)
     x = np.random.default_rng(3).integers(0, 256, (6, 3, 64, 64), dtype=np.uint8)
     with torch.no_grad():
         p = torch.softmax(model(torch.from_numpy(x).float()), 1).numpy()
@@ -38,7 +38,7 @@ def test_bundled_onnx_read_back_into_torch_exactly():
     last = len(model.net.body.blocks) - 1  # the last MBConv block, whichever Lite variant is bundled
     assert [n for n, q in model.named_parameters() if q.requires_grad and "blocks" in n][0].startswith(
         f"net.body.blocks.{last}.")
-    assert model.arch in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+    assert arch in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
     model.train()
     assert not any(m.training for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
@@ -159,12 +159,12 @@ def test_train_balanced_and_distill_change_the_loss():
     teacher = np.tile(np.array([[0.7, 0.1, 0.1, 0.1]], np.float32), (12, 1))
     runs = {}
     for name, kw in {"plain": {}, "distill": {"teacher": teacher, "distill": 5.0}}.items():
-        model = from_onnx(fm)
+        model, arch = from_onnx(fm)
         train(model, x, y, 2, 1e-3, 0, **kw)
         with torch.no_grad():
             runs[name] = torch.softmax(model(torch.from_numpy(x).float()), 1).numpy()
     assert runs["distill"][:, 0].mean() > runs["plain"][:, 0].mean()
-    model = from_onnx(fm)
+    model, arch = from_onnx(fm)
     h = train(model, x, y, 1, 1e-3, 0, balanced=True)
     assert h[0]["loss"] > 0
 
@@ -181,8 +181,8 @@ def test_a_larger_lite_classifier_is_read_back_as_its_own_variant(tmp_path):
     model = build(cfg, len(fm.classes), fm.image_size).eval()
     run = write_run(tmp_path / "lite1", model, fm, cfg, {}, [])
     assert json.loads((run / "model.json").read_text())["model"] == "efficientnet_lite1"
-    back = from_onnx(FaceModel(run / "model.onnx"))
-    assert back.arch == "efficientnet_lite1" and len(back.net.body.blocks) == 21
+    back, arch = from_onnx(FaceModel(run / "model.onnx"))
+    assert arch == "efficientnet_lite1" and len(back.net.body.blocks) == 21
     x = np.random.default_rng(5).integers(0, 256, (3, 3, fm.image_size, fm.image_size), dtype=np.uint8)
     with torch.no_grad():
         mine = torch.softmax(back(torch.from_numpy(x).float()), 1).numpy()

@@ -45,9 +45,9 @@ def _run_config(arch: str, image_size: int, epochs: int, lr: float, seed: int) -
                            optimizer="adam", data="active-faces")
 
 
-def from_onnx(fm: FaceModel) -> torch.nn.Module:
+def from_onnx(fm: FaceModel) -> tuple[torch.nn.Module, str]:
     """visionlab's EfficientNet-Lite (the variant whose convolutions fit) holding the weights of the ONNX
-    classifier ``fm`` (see the module doc). The variant's name is ``model.arch``."""
+    classifier ``fm`` (see the module doc), and the variant's name."""
     import onnx
     from onnx import numpy_helper
 
@@ -67,7 +67,6 @@ def from_onnx(fm: FaceModel) -> torch.nn.Module:
     else:
         raise ModelError(f"{fm.path} is not an EfficientNet-Lite ({', '.join(LITE_VARIANTS)}) exported by visionlab "
                          f"({len(convs)} convolutions); retrain from a run folder with --model RUN")
-    model.arch = arch
     with torch.no_grad():
         for node, conv, bn in zip(convs, mods, bns):
             w = init.get(node.input[1])
@@ -88,12 +87,12 @@ def from_onnx(fm: FaceModel) -> torch.nn.Module:
     if diff > 1e-3:
         raise ModelError(f"{fm.path} read back into {arch} differs from ONNX Runtime by {diff:.2g}; retrain from a "
                          f"run folder with --model RUN")
-    return model
+    return model, arch
 
 
-def starting_model(source: Optional[str]) -> tuple[torch.nn.Module, FaceModel]:
-    """The torch model of a round's classifier (a run folder's own weights, or the ONNX file read back); its
-    architecture's name is ``model.arch``."""
+def starting_model(source: Optional[str]) -> tuple[torch.nn.Module, str, FaceModel]:
+    """The torch model of a round's classifier (a run folder's own weights, or the ONNX file read back), its
+    architecture's name and the classifier as ONNX Runtime runs it."""
     from ..models.backbones import LITE_VARIANTS
 
     fm = FaceModel(source)
@@ -104,9 +103,8 @@ def starting_model(source: Optional[str]) -> tuple[torch.nn.Module, FaceModel]:
         if run.config.model not in LITE_VARIANTS:
             raise ModelError(f"{source} is a {run.config.model!r} run; face projects retrain EfficientNet-Lite runs "
                              f"({', '.join(LITE_VARIANTS)}: the bundled classifier's family)")
-        run.model.arch = run.config.model
-        return run.model, fm
-    return from_onnx(fm), fm
+        return run.model, run.config.model, fm
+    return (*from_onnx(fm), fm)
 
 
 def replay_crops(folder: Optional[Path], classes: list[str], n: int, size: int, seed: int
@@ -242,7 +240,7 @@ def retrain_faces(proj, epochs: int = 4, lr: float = 1e-4, replay: Optional[str 
         raise ConfigError(f"--distill must be 0 or more and --lr above 0 (got {distill} and {lr})")
     faces = load_faces(proj.path)
     source = model_source(proj)
-    model, fm = starting_model(source)
+    model, arch, fm = starting_model(source)
     paths, y, counts = training_set(proj, faces, fm.classes)
     if not len(y):
         raise DataError(f"nothing to train on: label some faces first (`visionlab active label {proj.path}`); "
@@ -258,7 +256,7 @@ def retrain_faces(proj, epochs: int = 4, lr: float = 1e-4, replay: Optional[str 
         print(f"round {rnd}: fine-tuning {source or 'the bundled classifier'} on {len(y)} labelled faces + "
               f"{len(ry)} replayed crops ({', '.join(f'{k} {v}' for k, v in rcounts.items()) or 'no --replay'}) "
               f"for {epochs} epochs; training {TRAINED}", file=sys.stderr, flush=True)
-    cfg = _run_config(model.arch, fm.image_size, epochs, lr, s * 1000 + rnd)
+    cfg = _run_config(arch, fm.image_size, epochs, lr, s * 1000 + rnd)
     with torch.random.fork_rng(devices=[]):
         teacher = fm(x)[0] if distill > 0 else None
         history = train(model, x, yy, epochs, lr, s * 1000 + rnd, teacher=teacher, distill=distill,
