@@ -21,5 +21,10 @@ def test_demo_detects_in_bundled_photos_then_trains(tmp_path):
     assert all((root / "detections" / n).is_file() for n in by_name)
     page = (root / "index.html").read_text()
     assert page.count("<img") == 4 and "mAP@0.5" in page and "classifier/report.html" in page
+    from visionlab.assets import card
+
+    test = card()["detection"]["Test"]  # the held-out figure and its interval, as the model card has them
+    lo, hi = test["intervals"]["map50"]
+    assert f"{test['map50']:.3f} [{lo:.3f}, {hi:.3f}] on the {test['photos']} held-out Test photos" in page
     m = json.loads((root / "classifier" / "metrics.json").read_text())
     assert m["test_acc"] > 0.5 and (root / "classifier" / "report.html").is_file()

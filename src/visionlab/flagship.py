@@ -37,7 +37,12 @@ def _page(root: Path, det: dict, records: list[dict], run: RunResult) -> Path:
     from .io import atomic_write_text
 
     c = card()
-    val = c.get("detection", {}).get("Validation", {})
+    parts = [(name, d) for name, d in ((n, c.get("detection", {}).get(k)) for n, k in (("held-out Test", "Test"),
+                                                                                     ("Validation", "Validation")))
+             if d]
+    scores = " and ".join(f"{d['map50']:.3f} [{d['intervals']['map50'][0]:.3f}, {d['intervals']['map50'][1]:.3f}] "
+                          f"on the {d['photos']} {name} photos" if d.get("intervals", {}).get("map50") else
+                          f"{d['map50']:.3f} on the {d['photos']} {name} photos" for name, d in parts)
     counts = Counter(f["label"] for r in records for f in r["faces"])
     legend = "".join(f"<li><span class='chip' style='background:{col}'></span><b>{html.escape(n)}</b>: "
                      f"{html.escape(t)} &mdash; {counts.get(n, 0)}</li>" for n, col, t in LEGEND)
@@ -58,9 +63,9 @@ vertical-align:middle;border-radius:2px}}ul{{list-style:none;padding:0}}code{{ba
 <h1>visionlab demo: face masks in real photos</h1>
 <p>{det['processed']} photos, {det['faces']} faces found and labelled in {det['seconds']:.1f} s by the bundled
 classifier ({html.escape(c.get('architecture', ''))}, {c.get('image_size', '?')} px) and the bundled YuNet face detector,
-offline. On {val.get('photos', '?')} annotated crowd photos it never trained on, it scores mAP@0.5
-{val.get('map50', float('nan')):.3f} and finds {100 * val.get('face_recall', 0):.0f}% of the faces
-(see MODEL_CARD.md beside the model).</p>
+offline. On annotated crowd photos it never trained on, mAP@0.5 is {html.escape(scores or 'not measured')} (95%
+intervals; the two parts differ as much as cross-validation folds do: MODEL_CARD.md beside the model has every
+figure).</p>
 <ul>{legend}</ul>
 {''.join(figs)}
 <h2>Training a classifier yourself</h2>
