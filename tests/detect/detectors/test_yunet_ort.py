@@ -172,11 +172,13 @@ def test_a_profile_selects_bundled_yunet_n_with_tiles():
         DetectProfile.from_dict({"face_model": "mine.onnx"})
 
 
-@pytest.mark.parametrize("merge", ["nms", "wbf"])
-def test_a_mirrored_search_finds_the_mirrored_photos_faces(merge):
+@pytest.mark.parametrize("merge,tile", [("nms", 0), ("wbf", 0), ("wbf", 480)])
+def test_a_mirrored_search_finds_the_mirrored_photos_faces(merge, tile):
     """With mirror_search the photo and its mirror image are both searched, so detecting on the mirrored photo must
-    give the same faces mirrored back: boxes, scores, and landmarks with right and left swapped."""
-    det = build_detector("yunet_ort", score_threshold=0.3, upscale=2.0, box_merge=merge, mirror_search=True)
+    give the same faces mirrored back: boxes, scores, and landmarks with right and left swapped (tiles too: their
+    starts spread evenly from edge to edge, so the mirrored photo's tiles are the tiles mirrored)."""
+    det = build_detector("yunet_ort", score_threshold=0.3, upscale=2.0, box_merge=merge, mirror_search=True,
+                         tile=tile)
     total = 0
     for p in _photos()[:12]:
         img = cv2.imread(str(p))
