@@ -289,11 +289,11 @@ def test_a_small_photo_is_drawn_enlarged_so_its_labels_stay_readable(yunet, pic1
     small = cv2.resize(pic1, (pic1.shape[1] * 400 // max(pic1.shape[:2]), pic1.shape[0] * 400 // max(pic1.shape[:2])))
     face = FaceResult((100, 80, 40, 50), "WithMask", 0.97, 0.9, "WithMask")
     k = drawing_scale(small.shape, READABLE_SIDE)
-    drawn = draw_results(small, [face], min_side=READABLE_SIDE)
+    drawn = draw_results(small, [face], scale=k)
     assert k == 3 and drawn.shape == (small.shape[0] * 3, small.shape[1] * 3, 3)
     x, y, w, h = (v * 3 for v in face.box)
     assert tuple(drawn[y + h // 2, x]) == GREEN and tuple(drawn[y + h, x + w // 2]) == GREEN  # the box, scaled
-    assert draw_results(small, [face]).shape == small.shape  # without min_side: as before
+    assert draw_results(small, [face]).shape == small.shape  # without a scale: as before
     cv2.imwrite(str(tmp_path / "small.jpg"), small)
     run_detection(tmp_path / "small.jpg", None, tmp_path / "o", classifier=tiny_classifier, detector=yunet,
                   show_progress=False)

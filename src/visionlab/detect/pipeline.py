@@ -293,14 +293,15 @@ def drawing_scale(shape: Sequence[int], min_side: int) -> int:
 
 
 def draw_results(image_bgr: np.ndarray, results: Sequence[FaceResult], fps: Optional[float] = None,
-                 labels: LabelMode = "full", min_side: int = 0) -> np.ndarray:
+                 labels: LabelMode = "full", scale: int = 1) -> np.ndarray:
     """A copy of the image with a box per face and its label (``labels``: ``full`` "3 WithMask 97%", ``short``
     "3 mask", ``id`` "3" (the face's number, as in the JSON lines and the page's table), ``none``: boxes only),
-    each label put where it covers the fewest other labels and faces; an FPS figure when given. ``min_side``: a
-    smaller image is drawn enlarged by ``drawing_scale`` (boxes scaled with it), so its labels stay readable."""
+    each label put where it covers the fewest other labels and faces; an FPS figure when given. ``scale``: the
+    copy is the image enlarged that many times, boxes with it (``drawing_scale``: so a small photo's labels stay
+    readable)."""
     if labels not in LABEL_MODES:
         raise ConfigError(f"--labels {labels!r} is not one of {', '.join(LABEL_MODES)}")
-    k = drawing_scale(image_bgr.shape, min_side)
+    k = int(scale)
     if k > 1:
         from dataclasses import replace
 

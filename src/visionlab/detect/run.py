@@ -245,11 +245,11 @@ class _DetectionRun:
             return frame, record
         shown = self.anonymize(frame, results, self.blur) if self.blur else frame
         # photos are drawn enlarged when small (a video keeps its frame size for its writer)
-        side = READABLE_SIDE if self.kind in ("image", "folder") else 0
+        k = drawing_scale(frame.shape, READABLE_SIDE) if self.kind in ("image", "folder") else 1
         annotated = draw_results(shown, results, self.fps(self.summary["processed"] + 1) if overlay_fps else None,
-                                 labels=self.label_mode, min_side=side)
+                                 labels=self.label_mode, scale=k)
         if self.zone is not None:
-            self.zone.draw(annotated, scale=drawing_scale(frame.shape, side))
+            self.zone.draw(annotated, scale=k)
         return annotated, record
 
     def fps(self, frames: Optional[int] = None) -> float:
