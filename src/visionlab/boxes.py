@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence, get_args
 
 import numpy as np
 
@@ -163,7 +163,8 @@ def nms_merge(boxes: Sequence[np.ndarray], scores: Sequence[float], iou: float =
 
 # how the boxes of several searches of one frame (scales, the mirrored frame) become one per face: ``nms`` keeps
 # the best-scored box, ``wbf`` averages them (``fuse_boxes``)
-MERGES = ("nms", "wbf")
+BoxMerge = Literal["nms", "wbf"]
+MERGES = get_args(BoxMerge)
 FUSE_IOU = 0.55  # weighted box fusion's cluster threshold (the value of Solovyev et al., 2021)
 
 

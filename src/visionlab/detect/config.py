@@ -9,6 +9,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..boxes import BoxMerge
 from ..errors import ConfigError
 
 Quality = Literal["auto", "accurate", "fast"]
@@ -34,7 +35,7 @@ class DetectConfig(BaseModel):
                                                                           "model's detection profile, else 0.7)")
     detect_side: Optional[int] = Field(None, ge=32, description="run the detector at this longer side (e.g. 320: "
                                                                 "faster)")
-    box_merge: Optional[Literal["nms", "wbf"]] = Field(None, description="how the boxes of the detector's "
+    box_merge: Optional[BoxMerge] = Field(None, description="how the boxes of the detector's "
                                                        "searches (scales, mirror) become one per face: nms keeps the "
                                                        "best, wbf averages them (default: the profile's, else nms)")
     mirror_search: Optional[bool] = Field(None, description="also search the mirrored photo (twice the detector's "
