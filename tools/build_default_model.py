@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from visionlab.io import atomic_write_text, sha256_file, write_via
 from visionlab import assets
@@ -153,20 +153,26 @@ def cut_step(cmd: list[str], crops: Path, log: list[dict]) -> None:
 
 
 def train_step(cmd: list[str], runf: Path, log: list[dict]) -> None:
-    """`train` into ``runf``: skipped where it finished, resumed from its checkpoint where it was killed."""
-    if (runf / "metrics.json").is_file() and not (runf / "checkpoint.pt").exists():
+    """`train` into ``runf``: skipped where it finished, resumed from its checkpoint where it was killed (as
+    `train --resume` itself tells them apart: visionlab.runs.RunFolder)."""
+    from visionlab.runs import RunFolder
+
+    folder = RunFolder(runf)
+    if folder.is_finished():
         print(f"kept: {runf} (trained before)", flush=True)
         return
-    run(cmd + (["--resume"] if (runf / "config.yaml").is_file() else []), log)
+    run(cmd + (["--resume"] if folder.config.is_file() else []), log)
 
 
-def output_step(cmd: list[str], done: Path, log: list[dict]) -> None:
-    """A step whose output file ``done`` says it finished (export's model.onnx, an evaluation's metrics.json)."""
+def output_step(cmd: list[str], done: Path, log: list[dict], own_folder: bool = False) -> None:
+    """A step whose output file ``done`` says it finished (export's model.onnx, an evaluation's metrics.json).
+    ``own_folder``: the step writes a folder of its own (an evaluation), so one with files but without ``done``
+    is a step that did not finish; it is refused, not mixed with a new run's files."""
     if done.is_file():
         print(f"kept: {done} (made before)", flush=True)
         return
     folder = done.parent
-    if done.name == "metrics.json" and folder.exists() and any(folder.iterdir()):
+    if own_folder and folder.exists() and any(folder.iterdir()):
         sys.exit(f"error: {folder} holds an evaluation that did not finish; remove that folder and run again "
                  f"with --resume")
     run(cmd, log)
@@ -515,14 +521,24 @@ def report_out_of_fold(folds_dir: Path, data: Path) -> dict:
     return score_out_of_fold(folds_dir, data, boxes, info["k"])
 
 
+class Tried(NamedTuple):  # a NamedTuple: tests load this file as a module that sys.modules does not hold
+    """Detection settings tried on a study's folds (``settings_on_folds``)."""
+
+    pooled: dict  # key -> the pooled out-of-fold metrics
+    runs: dict  # key -> (pooled records, per-fold entries)
+    best: object  # the key chosen
+    out: Path  # FOLDS/<setting>/
+    info: dict  # the study's folds.json
+    log: list  # the `detect` commands run here
+
+
 def settings_on_folds(folds_dir: Path, vl: list[str], data: Path, face: Path, variants: dict,
-                      out_name: str) -> tuple[dict, dict, object, Path, dict]:
+                      out_name: str) -> Tried:
     """A finished `--folds` run's fold models scored again on their own Validation photos with each detection
     setting of ``variants`` (key -> (eval folder name, extra `detect` flags), cheapest first; a folder already there
     is kept), the detections of each pooled and scored out of fold. The key whose pooled mAP@0.5 is highest wins
     (ties: the cheaper); its records and report are left in FOLDS/<out_name>/ (oof-detections.jsonl,
-    oof-report/), so tools/compare_folds.py compares it as it compares a recipe. Returns (pooled metrics per key,
-    (records, per-fold entries) per key, the best key, the folder, the study's folds.json)."""
+    oof-report/), so tools/compare_folds.py compares it as it compares a recipe."""
     from visionlab.detect.pipeline import JSONL_FILE
 
     if not (folds_dir / "folds.json").is_file():
@@ -557,26 +573,25 @@ def settings_on_folds(folds_dir: Path, vl: list[str], data: Path, face: Path, va
     if best != keys[-1]:  # the folder holds the last key scored: the chosen one's records and report instead
         write_jsonl(out / "oof-detections.jsonl", tried[best][0])
         pooled[best] = score_out_of_fold(out, data, boxes, info["k"])
-    info["commands_here"] = log
-    return pooled, tried, best, out, info
+    return Tried(pooled, tried, best, out, info, log)
 
 
-def settings_result(info: dict, pooled: dict, tried: dict, best, out: Path, tried_name: str = "tried",
-                    **fields) -> dict:
+def settings_result(t: Tried, tried_name: str = "tried", **fields) -> dict:
     """FOLDS/<setting>/folds.json: every key's pooled figures, the chosen key's folds, their mean and pooled."""
     from visionlab.io import write_json
 
-    m = pooled[best]
-    result = {**{k: info[k] for k in info if k not in ("folds", "mean", "out_of_fold", "commands", "commands_here")},
+    m, folds = t.pooled[t.best], t.runs[t.best][1]
+    result = {**{k: t.info[k] for k in t.info if k not in ("folds", "mean", "out_of_fold", "commands")},
               **fields,
-              tried_name: {str(k): {"map50": pooled[k]["map50"], "map50_ci": pooled[k]["intervals"].get("map50"),
-                                 "face_recall": pooled[k]["face_recall"],
-                                 "small_recall": pooled[k]["recall_by_size"]["<16"]["recall"],
-                                 "mean_map50": mean_interval([f["map50"] for f in tried[k][1]])} for k in pooled},
-              "folds": tried[best][1], "mean": summarize_folds(tried[best][1]),
-              "out_of_fold": {"records": shown([str(out / "oof-detections.jsonl")]), **{k: m[k] for k in FOLD_KEYS},
-                              "mwi_recall": mwi_recall(m["confusion"])}, "commands": info["commands_here"]}
-    write_json(out / "folds.json", result)
+              tried_name: {str(k): {"map50": p["map50"], "map50_ci": p["intervals"].get("map50"),
+                                    "face_recall": p["face_recall"],
+                                    "small_recall": p["recall_by_size"]["<16"]["recall"],
+                                    "mean_map50": mean_interval([f["map50"] for f in t.runs[k][1]])}
+                           for k, p in t.pooled.items()},
+              "folds": folds, "mean": summarize_folds(folds),
+              "out_of_fold": {"records": shown([str(t.out / "oof-detections.jsonl")]), **{k: m[k] for k in FOLD_KEYS},
+                              "mwi_recall": mwi_recall(m["confusion"])}, "commands": t.log}
+    write_json(t.out / "folds.json", result)
     return result
 
 
@@ -589,32 +604,39 @@ def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path,
     `--calibrate FOLDS` writes it into the build's profile."""
     variants = {t: (f"eval-fast-{t}", ["--quality", "fast", "--score-threshold", str(t)])
                 for t in sorted(thresholds, reverse=True)}
-    pooled, tried, best, out, info = settings_on_folds(folds_dir, vl, data, face, variants, "fast")
-    result = settings_result(info, pooled, tried, best, out, "thresholds", quality="fast", fast_score_threshold=best)
+    t = settings_on_folds(folds_dir, vl, data, face, variants, "fast")
+    result = settings_result(t, "thresholds", quality="fast", fast_score_threshold=t.best)
     mm = result["mean"]["map50"]
     print(f"fast setting: out-of-fold mAP@0.5 by detector threshold "
-          f"{ {t: pooled[t]['map50'] for t in thresholds} }; chosen {best}: mAP@0.5 over {info['k']} folds "
-          f"{mm['mean']} [{mm['low']}, {mm['high']}]; {out / 'folds.json'}")
+          f"{ {k: t.pooled[k]['map50'] for k in thresholds} }; chosen {t.best}: mAP@0.5 over {t.info['k']} folds "
+          f"{mm['mean']} [{mm['low']}, {mm['high']}]; {t.out / 'folds.json'}")
     return result
 
 
-# the photo setting's searches tried on the folds: as the crops were cut (one NMS over 1x and 2x), and both scales
-# with their mirror images, merged by weighted box fusion (boxes.fuse_boxes)
-SEARCHES = {"nms": ("eval", []), "wbf_mirror": ("eval-wbf-mirror", ["--box-merge", "wbf", "--mirror-search"])}
+# the photo setting's searches tried on the folds, cheapest first (the profile's box_merge and mirror_search, and
+# the folds' evaluation folder): as the crops were cut (one NMS over 1x and 2x; the folds' own eval/), and both
+# scales with their mirror images, merged by weighted box fusion (boxes.fuse_boxes)
+SEARCHES = {"nms": ({"box_merge": "nms", "mirror_search": False}, "eval"),
+            "wbf_mirror": ({"box_merge": "wbf", "mirror_search": True}, "eval-wbf-mirror")}
+
+
+def search_flags(search: dict) -> list[str]:
+    """`visionlab detect` flags for a search of SEARCHES."""
+    return ["--box-merge", search["box_merge"], "--mirror-search" if search["mirror_search"] else "--no-mirror-search"]
 
 
 def search_folds(folds_dir: Path, vl: list[str], data: Path, face: Path) -> dict:
     """`--search-folds FOLDS`: a finished `--folds` run's fold models scored again in the photo setting with each
     search of SEARCHES (the crops' own is the folds' eval/); the best pooled mAP@0.5 is the photo setting's:
     FOLDS/search/folds.json (box_merge, mirror_search), written into the build's profile by `--calibrate FOLDS`."""
-    pooled, tried, best, out, info = settings_on_folds(folds_dir, vl, data, face, SEARCHES, "search")
-    flags = SEARCHES[best][1]
-    result = settings_result(info, pooled, tried, best, out, quality="accurate", search=best,
-                             box_merge="wbf" if "wbf" in flags else "nms", mirror_search="--mirror-search" in flags)
+    variants = {k: (name, search_flags(search)) for k, (search, name) in SEARCHES.items()}
+    t = settings_on_folds(folds_dir, vl, data, face, variants, "search")
+    result = settings_result(t, quality="accurate", search=t.best, **SEARCHES[t.best][0])
     mm = result["mean"]["map50"]
-    print(f"photo setting: out-of-fold mAP@0.5 by search { {k: pooled[k]['map50'] for k in SEARCHES} }, faces "
-          f"under 16 px found { {k: pooled[k]['recall_by_size']['<16']['recall'] for k in SEARCHES} }; chosen {best}: "
-          f"mAP@0.5 over {info['k']} folds {mm['mean']} [{mm['low']}, {mm['high']}]; {out / 'folds.json'}")
+    print(f"photo setting: out-of-fold mAP@0.5 by search { {k: t.pooled[k]['map50'] for k in SEARCHES} }, faces "
+          f"under 16 px found { {k: t.pooled[k]['recall_by_size']['<16']['recall'] for k in SEARCHES} }; chosen "
+          f"{t.best}: mAP@0.5 over {t.info['k']} folds {mm['mean']} [{mm['low']}, {mm['high']}]; "
+          f"{t.out / 'folds.json'}")
     return result
 
 
@@ -664,7 +686,7 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
         train_step(train_cmd(vl, crops, runf, a), runf, log)
         output_step(vl + ["export", str(runf)], runf / "model.onnx", log)
         output_step(detect_cmd(vl, images, runf, ev, face, boxes, f"{crops / 'faces.json'}:Validation"),
-                    ev / "metrics.json", log)
+                    ev / "metrics.json", log, own_folder=True)
     left = [i for i in range(a.folds) if not (a.work / f"fold{i}" / "eval" / "metrics.json").is_file()]
     if left:
         print(f"folds {','.join(map(str, left))} of {a.folds} still to run; once they are done, run this again with "
