@@ -173,10 +173,10 @@ def bundled(args) -> None:
                                     ("accurate", "accurate", None)):
             pipes[name] = _pipe(clf, quality, {"max_side": side}, args.face_model)
         # the same classifier with today's OpenCV Zoo YuNet file (OpenCV's path), and with YuNet_n in tiles
-        for name, quality, extra in (("fast, today's YuNet", "fast", {"model_path": args.face_model}),
-                                     ("acc., YuNet_n tiles", "accurate", {"upscale": args.n_upscale,
-                                                                          "tile": args.n_tile})):
-            pipes[name] = _pipe(clf, quality, extra, args.face_model, "yunet" if "today" in name else None)
+        for name, quality, extra, detector in (
+                ("fast, today's YuNet", "fast", {"model_path": args.face_model}, "yunet"),
+                ("acc., YuNet_n tiles", "accurate", {"upscale": args.n_upscale, "tile": args.n_tile}, None)):
+            pipes[name] = _pipe(clf, quality, extra, args.face_model, detector)
         if other is not None:  # a candidate classifier with its own profile, same frames
             for name, quality in (("fast *", "fast"), ("accurate *", "accurate")):
                 pipes[name] = _pipe(other, quality, {}, args.face_model)

@@ -7,7 +7,8 @@ fold split is checked to be the same). Every photo outside the held-out Test par
 recipe that never trained on it, so the two sets of predictions are of the same photos and faces, and the
 difference is measured paired:
 
-- mAP@0.5, each class's AP, face recall, faces under 16 px found: B - A with a percentile bootstrap over photos (the same draws for both);
+- mAP@0.5, each class's AP, face recall, faces under 16 px found: B - A with a percentile bootstrap over photos
+  (the same draws for both);
 - the tagged faces of special_cases.csv: per slice, the share labelled right by A and by B (Wilson intervals) and
   B - A with a bootstrap over the slice's faces (the same faces for both), and how many faces changed each way;
 - incorrectly-worn recall of matched faces: A and B with Wilson intervals, paired as above.

@@ -37,12 +37,14 @@ def _page(root: Path, det: dict, records: list[dict], run: RunResult) -> Path:
     from .io import atomic_write_text
 
     c = card()
-    parts = [(name, d) for name, d in ((n, c.get("detection", {}).get(k)) for n, k in (("held-out Test", "Test"),
-                                                                                     ("Validation", "Validation")))
-             if d]
-    scores = " and ".join(f"{d['map50']:.3f} [{d['intervals']['map50'][0]:.3f}, {d['intervals']['map50'][1]:.3f}] "
-                          f"on the {d['photos']} {name} photos" if d.get("intervals", {}).get("map50") else
-                          f"{d['map50']:.3f} on the {d['photos']} {name} photos" for name, d in parts)
+    parts = []  # mAP@0.5 of each split the card measured, with its interval where it has one
+    for name, split in (("held-out Test", "Test"), ("Validation", "Validation")):
+        d = c.get("detection", {}).get(split)
+        if d:
+            ci = d.get("intervals", {}).get("map50")
+            parts.append(f"{d['map50']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+                         + f" on the {d['photos']} {name} photos")
+    scores = " and ".join(parts)
     counts = Counter(f["label"] for r in records for f in r["faces"])
     legend = "".join(f"<li><span class='chip' style='background:{col}'></span><b>{html.escape(n)}</b>: "
                      f"{html.escape(t)} &mdash; {counts.get(n, 0)}</li>" for n, col, t in LEGEND)
