@@ -120,7 +120,8 @@ def work_folder(a: argparse.Namespace) -> Path:
 
 
 SETTINGS = ("folds", "model", "epochs", "image_size", "seed", "synthetic_incorrect", "turned_copies", "augment_policy",
-            "limit_photos", "no_one_face_photos")
+            "limit_photos", "no_one_face_photos", "cut_search")
+UNRECORDED = {"cut_search": "nms"}  # settings added since a study's settings.json was written: what it ran with
 
 
 def check_settings(a: argparse.Namespace) -> None:
@@ -134,6 +135,7 @@ def check_settings(a: argparse.Namespace) -> None:
         write_json(path, now)
         return
     saved = json.loads(path.read_text())
+    saved = {**UNRECORDED, **saved}
     differ = [f"--{k.replace('_', '-')} {now[k]} (the study has {saved.get(k)})" for k in SETTINGS
               if saved.get(k) != now[k]]
     if differ:
@@ -182,7 +184,8 @@ def data_faces_cmd(vl: list[str], sources: list[Path], crops: Path, face: Path, 
     return vl + ["data", "faces", *map(str, sources), "--out", str(crops), "--face-model", str(face),
                  "--detector", DETECTOR, "--upscale", str(UPSCALE), "--seed", str(a.seed)] + \
         (["--synthetic-incorrect", str(a.synthetic_incorrect)] if a.synthetic_incorrect else []) + \
-        (["--turned-copies", str(a.turned_copies)] if a.turned_copies else [])
+        (["--turned-copies", str(a.turned_copies)] if a.turned_copies else []) + \
+        (search_flags(SEARCHES[a.cut_search][0]) if a.cut_search != "nms" else [])
 
 
 def lite_title(model: str) -> str:
@@ -221,6 +224,9 @@ def main() -> None:
                     "turned aside (by YuNet's landmarks) written this many more times")
     ap.add_argument("--augment-policy", default="crop_flip", help="visionlab train's --augment-policy (faces: also "
                     "brightness, contrast, gamma and a horizontal squeeze, for dark and turned faces)")
+    ap.add_argument("--cut-search", default="nms", choices=list(SEARCHES), help="the detector's search that cuts "
+                    "the crops and fits the box correction (nms: 1x and 2x, one NMS; wbf_mirror: each also mirrored, "
+                    "boxes fused), recorded in the profile as the photo setting's")
     ap.add_argument("--threads", type=int, default=None, help="training threads (default: torch's); 1 where another "
                     "job holds a core: two threads that share a busy core run several times slower than one")
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into src/visionlab/assets")
@@ -613,10 +619,10 @@ def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path,
     return result
 
 
-# the photo setting's searches tried on the folds, cheapest first (the profile's box_merge and mirror_search, and
-# the folds' evaluation folder): as the crops were cut (one NMS over 1x and 2x; the folds' own eval/), and both
-# scales with their mirror images, merged by weighted box fusion (boxes.fuse_boxes)
-SEARCHES = {"nms": ({"box_merge": "nms", "mirror_search": False}, "eval"),
+# the photo setting's searches, cheapest first (the profile's box_merge and mirror_search, and the evaluation
+# folder of a fold whose crops were cut with another search; the search they were cut with is the fold's own eval/):
+# one NMS over 1x and 2x, and both scales with their mirror images, merged by weighted box fusion (boxes.fuse_boxes)
+SEARCHES = {"nms": ({"box_merge": "nms", "mirror_search": False}, "eval-nms"),
             "wbf_mirror": ({"box_merge": "wbf", "mirror_search": True}, "eval-wbf-mirror")}
 
 
@@ -629,7 +635,9 @@ def search_folds(folds_dir: Path, vl: list[str], data: Path, face: Path) -> dict
     """`--search-folds FOLDS`: a finished `--folds` run's fold models scored again in the photo setting with each
     search of SEARCHES (the crops' own is the folds' eval/); the best pooled mAP@0.5 is the photo setting's:
     FOLDS/search/folds.json (box_merge, mirror_search), written into the build's profile by `--calibrate FOLDS`."""
-    variants = {k: (name, search_flags(search)) for k, (search, name) in SEARCHES.items()}
+    cut = json.loads((folds_dir / "folds.json").read_text()).get("cut_search", "nms") \
+        if (folds_dir / "folds.json").is_file() else None  # settings_on_folds says when it is missing
+    variants = {k: ("eval" if k == cut else name, search_flags(search)) for k, (search, name) in SEARCHES.items()}
     t = settings_on_folds(folds_dir, vl, data, face, variants, "search")
     result = settings_result(t, quality="accurate", search=t.best, **SEARCHES[t.best][0])
     mm = result["mean"]["map50"]
@@ -710,7 +718,7 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     pooled = {k: m[k] for k in FOLD_KEYS + ("map", "map50_top1", "false_boxes", "matched_accuracy")}
     result = {
         "k": a.folds, "seed": a.seed, "model": a.model, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
-        "synthetic_incorrect": a.synthetic_incorrect, "turned_copies": a.turned_copies,
+        "synthetic_incorrect": a.synthetic_incorrect, "turned_copies": a.turned_copies, "cut_search": a.cut_search,
         "limit_photos": a.limit_photos, "one_face_photos": not a.no_one_face_photos,
         "test_photos": len(test or []),
         "note": "Validation of each fold = that fold's photo groups, never trained on; the held-out Test part is "

@@ -81,17 +81,22 @@ class BoxCorrection:
     intercept: np.ndarray  # 4
     features: str = FEATURES
     pairs: int = 0  # how many matched pairs it was fitted on
+    # the boxes it was fitted on: "nms", single detector boxes with their own scores, or "wbf", fused boxes
+    # (fuse_boxes) with the fused score; a detector gives it boxes and scores of the same kind
+    merge: BoxMerge = "nms"
 
     @classmethod
     def fit(cls, det_xywh: np.ndarray, landmarks: Optional[np.ndarray], score: np.ndarray,
-            truth_xyxy: np.ndarray, alpha: float = 1.0) -> "BoxCorrection":
+            truth_xyxy: np.ndarray, alpha: float = 1.0, merge: BoxMerge = "nms") -> "BoxCorrection":
         from sklearn.linear_model import Ridge
 
         if len(det_xywh) < 20:
             raise ModelError(f"a box correction needs at least 20 matched faces, got {len(det_xywh)}")
+        if merge not in MERGES:
+            raise ModelError(f"unknown box merge {merge!r}; choose one of: {', '.join(MERGES)}")
         model = Ridge(alpha=alpha).fit(features(det_xywh, landmarks, score), box_targets(det_xywh, truth_xyxy))
         return cls(np.asarray(model.coef_, np.float64), np.asarray(model.intercept_, np.float64), FEATURES,
-                   len(det_xywh))
+                   len(det_xywh), merge)
 
     def __call__(self, xywh: np.ndarray, landmarks: Optional[np.ndarray], score: np.ndarray) -> np.ndarray:
         """Corrected N x 4 (x, y, w, h) float boxes."""
@@ -106,8 +111,9 @@ class BoxCorrection:
         return np.c_[cx - nw / 2, cy - nh / 2, nw, nh]
 
     def to_dict(self) -> dict:
-        return {"features": self.features, "coef": self.coef.round(6).tolist(),
-                "intercept": self.intercept.round(6).tolist(), "pairs": self.pairs}
+        d = {"features": self.features, "coef": self.coef.round(6).tolist(),
+             "intercept": self.intercept.round(6).tolist(), "pairs": self.pairs}
+        return d | ({"merge": self.merge} if self.merge != "nms" else {})  # older profiles: nms, as written
 
     @classmethod
     def from_dict(cls, d: dict) -> "BoxCorrection":
@@ -119,7 +125,11 @@ class BoxCorrection:
             if coef.shape != (4, 13) or intercept.shape != (4,) or not np.isfinite(coef).all():
                 raise ModelError(f"box correction has coef {coef.shape} / intercept {intercept.shape}; "
                                  f"expected (4, 13) and (4,)")
-            return cls(coef, intercept, FEATURES, int(d.get("pairs", 0)))
+            merge = d.get("merge", "nms")
+            if merge not in MERGES:
+                raise ModelError(f"box correction fitted on boxes merged by {merge!r}; this visionlab knows "
+                                 f"{', '.join(MERGES)}")
+            return cls(coef, intercept, FEATURES, int(d.get("pairs", 0)), merge)
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"unreadable box correction ({type(e).__name__}: {e})") from None
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .boxes import BoxMerge
 from .cli_errors import run_app
 from .cli_options import options_from
 from .config import RunConfig
@@ -483,7 +484,12 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                                                        "and masked faces by their landmarks"),
                turned_copies: int = typer.Option(0, "--turned-copies", help="write each Train face that YuNet's "
                                                  "landmarks show turned aside this many more times (hard examples "
-                                                 "of side faces)")) -> None:
+                                                 "of side faces)"),
+               box_merge: BoxMerge = typer.Option("nms", "--box-merge", help="how the detector's searches (scales, "
+                                             "mirror) become one box per face: nms or wbf (as `detect --box-merge`; "
+                                             "the crops and box correction are then those of the fused boxes)"),
+               mirror_search: bool = typer.Option(False, "--mirror-search/--no-mirror-search",
+                                                  help="also search each photo mirrored (as `detect`)")) -> None:
     """Cut a face-crop ImageFolder (Train/Validation/Test, split by photo group) with the detection pipeline's crop
     geometry, plus detect.json (detector settings and a learned box correction) for the trained model.
     --folds K --fold I: Validation = fold I of the photos outside the held-out Test part."""
@@ -495,7 +501,8 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                   score_threshold=score_threshold, margin=margin, size=size, split_ratios=r, seed=seed,
                   balance=balance, background=background, label_map=parse_label_map(label_map) or None,
                   detector=detector, folds=folds, fold=fold, dhash_bits=dhash_bits, phash_bits=phash_bits,
-                  synthetic_incorrect=synthetic_incorrect, turned_copies=turned_copies)
+                  synthetic_incorrect=synthetic_incorrect, turned_copies=turned_copies,
+                  box_merge=box_merge, mirror_search=mirror_search)
     out.print(str(s))
     out.print(f"split and settings: {out_dir / 'faces.json'}; detector profile: {out_dir / 'detect.json'}")
 

@@ -228,3 +228,47 @@ def test_a_bundled_face_model_is_named_in_the_profile(tmp_path):
     copy.write_bytes(copy.read_bytes()[:-1] + b"\0")
     assert bundled_name(copy) is None  # same name, other bytes
     assert bundled_name(tmp_path / "absent.onnx") is None
+
+
+def test_crops_cut_with_the_fused_search_fit_the_correction_detect_applies(yunet_path, tmp_path):
+    """`data faces --box-merge wbf --mirror-search`: the profile's photo setting searches as the crops were cut, its
+    box correction was fitted on fused boxes, and the detector gives it their fused scores (a correction fitted on
+    single boxes is given each fused box's best single score instead)."""
+    from visionlab.boxes import BoxCorrection
+    from visionlab.detect.faces import build_detector
+    from visionlab.detect.pipeline import _to_bgr
+    from visionlab.inference.profile import read_profile
+
+    src = shared_file("data", "facemask_boxes", "boxes.csv")
+    rows = list(csv.DictReader(open(src, newline="")))
+    names = list(dict.fromkeys(r["image"] for r in rows))[:12]
+    boxes = tmp_path / "boxes.csv"
+    with open(boxes, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(r for r in rows if r["image"] in names)
+    cut_faces([boxes], tmp_path / "wbf", images=src.parent / "images", face_model=yunet_path, upscale=2.0, size=32,
+              seed=0, balance=False, background=False, show_progress=False, box_merge="wbf", mirror_search=True)
+    raw = json.loads((tmp_path / "wbf" / "detect.json").read_text())
+    assert (raw["box_merge"], raw["mirror_search"], raw["box_correction"]["merge"]) == ("wbf", True, "wbf")
+    assert json.loads((tmp_path / "wbf" / "faces.json").read_text())["detector"]["box_merge"] == "wbf"
+    prof = read_profile(tmp_path / "wbf" / "detect.json")
+    opts = prof.detector_options("accurate")
+    assert (opts["box_merge"], opts["mirror_search"]) == ("wbf", True)
+
+    det = build_detector("yunet", **opts)
+    img = _to_bgr(np.asarray(Image.open(src.parent / "images" / names[0]).convert("RGB")), "rgb")
+    found = det.detect(img)
+    assert len(found) >= 3
+    fused = det.detect_raw(img)
+    corr = det.box_correction
+    by_fused = corr(fused[:, :4], fused[:, 4:14], fused[:, 14])
+    # each face's box is the correction of its fused box at the fused score (boxes clipped to the photo)
+    for f in found:
+        i = int(np.argmin(np.abs(fused[:, 14] - f.score)))
+        x0, y0 = max(0.0, by_fused[i, 0]), max(0.0, by_fused[i, 1])
+        assert abs(f.box[0] - x0) <= 1 and abs(f.box[1] - y0) <= 1
+    # the same correction marked as fitted on single boxes places some boxes elsewhere (best single scores)
+    single = BoxCorrection(corr.coef, corr.intercept, corr.features, corr.pairs, "nms")
+    other = build_detector("yunet", **{**opts, "box_correction": single}).detect(img)
+    assert [f.box for f in other] != [f.box for f in found]

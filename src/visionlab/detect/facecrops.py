@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..boxes import BoxMerge
 from ..errors import ConfigError, DataError
 from .cropnames import face_name, jitter_name
 from ..data.boxes import AnnotatedImage, canonical_label, read_annotations
@@ -289,8 +290,9 @@ def _detect_all(boxed: Sequence[AnnotatedImage], det, show_progress: bool) -> tu
     return imgs, raw
 
 
-def _fit_correction(boxed: Sequence[AnnotatedImage], split: list[str], raw: dict):
-    """The box correction from the training photos' matched pairs (IoU >= 0.3: the offsets it must learn)."""
+def _fit_correction(boxed: Sequence[AnnotatedImage], split: list[str], raw: dict, merge: str = "nms"):
+    """The box correction from the training photos' matched pairs (IoU >= 0.3: the offsets it must learn), of the
+    boxes the detector's search gave (``merge``: single boxes, or fused ones with their fused scores)."""
     from ..boxes import BoxCorrection, match, xywh_to_xyxy
 
     X, L, S, T = [], [], [], []
@@ -300,7 +302,7 @@ def _fit_correction(boxed: Sequence[AnnotatedImage], split: list[str], raw: dict
         gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in r.boxes])
         for d, g, _ in match(xywh_to_xyxy(raw[i][:, :4]), gt, 0.3):
             X.append(raw[i][d, :4]), L.append(raw[i][d, 4:14]), S.append(raw[i][d, 14]), T.append(gt[g])
-    return BoxCorrection.fit(np.array(X), np.array(L), np.array(S), np.array(T))
+    return BoxCorrection.fit(np.array(X), np.array(L), np.array(S), np.array(T), merge=merge)
 
 
 def _cut_photo(w: _Writer, r: AnnotatedImage, img: np.ndarray, raw: np.ndarray, sp: str, correction,
@@ -345,7 +347,7 @@ def _cut_boxed(boxed: list[AnnotatedImage], det, w: _Writer, manifest: dict, rng
     manifest["grouping"] = {"dhash_bits": dhash_bits, "phash_bits": phash_bits}
     manifest["photo_groups"] = dict(sorted((r.name, g) for r, g in zip(boxed, groups)))
     imgs, raw = _detect_all(boxed, det, show_progress)
-    correction = _fit_correction(boxed, split, raw)
+    correction = _fit_correction(boxed, split, raw, det.box_merge)
     freq = Counter(b.label for i, r in enumerate(boxed) if split[i] == "Train" for b in r.boxes)
     top = max(freq.values()) if freq else 1
     copies = {c: (min(max_jitter, max(0, round(top / (2 * n)) - 1)) if balance else 0) for c, n in freq.items()}
@@ -391,7 +393,8 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
               max_jitter: int = 10, background: bool = True, label_map: Optional[dict] = None,
               show_progress: bool = True, detector: str = "yunet", folds: Optional[int] = None,
               fold: Optional[int] = None, dhash_bits: int = DHASH_BITS,
-              phash_bits: int = PHASH_BITS, synthetic_incorrect: int = 0, turned_copies: int = 0) -> FaceCropSummary:
+              phash_bits: int = PHASH_BITS, synthetic_incorrect: int = 0, turned_copies: int = 0,
+              box_merge: BoxMerge = "nms", mirror_search: bool = False) -> FaceCropSummary:
     """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos.
     ``detector``: a YuNet-family name from ``FACE_DETECTORS`` (yunet, yunet_ort); the profile records it.
     ``folds``/``fold``: cross-validation over the box-annotated photos outside the held-out Test part
@@ -399,7 +402,9 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     fold and the same as without ``folds``. ``dhash_bits``/``phash_bits``: the near-duplicate limits of
     ``photo_groups`` (``phash_bits`` -1: difference hash only). ``synthetic_incorrect``: that many Train crops of
     masks moved below the nose (synthmask.py), made from Train's own faces after the cut. ``turned_copies``: that
-    many extra copies of each Train face that YuNet's landmarks show turned aside (turned.py), made last."""
+    many extra copies of each Train face that YuNet's landmarks show turned aside (turned.py), made last.
+    ``box_merge``/``mirror_search``: the detector's search (faces.py), so the crops and the box correction are
+    those of the boxes `visionlab detect` will classify; the profile records it for the photo setting."""
     from ..boxes import BoxCorrection
     from .faces import build_detector
     from ..io import write_json
@@ -417,10 +422,12 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     w = _Writer(out, size)
     manifest: dict = {"format": "visionlab-face-crops-v1", "sources": [str(s) for s in sources], "seed": seed,
                       "split_ratios": list(split_ratios), "margin": margin, "crop_size": size,
-                      "detector": {"name": detector, "upscale": upscale, "score_threshold": score_threshold},
+                      "detector": {"name": detector, "upscale": upscale, "score_threshold": score_threshold,
+                                   "box_merge": box_merge, "mirror_search": mirror_search},
                       "photos": {}}
     unused: list[tuple[str, str]] = []
-    det = build_detector(detector, model_path=face_model, score_threshold=score_threshold, upscale=upscale)
+    det = build_detector(detector, model_path=face_model, score_threshold=score_threshold, upscale=upscale,
+                         box_merge=box_merge, mirror_search=mirror_search)
     correction: Optional[BoxCorrection] = None
     if boxed:
         correction = _cut_boxed(boxed, det, w, manifest, rng, split_ratios=split_ratios, seed=seed, margin=margin,
@@ -433,15 +440,7 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     for root in folders:
         _cut_folder(root, det, correction, w, margin, unused, manifest, show_progress, label_map, split_ratios, seed)
 
-    profile = {"detector": detector, "upscale": upscale, "score_threshold": score_threshold, "margin": margin,
-               "tta": True,
-               "box_correction": correction.to_dict() if correction is not None else None,
-               "made_by": "visionlab data faces", "seed": seed}
-    from ..assets import bundled_name
-
-    shipped = bundled_name(det.model_path) if face_model is not None else None
-    if shipped:  # a face model visionlab ships (or a byte-for-byte copy): named, not the path, so it runs anywhere
-        profile["face_model"] = shipped
+    profile = _profile(det, detector, correction, margin, seed, named=face_model is not None)
     if synthetic_incorrect > 0:
         from .synthmask import MWI, synthesize
 
@@ -464,6 +463,22 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     return FaceCropSummary(out, manifest["counts"], photos, len(unused), correction.pairs if correction else 0)
 
 
+def _profile(det, detector: str, correction, margin: float, seed: int, named: bool) -> dict:
+    """detect.json of the crops: the detector and its search as they cut them, the box correction fitted on it."""
+    from ..assets import bundled_name
+
+    profile = {"detector": detector, "upscale": det.upscale, "score_threshold": det.score_threshold, "margin": margin,
+               "tta": True,
+               "box_correction": correction.to_dict() if correction is not None else None,
+               "made_by": "visionlab data faces", "seed": seed}
+    if det.box_merge != "nms" or det.mirror_search:  # the photo setting searches as the crops were cut (profile.py)
+        profile |= {"box_merge": det.box_merge, "mirror_search": det.mirror_search}
+    shipped = bundled_name(det.model_path) if named else None
+    if shipped:  # a face model visionlab ships (or a byte-for-byte copy): named, not the path, so it runs anywhere
+        profile["face_model"] = shipped
+    return profile
+
+
 def _cut_folder(root: Path, det, correction, w: _Writer, margin: float, unused: list, manifest: dict,
                 show_progress: bool, label_map: Optional[dict], split_ratios=(0.7, 0.15, 0.15), seed: int = 0) -> None:
     """One-face photos of an ImageFolder (split folders kept) -> crops of the one face the detector finds."""
@@ -475,7 +490,8 @@ def _cut_folder(root: Path, det, correction, w: _Writer, margin: float, unused: 
     # contained=None: the one-face photos are cut from every box the detector keeps, as before the containment rule
     # (a photo with a second box stays unused), so the crops, and a model rebuilt from them, do not change
     single = build_detector(det.name, model_path=det.model_path, score_threshold=0.6, upscale=1.0,
-                            box_correction=correction, contained=None)
+                            box_correction=correction, contained=None, box_merge=det.box_merge,
+                            mirror_search=det.mirror_search)
     items = []
     rng = np.random.default_rng(seed)
     p = np.asarray(split_ratios, np.float64) / sum(split_ratios)

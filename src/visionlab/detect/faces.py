@@ -258,8 +258,8 @@ class YuNetDetector:
         return parts
 
     def _search(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``detect_raw``'s rows and, for each, the score the box correction takes (its own, or with ``wbf``
-        the best of the boxes fused into it: the correction was fitted on single boxes)."""
+        """``detect_raw``'s rows and, for each, the score the box correction takes: its own, or with ``wbf`` and a
+        correction fitted on single boxes (its ``merge`` "nms") the best of the boxes fused into it."""
         h, w = image.shape[:2]
         base = 1.0
         if self.max_side and max(h, w) > self.max_side:
@@ -273,7 +273,9 @@ class YuNetDetector:
         if len(rows) and self.box_merge == "wbf":
             from ..boxes import fuse_boxes
 
-            return fuse_boxes(rows, len(parts))
+            fused, best = fuse_boxes(rows, len(parts))
+            on_fused = self.box_correction is not None and self.box_correction.merge == "wbf"
+            return fused, (fused[:, 14] if on_fused else best)
         if len(rows) and (len(parts) > 1 or self.tile):
             from ..boxes import nms_merge, xywh_to_xyxy
 
