@@ -179,6 +179,7 @@ def test_bad_inputs_are_one_clear_error(tmp_path, yunet, tiny_classifier):
     corrupt.write_bytes(b"garbage")
     with pytest.raises(DataError, match="cannot decode image"):
         run_detection(corrupt, None, tmp_path / "o4", classifier=tiny_classifier, detector=yunet, show_progress=False)
+    assert not (tmp_path / "o4").exists()  # one image that cannot be decoded leaves no empty output folder
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="no images"):

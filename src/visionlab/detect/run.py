@@ -299,13 +299,14 @@ class _DetectionRun:
         err.errno = getattr(e, "errno", None)
         return err
 
-    def read_images(self, bar, files: Sequence[Path], console) -> None:
-        """Every image in turn; one of a folder's that cannot be decoded is skipped with a warning line."""
+    def read_images(self, bar, files: Sequence[Path], console, first: Optional[np.ndarray] = None) -> None:
+        """Every image in turn (``first``: the first one, already decoded); one of a folder's that cannot be
+        decoded is skipped with a warning line."""
         src, kind, summary = self.src, self.kind, self.summary
         task = bar.add_task(src.name, total=len(files), info="")
-        for f in files:
+        for n, f in enumerate(files):
             try:
-                img = read_image(f)
+                img = first if n == 0 and first is not None else read_image(f)
             except DataError as e:
                 if kind == "image":
                     raise
@@ -509,6 +510,8 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
 
     check_alerts(cfg.alert, cfg.alert_to)  # a bad rule or target: one line, before anything is opened or written
     zone, cap = _open_source(src, kind, cfg)
+    # one image is decoded before its output folder is made: one that cannot be leaves no empty folder behind
+    first = read_image(files[0]) if kind == "image" else None
     try:
         out = claim_out(out, "detect")  # an existing folder's files are never replaced: a new sub-folder
     except BaseException:
@@ -531,7 +534,7 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
     try:
         with progress(disable=not show_progress or cfg.quiet) as bar:
             if kind in ("image", "folder"):
-                run.read_images(bar, files, console)
+                run.read_images(bar, files, console, first)
             else:
                 run.read_video(bar, cap, cfg.max_frames, video_summary, cfg.bin_seconds, cfg.track)
     except KeyboardInterrupt:
