@@ -174,17 +174,23 @@ def test_cli_fold_error_is_one_line(tmp_path, capsys):
     assert len(err) == 1 and "--folds 3 needs --fold I" in err[0]
 
 
-def test_faces_json_records_groups_and_folds(yunet_path, tmp_path):
-    """`data faces --folds 2 --fold 1` on a few real photos: Validation = fold 1, every non-Test photo's fold and
-    every photo's group in faces.json; the Test part equals the one without folds."""
+def _first_photos(tmp_path: Path, n: int) -> tuple[Path, Path, list[str]]:
+    """The shared boxes.csv, a copy of its rows for its first ``n`` photos, and those photos' names."""
     src = shared_file("data", "facemask_boxes", "boxes.csv")
     rows = list(csv.DictReader(open(src, newline="")))
-    names = list(dict.fromkeys(r["image"] for r in rows))[:10]
+    names = list(dict.fromkeys(r["image"] for r in rows))[:n]
     boxes = tmp_path / "boxes.csv"
     with open(boxes, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(r for r in rows if r["image"] in names)
+    return src, boxes, names
+
+
+def test_faces_json_records_groups_and_folds(yunet_path, tmp_path):
+    """`data faces --folds 2 --fold 1` on a few real photos: Validation = fold 1, every non-Test photo's fold and
+    every photo's group in faces.json; the Test part equals the one without folds."""
+    src, boxes, names = _first_photos(tmp_path, 10)
     kw = dict(images=src.parent / "images", face_model=yunet_path, upscale=1.0, size=32, split_ratios=(0.6, 0.2, 0.2),
               seed=2, balance=False, background=False, show_progress=False)
     cut_faces([boxes], tmp_path / "plain", **kw)
@@ -239,14 +245,7 @@ def test_crops_cut_with_the_fused_search_fit_the_correction_detect_applies(yunet
     from visionlab.detect.pipeline import _to_bgr
     from visionlab.inference.profile import read_profile
 
-    src = shared_file("data", "facemask_boxes", "boxes.csv")
-    rows = list(csv.DictReader(open(src, newline="")))
-    names = list(dict.fromkeys(r["image"] for r in rows))[:12]
-    boxes = tmp_path / "boxes.csv"
-    with open(boxes, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(r for r in rows if r["image"] in names)
+    src, boxes, names = _first_photos(tmp_path, 12)
     cut_faces([boxes], tmp_path / "wbf", images=src.parent / "images", face_model=yunet_path, upscale=2.0, size=32,
               seed=0, balance=False, background=False, show_progress=False, box_merge="wbf", mirror_search=True)
     raw = json.loads((tmp_path / "wbf" / "detect.json").read_text())
