@@ -137,6 +137,30 @@ def test_a_resumed_study_must_ask_for_its_own_settings(tool, tmp_path):
         tool.check_settings(a)
 
 
+def test_the_cut_search_reaches_data_faces_and_the_searches_tried(tool, tmp_path):
+    """--cut-search wbf_mirror: `data faces` cuts with the fused mirrored search, the study records it (a study
+    recorded before the setting existed was cut with nms), and --search-folds scores that search from the folds'
+    own eval/ and NMS again in eval-nms/."""
+    import argparse
+
+    a = argparse.Namespace(seed=0, synthetic_incorrect=0, turned_copies=0, cut_search="wbf_mirror")
+    cmd = tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)
+    assert cmd[-3:] == ["--box-merge", "wbf", "--mirror-search"]
+    assert "--box-merge" not in tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"),
+                                                    argparse.Namespace(**{**vars(a), "cut_search": "nms"}))
+    assert tool.search_variants("wbf_mirror") == {"nms": ("eval-nms", ["--box-merge", "nms", "--no-mirror-search"]),
+                                                   "wbf_mirror": ("eval", ["--box-merge", "wbf", "--mirror-search"])}
+    assert tool.search_variants("nms")["nms"][0] == "eval" and tool.search_variants("nms")["wbf_mirror"][0] != "eval"
+    s = argparse.Namespace(work=tmp_path, **{k: None for k in tool.SETTINGS})
+    s.folds, s.cut_search = 4, "nms"
+    old = {k: v for k, v in vars(s).items() if k in tool.SETTINGS and k != "cut_search"}
+    (tmp_path / "settings.json").write_text(json.dumps(old))  # a study from before --cut-search
+    tool.check_settings(s)  # resumed as what it was: nms
+    s.cut_search = "wbf_mirror"
+    with pytest.raises(SystemExit, match=r"--cut-search wbf_mirror \(the study has nms\)"):
+        tool.check_settings(s)
+
+
 @pytest.mark.slow
 def test_two_folds_end_to_end(tmp_path):
     """Two folds over 24 photos, one epoch at 32 px (about 3 minutes on two shared cores)."""

@@ -631,13 +631,19 @@ def search_flags(search: dict) -> list[str]:
     return ["--box-merge", search["box_merge"], "--mirror-search" if search["mirror_search"] else "--no-mirror-search"]
 
 
+def search_variants(cut: Optional[str]) -> dict:
+    """settings_on_folds' variants for SEARCHES: key -> (the fold's evaluation folder, `detect` flags); the search
+    the crops were cut with (``cut``) was the folds' own evaluation, eval/."""
+    return {k: ("eval" if k == cut else name, search_flags(search)) for k, (search, name) in SEARCHES.items()}
+
+
 def search_folds(folds_dir: Path, vl: list[str], data: Path, face: Path) -> dict:
     """`--search-folds FOLDS`: a finished `--folds` run's fold models scored again in the photo setting with each
     search of SEARCHES (the crops' own is the folds' eval/); the best pooled mAP@0.5 is the photo setting's:
     FOLDS/search/folds.json (box_merge, mirror_search), written into the build's profile by `--calibrate FOLDS`."""
     cut = json.loads((folds_dir / "folds.json").read_text()).get("cut_search", "nms") \
         if (folds_dir / "folds.json").is_file() else None  # settings_on_folds says when it is missing
-    variants = {k: ("eval" if k == cut else name, search_flags(search)) for k, (search, name) in SEARCHES.items()}
+    variants = search_variants(cut)
     t = settings_on_folds(folds_dir, vl, data, face, variants, "search")
     result = settings_result(t, quality="accurate", search=t.best, **SEARCHES[t.best][0])
     mm = result["mean"]["map50"]
