@@ -161,6 +161,20 @@ def test_the_cut_search_reaches_data_faces_and_the_searches_tried(tool, tmp_path
         tool.check_settings(s)
 
 
+def test_train_seed_changes_training_alone(tool):
+    """--train-seed: the same folds and crops (data faces keeps --seed), another training seed."""
+    import argparse
+
+    a = argparse.Namespace(seed=0, train_seed=None, synthetic_incorrect=0, turned_copies=0, cut_search="nms",
+                           model="efficientnet_lite2", image_size=64, epochs=6, augment_policy="faces", threads=1)
+    args = (["vl"], Path("c"), Path("r"), a)
+    assert tool.train_cmd(*args)[tool.train_cmd(*args).index("--seed") + 1] == "0"
+    a.train_seed = 3
+    assert tool.train_cmd(*args)[tool.train_cmd(*args).index("--seed") + 1] == "3"
+    cut = tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)
+    assert cut[cut.index("--seed") + 1] == "0"
+
+
 @pytest.mark.slow
 def test_two_folds_end_to_end(tmp_path):
     """Two folds over 24 photos, one epoch at 32 px (about 3 minutes on two shared cores)."""

