@@ -1,0 +1,101 @@
+"""Would an ensemble of fold models beat one? Two or more finished `tools/build_default_model.py --folds K` studies of
+the same folds (e.g. one recipe trained with two `--train-seed`s), their fold I models averaged, scored on fold I's
+own Validation photos, pooled out of fold:
+
+    python tools/ensemble_folds.py FOLDS_A FOLDS_B [...] --out ENS [--shared ../shared]
+    python tools/compare_folds.py FOLDS_A/search ENS        # paired against one model
+
+Each face crop goes through every member and the class probabilities are averaged (a measurement, not yet a
+product feature: the pipeline takes the averaging classifier through the Python API's ``model=``). The photo
+setting's search chosen on the first study's folds (FOLDS_A/search/, `--search-folds`) is used for all; ENS/foldI/eval holds each
+fold's `detect --truth` output, ENS/oof-detections.jsonl the pooled records and ENS/folds.json the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FACE_MODEL = "yunet_n_dynamic.onnx"
+
+
+class MeanClassifier:
+    """Several classifiers of the same classes and input size as one ``Classifier``: their probabilities averaged."""
+
+    backend = "onnx"
+
+    def __init__(self, members: list) -> None:
+        first = members[0]
+        for m in members[1:]:
+            if list(m.classes) != list(first.classes) or m.image_size != first.image_size:
+                sys.exit(f"error: {m.source} has classes {m.classes} at {m.image_size} px; {first.source} has "
+                         f"{first.classes} at {first.image_size} px")
+        self.members = members
+        self.classes, self.image_size, self.profile = list(first.classes), first.image_size, first.profile
+        self.source = " + ".join(str(m.source) for m in members)
+
+    def predict_proba(self, batch: np.ndarray) -> np.ndarray:
+        return np.mean([m.predict_proba(batch) for m in self.members], axis=0)
+
+
+def mean_t(values: list[float]) -> dict:
+    """Mean over folds with its 95% t-interval."""
+    from scipy import stats
+
+    v = np.asarray(values, float)
+    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return {"mean": round(float(v.mean()), 4), "low": round(float(v.mean()) - half, 4),
+            "high": round(float(v.mean()) + half, 4)}
+
+
+def main() -> None:
+    import visionlab
+    from visionlab.inference.load import load_classifier
+    from visionlab.io import atomic_write_text, write_json
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("studies", type=Path, nargs="+")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    a = ap.parse_args()
+    if len(a.studies) < 2:
+        sys.exit("error: give at least two studies to average")
+    infos = [json.loads((s / "folds.json").read_text()) for s in a.studies]
+    if len({(i["k"], i.get("limit_photos"), i["seed"]) for i in infos}) != 1:
+        sys.exit("error: the studies have different folds (k, --limit-photos or --seed differ)")
+    if a.out.exists() and any(a.out.iterdir()):
+        sys.exit(f"error: {a.out} already holds files; pass a new folder")
+    data = a.shared / "data" / "facemask_boxes"
+    chosen = a.studies[0] / "search" / "folds.json"  # the photo setting's search chosen on the first study's folds
+    search = {k: json.loads(chosen.read_text())[k] for k in ("box_merge", "mirror_search")} if chosen.is_file() else {}
+    records, folds = [], []
+    for i in range(infos[0]["k"]):
+        split = a.studies[0] / f"fold{i}" / "crops" / "faces.json"
+        if any(json.loads((s / f"fold{i}" / "crops" / "faces.json").read_text())["photos"] !=
+               json.loads(split.read_text())["photos"] for s in a.studies[1:]):
+            sys.exit(f"error: fold {i} holds other photos in the studies")
+        ens = MeanClassifier([load_classifier(str(s / f"fold{i}" / "run"), "onnx", 1) for s in a.studies])
+        ev = a.out / f"fold{i}" / "eval"
+        m = visionlab.detect(data / "images", model=ens, out=ev, truth=data / "boxes.csv", subset=f"{split}:Validation",
+                             face_model=str(a.shared / "models" / FACE_MODEL), save_frames=False, quiet=True,
+                             **search)
+        folds.append({"fold": i, "map50": m["map50"], "ap50_per_class": m["ap50_per_class"],
+                      "face_recall": m["face_recall"]})
+        records += [json.loads(ln) for ln in (ev / "detections.jsonl").read_text().splitlines() if ln.strip()]
+        print(f"fold {i}: mAP@0.5 {m['map50']:.3f} {m['ap50_per_class']}", flush=True)
+    atomic_write_text(a.out / "oof-detections.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    result = {"k": infos[0]["k"], "limit_photos": infos[0].get("limit_photos"), "seed": infos[0]["seed"],
+              "members": [str(s) for s in a.studies], "folds": folds,
+              "mean": {"map50": mean_t([f["map50"] for f in folds]),
+                       "ap50_mwi": mean_t([f["ap50_per_class"].get("MaskWornIncorrectly", 0.0) for f in folds])}}
+    write_json(a.out / "folds.json", result)
+    print(f"mean over folds: mAP@0.5 {result['mean']['map50']}, incorrectly worn AP {result['mean']['ap50_mwi']}; "
+          f"pooled and paired: python tools/compare_folds.py {a.studies[0] / 'search'} {a.out}")
+
+
+if __name__ == "__main__":
+    main()
