@@ -60,8 +60,14 @@ def setup(device: torch.device) -> Dist:
 
 
 def teardown() -> None:
-    """Destroy the process group this process joined (nothing when there is none)."""
+    """Destroy the process group this process joined (nothing when there is none), once every rank is here: a
+    rank that destroyed its group while a peer still used the connection aborted that peer (SIGABRT, "terminate
+    called without an active exception"; seen again with the atexit destroy alone, under load)."""
     if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()  # a peer that died already makes this fail fast (torchrun ends the run then anyway)
+        except RuntimeError:
+            pass
         dist.destroy_process_group()
 
 
