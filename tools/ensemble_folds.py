@@ -42,20 +42,14 @@ class MeanClassifier:
         return np.mean([m.predict_proba(batch) for m in self.members], axis=0)
 
 
-def mean_t(values: list[float]) -> dict:
-    """Mean over folds with its 95% t-interval."""
-    from scipy import stats
-
-    v = np.asarray(values, float)
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
-    return {"mean": round(float(v.mean()), 4), "low": round(float(v.mean()) - half, 4),
-            "high": round(float(v.mean()) + half, 4)}
-
-
 def main() -> None:
     import visionlab
     from visionlab.inference.load import load_classifier
-    from visionlab.io import atomic_write_text, write_json
+    from visionlab.io import write_json
+
+    # a study's per-fold figures, pooled records and mean over folds, as the build tool makes them (tools/ is this
+    # script's folder, so it is on sys.path when run)
+    from build_default_model import fold_result, summarize_folds, write_jsonl
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("studies", type=Path, nargs="+")
@@ -83,18 +77,18 @@ def main() -> None:
         m = visionlab.detect(data / "images", model=ens, out=ev, truth=data / "boxes.csv", subset=f"{split}:Validation",
                              face_model=str(a.shared / "models" / FACE_MODEL), save_frames=False, quiet=True,
                              **search)
-        folds.append({"fold": i, "map50": m["map50"], "ap50_per_class": m["ap50_per_class"],
-                      "face_recall": m["face_recall"]})
-        records += [json.loads(ln) for ln in (ev / "detections.jsonl").read_text().splitlines() if ln.strip()]
+        entry, recs = fold_result(i, ev)
+        folds.append(entry)
+        records += recs
         print(f"fold {i}: mAP@0.5 {m['map50']:.3f} {m['ap50_per_class']}", flush=True)
-    atomic_write_text(a.out / "oof-detections.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    write_jsonl(a.out / "oof-detections.jsonl", records)
     result = {"k": infos[0]["k"], "limit_photos": infos[0].get("limit_photos"), "seed": infos[0]["seed"],
-              "members": [str(s) for s in a.studies], "folds": folds,
-              "mean": {"map50": mean_t([f["map50"] for f in folds]),
-                       "ap50_mwi": mean_t([f["ap50_per_class"].get("MaskWornIncorrectly", 0.0) for f in folds])}}
+              "members": [str(s) for s in a.studies], "folds": folds, "mean": summarize_folds(folds)}
     write_json(a.out / "folds.json", result)
-    print(f"mean over folds: mAP@0.5 {result['mean']['map50']}, incorrectly worn AP {result['mean']['ap50_mwi']}; "
-          f"pooled and paired: python tools/compare_folds.py {a.studies[0] / 'search'} {a.out}")
+    mean = result["mean"]
+    print(f"mean over folds: mAP@0.5 {mean['map50']}, incorrectly worn AP "
+          f"{mean['ap50_per_class'].get('MaskWornIncorrectly')}; pooled and paired: python tools/compare_folds.py "
+          f"{a.studies[0] / 'search'} {a.out}")
 
 
 if __name__ == "__main__":
