@@ -134,8 +134,7 @@ def check_settings(a: argparse.Namespace) -> None:
     if not path.is_file():
         write_json(path, now)
         return
-    saved = json.loads(path.read_text())
-    saved = {**UNRECORDED, **saved}
+    saved = {**UNRECORDED, **json.loads(path.read_text())}
     differ = [f"--{k.replace('_', '-')} {now[k]} (the study has {saved.get(k)})" for k in SETTINGS
               if saved.get(k) != now[k]]
     if differ:
@@ -181,6 +180,7 @@ def output_step(cmd: list[str], done: Path, log: list[dict], own_folder: bool = 
 
 
 def data_faces_cmd(vl: list[str], sources: list[Path], crops: Path, face: Path, a: argparse.Namespace) -> list[str]:
+    # --cut-search nms is data faces' default: no flags, so the commands recorded for the bundled build stay the same
     return vl + ["data", "faces", *map(str, sources), "--out", str(crops), "--face-model", str(face),
                  "--detector", DETECTOR, "--upscale", str(UPSCALE), "--seed", str(a.seed)] + \
         (["--synthetic-incorrect", str(a.synthetic_incorrect)] if a.synthetic_incorrect else []) + \
@@ -519,12 +519,19 @@ def score_out_of_fold(folds_dir: Path, data: Path, boxes: Path, k: int, classes:
     return m
 
 
+def study_info(folds_dir: Path, *needed: str) -> dict:
+    """A finished `--folds` run's folds.json (K, its settings, its figures); one line where it, or a file of
+    ``needed``, is missing."""
+    names = ("folds.json",) + needed
+    if not all((folds_dir / n).is_file() for n in names):
+        sys.exit(f"error: {folds_dir} holds no finished --folds run ({' and '.join(names)})")
+    return json.loads((folds_dir / "folds.json").read_text())
+
+
 def report_out_of_fold(folds_dir: Path, data: Path) -> dict:
     """`--report-folds FOLDS`: ``score_out_of_fold`` again on a finished `--folds` run (its folds.json says K and
     whether it used a limited boxes.csv)."""
-    if not (folds_dir / "folds.json").is_file() or not (folds_dir / "oof-detections.jsonl").is_file():
-        sys.exit(f"error: {folds_dir} holds no finished --folds run (folds.json and oof-detections.jsonl)")
-    info = json.loads((folds_dir / "folds.json").read_text())
+    info = study_info(folds_dir, "oof-detections.jsonl")
     boxes = folds_dir / "boxes.csv" if info.get("limit_photos") is not None else \
         data / "facemask_boxes" / "boxes.csv"
     return score_out_of_fold(folds_dir, data, boxes, info["k"])
@@ -541,18 +548,15 @@ class Tried(NamedTuple):  # a NamedTuple: tests load this file as a module that 
     log: list  # the `detect` commands run here
 
 
-def settings_on_folds(folds_dir: Path, vl: list[str], data: Path, face: Path, variants: dict,
+def settings_on_folds(folds_dir: Path, info: dict, vl: list[str], data: Path, face: Path, variants: dict,
                       out_name: str) -> Tried:
-    """A finished `--folds` run's fold models scored again on their own Validation photos with each detection
+    """A finished `--folds` run's (``info``: its folds.json) fold models scored again on their own Validation photos with each detection
     setting of ``variants`` (key -> (eval folder name, extra `detect` flags), cheapest first; a folder already there
     is kept), the detections of each pooled and scored out of fold. The key whose pooled mAP@0.5 is highest wins
     (ties: the cheaper); its records and report are left in FOLDS/<out_name>/ (oof-detections.jsonl,
     oof-report/), so tools/compare_folds.py compares it as it compares a recipe."""
     from visionlab.detect.pipeline import JSONL_FILE
 
-    if not (folds_dir / "folds.json").is_file():
-        sys.exit(f"error: {folds_dir} holds no finished --folds run (folds.json)")
-    info = json.loads((folds_dir / "folds.json").read_text())
     boxes = folds_dir / "boxes.csv" if info.get("limit_photos") is not None else data / "facemask_boxes" / "boxes.csv"
     images = data / "facemask_boxes" / "images"
     log: list[dict] = []
@@ -613,7 +617,7 @@ def fast_folds(folds_dir: Path, vl: list[str], data: Path, face: Path,
     `--calibrate FOLDS` writes it into the build's profile."""
     variants = {t: (f"eval-fast-{t}", ["--quality", "fast", "--score-threshold", str(t)])
                 for t in sorted(thresholds, reverse=True)}
-    t = settings_on_folds(folds_dir, vl, data, face, variants, "fast")
+    t = settings_on_folds(folds_dir, study_info(folds_dir), vl, data, face, variants, "fast")
     result = settings_result(t, "thresholds", quality="fast", fast_score_threshold=t.best)
     mm = result["mean"]["map50"]
     print(f"fast setting: out-of-fold mAP@0.5 by detector threshold "
@@ -644,10 +648,8 @@ def search_folds(folds_dir: Path, vl: list[str], data: Path, face: Path) -> dict
     """`--search-folds FOLDS`: a finished `--folds` run's fold models scored again in the photo setting with each
     search of SEARCHES (the crops' own is the folds' eval/); the best pooled mAP@0.5 is the photo setting's:
     FOLDS/search/folds.json (box_merge, mirror_search), written into the build's profile by `--calibrate FOLDS`."""
-    cut = json.loads((folds_dir / "folds.json").read_text()).get("cut_search", "nms") \
-        if (folds_dir / "folds.json").is_file() else None  # settings_on_folds says when it is missing
-    variants = search_variants(cut)
-    t = settings_on_folds(folds_dir, vl, data, face, variants, "search")
+    info = study_info(folds_dir)
+    t = settings_on_folds(folds_dir, info, vl, data, face, search_variants(info.get("cut_search", "nms")), "search")
     result = settings_result(t, quality="accurate", search=t.best, **SEARCHES[t.best][0])
     mm = result["mean"]["map50"]
     print(f"photo setting: out-of-fold mAP@0.5 by search { {k: t.pooled[k]['map50'] for k in SEARCHES} }, faces "

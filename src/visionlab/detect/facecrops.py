@@ -290,7 +290,7 @@ def _detect_all(boxed: Sequence[AnnotatedImage], det, show_progress: bool) -> tu
     return imgs, raw
 
 
-def _fit_correction(boxed: Sequence[AnnotatedImage], split: list[str], raw: dict, merge: str = "nms"):
+def _fit_correction(boxed: Sequence[AnnotatedImage], split: list[str], raw: dict, merge: BoxMerge = "nms"):
     """The box correction from the training photos' matched pairs (IoU >= 0.3: the offsets it must learn), of the
     boxes the detector's search gave (``merge``: single boxes, or fused ones with their fused scores)."""
     from ..boxes import BoxCorrection, match, xywh_to_xyxy
