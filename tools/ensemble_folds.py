@@ -49,7 +49,9 @@ def main() -> None:
 
     # a study's per-fold figures, pooled records and mean over folds, as the build tool makes them (tools/ is this
     # script's folder, so it is on sys.path when run)
-    from build_default_model import fold_result, summarize_folds, write_jsonl
+    from build_default_model import fold_result, study_info, summarize_folds, write_jsonl
+    from visionlab.errors import VisionlabError
+    from visionlab.outdir import claim_out
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("studies", type=Path, nargs="+")
@@ -58,11 +60,13 @@ def main() -> None:
     a = ap.parse_args()
     if len(a.studies) < 2:
         sys.exit("error: give at least two studies to average")
-    infos = [json.loads((s / "folds.json").read_text()) for s in a.studies]
+    infos = [study_info(s) for s in a.studies]
     if len({(i["k"], i.get("limit_photos"), i["seed"]) for i in infos}) != 1:
         sys.exit("error: the studies have different folds (k, --limit-photos or --seed differ)")
-    if a.out.exists() and any(a.out.iterdir()):
-        sys.exit(f"error: {a.out} already holds files; pass a new folder")
+    try:  # a folder that holds files, a file, a read-only place: one line, nothing written
+        a.out = claim_out(a.out, "ensemble", policy="refuse")
+    except VisionlabError as e:
+        sys.exit(f"error: {e}")
     data = a.shared / "data" / "facemask_boxes"
     chosen = a.studies[0] / "search" / "folds.json"  # the photo setting's search chosen on the first study's folds
     search = {k: json.loads(chosen.read_text())[k] for k in ("box_merge", "mirror_search")} if chosen.is_file() else {}
