@@ -175,6 +175,35 @@ def test_train_seed_changes_training_alone(tool):
     assert cut[cut.index("--seed") + 1] == "0"
 
 
+def test_members_train_with_consecutive_seeds_and_detect_averaged(tool, tmp_path):
+    """--members 3: runs run, run-m1, run-m2 trained with seeds S, S+1, S+2 on the same crops; one `export
+    --average` writing the averaged model (done when its last member is written), which detection then uses; a
+    study from before --members resumes as one network."""
+    import argparse
+
+    a = argparse.Namespace(seed=0, train_seed=5, synthetic_incorrect=0, turned_copies=0, cut_search="nms",
+                           model="efficientnet_lite2", image_size=64, epochs=6, augment_policy="faces", threads=1)
+    runs = tool.member_runs(tmp_path, 3)
+    assert [r.name for r in runs] == ["run", "run-m1", "run-m2"]
+    seeds = [tool.train_cmd(["vl"], Path("c"), r, a, m) for m, r in enumerate(runs)]
+    assert [c[c.index("--seed") + 1] for c in seeds] == ["5", "6", "7"]
+    ((cmd, done),) = tool.export_cmds(["vl"], tmp_path, 3)
+    out = tmp_path / "averaged" / "facemask_classifier.onnx"
+    assert cmd == ["vl", "export", str(runs[0]), "--average", str(runs[1]), "--average", str(runs[2]), "--out",
+                   str(out)]
+    assert done == out.parent / "facemask_classifier-3.onnx" and tool.model_path(tmp_path, 3) == out
+    assert tool.export_cmds(["vl"], tmp_path, 1) == [(["vl", "export", str(runs[0])], runs[0] / "model.onnx")]
+    assert tool.model_path(tmp_path, 1) == runs[0]
+    s = argparse.Namespace(work=tmp_path, **{k: None for k in tool.SETTINGS})
+    s.folds, s.cut_search, s.members = 4, "nms", 1
+    (tmp_path / "settings.json").write_text(json.dumps({k: v for k, v in vars(s).items()
+                                                        if k in tool.SETTINGS and k != "members"}))
+    tool.check_settings(s)  # a study from before --members: one network
+    s.members = 3
+    with pytest.raises(SystemExit, match=r"--members 3 \(the study has 1\)"):
+        tool.check_settings(s)
+
+
 @pytest.mark.slow
 def test_two_folds_end_to_end(tmp_path):
     """Two folds over 24 photos, one epoch at 32 px (about 3 minutes on two shared cores)."""
@@ -185,7 +214,7 @@ def test_two_folds_end_to_end(tmp_path):
     args = [sys.executable, str(REPO / "tools" / "build_default_model.py"), "--shared", str(SHARED),
             "--work", str(work), "--folds", "2", "--limit-photos", "24", "--no-one-face-photos",
             "--epochs", "1", "--image-size", "32", "--augment-policy", "faces", "--synthetic-incorrect", "8",
-            "--turned-copies", "2", "--model", "efficientnet_lite1"]
+            "--turned-copies", "2", "--model", "efficientnet_lite1", "--members", "2"]
     # fold 0 alone first (as one of two processes would), then --resume runs fold 1 and pools both
     p = subprocess.run(args + ["--only-folds", "0"], env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
@@ -223,7 +252,14 @@ def test_two_folds_end_to_end(tmp_path):
     assert not (REPO / "src" / "visionlab" / "assets" / "folds.json").exists()  # nothing installed
     # the recipe's options reach every fold: the training config and the synthetic crops of Train only
     assert r["augment_policy"] == "faces" and r["synthetic_incorrect"] == 8 and r["turned_copies"] == 2
-    assert r["model"] == "efficientnet_lite1"
+    assert r["model"] == "efficientnet_lite1" and r["members"] == 2
+    for i in range(2):  # two networks a fold, seeds 0 and 1, averaged: the folds' detections are the average's
+        seeds = [(work / f"fold{i}" / run / "config.yaml").read_text() for run in ("run", "run-m1")]
+        assert "seed: 0" in seeds[0] and "seed: 1" in seeds[1]
+        assert sorted(f.name for f in (work / f"fold{i}" / "averaged").iterdir()) == [
+            "facemask_classifier-2.onnx", "facemask_classifier.onnx"]
+    detects = [c["command"] for c in r["commands"] if " detect " in c["command"]]  # fold 1's: this invocation's
+    assert detects and all("averaged/facemask_classifier.onnx --out" in c for c in detects)
     for i, m in enumerate(faces):
         assert m["synthetic_incorrect"]["written"] == 8
         assert len(list((work / f"fold{i}" / "crops" / "Train" / "MaskWornIncorrectly").glob("synth_*.jpg"))) == 8

@@ -120,8 +120,8 @@ def work_folder(a: argparse.Namespace) -> Path:
 
 
 SETTINGS = ("folds", "model", "epochs", "image_size", "seed", "synthetic_incorrect", "turned_copies", "augment_policy",
-            "limit_photos", "no_one_face_photos", "cut_search", "train_seed")
-UNRECORDED = {"cut_search": "nms", "train_seed": None}  # settings added since a study's settings.json was written: what it ran with
+            "limit_photos", "no_one_face_photos", "cut_search", "train_seed", "members")
+UNRECORDED = {"cut_search": "nms", "train_seed": None, "members": 1}  # settings added since a study's settings.json was written: what it ran with
 
 
 def check_settings(a: argparse.Namespace) -> None:
@@ -193,14 +193,45 @@ def lite_title(model: str) -> str:
     return "EfficientNet-Lite" + model.rsplit("lite", 1)[1]
 
 
-def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace) -> list[str]:
-    """The one training recipe: the main build and every fold train alike."""
+def base_seed(a: argparse.Namespace) -> int:
+    """Training's seed (of the first network): --train-seed, else --seed."""
+    return a.seed if a.train_seed is None else a.train_seed
+
+
+def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace, member: int = 0) -> list[str]:
+    """The one training recipe: the main build and every fold train alike; member i of an averaged model trains
+    with the training seed plus i."""
     return vl + ["train", "--data", str(crops), "--model", a.model, "--mode", "full",
                  "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", "1e-3", "--schedule",
                  "cosine", "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
-                 "--seed", str(a.seed if a.train_seed is None else a.train_seed), "--out", str(runf), "--quiet"] + \
+                 "--seed", str(base_seed(a) + member), "--out", str(runf),
+                 "--quiet"] + \
         (["--augment-policy", a.augment_policy] if a.augment_policy != "crop_flip" else []) + \
         (["--threads", str(a.threads)] if a.threads else [])
+
+
+AVERAGED = Path("averaged") / assets.CLASSIFIER  # an averaged model's first file in WORK (or a fold), as installed
+
+
+def member_runs(folder: Path, members: int) -> list[Path]:
+    """The run folders of a build's (or a fold's) networks: run, run-m1, run-m2, ..."""
+    return [folder / "run"] + [folder / f"run-m{i}" for i in range(1, members)]
+
+
+def model_path(folder: Path, members: int) -> Path:
+    """What a build (or a fold) detects with: its run, or the averaged model's first file."""
+    return folder / "run" if members == 1 else folder / AVERAGED
+
+
+def export_cmds(vl: list[str], folder: Path, members: int) -> list[tuple[list[str], Path]]:
+    """`visionlab export` commands (with the file each writes last) that make ``model_path``."""
+    runs = member_runs(folder, members)
+    if members == 1:
+        return [(vl + ["export", str(runs[0])], runs[0] / "model.onnx")]
+    out = folder / AVERAGED
+    average = [x for r in runs[1:] for x in ("--average", str(r))]
+    return [(vl + ["export", str(runs[0]), *average, "--out", str(out)],
+             out.parent / f"{out.stem}-{members}{out.suffix}")]
 
 
 def detect_cmd(vl: list[str], images: Path, runf: Path, out: Path, face: Path, boxes: Path, subset: str) -> list[str]:
@@ -227,6 +258,9 @@ def main() -> None:
                     "turned aside (by YuNet's landmarks) written this many more times")
     ap.add_argument("--augment-policy", default="crop_flip", help="visionlab train's --augment-policy (faces: also "
                     "brightness, contrast, gamma and a horizontal squeeze, for dark and turned faces)")
+    ap.add_argument("--members", type=int, default=1, help="train this many networks (training seeds S, S+1, ...; "
+                    "S: --train-seed or --seed) and ship them averaged (`visionlab export --average`): photos use "
+                    "all, video the first")
     ap.add_argument("--cut-search", default="nms", choices=list(SEARCHES), help="the detector's search that cuts "
                     "the crops and fits the box correction (nms: 1x and 2x, one NMS; wbf_mirror: each also mirrored, "
                     "boxes fused), recorded in the profile as the photo setting's")
@@ -266,6 +300,8 @@ def main() -> None:
         return
     if a.folds is None and (a.limit_photos is not None or a.no_one_face_photos):
         sys.exit("error: --limit-photos and --no-one-face-photos go with --folds (the build itself uses all photos)")
+    if a.members < 1:
+        sys.exit(f"error: --members {a.members}: give 1 (one network) or more (averaged)")
     if a.folds is not None and a.folds < 2:
         sys.exit(f"error: --folds {a.folds}: give at least 2 folds")
     if (a.resume or a.only_folds is not None) and a.folds is None:
@@ -283,32 +319,42 @@ def main() -> None:
     crops, runf = a.work / "crops", a.work / "run"
     log: list[dict] = []
     run(data_faces_cmd(vl, [boxes, data / "facemask"], crops, face, a), log)
-    train_s = run(train_cmd(vl, crops, runf, a), log)
+    runs = member_runs(a.work, a.members)
+    train_s = sum(run(train_cmd(vl, crops, r, a, m), log) for m, r in enumerate(runs))
     chosen = None
     if a.calibrate is not None:  # before export: the ONNX file carries the profile
         if not (a.calibrate / "shown.json").is_file():
             report_out_of_fold(a.calibrate, data)
-        chosen = calibrate_run(runf, a.calibrate)
-    run(vl + ["export", str(runf)], log)
+        for r in runs:
+            chosen = calibrate_run(r, a.calibrate)
+    for cmd, _ in export_cmds(vl, a.work, a.members):
+        run(cmd, log)
     evals = {}
     for split in ("Validation", "Test"):
         out = a.work / f"eval-{split.lower()}"
-        run(detect_cmd(vl, data / "facemask_boxes" / "images", runf, out, face, boxes,
+        run(detect_cmd(vl, data / "facemask_boxes" / "images", model_path(a.work, a.members), out, face, boxes,
                        f"{crops / 'faces.json'}:{split}"), log)
         evals[split] = json.loads((out / "metrics.json").read_text())
-    metrics = json.loads((runf / "metrics.json").read_text())
+    metrics = json.loads((runf / "metrics.json").read_text())  # the crop test: the first network's
     info = json.loads((runf / "model.json").read_text())
     manifest = json.loads((crops / "faces.json").read_text())
-    onnx_file = runf / "model.onnx"
+    first = runf / "model.onnx" if a.members == 1 else a.work / AVERAGED
+    # installed file -> built file: the classifier (with --members, the averaged model's first file, named so, and
+    # its members beside it, facemask_classifier-2.onnx, ..., which its metadata names)
+    onnx_files = {assets.CLASSIFIER: first} | {n: first.parent / n for n in
+                                               (f"{first.stem}-{i}{first.suffix}" for i in range(2, a.members + 1))}
     per_class = {c: round(v["recall"], 4) for c, v in metrics["test"]["per_class"].items() if isinstance(v, dict)
                  and c in info["classes"]}
     card = {
         "name": "visionlab face-mask classifier (three classes and background)",
         "classes": info["classes"], "face_classes": [c for c in info["classes"] if c != "Background"],
-        "image_size": info["image_size"], "model": info["model"], "face_model": FACE_MODEL, "architecture": f"{lite_title(info['model'])} (ImageNet weights), all layers trained",
+        "image_size": info["image_size"], "model": info["model"], "face_model": FACE_MODEL, "architecture": f"{lite_title(info['model'])} (ImageNet weights), all layers trained"
+        + (f"; {a.members} networks, training seeds {base_seed(a)} to {base_seed(a) + a.members - 1}, probabilities "
+           f"averaged on photos, the first alone on video" if a.members > 1 else ""),
         "built": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{cpu_name()}, {os.cpu_count()} cores",
-        "training_seconds": round(metrics.get("train_seconds", train_s), 1),
+        "training_seconds": round(metrics.get("train_seconds", train_s) if a.members == 1 else train_s, 1),
+        "members": a.members,
         "commands": log,
         "data": {
             "facemask_boxes": "600 street/shop/crowd photos with 2,864 face boxes (the Kaggle 'Face Mask Detection' "
@@ -329,10 +375,14 @@ def main() -> None:
     if a.no_install:
         print(json.dumps(card, indent=2))
         return
-    write_via(ASSETS / "facemask_classifier.onnx", lambda tmp: shutil.copyfile(onnx_file, tmp))
-    # the card's checksums: the classifier and the default face detector (assets.FACE_MODEL, for models without a
-    # profile); YuNet_n, which the profile names, is checked against assets.DETECTORS, not the card
-    for name in (assets.CLASSIFIER, assets.FACE_MODEL):
+    for name, src in onnx_files.items():
+        write_via(ASSETS / name, lambda tmp, src=src: shutil.copyfile(src, tmp))
+    for old in ASSETS.glob(f"{Path(assets.CLASSIFIER).stem}-*.onnx"):  # members of an earlier build, not of this one
+        if old.name not in onnx_files:
+            old.unlink()
+    # the card's checksums: the classifier (each member), the default face detector (assets.FACE_MODEL, for models
+    # without a profile); YuNet_n, which the profile names, is checked against assets.DETECTORS, not the card
+    for name in (*onnx_files, assets.FACE_MODEL):
         p = ASSETS / name
         card["files"][name] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
     atomic_write_text(ASSETS / "model_card.json", json.dumps(card, indent=2) + "\n")
@@ -567,7 +617,7 @@ def settings_on_folds(folds_dir: Path, info: dict, vl: list[str], data: Path, fa
             fdir = folds_dir / f"fold{i}"
             ev = fdir / name
             if not (ev / JSONL_FILE).is_file():
-                run(detect_cmd(vl, images, fdir / "run", ev, face, boxes,
+                run(detect_cmd(vl, images, model_path(fdir, info.get("members", 1)), ev, face, boxes,
                                f"{fdir / 'crops' / 'faces.json'}:Validation") + flags + ["--no-save-frames"], log)
             entry, recs = fold_result(i, ev)
             folds.append(entry)
@@ -702,10 +752,12 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
         crops, runf, ev = fdir / "crops", fdir / "run", fdir / "eval"
         cut_step(data_faces_cmd(vl, sources, crops, face, a) + fold_args + ["--folds", str(a.folds), "--fold",
                                                                             str(i)], crops, log)
-        train_step(train_cmd(vl, crops, runf, a), runf, log)
-        output_step(vl + ["export", str(runf)], runf / "model.onnx", log)
-        output_step(detect_cmd(vl, images, runf, ev, face, boxes, f"{crops / 'faces.json'}:Validation"),
-                    ev / "metrics.json", log, own_folder=True)
+        for m, r in enumerate(member_runs(fdir, a.members)):
+            train_step(train_cmd(vl, crops, r, a, m), r, log)
+        for cmd, done in export_cmds(vl, fdir, a.members):
+            output_step(cmd, done, log)
+        output_step(detect_cmd(vl, images, model_path(fdir, a.members), ev, face, boxes,
+                               f"{crops / 'faces.json'}:Validation"), ev / "metrics.json", log, own_folder=True)
     left = [i for i in range(a.folds) if not (a.work / f"fold{i}" / "eval" / "metrics.json").is_file()]
     if left:
         print(f"folds {','.join(map(str, left))} of {a.folds} still to run; once they are done, run this again with "
@@ -730,7 +782,7 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     result = {
         "k": a.folds, "seed": a.seed, "train_seed": a.train_seed, "model": a.model, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
         "synthetic_incorrect": a.synthetic_incorrect, "turned_copies": a.turned_copies, "cut_search": a.cut_search,
-        "limit_photos": a.limit_photos, "one_face_photos": not a.no_one_face_photos,
+        "members": a.members, "limit_photos": a.limit_photos, "one_face_photos": not a.no_one_face_photos,
         "test_photos": len(test or []),
         "note": "Validation of each fold = that fold's photo groups, never trained on; the held-out Test part is "
                 "the main build's and is not scored here",

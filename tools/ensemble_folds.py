@@ -5,8 +5,9 @@ own Validation photos, pooled out of fold:
     python tools/ensemble_folds.py FOLDS_A FOLDS_B [...] --out ENS [--shared ../shared]
     python tools/compare_folds.py FOLDS_A/search ENS        # paired against one model
 
-Each face crop goes through every member and the class probabilities are averaged (a measurement, not yet a
-product feature: the pipeline takes the averaging classifier through the Python API's ``model=``). The photo
+Each face crop goes through every member and the class probabilities are averaged (visionlab's
+``AveragedClassifier``, as `visionlab export --average` ships it; the pipeline takes it through the Python API's
+``model=``). The photo
 setting's search chosen on the first study's folds (FOLDS_A/search/, `--search-folds`) is used for all; ENS/foldI/eval holds each
 fold's `detect --truth` output, ENS/oof-detections.jsonl the pooled records and ENS/folds.json the figures.
 """
@@ -17,33 +18,14 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 FACE_MODEL = "yunet_n_dynamic.onnx"
 
 
-class MeanClassifier:
-    """Several classifiers of the same classes and input size as one ``Classifier``: their probabilities averaged."""
-
-    backend = "onnx"
-
-    def __init__(self, members: list) -> None:
-        first = members[0]
-        for m in members[1:]:
-            if list(m.classes) != list(first.classes) or m.image_size != first.image_size:
-                sys.exit(f"error: {m.source} has classes {m.classes} at {m.image_size} px; {first.source} has "
-                         f"{first.classes} at {first.image_size} px")
-        self.members = members
-        self.classes, self.image_size, self.profile = list(first.classes), first.image_size, first.profile
-        self.source = " + ".join(str(m.source) for m in members)
-
-    def predict_proba(self, batch: np.ndarray) -> np.ndarray:
-        return np.mean([m.predict_proba(batch) for m in self.members], axis=0)
-
-
 def main() -> None:
     import visionlab
+    from visionlab.inference.average import AveragedClassifier
     from visionlab.inference.load import load_classifier
     from visionlab.io import write_json
 
@@ -76,7 +58,10 @@ def main() -> None:
         if any(json.loads((s / f"fold{i}" / "crops" / "faces.json").read_text())["photos"] !=
                json.loads(split.read_text())["photos"] for s in a.studies[1:]):
             sys.exit(f"error: fold {i} holds other photos in the studies")
-        ens = MeanClassifier([load_classifier(str(s / f"fold{i}" / "run"), "onnx", 1) for s in a.studies])
+        try:  # members of other classes or input sizes: one line
+            ens = AveragedClassifier([load_classifier(str(s / f"fold{i}" / "run"), "onnx", 1) for s in a.studies])
+        except VisionlabError as e:
+            sys.exit(f"error: {e}")
         ev = a.out / f"fold{i}" / "eval"
         m = visionlab.detect(data / "images", model=ens, out=ev, truth=data / "boxes.csv", subset=f"{split}:Validation",
                              face_model=str(a.shared / "models" / FACE_MODEL), save_frames=False, quiet=True,

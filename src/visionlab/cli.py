@@ -367,21 +367,27 @@ def _model_line(model: Optional[Path]) -> str:
 
         c = card()
         path = default_classifier()
-        return (f"model: bundled face-mask classifier {path.name} ({c.get('architecture', '?').split(' (')[0]}, "
-                f"{c.get('image_size', '?')} px, card: {path.parent / 'MODEL_CARD.md'})")
+        n = c.get("members", 1)
+        return (f"model: bundled face-mask classifier {path.name} ({c.get('architecture', '?').split(' (')[0]}"
+                f"{f' x {n} averaged on photos' if n > 1 else ''}, {c.get('image_size', '?')} px, card: "
+                f"{path.parent / 'MODEL_CARD.md'})")
     return f"model: {model}"
 
 
 @app.command("export")
 def export_cmd(run: Path = typer.Argument(..., help="a run folder"),
                fmt: str = typer.Option("onnx", "--format", help="onnx"),
-               out_file: Optional[Path] = typer.Option(None, "--out", help="default RUN/model.onnx"),
+               out_file: Optional[Path] = typer.Option(None, "--out", help="default RUN/model.onnx (with --average: "
+                                                       "RUN/averaged/model.onnx, then model-2.onnx, ...)"),
+               average: Optional[list[Path]] = typer.Option(None, "--average", help="another run (same classes and "
+                                                            "input size) averaged with RUN; repeat for more"),
                quiet: bool = typer.Option(False, "--quiet", help="no progress output")) -> None:
     """Export a trained model (dynamic batch, raw-pixel input, preprocessing in the file's metadata)."""
     from .inference.export import export_run
 
-    out.print(f"exported: {export_run(run, out_file, format=fmt, quiet=quiet)} (checked against torch with ONNX "
-              f"Runtime)")
+    path = export_run(run, out_file, format=fmt, quiet=quiet, average=average or ())
+    what = f" averaged with {len(average)} more beside it; load it to average all" if average else ""
+    out.print(f"exported: {path}{what} (checked against torch with ONNX Runtime)")
 
 
 @app.command("models")

@@ -18,6 +18,8 @@ import numpy as np
 
 from ..detect.pipeline import is_background
 from ..errors import ModelError
+from ..inference.average import AveragedClassifier
+from ..inference.backends import OnnxClassifier
 from ..inference.load import load_classifier
 
 HEAD_WEIGHT = "net.head.0.weight"  # the first Linear of a visionlab backbone's head (models/backbones.py)
@@ -60,11 +62,12 @@ class FaceModel:
         import onnxruntime as ort
 
         clf = load_classifier(str(source) if source is not None else None, "onnx", threads, quiet=True)
-        path = getattr(clf, "path", None)
-        if path is None:
+        if isinstance(clf, AveragedClassifier):  # the pool ranks and embeds faces with the first network alone
+            clf = clf.first
+        if not isinstance(clf, OnnxClassifier):
             raise ModelError(f"{source}: the active-learning face pool needs a model that runs with ONNX Runtime "
                              f"(a torch run that can be exported, or an .onnx file)")
-        self.path, self.classes, self.image_size = Path(path), list(clf.classes), int(clf.image_size)
+        self.path, self.classes, self.image_size = clf.path, list(clf.classes), int(clf.image_size)
         self.profile = clf.profile
         self.background = next((i for i, c in enumerate(self.classes) if is_background(c)), None)
         self.face_classes = [c for i, c in enumerate(self.classes) if i != self.background]

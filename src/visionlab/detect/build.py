@@ -3,7 +3,8 @@
 
 It loads the classifier through the backend registry, merges the classifier's detection profile into the config
 for this kind of input (photo or video: the ``accurate`` or ``fast`` setting), builds the face detector from the
-detector registry with those options, and returns the pipeline with what was used.
+detector registry with those options, and returns the pipeline with what was used. An averaged classifier
+(inference/average.py) runs whole in the accurate setting and as its first member alone in the fast one.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import ConfigError
+from ..inference.average import AveragedClassifier
 from ..inference.backends import Classifier
 from ..inference.load import load_classifier
 from .config import DetectConfig, make_config
@@ -80,6 +82,8 @@ def build_pipeline(config: "DetectConfig | None" = None, *, classifier: Optional
         classifier = load_classifier(cfg.model, cfg.backend, cfg.threads)
     prof = read_profile(cfg.profile) if cfg.profile is not None else classifier.profile
     setting = resolve_quality(cfg.quality, kind)
+    if setting == "fast" and isinstance(classifier, AveragedClassifier):
+        classifier = classifier.first  # one classifier pass per face: averaging would cost the video frame rate
     if detector is None:
         detector = FACE_DETECTORS.get(detector_name(cfg, prof))(**detector_options(cfg, prof, setting, kind))
     margin = cfg.margin if cfg.margin is not None else (prof.margin if prof is not None else DEFAULT_MARGIN)

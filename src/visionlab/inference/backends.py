@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import ModelError
 
 ONNX_FILE = "model.onnx"  # a run folder's exported model (written by export.py, read here)
+AVERAGE_KEY = "visionlab.average_with"  # metadata: the files beside this one it is averaged with (average.py)
 
 if TYPE_CHECKING:
     from .profile import DetectProfile
@@ -89,6 +90,7 @@ class OnnxClassifier:
             raise ModelError(f"{self.path} has no {e.args[0]} metadata: export it with `visionlab export`, "
                              f"or pass classes and image_size") from None
         self.backend = "onnx"
+        self.average_with = _average_with(self.path, meta)
         from .profile import profile_for
 
         self.profile = profile_for(self.path, meta)
@@ -104,6 +106,21 @@ class OnnxClassifier:
         logits = np.concatenate([self.session.run(None, {self.input_name: x[i:i + self.max_batch]})[0]
                                  for i in range(0, len(x), self.max_batch)])
         return _softmax(logits.astype(np.float64)).astype(np.float32)
+
+
+def _average_with(path: Path, meta: dict) -> list[str]:
+    """The bare .onnx file names the metadata says this model is averaged with ([] for a single model)."""
+    if AVERAGE_KEY not in meta:
+        return []
+    try:
+        names = json.loads(meta[AVERAGE_KEY])
+    except json.JSONDecodeError:
+        names = None
+    if not isinstance(names, list) or not names or any(
+            not isinstance(n, str) or Path(n).name != n or not n.endswith(".onnx") for n in names):
+        raise ModelError(f"{path}: its {AVERAGE_KEY} metadata is not a list of .onnx file names beside it; "
+                         f"export again with `visionlab export --average`")
+    return names
 
 
 def _session(path: Path, options=None):

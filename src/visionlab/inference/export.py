@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from ..registry import Registry
 from ..io import atomic_write_bytes
 from .backends import ONNX_FILE, onnx_metadata  # noqa: F401 (torch-free; re-exported for export's users)
@@ -61,8 +61,12 @@ def _metadata(image_size: int, classes: Sequence[str],
 
 
 def export_onnx(model: nn.Module, image_size: int, classes: Sequence[str], path: str | os.PathLike,
-                opset: int = 17, *, verify: bool = True, profile: Optional[dict] = None) -> Path:
+                opset: int = 17, *, verify: bool = True, profile: Optional[dict] = None,
+                average_with: Optional[Sequence[str]] = None) -> Path:
     """Write ``model`` to ``path`` as ONNX (dynamic batch, metadata documenting preprocessing), atomically.
+
+    ``average_with``: file names of the models beside it whose probabilities a loader averages with this one's
+    (``export_averaged``).
 
     With ``verify`` the exported graph is run in ONNX Runtime on random pixels and compared with torch; a
     difference above 1e-3 raises ``ModelError`` and nothing is written.
@@ -95,6 +99,10 @@ def export_onnx(model: nn.Module, image_size: int, classes: Sequence[str], path:
         from .profile import META_KEY
 
         meta[META_KEY] = json.dumps(profile)
+    if average_with:
+        from .backends import AVERAGE_KEY
+
+        meta[AVERAGE_KEY] = json.dumps(list(average_with))
     if verify:
         meta["visionlab.verified_max_abs_diff"] = f"{verify_onnx(model, proto.SerializeToString(), image_size):.3g}"
     for k, v in meta.items():
@@ -145,17 +153,69 @@ def _onnx(loaded, target: Path, opset: int) -> Path:
 
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, format: str = "onnx",
-               opset: int = 17, quiet: bool = False) -> Path:
-    """``visionlab export RUN --format NAME``: the run's model as ``RUN/<the format's file>`` (or ``out``)."""
+               opset: int = 17, quiet: bool = False, average: Sequence[str | os.PathLike] = ()) -> Path:
+    """``visionlab export RUN --format NAME``: the run's model as ``RUN/<the format's file>`` (or ``out``).
+
+    ``average``: more run folders (same classes and input size) whose models are averaged with RUN's
+    (``export_averaged``); the path returned is the first member's file."""
     from ..progress import Steps
     from ..runs import load_run
 
     write = EXPORT_FORMATS.get(format)  # a ConfigError listing the formats for an unknown name
+    if average:
+        if format != "onnx":
+            raise ConfigError(f"--average writes ONNX files; --format {format} exports one model")
+        return export_averaged([run, *average], out, opset, quiet)
     with Steps("export", 2, quiet) as steps:
         steps.next(f"loading {run}")
         loaded = load_run(run)
         steps.next(f"{format} export")
         return _export_loaded(loaded, write, EXPORT_FORMATS.meta(format)["file"], out, opset)
+
+
+AVERAGED_FOLDER = "averaged"  # export --average's default folder inside the first run
+
+
+def export_averaged(runs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None, opset: int = 17,
+                    quiet: bool = False) -> Path:
+    """Several runs' models (same classes and input size) as one averaged classifier: each an ONNX file, side by
+    side (``out``, default RUN/averaged/model.onnx, then model-2.onnx, ...), each with its run's detection profile;
+    the first file's metadata names the others (``visionlab.average_with``), so loading it averages all
+    (inference/average.py)."""
+    from ..outdir import claim_file
+    from ..progress import Steps
+    from ..runs import load_run
+    from .average import member_names
+    from .profile import profile_for
+
+    first_run = Path(runs[0])
+    own = first_run / AVERAGED_FOLDER
+    target = Path(out) if out is not None else own / ONNX_FILE
+    if target.is_dir() or target.suffix.lower() != ".onnx":
+        target = target / ONNX_FILE
+    names = member_names(target, len(runs))
+    with Steps("export", 2 * len(runs), quiet) as steps:
+        loaded = []
+        for r in runs:
+            steps.next(f"loading {r}")
+            loaded.append(load_run(r))
+        first = loaded[0]
+        for lr in loaded:
+            if lr.config.framework == "keras":
+                raise ModelError(f"{lr.path} is a Keras run: visionlab exports torch models only")
+            if list(lr.classes) != list(first.classes) or int(lr.image_size) != int(first.image_size):
+                raise ModelError(f"{lr.path} predicts {list(lr.classes)} at {lr.image_size} px, {first.path} "
+                                 f"{list(first.classes)} at {first.image_size} px: only models of the same classes "
+                                 f"and input size can be averaged")
+        paths = [target.parent / n for n in names]
+        for p in paths:  # every file claimed before any is written: a user's file stops it with nothing written
+            claim_file(p, owned=p if p.parent.resolve() == own.resolve() else None)
+        for i, (lr, p) in enumerate(zip(loaded, paths)):
+            steps.next(f"onnx export {i + 1} of {len(runs)}")
+            prof = profile_for(lr.path)
+            export_onnx(lr.model, lr.image_size, lr.classes, p, opset,
+                        profile=prof.to_dict() if prof is not None else None, average_with=names[1:] if i == 0 else None)
+    return paths[0]
 
 
 def _export_loaded(loaded, write: Callable, file: str, out: str | os.PathLike | None, opset: int) -> Path:

@@ -21,10 +21,11 @@ BACKENDS: Registry[Callable[[Path, int, bool], Classifier]] = Registry("classifi
 
 @BACKENDS.register("onnx", suffix=".onnx")
 def _onnx(p: Path, threads: int, quiet: bool = False) -> Optional[Classifier]:
-    """An .onnx file, or a run folder's RUN/model.onnx, exported first when missing or older than the weights or
-    the detection profile (the file carries the profile too); None for a run that cannot be exported (Keras)."""
+    """An .onnx file (with the members its metadata averages it with, beside it), or a run folder's RUN/model.onnx,
+    exported first when missing or older than the weights or the detection profile (the file carries the profile
+    too); None for a run that cannot be exported (Keras)."""
     if p.suffix.lower() == ".onnx":
-        return OnnxClassifier(p, threads)
+        return _onnx_file(p, threads)
     from ..runs import MODEL_FILE
     from .profile import PROFILE_FILE
 
@@ -41,6 +42,16 @@ def _onnx(p: Path, threads: int, quiet: bool = False) -> Optional[Classifier]:
             console.print(f"wrote {onnx_path} ({why}) to run the model with ONNX Runtime; --backend torch "
                           f"runs the run's torch model without it", highlight=False, soft_wrap=True)
     return OnnxClassifier(onnx_path, threads) if onnx_path.is_file() else None
+
+
+def _onnx_file(p: Path, threads: int) -> Classifier:
+    """One ONNX file as a Classifier, or, where its metadata names members beside it, all of them averaged."""
+    clf = OnnxClassifier(p, threads)
+    if not clf.average_with:
+        return clf
+    from .average import AveragedClassifier, member_path
+
+    return AveragedClassifier([clf] + [OnnxClassifier(member_path(p, n), threads) for n in clf.average_with])
 
 
 @BACKENDS.register("torch", suffix=None)
