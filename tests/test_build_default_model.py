@@ -219,11 +219,12 @@ def test_two_folds_end_to_end(tmp_path):
     p = subprocess.run(args + ["--only-folds", "0"], env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "folds 1 of 2 still to run" in p.stdout and not (work / "folds.json").exists()
-    fold0 = (work / "fold0" / "run" / "model.onnx").stat().st_mtime_ns
+    fold0 = (work / "fold0" / "averaged" / "facemask_classifier.onnx").stat().st_mtime_ns
     p = subprocess.run(args + ["--resume"], env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
     assert f"kept: {work / 'fold0' / 'crops'}" in p.stdout and f"kept: {work / 'fold0' / 'run'}" in p.stdout
-    assert (work / "fold0" / "run" / "model.onnx").stat().st_mtime_ns == fold0  # fold 0 not made again
+    assert (work / "fold0" / "averaged" / "facemask_classifier.onnx").stat().st_mtime_ns == fold0  # not made again
+    assert f"kept: {work / 'fold0' / 'run-m1'}" in p.stdout
     r = json.loads((work / "folds.json").read_text())
     # the study's folder is never emptied by a new run, and a resume asking for other settings is one line
     longer = args[:args.index("--epochs") + 1] + ["2"] + args[args.index("--epochs") + 2:]
