@@ -410,7 +410,8 @@ def model_card_md(c: dict) -> str:
              "```"]
     lines += [f"{x['command']}    # {x['seconds']} s" for x in c["commands"]]
     lines += ["```", "", "## Measured", "",
-              f"Face crops of the Test split ({c['crop_test']['crops']} crops): accuracy "
+              f"Face crops of the Test split ({c['crop_test']['crops']} crops"
+              f"{', the first network alone' if c.get('members', 1) > 1 else ''}): accuracy "
               f"{100 * c['crop_test']['accuracy']:.1f}%; recall per class: "
               + ", ".join(f"{k} {100 * v:.1f}%" for k, v in c["crop_test"]["recall_per_class"].items()) + ".", "",
               "Detection on annotated photos never trained on (`visionlab detect --truth`, COCO mAP by torchmetrics); "
