@@ -26,11 +26,7 @@ class AveragedClassifier:
         if len(members) < 2:
             raise ModelError("an averaged classifier needs at least two members")
         first = members[0]
-        for m in members[1:]:
-            if list(m.classes) != list(first.classes) or int(m.image_size) != int(first.image_size):
-                raise ModelError(f"{m.source} has classes {list(m.classes)} at {m.image_size} px, {first.source} "
-                                 f"{list(first.classes)} at {first.image_size} px: only models of the same classes "
-                                 f"and input size can be averaged")
+        same_classes_and_size([(m.source, m.classes, m.image_size) for m in members])
         self.members = list(members)
         self.classes, self.image_size = list(first.classes), int(first.image_size)
         self.profile, self.backend = first.profile, first.backend
@@ -43,6 +39,15 @@ class AveragedClassifier:
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         return np.mean([m.predict_proba(batch) for m in self.members], axis=0, dtype=np.float64).astype(np.float32)
+
+
+def same_classes_and_size(models: Sequence[tuple[object, Sequence[str], int]]) -> None:
+    """``(name, classes, input size)`` of models to average: a ModelError naming the first that differs."""
+    name0, classes0, size0 = models[0]
+    for name, classes, size in models[1:]:
+        if list(classes) != list(classes0) or int(size) != int(size0):
+            raise ModelError(f"{name} has classes {list(classes)} at {size} px, {name0} {list(classes0)} at "
+                             f"{size0} px: only models of the same classes and input size can be averaged")
 
 
 def member_names(path: Path, n: int) -> list[str]:

@@ -185,7 +185,7 @@ def export_averaged(runs: Sequence[str | os.PathLike], out: str | os.PathLike | 
     from ..outdir import claim_file
     from ..progress import Steps
     from ..runs import load_run
-    from .average import member_names
+    from .average import member_names, same_classes_and_size
     from .profile import profile_for
 
     first_run = Path(runs[0])
@@ -199,14 +199,10 @@ def export_averaged(runs: Sequence[str | os.PathLike], out: str | os.PathLike | 
         for r in runs:
             steps.next(f"loading {r}")
             loaded.append(load_run(r))
-        first = loaded[0]
-        for lr in loaded:
-            if lr.config.framework == "keras":
-                raise ModelError(f"{lr.path} is a Keras run: visionlab exports torch models only")
-            if list(lr.classes) != list(first.classes) or int(lr.image_size) != int(first.image_size):
-                raise ModelError(f"{lr.path} predicts {list(lr.classes)} at {lr.image_size} px, {first.path} "
-                                 f"{list(first.classes)} at {first.image_size} px: only models of the same classes "
-                                 f"and input size can be averaged")
+        keras = next((lr.path for lr in loaded if lr.config.framework == "keras"), None)
+        if keras is not None:
+            raise ModelError(f"{keras} is a Keras run: visionlab exports torch models only")
+        same_classes_and_size([(lr.path, lr.classes, lr.image_size) for lr in loaded])
         paths = [target.parent / n for n in names]
         for p in paths:  # every file claimed before any is written: a user's file stops it with nothing written
             claim_file(p, owned=p if p.parent.resolve() == own.resolve() else None)
