@@ -149,16 +149,21 @@ def bundled(args) -> None:
     the fast setting (video default: the frame as it is, the profile's fast threshold, at full size and at 320 px)
     and the accurate one (photo default: as it is + enlarged, mirror averaging), beside the same classifier with
     today's OpenCV Zoo YuNet and with tiles, and a --candidate classifier, measured side by side on the same
-    frames."""
-    from visionlab.assets import default_classifier
+    frames. An averaged bundle runs as shipped: every network in the accurate setting, the first alone in the fast
+    one; the accurate setting with the first network alone is measured beside it (what the averaging costs)."""
+    from visionlab.inference.average import AveragedClassifier
+    from visionlab.inference.load import load_classifier
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    clf = OnnxClassifier(default_classifier(), threads=1)
+    clf = load_classifier(None, "onnx", 1)
+    one = clf.first if isinstance(clf, AveragedClassifier) else clf  # what the fast setting runs (detect/build.py)
     other = OnnxClassifier(args.candidate, threads=1) if args.candidate else None
     if other is not None:
         print(f"rows marked *: the candidate classifier {args.candidate} ({other.image_size} px)")
-    print(f"bundled classifier ({clf.image_size} px, {len(clf.classes)} classes), ONNX Runtime {ort_version()}, "
+    members = len(clf.members) if isinstance(clf, AveragedClassifier) else 1
+    print(f"bundled classifier ({clf.image_size} px, {len(clf.classes)} classes, {members} network(s) averaged on "
+          f"photos), ONNX Runtime {ort_version()}, "
           f"OpenCV {cv2.__version__}, 1 thread, {W}x{H} frames, medians of {args.frames} frames, settings "
           f"interleaved; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs ({cpu_summary()})")
     header = f"{'faces':>5} | {'setting':>19} | {'frame ms':>8} | {'min ms':>6} | {'p90 ms':>6} | {'FPS':>6} | found"
@@ -171,12 +176,14 @@ def bundled(args) -> None:
         # the bundled model as shipped: the detector its profile names (YuNet_n in ONNX Runtime since the Lite2 build)
         for name, quality, side in (("fast", "fast", None), ("fast, 320 px", "fast", 320),
                                     ("accurate", "accurate", None)):
-            pipes[name] = _pipe(clf, quality, {"max_side": side}, args.face_model)
+            pipes[name] = _pipe(clf if quality == "accurate" else one, quality, {"max_side": side}, args.face_model)
+        if one is not clf:
+            pipes["acc., first network"] = _pipe(one, "accurate", {}, args.face_model)
         # the same classifier with today's OpenCV Zoo YuNet file (OpenCV's path), and with YuNet_n in tiles
         for name, quality, extra, detector in (
                 ("fast, today's YuNet", "fast", {"model_path": args.face_model}, "yunet"),
                 ("acc., YuNet_n tiles", "accurate", {"upscale": args.n_upscale, "tile": args.n_tile}, None)):
-            pipes[name] = _pipe(clf, quality, extra, args.face_model, detector)
+            pipes[name] = _pipe(one if quality == "fast" else clf, quality, extra, args.face_model, detector)
         if other is not None:  # a candidate classifier with its own profile, same frames
             for name, quality in (("fast *", "fast"), ("accurate *", "accurate")):
                 pipes[name] = _pipe(other, quality, {}, args.face_model)
