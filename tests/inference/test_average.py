@@ -61,6 +61,11 @@ def test_export_average_then_load_gives_the_mean_of_the_members(runs, tmp_path):
                        for r in runs], axis=0)
     np.testing.assert_allclose(got, ref, atol=1e-4)
     assert clf.classes == members[0].classes and clf.image_size == 32
+    from visionlab.active.facemodel import FaceModel  # the active-learning face pool labels faces as photos are
+
+    fm = FaceModel(tmp_path / "avg" / "masks.onnx")
+    np.testing.assert_allclose(fm(x)[0], got, atol=1e-6)
+    assert fm.path == tmp_path / "avg" / "masks.onnx"  # the first network: its embedding, a retrain's start
 
 
 def test_photos_use_every_member_and_video_the_first(runs, tmp_path):

@@ -6,7 +6,9 @@ added as a second graph output, and ONNX Runtime runs it. So queries (k-center, 
 in the space the classifier decides in, at no extra cost. A graph without a recognisable head (a model from
 elsewhere) falls back to a coarse colour/layout descriptor of the crop, and says so.
 
-Face crops are uint8 N x 3 x S x S RGB, cut and resized as ``DetectionPipeline.crops`` does.
+Face crops are uint8 N x 3 x S x S RGB, cut and resized as ``DetectionPipeline.crops`` does. For an averaged
+model (inference/average.py) the probabilities are its members' mean, as photos are labelled, and the embedding is
+its first network's.
 """
 from __future__ import annotations
 
@@ -62,7 +64,10 @@ class FaceModel:
         import onnxruntime as ort
 
         clf = load_classifier(str(source) if source is not None else None, "onnx", threads, quiet=True)
-        if isinstance(clf, AveragedClassifier):  # the pool ranks and embeds faces with the first network alone
+        # an averaged model: its probabilities are the members' mean, as detection shows them; the embedding (and a
+        # retrained model's starting point, faceretrain.py) is the first network's
+        self.others = clf.members[1:] if isinstance(clf, AveragedClassifier) else []
+        if isinstance(clf, AveragedClassifier):
             clf = clf.first
         if not isinstance(clf, OnnxClassifier):
             raise ModelError(f"{source}: the active-learning face pool needs a model that runs with ONNX Runtime "
@@ -106,7 +111,10 @@ class FaceModel:
                         else pixel_embedding(crops[i:i + self.max_batch]))
         if not probs:
             return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 1), np.float32)
-        return np.concatenate(probs), np.concatenate(embs)
+        p = np.concatenate(probs)
+        if self.others:
+            p = np.mean([p] + [m.predict_proba(crops) for m in self.others], axis=0, dtype=np.float64).astype(np.float32)
+        return p, np.concatenate(embs)
 
     def pool_probs(self, probs: np.ndarray) -> np.ndarray:
         """Probabilities over ``pool_classes``: the face classes as they are, background as NotAFace."""
