@@ -26,12 +26,13 @@ REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "src" / "visionlab" / "assets"
 PHOTO = ASSETS / "photos" / "maksssksksss559.jpg"
 
-# The same two models doing the same work as `visionlab detect`'s photo setting (`accurate`: YuNet on the photo as
+# The same models doing the same work as `visionlab detect`'s photo setting (`accurate`: YuNet on the photo as
 # it is and enlarged 3x at threshold 0.15, merged by NMS; square crops with a 20% margin; each crop and its mirror
-# in one classifier call), with nothing of visionlab: no config, no outputs written.
+# in one call of each classifier network, an averaged bundle's members all), with nothing of visionlab: no config,
+# no outputs written.
 BARE = r"""
 import sys, cv2, numpy as np, onnxruntime as ort
-face, clf, photo = sys.argv[1:4]
+face, clfs, photo = sys.argv[1], sys.argv[2:-1], sys.argv[-1]
 img = cv2.imread(photo)
 h, w = img.shape[:2]
 det = cv2.FaceDetectorYN.create(face, "", (w, h), 0.15, 0.3, 5000)
@@ -45,7 +46,7 @@ for s in (1.0, min(3.0, 1600 / max(h, w))):
 rows = np.concatenate(rows) if rows else np.zeros((0, 5))
 keep = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, 4].tolist(), 0.0, 0.3) if len(rows) else []
 so = ort.SessionOptions(); so.intra_op_num_threads = 1
-sess = ort.InferenceSession(clf, so, providers=["CPUExecutionProvider"])
+sessions = [ort.InferenceSession(c, so, providers=["CPUExecutionProvider"]) for c in clfs]
 crops = []
 for x, y, bw, bh in rows[np.asarray(keep, int).reshape(-1), :4]:
     side = int(max(bw, bh) * 1.4)
@@ -55,7 +56,8 @@ for x, y, bw, bh in rows[np.asarray(keep, int).reshape(-1), :4]:
         crops.append(cv2.resize(cv2.cvtColor(c, cv2.COLOR_BGR2RGB), (64, 64)).transpose(2, 0, 1))
 if crops:
     batch = np.stack(crops).astype(np.float32)
-    sess.run(None, {sess.get_inputs()[0].name: np.concatenate([batch, batch[..., ::-1]])})
+    for sess in sessions:
+        sess.run(None, {sess.get_inputs()[0].name: np.concatenate([batch, batch[..., ::-1]])})
 print(len(crops), "faces")
 """
 
@@ -82,6 +84,11 @@ def ensure_runtime(venv: Path) -> Path:
     return py
 
 
+def classifier_files() -> list[Path]:
+    """The bundled classifier's files: facemask_classifier.onnx and, for an averaged bundle, its members."""
+    return sorted(ASSETS.glob("facemask_classifier*.onnx"), key=lambda p: (len(p.name), p.name))
+
+
 def du_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 2**20
 
@@ -101,7 +108,7 @@ def main() -> None:
     variants = {
         "bare script (OpenCV + ONNX Runtime)": lambda i: [str(rt_py), "-c", BARE,
                                                           str(ASSETS / "face_detection_yunet_2026may.onnx"),
-                                                          str(ASSETS / "facemask_classifier.onnx"), str(args.photo)],
+                                                          *map(str, classifier_files()), str(args.photo)],
         "visionlab detect, light runtime": lambda i: [str(args.runtime_venv / "bin" / "visionlab"), "detect",
                                                       str(args.photo), "--out", str(tmp / f"rt{i}")],
         "visionlab detect, full install": lambda i: [sys.executable, "-m", "visionlab", "detect", str(args.photo),

@@ -21,7 +21,7 @@ import numpy as np
 from ..detect.pipeline import is_background
 from ..errors import ModelError
 from ..inference.average import AveragedClassifier
-from ..inference.backends import OnnxClassifier
+from ..inference.backends import OnnxClassifier, session_options
 from ..inference.load import load_classifier
 
 HEAD_WEIGHT = "net.head.0.weight"  # the first Linear of a visionlab backbone's head (models/backbones.py)
@@ -83,11 +83,9 @@ class FaceModel:
             if self.embedding_from not in {o.name for o in model.graph.output}:
                 model.graph.output.append(onnx.helper.make_empty_tensor_value_info(self.embedding_from))
             outputs.append(self.embedding_from)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(threads)
-        so.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(model.SerializeToString(), session_options(threads),
+                                                providers=["CPUExecutionProvider"])
         except Exception as e:  # ONNX Runtime's own exception types
             raise ModelError(f"cannot run {self.path} with its features exposed: {str(e).splitlines()[0]}") from None
         self.outputs = outputs

@@ -73,17 +73,9 @@ class OnnxClassifier:
 
     def __init__(self, onnx_path: str | os.PathLike, threads: int = 1, classes: Optional[Sequence[str]] = None,
                  image_size: Optional[int] = None) -> None:
-        import onnxruntime as ort
-
         self.path = Path(onnx_path)
         self.source = str(self.path)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(threads)
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        if _shared_arena():
-            so.add_session_config_entry("session.use_env_allocators", "1")
-        self.session = _session(self.path, so)
+        self.session = _session(self.path, session_options(threads))
         meta = dict(self.session.get_modelmeta().custom_metadata_map)  # one load: the session has the metadata
         self.input_name = self.session.get_inputs()[0].name
         try:
@@ -111,11 +103,26 @@ class OnnxClassifier:
         return _softmax(logits.astype(np.float64)).astype(np.float32)
 
 
+def session_options(threads: int = 1):
+    """ONNX Runtime CPU options for visionlab's sessions (classifiers, YuNet, the face pool): ``threads`` intra-op
+    threads, sequential, and the process's one shared memory arena (``_shared_arena``)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if _shared_arena():
+        so.add_session_config_entry("session.use_env_allocators", "1")
+    return so
+
+
 @lru_cache(maxsize=1)
 def _shared_arena() -> bool:
-    """One CPU memory arena, registered with ONNX Runtime's environment once per process, that every classifier
-    session allocates from: each session's own arena kept its peak, so three averaged Lite2 networks took 341 MB
-    against 229 MB shared (one network: the same either way; speed unchanged). False where it cannot be registered."""
+    """One CPU memory arena, registered with ONNX Runtime's environment once per process, that every session of
+    ``session_options`` allocates from: each session's own arena kept its peak, so three averaged Lite2 networks
+    took 341 MB against 229 MB shared (one network: the same either way; speed unchanged), and the face detector's
+    and the classifiers' peaks no longer add up. False where it cannot be registered."""
     import onnxruntime as ort
 
     try:

@@ -50,11 +50,11 @@ class OrtYuNetDetector(YuNetDetector):
     def _load(self) -> None:
         import onnxruntime as ort
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
+        from ...inference.backends import session_options
+
         try:
-            self._session = ort.InferenceSession(str(self.model_path), so, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(self.model_path), session_options(self.threads),
+                                                 providers=["CPUExecutionProvider"])
         except Exception as e:  # ONNX Runtime's own exception types
             raise ModelError(f"cannot load face model {self.model_path}: {str(e).strip().splitlines()[0]}") from None
         names = {o.name for o in self._session.get_outputs()}
