@@ -91,8 +91,10 @@ class OnnxClassifier:
         self.profile = profile_for(self.path, meta)
 
     # At most this many images per ONNX Runtime call: a crowd photo's 40 faces and their mirrors in one call grew
-    # the arena to ~240 MB; chunks of 32 peak at ~170 MB and run faster (measured on EfficientNet-Lite0, 64 px).
-    max_batch = 32
+    # the arena to ~240 MB; chunks of 32 peaked at ~170 MB (EfficientNet-Lite0, 64 px). For the three averaged Lite2
+    # networks, a photo's 31 crops in chunks of 16 against 32: one-photo detect peaked at 260 MB against 288, and
+    # the three networks took 140 ms against 176 (8: 260 MB, 191 ms; one core, the same process).
+    max_batch = 16
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 0:
