@@ -23,15 +23,21 @@ def test_bundled_files_match_the_card():
     from visionlab.inference.export import onnx_metadata
 
     card = assets.card()
-    assert set(card["files"]) == {assets.CLASSIFIER, assets.FACE_MODEL}
     meta = onnx_metadata(assets.default_classifier())
+    # an averaged bundle (card["members"] networks): the first file names the others, each in the card
+    members = json.loads(meta.get("visionlab.average_with", "[]"))
+    assert len(members) == card.get("members", 1) - 1
+    assert set(card["files"]) == {assets.CLASSIFIER, assets.FACE_MODEL, *members}
     assert json.loads(meta["visionlab.classes"]) == card["classes"]
     assert int(meta["visionlab.image_size"]) == card["image_size"]
     assert "MaskWornIncorrectly" in card["face_classes"] and "Background" not in card["face_classes"]
     prof = json.loads(meta["visionlab.detect_profile"])
     assert prof["upscale"] > 1 and prof["box_correction"]["pairs"] > 100
+    for name in members:  # each network of the same classes and size, checked against the card
+        m = onnx_metadata(assets.asset(name))
+        assert json.loads(m["visionlab.classes"]) == card["classes"] and "visionlab.average_with" not in m
     total = sum(f["bytes"] for f in card["files"].values())
-    assert total < 25 * 2**20  # the model files together stay under 25 MB
+    assert total < (21 * len(members) + 25) * 2**20  # 20.5 MB per averaged network, the rest under 25 MB
     assert assets.default_face_model().stat().st_size == 229738
     for split in ("Validation", "Test"):
         d = card["detection"][split]

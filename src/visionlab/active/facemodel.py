@@ -97,9 +97,19 @@ class FaceModel:
         return self.face_classes + [NOT_A_FACE]
 
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities N x C over ``self.classes``, embeddings N x D) of uint8 crops N x 3 x S x S."""
+        """(probabilities N x C over ``self.classes``, embeddings N x D) of uint8 crops N x 3 x S x S; an averaged
+        model's probabilities are its networks' mean."""
         if crops.shape[-1] != self.image_size:
             crops = resize_crops(crops, self.image_size)
+        probs, embs = self.first_network(crops)
+        if self.others:
+            probs = np.mean([probs] + [m.predict_proba(crops) for m in self.others], axis=0,
+                            dtype=np.float64).astype(np.float32)
+        return probs, embs
+
+    def first_network(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, embeddings) of the file at ``self.path`` alone (an averaged model's first network: what
+        faceretrain.py reads back into torch), for crops already at ``self.image_size``."""
         probs, embs = [], []
         x = crops.astype(np.float32)
         for i in range(0, len(x), self.max_batch):
@@ -109,10 +119,7 @@ class FaceModel:
                         else pixel_embedding(crops[i:i + self.max_batch]))
         if not probs:
             return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 1), np.float32)
-        p = np.concatenate(probs)
-        if self.others:
-            p = np.mean([p] + [m.predict_proba(crops) for m in self.others], axis=0, dtype=np.float64).astype(np.float32)
-        return p, np.concatenate(embs)
+        return np.concatenate(probs), np.concatenate(embs)
 
     def pool_probs(self, probs: np.ndarray) -> np.ndarray:
         """Probabilities over ``pool_classes``: the face classes as they are, background as NotAFace."""

@@ -84,12 +84,40 @@ class _Timed:
             self.seconds = time.perf_counter() - t0
 
 
+def served_files(classifier) -> list[Path]:
+    """The ONNX file(s) a classifier loaded from a file runs: one, or an averaged model's networks, first first."""
+    from ..inference.average import AveragedClassifier
+    from ..inference.backends import OnnxClassifier
+
+    members = classifier.members if isinstance(classifier, AveragedClassifier) else [classifier]
+    return [m.path for m in members if isinstance(m, OnnxClassifier)]
+
+
+def model_version(run: Optional[Path], classifier) -> str:
+    """What the service reports as its model's version: the first 12 hex digits of the sha256 of the run's weights,
+    or of the ONNX file served (of all of an averaged model's files, in order)."""
+    from ..runs import MODEL_FILE
+
+    if run is not None:
+        weights = run / MODEL_FILE
+        files = [weights if weights.is_file() else next(iter(sorted(run.glob("model.*"))), weights)]
+    else:
+        files = served_files(classifier)
+    if not files or not all(f.is_file() for f in files):
+        return "unknown"
+    if len(files) == 1:
+        return sha256_file(files[0])[:12]
+    import hashlib
+
+    return hashlib.sha256("".join(sha256_file(f) for f in files).encode()).hexdigest()[:12]
+
+
 class Engine:
     """The run's classifier and a face detector, loaded once; ``predict`` may be called from many threads."""
 
     def __init__(self, run_dir: str | Path | None = None, face_model: Optional[str | Path] = None,
                  backend: str = "onnx", config: Optional[DetectConfig] = None) -> None:
-        from ..runs import MODEL_FILE, load_run
+        from ..runs import load_run
 
         # a run folder, an exported .onnx file, or None: the bundled face-mask classifier
         is_run = run_dir is not None and Path(run_dir).suffix.lower() != ".onnx"
@@ -108,13 +136,7 @@ class Engine:
         from ..detect.pipeline import is_background
 
         self.classes = [c for c in self.classifier.classes if not is_background(c)]  # what a face can be
-        if self.run is not None:
-            weights = self.run.path / MODEL_FILE
-            if not weights.is_file():
-                weights = next(iter(sorted(self.run.path.glob("model.*"))), weights)
-        else:
-            weights = Path(self.classifier.path)  # type: ignore[attr-defined]
-        self.version = sha256_file(weights)[:12] if weights.is_file() else "unknown"
+        self.version = model_version(self.run.path if self.run is not None else None, self.classifier)
         # photos: the accurate setting of the model's profile, the same answers as `visionlab detect photo.jpg`
         face = face_model if face_model is not None else local_face_model()
         given = config or DetectConfig()
@@ -164,7 +186,7 @@ class Engine:
         if self.run is None:  # an .onnx file: the bundled classifier's card says what it is
             from ..assets import CLASSIFIER, card
 
-            onnx = Path(self.classifier.path)  # type: ignore[attr-defined]
+            onnx = served_files(self.classifier)[0]
             c = card() if onnx.name == CLASSIFIER else {}
             val = c.get("detection", {}).get("Validation", {})
             return {"run": onnx.name, "model": c.get("architecture", onnx.stem), "family": "backbone",
