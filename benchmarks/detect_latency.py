@@ -151,17 +151,17 @@ def bundled(args) -> None:
     today's OpenCV Zoo YuNet and with tiles, and a --candidate classifier, measured side by side on the same
     frames. An averaged bundle runs as shipped: every network in the accurate setting, the first alone in the fast
     one; the accurate setting with the first network alone is measured beside it (what the averaging costs)."""
-    from visionlab.inference.average import AveragedClassifier
+    from visionlab.inference.average import networks
     from visionlab.inference.load import load_classifier
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     clf = load_classifier(None, "onnx", 1)
-    one = clf.first if isinstance(clf, AveragedClassifier) else clf  # what the fast setting runs (detect/build.py)
+    one = networks(clf)[0]  # what the fast setting runs (detect/build.py)
     other = OnnxClassifier(args.candidate, threads=1) if args.candidate else None
     if other is not None:
         print(f"rows marked *: the candidate classifier {args.candidate} ({other.image_size} px)")
-    members = len(clf.members) if isinstance(clf, AveragedClassifier) else 1
+    members = len(networks(clf))
     print(f"bundled classifier ({clf.image_size} px, {len(clf.classes)} classes, {members} network(s) averaged on "
           f"photos), ONNX Runtime {ort_version()}, "
           f"OpenCV {cv2.__version__}, 1 thread, {W}x{H} frames, medians of {args.frames} frames, settings "

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from visionlab.errors import ModelError
-from visionlab.inference.average import AveragedClassifier
+from visionlab.inference.average import AveragedClassifier, networks
 from visionlab.inference.backends import OnnxClassifier
 from visionlab.inference.load import load_classifier
 
@@ -115,8 +115,7 @@ def test_a_missing_member_or_a_bad_name_is_one_line(runs, tmp_path):
 def test_the_bundled_model_and_its_mirrored_twin_average_to_their_mean():
     """Two real classifiers (the bundled ONNX model, and the same seeing each crop mirrored): the mean of theirs,
     still summing to 1, with the first's classes, size and profile; members of other classes are one line."""
-    one = load_classifier(None, "onnx", 1)
-    one = one.first if isinstance(one, AveragedClassifier) else one
+    one = networks(load_classifier(None, "onnx", 1))[0]
 
     class Mirrored:
         classes, image_size, profile, backend, source = one.classes, one.image_size, None, "onnx", "mirrored"
@@ -131,6 +130,7 @@ def test_the_bundled_model_and_its_mirrored_twin_average_to_their_mean():
     np.testing.assert_allclose(p.sum(1), 1, rtol=1e-5)
     assert not np.allclose(p, one.predict_proba(x))
     assert (ens.classes, ens.image_size, ens.profile, ens.first) == (one.classes, one.image_size, one.profile, one)
+    assert networks(ens) == [one, ens.members[1]] and networks(one) == [one]
 
     class Other(Mirrored):
         classes, source = ["a", "b"], "other.onnx"

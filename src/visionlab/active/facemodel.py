@@ -20,7 +20,7 @@ import numpy as np
 
 from ..detect.pipeline import is_background
 from ..errors import ModelError
-from ..inference.average import AveragedClassifier
+from ..inference.average import mean_probs, networks
 from ..inference.backends import OnnxClassifier, session_options
 from ..inference.load import load_classifier
 
@@ -66,9 +66,7 @@ class FaceModel:
         clf = load_classifier(str(source) if source is not None else None, "onnx", threads, quiet=True)
         # an averaged model: its probabilities are the members' mean, as detection shows them; the embedding (and a
         # retrained model's starting point, faceretrain.py) is the first network's
-        self.others = clf.members[1:] if isinstance(clf, AveragedClassifier) else []
-        if isinstance(clf, AveragedClassifier):
-            clf = clf.first
+        clf, *self.others = networks(clf)
         if not isinstance(clf, OnnxClassifier):
             raise ModelError(f"{source}: the active-learning face pool needs a model that runs with ONNX Runtime "
                              f"(a torch run that can be exported, or an .onnx file)")
@@ -103,8 +101,7 @@ class FaceModel:
             crops = resize_crops(crops, self.image_size)
         probs, embs = self.first_network(crops)
         if self.others:
-            probs = np.mean([probs] + [m.predict_proba(crops) for m in self.others], axis=0,
-                            dtype=np.float64).astype(np.float32)
+            probs = mean_probs([probs] + [m.predict_proba(crops) for m in self.others])
         return probs, embs
 
     def first_network(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import ConfigError
-from ..inference.average import AveragedClassifier
+from ..inference.average import networks
 from ..inference.backends import Classifier
 from ..inference.load import load_classifier
 from .config import DetectConfig, make_config
@@ -82,8 +82,8 @@ def build_pipeline(config: "DetectConfig | None" = None, *, classifier: Optional
         classifier = load_classifier(cfg.model, cfg.backend, cfg.threads)
     prof = read_profile(cfg.profile) if cfg.profile is not None else classifier.profile
     setting = resolve_quality(cfg.quality, kind)
-    if setting == "fast" and isinstance(classifier, AveragedClassifier):
-        classifier = classifier.first  # one classifier pass per face: averaging would cost the video frame rate
+    if setting == "fast":
+        classifier = networks(classifier)[0]  # one classifier pass per face: averaging would cost the video frame rate
     if detector is None:
         detector = FACE_DETECTORS.get(detector_name(cfg, prof))(**detector_options(cfg, prof, setting, kind))
     margin = cfg.margin if cfg.margin is not None else (prof.margin if prof is not None else DEFAULT_MARGIN)

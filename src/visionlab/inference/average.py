@@ -38,7 +38,17 @@ class AveragedClassifier:
         return self.members[0]
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
-        return np.mean([m.predict_proba(batch) for m in self.members], axis=0, dtype=np.float64).astype(np.float32)
+        return mean_probs([m.predict_proba(batch) for m in self.members])
+
+
+def networks(clf: Classifier) -> list[Classifier]:
+    """The networks a classifier runs, first first: an averaged classifier's members, or the classifier alone."""
+    return list(clf.members) if isinstance(clf, AveragedClassifier) else [clf]
+
+
+def mean_probs(probs: Sequence[np.ndarray]) -> np.ndarray:
+    """The mean of several networks' class probabilities (N x C each), summed in float64, as float32."""
+    return np.mean(probs, axis=0, dtype=np.float64).astype(np.float32)
 
 
 def same_classes_and_size(models: Sequence[tuple[object, Sequence[str], int]]) -> None:

@@ -86,11 +86,10 @@ class _Timed:
 
 def served_files(classifier) -> list[Path]:
     """The ONNX file(s) a classifier loaded from a file runs: one, or an averaged model's networks, first first."""
-    from ..inference.average import AveragedClassifier
+    from ..inference.average import networks
     from ..inference.backends import OnnxClassifier
 
-    members = classifier.members if isinstance(classifier, AveragedClassifier) else [classifier]
-    return [m.path for m in members if isinstance(m, OnnxClassifier)]
+    return [m.path for m in networks(classifier) if isinstance(m, OnnxClassifier)]
 
 
 def model_version(run: Optional[Path], classifier) -> str:
