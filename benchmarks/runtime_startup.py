@@ -85,8 +85,12 @@ def ensure_runtime(venv: Path) -> Path:
 
 
 def classifier_files() -> list[Path]:
-    """The bundled classifier's files: facemask_classifier.onnx and, for an averaged bundle, its members."""
-    return sorted(ASSETS.glob("facemask_classifier*.onnx"), key=lambda p: (len(p.name), p.name))
+    """The bundled classifier's files: facemask_classifier.onnx and, for an averaged bundle, the members its
+    metadata names (loaded as `visionlab detect` loads them)."""
+    from visionlab.inference.average import networks
+    from visionlab.inference.load import load_classifier
+
+    return [m.path for m in networks(load_classifier(None, "onnx", 1))]
 
 
 def du_mb(path: Path) -> float:

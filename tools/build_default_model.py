@@ -39,6 +39,7 @@ from typing import NamedTuple, Optional
 
 from visionlab.io import atomic_write_text, sha256_file, write_via
 from visionlab import assets
+from visionlab.inference.average import member_names
 from visionlab.models.backbones import LITE_VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,13 +202,12 @@ def base_seed(a: argparse.Namespace) -> int:
 def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace, member: int = 0) -> list[str]:
     """The one training recipe: the main build and every fold train alike; member i of an averaged model trains
     with the training seed plus i."""
-    return vl + ["train", "--data", str(crops), "--model", a.model, "--mode", "full",
-                 "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", "1e-3", "--schedule",
-                 "cosine", "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
-                 "--seed", str(base_seed(a) + member), "--out", str(runf),
-                 "--quiet"] + \
-        (["--augment-policy", a.augment_policy] if a.augment_policy != "crop_flip" else []) + \
-        (["--threads", str(a.threads)] if a.threads else [])
+    return (vl + ["train", "--data", str(crops), "--model", a.model, "--mode", "full",
+                  "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", "1e-3", "--schedule", "cosine",
+                  "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
+                  "--seed", str(base_seed(a) + member), "--out", str(runf), "--quiet"]
+            + (["--augment-policy", a.augment_policy] if a.augment_policy != "crop_flip" else [])
+            + (["--threads", str(a.threads)] if a.threads else []))
 
 
 AVERAGED = Path("averaged") / assets.CLASSIFIER  # an averaged model's first file in WORK (or a fold), as installed
@@ -230,8 +230,7 @@ def export_cmds(vl: list[str], folder: Path, members: int) -> list[tuple[list[st
         return [(vl + ["export", str(runs[0])], runs[0] / "model.onnx")]
     out = folder / AVERAGED
     average = [x for r in runs[1:] for x in ("--average", str(r))]
-    return [(vl + ["export", str(runs[0]), *average, "--out", str(out)],
-             out.parent / f"{out.stem}-{members}{out.suffix}")]
+    return [(vl + ["export", str(runs[0]), *average, "--out", str(out)], out.parent / member_names(out, members)[-1])]
 
 
 def detect_cmd(vl: list[str], images: Path, runf: Path, out: Path, face: Path, boxes: Path, subset: str) -> list[str]:
@@ -341,8 +340,7 @@ def main() -> None:
     first = runf / "model.onnx" if a.members == 1 else a.work / AVERAGED
     # installed file -> built file: the classifier (with --members, the averaged model's first file, named so, and
     # its members beside it, facemask_classifier-2.onnx, ..., which its metadata names)
-    onnx_files = {assets.CLASSIFIER: first} | {n: first.parent / n for n in
-                                               (f"{first.stem}-{i}{first.suffix}" for i in range(2, a.members + 1))}
+    onnx_files = {assets.CLASSIFIER: first} | {n: first.parent / n for n in member_names(first, a.members)[1:]}
     per_class = {c: round(v["recall"], 4) for c, v in metrics["test"]["per_class"].items() if isinstance(v, dict)
                  and c in info["classes"]}
     card = {
