@@ -21,3 +21,13 @@ def test_keras_cnn_trains_and_reloads(tmp_path):
     import torch
     p = loaded.predict_proba(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
     assert p.shape == (2, 2)
+
+    # export is torch-only: alone or as an averaged model's member, one line and no file written
+    from visionlab import export
+    from visionlab.errors import ModelError
+
+    before = sorted(p.name for p in r.path.rglob("*"))
+    for average in ([], [r.path]):
+        with pytest.raises(ModelError, match="is a Keras run: visionlab exports torch models only; use keras"):
+            export(str(r.path), average=average)
+    assert sorted(p.name for p in r.path.rglob("*")) == before

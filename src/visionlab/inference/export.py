@@ -144,12 +144,19 @@ EXPORT_FORMATS: Registry[Callable] = Registry("export format")
 
 
 @EXPORT_FORMATS.register("onnx", file=ONNX_FILE)
-def _onnx(loaded, target: Path, opset: int) -> Path:
+def _onnx(loaded, target: Path, opset: int, average_with: Sequence[str] | None = None) -> Path:
+    """The run's model with its detection profile (and, for an averaged model's first file, its members' names)."""
     from .profile import profile_for
 
     prof = profile_for(loaded.path)
     return export_onnx(loaded.model, loaded.image_size, loaded.classes, target, opset,
-                       profile=prof.to_dict() if prof is not None else None)
+                       profile=prof.to_dict() if prof is not None else None, average_with=average_with)
+
+
+def _refuse_keras(loaded) -> None:
+    if loaded.config.framework == "keras":
+        raise ModelError(f"{loaded.path} is a Keras run: visionlab exports torch models only; "
+                         f"use keras' own export, or detect with --backend torch")
 
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike | None = None, format: str = "onnx",
@@ -186,7 +193,6 @@ def export_averaged(runs: Sequence[str | os.PathLike], out: str | os.PathLike | 
     from ..progress import Steps
     from ..runs import load_run
     from .average import member_names, same_classes_and_size
-    from .profile import profile_for
 
     first_run = Path(runs[0])
     own = first_run / AVERAGED_FOLDER
@@ -199,25 +205,19 @@ def export_averaged(runs: Sequence[str | os.PathLike], out: str | os.PathLike | 
         for r in runs:
             steps.next(f"loading {r}")
             loaded.append(load_run(r))
-        keras = next((lr.path for lr in loaded if lr.config.framework == "keras"), None)
-        if keras is not None:
-            raise ModelError(f"{keras} is a Keras run: visionlab exports torch models only")
+            _refuse_keras(loaded[-1])
         same_classes_and_size([(lr.path, lr.classes, lr.image_size) for lr in loaded])
         paths = [target.parent / n for n in names]
         for p in paths:  # every file claimed before any is written: a user's file stops it with nothing written
             claim_file(p, owned=p if p.parent.resolve() == own.resolve() else None)
         for i, (lr, p) in enumerate(zip(loaded, paths)):
             steps.next(f"onnx export {i + 1} of {len(runs)}")
-            prof = profile_for(lr.path)
-            export_onnx(lr.model, lr.image_size, lr.classes, p, opset,
-                        profile=prof.to_dict() if prof is not None else None, average_with=names[1:] if i == 0 else None)
+            _onnx(lr, p, opset, average_with=names[1:] if i == 0 else None)
     return paths[0]
 
 
 def _export_loaded(loaded, write: Callable, file: str, out: str | os.PathLike | None, opset: int) -> Path:
-    if loaded.config.framework == "keras":
-        raise ModelError(f"{loaded.path} is a Keras run: visionlab exports torch models only; "
-                         f"use keras' own export, or detect with --backend torch")
+    _refuse_keras(loaded)
     target = Path(out) if out is not None else loaded.path / file
     if target.is_dir():
         target = target / file
