@@ -166,11 +166,15 @@ def test_train_seed_changes_training_alone(tool):
     import argparse
 
     a = argparse.Namespace(seed=0, train_seed=None, synthetic_incorrect=0, turned_copies=0, cut_search="nms",
-                           model="efficientnet_lite2", image_size=64, epochs=6, augment_policy="faces", threads=1)
+                           model="efficientnet_lite2", image_size=64, epochs=6, augment_policy="faces", threads=1,
+                           loss="cross_entropy")
     args = (["vl"], Path("c"), Path("r"), a)
     assert tool.train_cmd(*args)[tool.train_cmd(*args).index("--seed") + 1] == "0"
     a.train_seed = 3
     assert tool.train_cmd(*args)[tool.train_cmd(*args).index("--seed") + 1] == "3"
+    assert "--loss" not in tool.train_cmd(*args)  # the default loss: the bundled recipe's command as it was
+    a.loss = "focal"
+    assert tool.train_cmd(*args)[-2:] == ["--threads", "1"] and "focal" in tool.train_cmd(*args)
     cut = tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)
     assert cut[cut.index("--seed") + 1] == "0"
 
@@ -182,7 +186,8 @@ def test_members_train_with_consecutive_seeds_and_detect_averaged(tool, tmp_path
     import argparse
 
     a = argparse.Namespace(seed=0, train_seed=5, synthetic_incorrect=0, turned_copies=0, cut_search="nms",
-                           model="efficientnet_lite2", image_size=64, epochs=6, augment_policy="faces", threads=1)
+                           model="efficientnet_lite2", image_size=64, epochs=6, augment_policy="faces", threads=1,
+                           loss="cross_entropy")
     runs = tool.member_runs(tmp_path, 3)
     assert [r.name for r in runs] == ["run", "run-m1", "run-m2"]
     seeds = [tool.train_cmd(["vl"], Path("c"), r, a, m) for m, r in enumerate(runs)]

@@ -121,8 +121,8 @@ def work_folder(a: argparse.Namespace) -> Path:
 
 
 SETTINGS = ("folds", "model", "epochs", "image_size", "seed", "synthetic_incorrect", "turned_copies", "augment_policy",
-            "limit_photos", "no_one_face_photos", "cut_search", "train_seed", "members")
-UNRECORDED = {"cut_search": "nms", "train_seed": None, "members": 1}  # settings added since a study's settings.json was written: what it ran with
+            "limit_photos", "no_one_face_photos", "cut_search", "train_seed", "members", "loss")
+UNRECORDED = {"cut_search": "nms", "train_seed": None, "members": 1, "loss": "cross_entropy"}  # settings added since a study's settings.json was written: what it ran with
 
 
 def check_settings(a: argparse.Namespace) -> None:
@@ -207,6 +207,7 @@ def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace, mem
                   "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
                   "--seed", str(base_seed(a) + member), "--out", str(runf), "--quiet"]
             + (["--augment-policy", a.augment_policy] if a.augment_policy != "crop_flip" else [])
+            + (["--loss", a.loss] if a.loss != "cross_entropy" else [])
             + (["--threads", str(a.threads)] if a.threads else []))
 
 
@@ -255,6 +256,8 @@ def main() -> None:
                     "Train crops of masks moved below the nose")
     ap.add_argument("--turned-copies", type=int, default=0, help="visionlab data faces' --turned-copies: Train faces "
                     "turned aside (by YuNet's landmarks) written this many more times")
+    ap.add_argument("--loss", default="cross_entropy", help="visionlab train's --loss (cross_entropy, balanced, "
+                    "focal)")
     ap.add_argument("--augment-policy", default="crop_flip", help="visionlab train's --augment-policy (faces: also "
                     "brightness, contrast, gamma and a horizontal squeeze, for dark and turned faces)")
     ap.add_argument("--members", type=int, default=1, help="train this many networks (training seeds S, S+1, ...; "
@@ -781,8 +784,8 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     result = {
         "k": a.folds, "seed": a.seed, "train_seed": a.train_seed, "model": a.model, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
         "synthetic_incorrect": a.synthetic_incorrect, "turned_copies": a.turned_copies, "cut_search": a.cut_search,
-        "members": a.members, "limit_photos": a.limit_photos, "one_face_photos": not a.no_one_face_photos,
-        "test_photos": len(test or []),
+        "members": a.members, "loss": a.loss, "limit_photos": a.limit_photos,
+        "one_face_photos": not a.no_one_face_photos, "test_photos": len(test or []),
         "note": "Validation of each fold = that fold's photo groups, never trained on; the held-out Test part is "
                 "the main build's and is not scored here",
         "folds": folds,

@@ -90,6 +90,9 @@ class RunConfig(BaseModel):
     l1: float = Field(0.0, ge=0.0, description="L1 penalty on weights, added to the loss")
     l2: float = Field(0.0, ge=0.0, description="L2 penalty on weights, added to the loss (Keras style)")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="cross-entropy label smoothing")
+    loss: str = Field("cross_entropy", description="the training loss: cross_entropy, balanced (classes weighted "
+                                                   "by inverse frequency) or focal (a wrong name lists the choices)")
+    focal_gamma: float = Field(2.0, ge=0.0, description="focal loss: (1 - p_true) ** gamma scales each image's loss")
     early_stopping: bool = Field(False, description="stop when --monitor has not improved for --patience epochs")
     patience: int = Field(5, ge=1, description="early stopping: epochs without improvement")
     monitor: Literal["val_loss", "val_acc"] = Field(

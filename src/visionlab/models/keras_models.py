@@ -104,8 +104,10 @@ class KerasAdapter(nn.Module):
 
 def fit_keras(cfg: RunConfig, data, run_dir: Path) -> tuple[KerasAdapter, list[dict], str]:
     """Train with ``model.fit``; returns the adapter, a visionlab-style history and the status."""
+    from ..training.losses import check_loss
     from ..training.optim import effective_batch_size
 
+    check_loss(cfg, "--framework keras")
     keras = _keras()
     km = build_keras(cfg, data.num_classes, data.image_size)
     km.compile(optimizer=keras_optimizer(cfg), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..progress import progress
@@ -109,7 +108,7 @@ def run_range_test(p: Plan, start_lr: float, end_lr: float, steps: int, quiet: b
                         g["lr"] = lr * k
                     with autocast(p.device, p.amp):
                         logits = p.step_model(xb)
-                    t = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+                    t = p.loss_fn(logits.float(), yb)
                     p.opt.zero_grad(set_to_none=True)
                     (t + penalty(p.weights, cfg.l1, cfg.l2)).backward()
                     p.opt.step()

@@ -23,6 +23,7 @@ from ..runs import RunFolder
 from . import checkpoint as ckpt
 from .distributed import local_device, setup, wrap
 from .features import frozen_feature_splits
+from .losses import check_loss, make_loss
 from .optim import OPTIMIZERS, effective_batch_size, make_scheduler
 from .precision import Precision, resolve_precision
 from .regularize import EarlyStopping, penalized_weights, penalty
@@ -107,6 +108,7 @@ class Plan:
     sched: object
     weights: list
     compute: dict
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # the training loss (losses.py)
 
 
 def prepare(cfg: RunConfig, model: nn.Module, data: ImageData, kind: str = "torch") -> Plan:
@@ -120,6 +122,8 @@ def prepare(cfg: RunConfig, model: nn.Module, data: ImageData, kind: str = "torc
     if numpy_kind and d.active:
         from ..errors import ConfigError
         raise ConfigError(f"{cfg.model} trains by hand-written NumPy steps and cannot run under torchrun")
+    if numpy_kind:
+        check_loss(cfg, f"{cfg.model}'s hand-written NumPy steps")
 
     trainable: nn.Module = model
     train_split, val_split = data.train, data.val
@@ -158,7 +162,8 @@ def prepare(cfg: RunConfig, model: nn.Module, data: ImageData, kind: str = "torc
                 min(bs, 2048) if full_batch else bs,  # full-batch GD accumulates gradients over chunks
                 steps_per_epoch, data.num_classes, opt,
                 make_scheduler(opt, cfg, steps_per_epoch) if opt is not None else None,
-                penalized_weights(trainable), compute)
+                penalized_weights(trainable), compute,
+                make_loss(cfg, torch.bincount(data.train.y.cpu(), minlength=data.num_classes)))
 
 
 @dataclass
@@ -178,7 +183,7 @@ def _step(p: Plan, xb: torch.Tensor, yb: torch.Tensor, n_train: int) -> tuple[to
             return loss, p.model(xb)
     with autocast(p.device, p.amp):
         logits = p.step_model(xb)
-    loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+    loss = p.loss_fn(logits.float(), yb)
     if p.full_batch:
         share = len(yb) * p.dist.world / n_train  # DDP averages over ranks; undo that for a sum over chunks
         ((loss + penalty(p.weights, cfg.l1, cfg.l2)) * share).backward()
