@@ -23,12 +23,13 @@ from .progress import console
 
 def _check_names(cfg: RunConfig) -> None:
     from .models import ACTIVATIONS, INITIALIZERS, MODELS, model_names
+    from .training.losses import LOSSES
     from .training.optim import OPTIMIZERS
 
     model_names()  # registers the optional model families
     wrong = []
     for field, registry in (("model", MODELS), ("optimizer", OPTIMIZERS), ("activation", ACTIVATIONS),
-                            ("init", INITIALIZERS)):
+                            ("init", INITIALIZERS), ("loss", LOSSES)):
         value = getattr(cfg, field)
         if value not in registry:  # the registry's own wording: "unknown model 'x'; choose one of: ..."
             wrong.append(f"unknown {registry.kind} {value!r} (--{field.replace('_', '-')}); choose one of: "

@@ -69,7 +69,7 @@ def test_the_cli_takes_loss_and_a_wrong_name_is_one_line(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode != 0
     err = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert len(err) == 1 and "unknown loss 'focl'; choose one of: balanced, cross_entropy, focal" in err[0], p.stderr
+    assert len(err) == 1 and "unknown loss 'focl' (--loss); choose one of: balanced, cross_entropy, focal" in err[0], p.stderr
     p = subprocess.run([sys.executable, "-m", "visionlab", "train", "--data", "synthetic", "--synthetic-per-class",
                         "10", "--image-size", "32", "--model", "small_cnn", "--epochs", "1", "--quiet",
                         "--threads", "1", "--loss", "focal", "--focal-gamma", "1", "--out", str(tmp_path / "f")],

@@ -199,14 +199,16 @@ class StudySpec(BaseModel):
         return out
 
     def check_names(self) -> None:
-        """Check model, optimizer, activation and initialiser names against the registries (imports torch)."""
+        """Check model, optimizer, activation, initialiser and loss names against the registries (imports torch)."""
         from ..models import MODELS, _load_plugins
         from ..models.init import INITIALIZERS
         from ..models.layers import ACTIVATIONS
+        from ..training.losses import LOSSES
         from ..training.optim import OPTIMIZERS
 
         _load_plugins()
-        regs = {"model": MODELS, "optimizer": OPTIMIZERS, "activation": ACTIVATIONS, "init": INITIALIZERS}
+        regs = {"model": MODELS, "optimizer": OPTIMIZERS, "activation": ACTIVATIONS, "init": INITIALIZERS,
+                "loss": LOSSES}
         for arm in self.arms():
             fields = {**self.base, **arm.overrides, **self.quick}
             for key, reg in regs.items():
