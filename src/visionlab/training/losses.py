@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -54,7 +55,6 @@ def class_weights(class_counts: torch.Tensor) -> torch.Tensor:
     """n / (k * count) for each of k classes, as scikit-learn's ``compute_class_weight("balanced")``; a class with
     no training images gets weight 0 (it cannot appear in a batch)."""
     from sklearn.utils.class_weight import compute_class_weight
-    import numpy as np
 
     counts = class_counts.cpu().numpy().astype(np.int64)
     present = np.flatnonzero(counts)
