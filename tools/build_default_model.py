@@ -41,6 +41,7 @@ from visionlab.io import atomic_write_text, sha256_file, write_via
 from visionlab import assets
 from visionlab.inference.average import member_names
 from visionlab.models.backbones import LITE_VARIANTS
+from visionlab.training.losses import DEFAULT_LOSS, LOSSES
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "src" / "visionlab" / "assets"
@@ -122,7 +123,7 @@ def work_folder(a: argparse.Namespace) -> Path:
 
 SETTINGS = ("folds", "model", "epochs", "image_size", "seed", "synthetic_incorrect", "turned_copies", "augment_policy",
             "limit_photos", "no_one_face_photos", "cut_search", "train_seed", "members", "loss")
-UNRECORDED = {"cut_search": "nms", "train_seed": None, "members": 1, "loss": "cross_entropy"}  # settings added since a study's settings.json was written: what it ran with
+UNRECORDED = {"cut_search": "nms", "train_seed": None, "members": 1, "loss": DEFAULT_LOSS}  # settings added since a study's settings.json was written: what it ran with
 
 
 def check_settings(a: argparse.Namespace) -> None:
@@ -207,7 +208,7 @@ def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace, mem
                   "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
                   "--seed", str(base_seed(a) + member), "--out", str(runf), "--quiet"]
             + (["--augment-policy", a.augment_policy] if a.augment_policy != "crop_flip" else [])
-            + (["--loss", a.loss] if a.loss != "cross_entropy" else [])
+            + (["--loss", a.loss] if a.loss != DEFAULT_LOSS else [])
             + (["--threads", str(a.threads)] if a.threads else []))
 
 
@@ -256,8 +257,7 @@ def main() -> None:
                     "Train crops of masks moved below the nose")
     ap.add_argument("--turned-copies", type=int, default=0, help="visionlab data faces' --turned-copies: Train faces "
                     "turned aside (by YuNet's landmarks) written this many more times")
-    ap.add_argument("--loss", default="cross_entropy", help="visionlab train's --loss (cross_entropy, balanced, "
-                    "focal)")
+    ap.add_argument("--loss", default=DEFAULT_LOSS, choices=LOSSES.names(), help="visionlab train's --loss")
     ap.add_argument("--augment-policy", default="crop_flip", help="visionlab train's --augment-policy (faces: also "
                     "brightness, contrast, gamma and a horizontal squeeze, for dark and turned faces)")
     ap.add_argument("--members", type=int, default=1, help="train this many networks (training seeds S, S+1, ...; "

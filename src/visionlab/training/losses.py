@@ -23,7 +23,7 @@ from ..registry import Registry
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LOSSES: Registry[Callable[[RunConfig, torch.Tensor], Loss]] = Registry("loss")
-DEFAULT_LOSS = "cross_entropy"
+DEFAULT_LOSS: str = RunConfig.model_fields["loss"].default  # the config says what trains by default
 
 
 @LOSSES.register("cross_entropy")
