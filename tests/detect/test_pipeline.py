@@ -113,6 +113,7 @@ def test_video_in_annotated_video_and_json_lines_out(tmp_path, yunet, tiny_class
     lines = [json.loads(x) for x in (out / "detections.jsonl").read_text().splitlines()]
     assert len(lines) == 12 and [x["frame"] for x in lines] == list(range(12))
     assert all(set(x) >= {"source", "frame", "faces"} and x["source"] == str(video) for x in lines)
+    assert [x["time_s"] for x in lines] == [round(i / 10, 3) for i in range(12)]  # the video's own time (10 FPS)
     assert all(len(x["faces"]) == 2 and all(FACE_KEYS <= set(f) for f in x["faces"]) for x in lines)
     assert s["faces"] == 24 and sum(s["labels"].values()) == 24 and len(seen) == 12
 
@@ -148,7 +149,7 @@ def test_folder_with_a_corrupt_image_warns_once_and_does_the_rest(tmp_path, yune
     assert not (out / "broken.jpg").exists()
     lines = [json.loads(x) for x in (out / "detections.jsonl").read_text().splitlines()]
     assert [x["source"] for x in lines] == [str(src / "pic1.jpeg"), str(src / "street" / "face.jpg")]
-    assert lines[0]["frame"] is None and len(lines[0]["faces"]) == 2
+    assert lines[0]["frame"] is None and len(lines[0]["faces"]) == 2 and "time_s" not in lines[0]
     warning = [ln for ln in capsys.readouterr().err.splitlines() if "broken.jpg" in ln]
     assert len(warning) == 1 and "warning" in warning[0]
 

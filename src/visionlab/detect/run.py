@@ -10,6 +10,7 @@ import json
 import os
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
@@ -236,6 +237,12 @@ class _DetectionRun:
         now = time.perf_counter()
         self.clock0 = now if self.clock0 is None else self.clock0
         self._t = now - self.clock0
+        # when the frame was seen: a video's own time; a camera or stream's run clock, and its local wall time
+        if self.kind in ("camera", "stream"):
+            record["time_s"] = round(self._t, 3)
+            record["at"] = datetime.now().astimezone().isoformat(timespec="milliseconds")
+        elif self.kind == "video" and index is not None and self.source_fps:
+            record["time_s"] = round(index / self.source_fps, 3)
         if self.vs is not None:
             ids = self.vs.update(index or 0, record["faces"],
                                  t=self._t if self.kind in ("camera", "stream") else None, frame=frame)
