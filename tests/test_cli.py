@@ -191,6 +191,27 @@ def test_help_lists_every_command_and_group():
         assert f" {name} " in p.stdout, name
 
 
+@pytest.mark.parametrize("group", [[], ["data"], ["active"], ["study"]])
+def test_command_lists_wrap_only_where_the_next_word_does_not_fit(group):
+    """A command's description in `--help` wraps where the terminal ends, never where the docstring's source line
+    ended: each line but a command's last is filled until its next word would not fit (80 columns)."""
+    p = subprocess.run([*VL, *group, "--help"], capture_output=True, text=True, timeout=120,
+                       env={**__import__("os").environ, "COLUMNS": "80"})
+    lines = p.stdout.splitlines()
+    top = next(i for i, ln in enumerate(lines) if "Commands" in ln and ln.lstrip().startswith("╭"))
+    rows = [ln for ln in lines[top + 1:] if ln.startswith("│")]
+    name_w = len(rows[0]) - len(rows[0][1:].lstrip()) + len(rows[0][1:].lstrip().split("  ")[0])  # "│ name"
+    col = next(i for i in range(name_w, len(rows[0])) if rows[0][i] != " ")  # where the descriptions start
+    text = [(ln[1:col].strip(), ln[col:-1].rstrip()) for ln in rows]
+    assert len(text) >= 3
+    for (name, here), (next_name, after) in zip(text, text[1:]):
+        if next_name or not after:  # the command's last line
+            continue
+        room = len(rows[0]) - 2 - col - len(here)  # columns left on this line, inside the panel's right edge
+        assert len(after.split()[0]) + 1 > room, (here, after)
+    assert {n for n, _ in text if n} >= ({"train", "detect", "active"} if not group else set())
+
+
 @pytest.mark.parametrize("module, args, needle", [
     ("visionlab.studies.cli", ["run", "no_such_study"], "unknown study"),
     ("visionlab.active.cli", ["status", "/no/such/proj"], "not an active-learning project"),

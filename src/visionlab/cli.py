@@ -524,6 +524,23 @@ app.add_typer(study_app, name="study")
 app.add_typer(active_app, name="active", help="Active learning: query, label, retrain, simulate.")
 
 
+def _flowed_help(group: typer.Typer) -> None:
+    """Each command's help from its docstring with the source's line breaks joined: typer's rich mode keeps single
+    line breaks, which broke the command lists mid-sentence at the docstrings' 119-column source width."""
+    import inspect
+
+    for c in group.registered_commands:
+        doc = c.help if c.help is not None else inspect.getdoc(c.callback)
+        if doc:
+            c.help = "\n\n".join(" ".join(p.split()) for p in doc.split("\n\n"))
+    for g in group.registered_groups:
+        if g.typer_instance is not None:
+            _flowed_help(g.typer_instance)
+
+
+_flowed_help(app)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     from .timing import mark_entry
 
