@@ -69,6 +69,9 @@ def test_steps_name_the_phase_and_end_with_done(capsys):
         s.next("page")
     texts = [LINE.sub("", l) for l in capsys.readouterr().err.splitlines()]
     assert texts[0] == "report: started 3 steps" and texts[-1].startswith("report: done 3/3 in ")
+    with Steps("page", 1) as s:
+        s.next("page")
+    assert [LINE.sub("", l) for l in capsys.readouterr().err.splitlines()][0] == "page: started 1 step"
 
 
 def _train(tmp_path, *extra: str) -> tuple[subprocess.CompletedProcess, str]:

@@ -72,7 +72,7 @@ class LineProgress(Progress):
         done, total = task.completed, task.total
         info = str(task.fields.get("info", "") or "")
         if event == "start":
-            count = f" {int(total)} steps" if total else ""
+            count = f" {int(total)} step{'' if int(total) == 1 else 's'}" if total else ""
             text = f"{task.description}: started{count}"
         elif event == "end":
             count = f"{int(done)}/{int(total)} " if total else ""
