@@ -233,16 +233,17 @@ class _DetectionRun:
     def process(self, frame: np.ndarray, source: str, index: Optional[int],
                 overlay_fps: bool) -> tuple[np.ndarray, dict]:
         results = self.pipe(frame)
-        record = {"source": source, "frame": index, "faces": [r.to_dict() for r in results]}
         now = time.perf_counter()
         self.clock0 = now if self.clock0 is None else self.clock0
         self._t = now - self.clock0
+        record: dict = {"source": source, "frame": index}
         # when the frame was seen: a video's own time; a camera or stream's run clock, and its local wall time
         if self.kind in ("camera", "stream"):
             record["time_s"] = round(self._t, 3)
             record["at"] = datetime.now().astimezone().isoformat(timespec="milliseconds")
         elif self.kind == "video" and index is not None and self.source_fps:
             record["time_s"] = round(index / self.source_fps, 3)
+        record["faces"] = [r.to_dict() for r in results]
         if self.vs is not None:
             ids = self.vs.update(index or 0, record["faces"],
                                  t=self._t if self.kind in ("camera", "stream") else None, frame=frame)
