@@ -143,7 +143,7 @@ def test_the_cut_search_reaches_data_faces_and_the_searches_tried(tool, tmp_path
     own eval/ and NMS again in eval-nms/."""
     import argparse
 
-    a = argparse.Namespace(seed=0, synthetic_incorrect=0, turned_copies=0, cut_search="wbf_mirror")
+    a = argparse.Namespace(seed=0, synthetic_incorrect=0, turned_copies=0, cut_search="wbf_mirror", margin=0.2)
     cmd = tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)
     assert cmd[-3:] == ["--box-merge", "wbf", "--mirror-search"]
     assert "--box-merge" not in tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"),
@@ -161,11 +161,30 @@ def test_the_cut_search_reaches_data_faces_and_the_searches_tried(tool, tmp_path
         tool.check_settings(s)
 
 
+def test_the_margin_reaches_data_faces_and_the_study_records_it(tool, tmp_path):
+    """--margin 0.35: `data faces` cuts with it (the profile then carries it to detect); the default adds no flag, so
+    the bundled build's recorded commands stay the same; a study recorded before the setting ran with 0.2."""
+    import argparse
+
+    a = argparse.Namespace(seed=0, synthetic_incorrect=0, turned_copies=0, cut_search="nms", margin=0.35)
+    assert tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)[-2:] == ["--margin", "0.35"]
+    a.margin = tool.DEFAULT_MARGIN
+    assert "--margin" not in tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)
+    s = argparse.Namespace(work=tmp_path, **{k: None for k in tool.SETTINGS})
+    s.folds, s.margin = 4, 0.2
+    (tmp_path / "settings.json").write_text(json.dumps({k: v for k, v in vars(s).items()
+                                                        if k in tool.SETTINGS and k != "margin"}))
+    tool.check_settings(s)  # resumed as what it was: 0.2
+    s.margin = 0.35
+    with pytest.raises(SystemExit, match=r"--margin 0.35 \(the study has 0.2\)"):
+        tool.check_settings(s)
+
+
 def test_train_seed_changes_training_alone(tool):
     """--train-seed: the same folds and crops (data faces keeps --seed), another training seed."""
     import argparse
 
-    a = argparse.Namespace(seed=0, train_seed=None, synthetic_incorrect=0, turned_copies=0, cut_search="nms",
+    a = argparse.Namespace(seed=0, train_seed=None, synthetic_incorrect=0, turned_copies=0, cut_search="nms", margin=0.2,
                            model="efficientnet_lite2", image_size=64, epochs=6, augment_policy="faces", threads=1,
                            loss="cross_entropy")
     args = (["vl"], Path("c"), Path("r"), a)
@@ -185,7 +204,7 @@ def test_members_train_with_consecutive_seeds_and_detect_averaged(tool, tmp_path
     study from before --members resumes as one network."""
     import argparse
 
-    a = argparse.Namespace(seed=0, train_seed=5, synthetic_incorrect=0, turned_copies=0, cut_search="nms",
+    a = argparse.Namespace(seed=0, train_seed=5, synthetic_incorrect=0, turned_copies=0, cut_search="nms", margin=0.2,
                            model="efficientnet_lite2", image_size=64, epochs=6, augment_policy="faces", threads=1,
                            loss="cross_entropy")
     runs = tool.member_runs(tmp_path, 3)

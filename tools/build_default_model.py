@@ -39,6 +39,7 @@ from typing import NamedTuple, Optional
 
 from visionlab.io import atomic_write_text, sha256_file, write_via
 from visionlab import assets
+from visionlab.detect.build import DEFAULT_MARGIN
 from visionlab.inference.average import member_names
 from visionlab.models.backbones import LITE_VARIANTS
 from visionlab.training.losses import DEFAULT_LOSS, LOSSES
@@ -122,8 +123,9 @@ def work_folder(a: argparse.Namespace) -> Path:
 
 
 SETTINGS = ("folds", "model", "epochs", "image_size", "seed", "synthetic_incorrect", "turned_copies", "augment_policy",
-            "limit_photos", "no_one_face_photos", "cut_search", "train_seed", "members", "loss")
-UNRECORDED = {"cut_search": "nms", "train_seed": None, "members": 1, "loss": DEFAULT_LOSS}  # settings added since a study's settings.json was written: what it ran with
+            "limit_photos", "no_one_face_photos", "cut_search", "train_seed", "members", "loss", "margin")
+UNRECORDED = {"cut_search": "nms", "train_seed": None, "members": 1, "loss": DEFAULT_LOSS,
+              "margin": DEFAULT_MARGIN}  # settings added since a study's settings.json was written: what it ran with
 
 
 def check_settings(a: argparse.Namespace) -> None:
@@ -187,7 +189,8 @@ def data_faces_cmd(vl: list[str], sources: list[Path], crops: Path, face: Path, 
                  "--detector", DETECTOR, "--upscale", str(UPSCALE), "--seed", str(a.seed)] + \
         (["--synthetic-incorrect", str(a.synthetic_incorrect)] if a.synthetic_incorrect else []) + \
         (["--turned-copies", str(a.turned_copies)] if a.turned_copies else []) + \
-        (search_flags(SEARCHES[a.cut_search][0]) if a.cut_search != "nms" else [])
+        (search_flags(SEARCHES[a.cut_search][0]) if a.cut_search != "nms" else []) + \
+        (["--margin", str(a.margin)] if a.margin != DEFAULT_MARGIN else [])
 
 
 def lite_title(model: str) -> str:
@@ -257,6 +260,8 @@ def main() -> None:
                     "Train crops of masks moved below the nose")
     ap.add_argument("--turned-copies", type=int, default=0, help="visionlab data faces' --turned-copies: Train faces "
                     "turned aside (by YuNet's landmarks) written this many more times")
+    ap.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="visionlab data faces' --margin: context "
+                    "around each face box, a share of its longer side on each edge; the profile carries it to detect")
     ap.add_argument("--loss", default=DEFAULT_LOSS, choices=LOSSES.names(), help="visionlab train's --loss")
     ap.add_argument("--augment-policy", default="crop_flip", help="visionlab train's --augment-policy (faces: also "
                     "brightness, contrast, gamma and a horizontal squeeze, for dark and turned faces)")
@@ -784,7 +789,7 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     result = {
         "k": a.folds, "seed": a.seed, "train_seed": a.train_seed, "model": a.model, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
         "synthetic_incorrect": a.synthetic_incorrect, "turned_copies": a.turned_copies, "cut_search": a.cut_search,
-        "members": a.members, "loss": a.loss, "limit_photos": a.limit_photos,
+        "members": a.members, "loss": a.loss, "margin": a.margin, "limit_photos": a.limit_photos,
         "one_face_photos": not a.no_one_face_photos, "test_photos": len(test or []),
         "note": "Validation of each fold = that fold's photo groups, never trained on; the held-out Test part is "
                 "the main build's and is not scored here",
