@@ -39,7 +39,7 @@ from typing import NamedTuple, Optional
 
 from visionlab.io import atomic_write_text, sha256_file, write_via
 from visionlab import assets
-from visionlab.detect.build import DEFAULT_MARGIN
+from visionlab.detect.pipeline import DEFAULT_MARGIN
 from visionlab.inference.average import member_names
 from visionlab.models.backbones import LITE_VARIANTS
 from visionlab.training.losses import DEFAULT_LOSS, LOSSES

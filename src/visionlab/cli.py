@@ -15,6 +15,7 @@ from .cli_errors import run_app
 from .cli_options import options_from
 from .config import RunConfig
 from .detect.config import DetectConfig
+from .detect.pipeline import DEFAULT_MARGIN
 from .errors import ConfigError
 from .progress import console
 
@@ -468,7 +469,8 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                score_threshold: float = typer.Option(0.15, "--score-threshold",
                                                      help="detector threshold (the Background class rejects the "
                                                           "extra boxes)"),
-               margin: float = typer.Option(0.2, "--margin", help="crop margin, as the detection pipeline uses"),
+               margin: float = typer.Option(DEFAULT_MARGIN, "--margin",
+                                            help="crop margin, as the detection pipeline uses"),
                size: int = typer.Option(128, "--size", help="side of the saved crops (px)"),
                ratios: str = typer.Option("70:15:15", "--split-ratios", help="train:validation:test, by photo"),
                seed: int = typer.Option(0, "--seed"),

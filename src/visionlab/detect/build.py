@@ -17,12 +17,11 @@ from ..inference.backends import Classifier
 from ..inference.load import load_classifier
 from .config import DetectConfig, make_config
 from .faces import FACE_DETECTORS, FaceDetector
-from .pipeline import DetectionPipeline
+from .pipeline import DEFAULT_MARGIN, DetectionPipeline
 
 if TYPE_CHECKING:
     from ..inference.profile import DetectProfile
 
-DEFAULT_MARGIN = 0.2
 DEFAULT_MIN_FACE_PROB = 0.5
 YUNET_FAMILY = ("yunet", "yunet_ort")  # detectors that take YuNet's options (model file, upscale, threshold, ...)
 

@@ -34,6 +34,7 @@ import numpy as np
 from ..boxes import BoxMerge
 from ..errors import ConfigError, DataError
 from .cropnames import face_name, jitter_name
+from .pipeline import DEFAULT_MARGIN
 from ..data.boxes import AnnotatedImage, canonical_label, read_annotations
 
 SPLITS = ("Train", "Validation", "Test")
@@ -388,7 +389,7 @@ def _write_unused(path: Path, unused: list[tuple[str, str]]) -> None:
 
 def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | Path | None = None,
               face_model: str | Path | None = None, upscale: float = DEFAULT_UPSCALE,
-              score_threshold: float = DEFAULT_THRESHOLD, margin: float = 0.2, size: int = 128,
+              score_threshold: float = DEFAULT_THRESHOLD, margin: float = DEFAULT_MARGIN, size: int = 128,
               split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0, balance: bool = True,
               max_jitter: int = 10, background: bool = True, label_map: Optional[dict] = None,
               show_progress: bool = True, detector: str = "yunet", folds: Optional[int] = None,

@@ -79,6 +79,9 @@ class FaceResult:
         return d
 
 
+DEFAULT_MARGIN = 0.2  # context around a face box, a share of its longer side on each edge (crops and detection)
+
+
 def square_crop(image: np.ndarray, box: Sequence[int], margin: float) -> tuple[int, int, int]:
     """(x, y, side) of a square around ``box`` grown by ``margin`` of its longer side on each edge, moved (and if
     need be shrunk) to lie inside the image."""
@@ -120,7 +123,7 @@ class DetectionPipeline:
     strictly between ``unsure_low`` and ``unsure_high``.
     """
 
-    def __init__(self, detector: FaceDetector | str, classifier: Classifier, *, margin: float = 0.2,
+    def __init__(self, detector: FaceDetector | str, classifier: Classifier, *, margin: float = DEFAULT_MARGIN,
                  min_face: int = MIN_FACE, unsure_low: float = 0.35, unsure_high: float = 0.65,
                  min_confidence: float = 0.5, positive_class: Optional[str] = None,
                  detector_options: Optional[dict] = None, min_face_prob: float = 0.5, tta: bool = False,
