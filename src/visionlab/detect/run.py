@@ -236,17 +236,17 @@ class _DetectionRun:
         now = time.perf_counter()
         self.clock0 = now if self.clock0 is None else self.clock0
         self._t = now - self.clock0
+        live = self.kind in ("camera", "stream")
         record: dict = {"source": source, "frame": index}
         # when the frame was seen: a video's own time; a camera or stream's run clock, and its local wall time
-        if self.kind in ("camera", "stream"):
+        if live:
             record["time_s"] = round(self._t, 3)
             record["at"] = datetime.now().astimezone().isoformat(timespec="milliseconds")
         elif self.kind == "video" and index is not None and self.source_fps:
             record["time_s"] = round(index / self.source_fps, 3)
         record["faces"] = [r.to_dict() for r in results]
         if self.vs is not None:
-            ids = self.vs.update(index or 0, record["faces"],
-                                 t=self._t if self.kind in ("camera", "stream") else None, frame=frame)
+            ids = self.vs.update(index or 0, record["faces"], t=self._t if live else None, frame=frame)
             for f, i in zip(record["faces"], ids):
                 f["track"] = i
         if not self.save_frames:
