@@ -158,7 +158,8 @@ def test_fold_options_are_checked_before_any_work(tmp_path):
     for kw, msg in (({"fold": 1}, "--fold 1 needs --folds"), ({"folds": 1, "fold": 0}, "at least 2 folds"),
                     ({"folds": 4}, "--fold I with I from 0 to 3"), ({"folds": 4, "fold": 4}, "from 0 to 3"),
                     ({"turned_copies": -2}, "counts of 0 or more, not -2"),
-                    ({"synthetic_incorrect": -1}, "counts of 0 or more, not -1")):
+                    ({"synthetic_incorrect": -1}, "counts of 0 or more, not -1"),
+                    ({"margin": -1.0}, "--margin is a share .* 0 or more, not -1.0")):
         with pytest.raises(ConfigError, match=msg):
             cut_faces([boxes], tmp_path / "out", show_progress=False, **kw)
     assert not (tmp_path / "out").exists()

@@ -416,6 +416,8 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
         raise ConfigError("give at least one source: a boxes.csv, a VOC folder or an ImageFolder")
     _check_folds(folds, fold)
     _check_counts(synthetic_incorrect, turned_copies)
+    if margin < 0:  # the pipeline refuses such a profile; its crops would be 1 px squares blown up to --size
+        raise ConfigError(f"--margin is a share of the face box's longer side on each edge, 0 or more, not {margin}")
     # crops are never mixed with old ones: a folder that holds files is refused (a file or read-only: one line)
     out = claim_out(out, "faces", policy="refuse")
     boxed, folders = _sort_sources(sources, images, label_map)
