@@ -528,7 +528,8 @@ app.add_typer(active_app, name="active", help="Active learning: query, label, re
 
 def _flowed_help(group: typer.Typer) -> None:
     """Each command's help from its docstring with the source's line breaks joined: typer's rich mode keeps single
-    line breaks, which broke the command lists mid-sentence at the docstrings' 119-column source width."""
+    line breaks, which broke the command lists mid-sentence at the docstrings' 119-column source width (typer's
+    other modes join them, but rich_markup_mode=None drops the panels and "markdown" reads <time> as HTML)."""
     import inspect
 
     for c in group.registered_commands:
