@@ -143,7 +143,8 @@ def test_the_cut_search_reaches_data_faces_and_the_searches_tried(tool, tmp_path
     own eval/ and NMS again in eval-nms/."""
     import argparse
 
-    a = argparse.Namespace(seed=0, synthetic_incorrect=0, turned_copies=0, cut_search="wbf_mirror", margin=0.2)
+    a = argparse.Namespace(seed=0, synthetic_incorrect=0, turned_copies=0, cut_search="wbf_mirror", margin=0.2,
+                           background_max_score=None)
     cmd = tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)
     assert cmd[-3:] == ["--box-merge", "wbf", "--mirror-search"]
     assert "--box-merge" not in tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"),
@@ -166,10 +167,14 @@ def test_the_margin_reaches_data_faces_and_the_study_records_it(tool, tmp_path):
     the bundled build's recorded commands stay the same; a study recorded before the setting ran with 0.2."""
     import argparse
 
-    a = argparse.Namespace(seed=0, synthetic_incorrect=0, turned_copies=0, cut_search="nms", margin=0.35)
+    a = argparse.Namespace(seed=0, synthetic_incorrect=0, turned_copies=0, cut_search="nms", margin=0.35,
+                           background_max_score=None)
     assert tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)[-2:] == ["--margin", "0.35"]
     a.margin = tool.DEFAULT_MARGIN
     assert "--margin" not in tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)
+    a.background_max_score = 0.6  # --background-max-score reaches data faces the same way; the default adds nothing
+    assert tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)[-2:] == \
+        ["--background-max-score", "0.6"]
     s = argparse.Namespace(work=tmp_path, **{k: None for k in tool.SETTINGS})
     s.folds, s.margin = 4, 0.2
     (tmp_path / "settings.json").write_text(json.dumps({k: v for k, v in vars(s).items()
@@ -186,7 +191,7 @@ def test_train_seed_changes_training_alone(tool):
 
     a = argparse.Namespace(seed=0, train_seed=None, synthetic_incorrect=0, turned_copies=0, cut_search="nms", margin=0.2,
                            model="efficientnet_lite2", image_size=64, epochs=6, augment_policy="faces", threads=1,
-                           loss="cross_entropy")
+                           loss="cross_entropy", background_max_score=None)
     args = (["vl"], Path("c"), Path("r"), a)
     assert tool.train_cmd(*args)[tool.train_cmd(*args).index("--seed") + 1] == "0"
     a.train_seed = 3

@@ -123,9 +123,10 @@ def work_folder(a: argparse.Namespace) -> Path:
 
 
 SETTINGS = ("folds", "model", "epochs", "image_size", "seed", "synthetic_incorrect", "turned_copies", "augment_policy",
-            "limit_photos", "no_one_face_photos", "cut_search", "train_seed", "members", "loss", "margin")
+            "limit_photos", "no_one_face_photos", "cut_search", "train_seed", "members", "loss", "margin",
+            "background_max_score")
 UNRECORDED = {"cut_search": "nms", "train_seed": None, "members": 1, "loss": DEFAULT_LOSS,
-              "margin": DEFAULT_MARGIN}  # settings added since a study's settings.json was written: what it ran with
+              "margin": DEFAULT_MARGIN, "background_max_score": None}  # settings added since a study's settings.json was written: what it ran with
 
 
 def check_settings(a: argparse.Namespace) -> None:
@@ -190,7 +191,8 @@ def data_faces_cmd(vl: list[str], sources: list[Path], crops: Path, face: Path, 
         (["--synthetic-incorrect", str(a.synthetic_incorrect)] if a.synthetic_incorrect else []) + \
         (["--turned-copies", str(a.turned_copies)] if a.turned_copies else []) + \
         (search_flags(SEARCHES[a.cut_search][0]) if a.cut_search != "nms" else []) + \
-        (["--margin", str(a.margin)] if a.margin != DEFAULT_MARGIN else [])
+        (["--margin", str(a.margin)] if a.margin != DEFAULT_MARGIN else []) + \
+        (["--background-max-score", str(a.background_max_score)] if a.background_max_score is not None else [])
 
 
 def lite_title(model: str) -> str:
@@ -262,6 +264,9 @@ def main() -> None:
                     "turned aside (by YuNet's landmarks) written this many more times")
     ap.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="visionlab data faces' --margin: context "
                     "around each face box, a share of its longer side on each edge; the profile carries it to detect")
+    ap.add_argument("--background-max-score", type=float, default=None, help="visionlab data faces' "
+                    "--background-max-score: detector boxes on no annotated face scoring this or more are taken for "
+                    "faces the annotators left out and are not Background crops")
     ap.add_argument("--loss", default=DEFAULT_LOSS, choices=LOSSES.names(), help="visionlab train's --loss")
     ap.add_argument("--augment-policy", default="crop_flip", help="visionlab train's --augment-policy (faces: also "
                     "brightness, contrast, gamma and a horizontal squeeze, for dark and turned faces)")
@@ -789,7 +794,8 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     result = {
         "k": a.folds, "seed": a.seed, "train_seed": a.train_seed, "model": a.model, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
         "synthetic_incorrect": a.synthetic_incorrect, "turned_copies": a.turned_copies, "cut_search": a.cut_search,
-        "members": a.members, "loss": a.loss, "margin": a.margin, "limit_photos": a.limit_photos,
+        "members": a.members, "loss": a.loss, "margin": a.margin,
+        "background_max_score": a.background_max_score, "limit_photos": a.limit_photos,
         "one_face_photos": not a.no_one_face_photos, "test_photos": len(test or []),
         "note": "Validation of each fold = that fold's photo groups, never trained on; the held-out Test part is "
                 "the main build's and is not scored here",

@@ -478,6 +478,10 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                                             help="jittered extra training crops for rare classes"),
                background: bool = typer.Option(True, "--background/--no-background",
                                                help="a Background class from the detector's false boxes"),
+               background_max_score: Optional[float] = typer.Option(
+                   None, "--background-max-score", help="a detector box on no annotated face that scores this or "
+                   "more is taken for a face the annotators left out: no crop, not Background (default: all are "
+                   "Background)"),
                label_map: Optional[str] = typer.Option(None, "--label-map", help="NAME=CLASS,... for other labels"),
                folds: Optional[int] = typer.Option(None, "--folds", help="K folds over the photos outside the "
                                                                          "held-out Test part (with --fold)"),
@@ -510,7 +514,7 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                   balance=balance, background=background, label_map=parse_label_map(label_map) or None,
                   detector=detector, folds=folds, fold=fold, dhash_bits=dhash_bits, phash_bits=phash_bits,
                   synthetic_incorrect=synthetic_incorrect, turned_copies=turned_copies,
-                  box_merge=box_merge, mirror_search=mirror_search)
+                  box_merge=box_merge, mirror_search=mirror_search, background_max_score=background_max_score)
     out.print(str(s))
     out.print(f"split and settings: {out_dir / 'faces.json'}; detector profile: {out_dir / 'detect.json'}")
 

@@ -307,10 +307,12 @@ def _fit_correction(boxed: Sequence[AnnotatedImage], split: list[str], raw: dict
 
 
 def _cut_photo(w: _Writer, r: AnnotatedImage, img: np.ndarray, raw: np.ndarray, sp: str, correction,
-               copies: dict, rng: np.random.Generator, margin: float, background: bool) -> None:
+               copies: dict, rng: np.random.Generator, margin: float, background: bool,
+               background_max_score: Optional[float] = None) -> int:
     """One box-annotated photo's crops: a face crop per annotated face (a training face from its corrected
     detector box where matched, with jittered copies of rare classes), and ``Background`` crops of the
-    detector boxes that overlap no annotated face."""
+    detector boxes that overlap no annotated face, except those scoring ``background_max_score`` or more (taken
+    for faces the annotators left out: no crop). Returns how many boxes were left out so."""
     from ..boxes import iou_matrix, match, xywh_to_xyxy
 
     stem = r.path.stem
@@ -322,16 +324,22 @@ def _cut_photo(w: _Writer, r: AnnotatedImage, img: np.ndarray, raw: np.ndarray, 
         w.write(sp, b.label, face_name(stem, j), w.crop(img, box, margin))
         for k in range(copies.get(b.label, 0) if sp == "Train" else 0):
             w.write(sp, b.label, jitter_name(stem, j, k), w.crop(img, _jitter(b.xywh, rng), margin))
-    if background and len(fixed):
-        m = iou_matrix(xywh_to_xyxy(fixed), gt).max(1) if len(gt) else np.zeros(len(fixed))
-        for d in np.flatnonzero(m < 0.2):
-            w.write(sp, BACKGROUND, f"{stem}_bg{d:03d}.jpg", w.crop(img, fixed[d], margin))
+    if not (background and len(fixed)):
+        return 0
+    m = iou_matrix(xywh_to_xyxy(fixed), gt).max(1) if len(gt) else np.zeros(len(fixed))
+    alone = np.flatnonzero(m < 0.2)
+    face_like = (raw[alone, 14] >= background_max_score if background_max_score is not None
+                 else np.zeros(len(alone), bool))
+    for d in alone[~face_like]:
+        w.write(sp, BACKGROUND, f"{stem}_bg{d:03d}.jpg", w.crop(img, fixed[d], margin))
+    return int(face_like.sum())
 
 
 def _cut_boxed(boxed: list[AnnotatedImage], det, w: _Writer, manifest: dict, rng: np.random.Generator, *,
                split_ratios: tuple[float, float, float], seed: int, margin: float, balance: bool, max_jitter: int,
                background: bool, show_progress: bool, dhash_bits: int = DHASH_BITS, phash_bits: int = PHASH_BITS,
-               folds: Optional[int] = None, fold: Optional[int] = None):
+               folds: Optional[int] = None, fold: Optional[int] = None,
+               background_max_score: Optional[float] = None):
     """The box-annotated photos split by photo (recorded in ``manifest``) and cut; returns the box correction
     fitted on the training photos. With ``folds``: Validation is fold ``fold``, Train the other folds."""
     groups = photo_groups(boxed, dhash_bits, phash_bits if phash_bits >= 0 else None)
@@ -353,8 +361,13 @@ def _cut_boxed(boxed: list[AnnotatedImage], det, w: _Writer, manifest: dict, rng
     top = max(freq.values()) if freq else 1
     copies = {c: (min(max_jitter, max(0, round(top / (2 * n)) - 1)) if balance else 0) for c, n in freq.items()}
     manifest["jitter_copies"] = copies
+    skipped: Counter = Counter()
     for i, r in enumerate(boxed):
-        _cut_photo(w, r, imgs.pop(i), raw[i], split[i], correction, copies, rng, margin, background)
+        skipped[split[i]] += _cut_photo(w, r, imgs.pop(i), raw[i], split[i], correction, copies, rng, margin,
+                                        background, background_max_score)
+    if background_max_score is not None:
+        manifest["background"] = {"max_score": background_max_score,
+                                  "left_out": {s: skipped[s] for s in SPLITS}}
     return correction
 
 
@@ -395,7 +408,8 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
               show_progress: bool = True, detector: str = "yunet", folds: Optional[int] = None,
               fold: Optional[int] = None, dhash_bits: int = DHASH_BITS,
               phash_bits: int = PHASH_BITS, synthetic_incorrect: int = 0, turned_copies: int = 0,
-              box_merge: BoxMerge = "nms", mirror_search: bool = False) -> FaceCropSummary:
+              box_merge: BoxMerge = "nms", mirror_search: bool = False,
+              background_max_score: Optional[float] = None) -> FaceCropSummary:
     """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos.
     ``detector``: a YuNet-family name from ``FACE_DETECTORS`` (yunet, yunet_ort); the profile records it.
     ``folds``/``fold``: cross-validation over the box-annotated photos outside the held-out Test part
@@ -405,7 +419,10 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     masks moved below the nose (synthmask.py), made from Train's own faces after the cut. ``turned_copies``: that
     many extra copies of each Train face that YuNet's landmarks show turned aside (turned.py), made last.
     ``box_merge``/``mirror_search``: the detector's search (faces.py), so the crops and the box correction are
-    those of the boxes `visionlab detect` will classify; the profile records it for the photo setting."""
+    those of the boxes `visionlab detect` will classify; the profile records it for the photo setting.
+    ``background_max_score``: a detector box that overlaps no annotated face but scores this or more is taken for
+    a face the annotators left out (turned-away and distant faces often are) and cut as nothing, not Background;
+    ``faces.json`` counts them per split. None: every such box is Background."""
     from ..boxes import BoxCorrection
     from .faces import build_detector
     from ..io import write_json
@@ -416,6 +433,9 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
         raise ConfigError("give at least one source: a boxes.csv, a VOC folder or an ImageFolder")
     _check_folds(folds, fold)
     _check_counts(synthetic_incorrect, turned_copies)
+    if background_max_score is not None and not 0 < background_max_score <= 1:
+        raise ConfigError(f"--background-max-score is a detector score above 0 and at most 1, not "
+                          f"{background_max_score}")
     if margin < 0:  # the pipeline refuses such a profile; its crops would be 1 px squares blown up to --size
         raise ConfigError(f"--margin is a share of the face box's longer side on each edge, 0 or more, not {margin}")
     # crops are never mixed with old ones: a folder that holds files is refused (a file or read-only: one line)
@@ -436,7 +456,7 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
         correction = _cut_boxed(boxed, det, w, manifest, rng, split_ratios=split_ratios, seed=seed, margin=margin,
                                 balance=balance, max_jitter=max_jitter, background=background,
                                 show_progress=show_progress, dhash_bits=dhash_bits, phash_bits=phash_bits,
-                                folds=folds, fold=fold)
+                                folds=folds, fold=fold, background_max_score=background_max_score)
     elif folds is not None:
         raise ConfigError("--folds needs box-annotated photos (a boxes.csv or a VOC folder) among the sources")
 
