@@ -159,7 +159,9 @@ def test_fold_options_are_checked_before_any_work(tmp_path):
                     ({"folds": 4}, "--fold I with I from 0 to 3"), ({"folds": 4, "fold": 4}, "from 0 to 3"),
                     ({"turned_copies": -2}, "counts of 0 or more, not -2"),
                     ({"synthetic_incorrect": -1}, "counts of 0 or more, not -1"),
-                    ({"margin": -1.0}, "--margin is a share .* 0 or more, not -1.0")):
+                    ({"margin": -1.0}, "--margin is a share .* 0 or more, not -1.0"),
+                    ({"background_max_score": 0.0}, "--background-max-score is a detector score .* not 0.0"),
+                    ({"background_max_score": 1.5}, "above 0 and at most 1, not 1.5")):
         with pytest.raises(ConfigError, match=msg):
             cut_faces([boxes], tmp_path / "out", show_progress=False, **kw)
     assert not (tmp_path / "out").exists()
@@ -272,3 +274,40 @@ def test_crops_cut_with_the_fused_search_fit_the_correction_detect_applies(yunet
     single = BoxCorrection(corr.coef, corr.intercept, corr.features, corr.pairs, "nms")
     other = build_detector("yunet", **{**opts, "box_correction": single}).detect(img)
     assert [f.box for f in other] != [f.box for f in found]
+
+
+def test_high_scoring_boxes_on_no_annotated_face_are_left_out_of_background(yunet_path, tmp_path):
+    """--background-max-score 0.6: of the detector's boxes that overlap no annotated face, those scoring 0.6 or more
+    (faces the annotators left out) give no crop, the others are Background as without it; faces.json counts the
+    left-out boxes per split, and the face crops are the same."""
+    import cv2
+
+    from visionlab.detect.faces import build_detector
+
+    src, boxes, names = _first_photos(tmp_path, 40)
+    kw = dict(images=src.parent / "images", face_model=yunet_path, upscale=2.0, size=32, seed=0, balance=False,
+              show_progress=False)
+    cut_faces([boxes], tmp_path / "all", **kw)
+    said = str(cut_faces([boxes], tmp_path / "clean", background_max_score=0.6, **kw))
+
+    def crops(folder: str, cls: str) -> set[str]:
+        return {p.relative_to(tmp_path / folder).as_posix() for p in (tmp_path / folder).glob(f"*/{cls}/*.jpg")}
+
+    assert crops("all", "WithMask") == crops("clean", "WithMask") and crops("clean", "WithMask")
+    kept, every = crops("clean", "Background"), crops("all", "Background")
+    gone = every - kept
+    assert kept < every and gone
+    m = json.loads((tmp_path / "clean" / "faces.json").read_text())["background"]
+    assert m["max_score"] == 0.6 and sum(m["left_out"].values()) == len(gone)
+    assert f"{len(gone)} detector box(es) on no annotated face taken for faces" in said
+    assert m["left_out"]["Train"] == sum(1 for g in gone if g.startswith("Train/"))
+    assert "background" not in json.loads((tmp_path / "all" / "faces.json").read_text())
+    # each Background crop names its detector row: the left-out rows score >= 0.6, the kept ones less
+    det = build_detector("yunet", model_path=yunet_path, score_threshold=0.15, upscale=2.0)
+    recs = {r.path.stem: r for r in read_boxes_csv(boxes, src.parent / "images")}
+    scores = {}
+    for stem in {Path(c).name.split("_bg")[0] for c in every}:
+        raw = det.detect_raw(cv2.imread(str(recs[stem].path)))
+        scores.update({f"{stem}_bg{d:03d}.jpg": raw[d, 14] for d in range(len(raw))})
+    assert all(scores[Path(c).name] >= 0.6 for c in gone)
+    assert all(scores[Path(c).name] < 0.6 for c in kept)

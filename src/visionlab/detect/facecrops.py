@@ -51,6 +51,7 @@ class FaceCropSummary:
     photos: dict  # split -> photos
     unused: int
     box_correction_pairs: int
+    background_left_out: int = 0  # boxes on no annotated face scoring >= --background-max-score: no crop
 
     def __str__(self) -> str:
         lines = [f"face crops in {self.out}"]
@@ -60,6 +61,9 @@ class FaceCropSummary:
                              f"({', '.join(f'{k} {v}' for k, v in sorted(self.counts[s].items()))})")
         if self.unused:
             lines.append(f"  {self.unused} image(s) without exactly one face listed in {self.out / UNUSED}")
+        if self.background_left_out:
+            lines.append(f"  {self.background_left_out} detector box(es) on no annotated face taken for faces the "
+                         f"annotators left out (--background-max-score): not Background")
         return "\n".join(lines)
 
 
@@ -483,7 +487,8 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     if unused:
         _write_unused(out / UNUSED, unused)
     photos = {s: len(v) for s, v in manifest["photos"].items()}
-    return FaceCropSummary(out, manifest["counts"], photos, len(unused), correction.pairs if correction else 0)
+    return FaceCropSummary(out, manifest["counts"], photos, len(unused), correction.pairs if correction else 0,
+                           sum(manifest.get("background", {}).get("left_out", {}).values()))
 
 
 def _profile(det, detector: str, correction, margin: float, seed: int, named: bool) -> dict:
