@@ -29,3 +29,13 @@ def test_paired_faces_identical_recipes_differ_by_nothing(tool):
     a = np.array([1, 0, 1, 1, 0, 1], bool)
     r = tool.paired_faces(a, a.copy())
     assert r["diff"] == 0 and r["ci"] == [0.0, 0.0] and r["fixed"] == r["broken"] == 0
+
+
+def test_each_recipe_is_shown_at_its_own_calibrated_threshold(tool, tmp_path):
+    """shown.json of `--calibrate` names the face probability from which a recipe's boxes are shown; without it,
+    detect's default 0.5."""
+    import json
+
+    assert tool.shown_threshold(tmp_path) == 0.5
+    (tmp_path / "shown.json").write_text(json.dumps({"min_face_prob": 0.2, "class_weights": {}}))
+    assert tool.shown_threshold(tmp_path) == 0.2

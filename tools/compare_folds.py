@@ -11,6 +11,8 @@ difference is measured paired:
   (the same draws for both);
 - the tagged faces of special_cases.csv: per slice, the share labelled right by A and by B (Wilson intervals) and
   B - A with a bootstrap over the slice's faces (the same faces for both), and how many faces changed each way;
+- the same slices counting only the faces a user sees: labelled right and shown (face probability at least the
+  recipe's shown threshold, `shown.json` of its `--calibrate`, else detect's default 0.5);
 - incorrectly-worn recall of matched faces: A and B with Wilson intervals, paired as above.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from visionlab.data.boxes import read_annotations
 from visionlab.evaluation.bootstrap import draw_counts, map50
-from visionlab.evaluation.detection import evaluate_detections
+from visionlab.evaluation.detection import SHOWN_FACE_PROB, evaluate_detections
 from visionlab.evaluation.slices import box_tags, read_tag_file, slice_members, wilson_rate
 from visionlab.io import write_json
 
@@ -117,6 +119,12 @@ def plot_slices(result: dict, path: Path, names: tuple[str, str]) -> Path:
     return path
 
 
+def shown_threshold(folds: Path) -> float:
+    """The face probability from which the recipe's boxes are shown: its calibrated `shown.json`, else 0.5."""
+    f = folds / "shown.json"
+    return float(json.loads(f.read_text())["min_face_prob"]) if f.is_file() else SHOWN_FACE_PROB
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("a", type=Path)
@@ -150,8 +158,13 @@ def main() -> None:
     values = np.array([tags[k] for k in tagged], bool).reshape(len(tagged), -1)
     right_a = np.array([fa_[k]["guess"] == fa_[k]["truth"] for k in tagged], bool)
     right_b = np.array([fb_[k]["guess"] == fb_[k]["truth"] for k in tagged], bool)
-    result["slices"] = {name: paired_faces(right_a[sel], right_b[sel])
-                        for name, sel in slice_members(values, tf.names).items()}
+    members = slice_members(values, tf.names)
+    result["slices"] = {name: paired_faces(right_a[sel], right_b[sel]) for name, sel in members.items()}
+    ta, tb = shown_threshold(args.a), shown_threshold(args.b)
+    seen_a = right_a & np.array([(fa_[k]["face"] or 0.0) >= ta for k in tagged], bool)
+    seen_b = right_b & np.array([(fb_[k]["face"] or 0.0) >= tb for k in tagged], bool)
+    result["shown_thresholds"] = {"a": ta, "b": tb}
+    result["slices_shown"] = {name: paired_faces(seen_a[sel], seen_b[sel]) for name, sel in members.items()}
     out = args.out or args.b / "compare.json"
     write_json(out, result)
     png = plot_slices(result, out.with_suffix(".png"), tuple(args.names.split(",", 1)))
@@ -164,6 +177,11 @@ def main() -> None:
           f"{w['diff']:+.3f} [{w['ci'][0]:+.3f}, {w['ci'][1]:+.3f}]")
     print("tagged faces labelled right, A -> B, B - A [95%] (fixed/broken):")
     for name, v in result["slices"].items():
+        if v["n"]:
+            print(f"  {name:<16} n={v['n']:>3}  {v['a']['rate']:.1%} -> {v['b']['rate']:.1%}  {v['diff']:+.3f} "
+                  f"[{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]  ({v['fixed']}/{v['broken']})")
+    print(f"tagged faces labelled right and shown (face probability >= {ta} / {tb}), A -> B:")
+    for name, v in result["slices_shown"].items():
         if v["n"]:
             print(f"  {name:<16} n={v['n']:>3}  {v['a']['rate']:.1%} -> {v['b']['rate']:.1%}  {v['diff']:+.3f} "
                   f"[{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]  ({v['fixed']}/{v['broken']})")

@@ -72,6 +72,9 @@ def test_map_recall_confusion_and_false_boxes_match_a_hand_computed_case(case, t
     # scored with the best guess only, the WithoutMask face is never a WithoutMask detection: AP 0
     assert m["map50_top1"] < m["map50"]
     assert [d["truth"] for d in m["_misses"]] == ["WithMask"]
+    # every annotated face's outcome carries its box's face probability (None where no box matched it)
+    assert [f["face"] for f in m["_faces"]] == [pytest.approx(1.0), None, pytest.approx(1.0), pytest.approx(1.0),
+                                                pytest.approx(1.0)]
     assert m["_mistakes"][0]["truth"] == "WithoutMask" and m["_mistakes"][0]["guess"] == "WithMask"
 
     report = write_detection_report(m, tmp_path / "eval")

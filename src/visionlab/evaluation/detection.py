@@ -114,7 +114,8 @@ def _tally_photo(t: _Tally, rec: dict, truth: AnnotatedImage, faces: list[dict],
         f = faces[matched_gt[g]] if g in matched_gt else None
         t.faces.append({"source": rec["source"], "index": g, "truth": b.label, "truth_box": [b.x0, b.y0, b.w, b.h],
                         "side": side, "guess": None if f is None else f["guess"],
-                        "confidence": None if f is None else f["confidence"]})
+                        "confidence": None if f is None else f["confidence"],
+                        "face": None if f is None else f.get("face", 1.0)})
         if g in matched_gt:
             t.band_hits[band] += 1
             f = faces[matched_gt[g]]
