@@ -318,11 +318,12 @@ def _print_box_scores(m: dict, out_dir: Path) -> None:
 
 
 def _print_slices(sm: dict) -> None:
-    """One line for the slices: each ranked slice's share labelled right with its interval and mix-matched gap,
-    worst first, then the slices too small to rank."""
+    """One line for the slices: each ranked slice's share labelled right with its interval and mix-matched gap (and,
+    for detection, the share right and shown by default), worst first, then the slices too small to rank."""
     rows = sorted((r for r in sm["rows"] if r["rank"]), key=lambda r: r["rank"])
     ranked = "; ".join(f"{r['slice']} {100 * r['overall']['rate']:.1f}% [{100 * r['overall']['ci'][0]:.1f}, "
-                       f"{100 * r['overall']['ci'][1]:.1f}] of {r['faces']} ({100 * r['overall']['gap']:+.1f})"
+                       f"{100 * r['overall']['ci'][1]:.1f}] of {r['faces']} ({100 * r['overall']['gap']:+.1f}"
+                       + (f", shown {100 * r['shown']['rate']:.1f}%" if r.get("shown") else "") + ")"
                        + (f" below the whole set for {', '.join(r['short'])}" if r["short"] else "") for r in rows)
     small = ", ".join(f"{r['slice']} ({r['faces']})" for r in sm["rows"] if r["small"])
     out.print(f"slices of {sm['faces']} tagged faces, labelled right, worst first: {ranked or 'none ranked'}"

@@ -93,6 +93,23 @@ def test_slice_figures_match_a_hand_computed_case():
     assert not any(r["short"] for r in sm["rows"])  # three faces say nothing clearly
 
 
+def test_right_and_shown_counts_only_faces_labelled_right_whose_box_is_shown():
+    """Faces 1 and 7 (right) and 3 (wrong) have boxes under the shown threshold: right and shown drops 1 and 7,
+    and face 3 was not right anyway. Without ``shown`` (crop evaluation) there is no such figure or column."""
+    truth, guess = [t for t, _, _, _ in CASE], [g for _, g, _, _ in CASE]
+    tags = np.array([[b, d] for _, _, b, d in CASE])
+    shown = [i not in (1, 3, 7) for i in range(len(CASE))]
+    sm = slice_metrics(truth, guess, tags, ["beard", "dark_mask"], [M, N], min_faces=3, shown=shown)
+    assert (_row(sm, ALL)["shown"]["k"], _row(sm, ALL)["shown"]["n"]) == (5, 10)  # 7 right, 1 and 7 hidden
+    assert _row(sm, "beard")["shown"]["k"] == 0  # 6 wrong, 7 right but hidden
+    assert _row(sm, "dark_mask")["shown"]["k"] == 1 and _row(sm, NONE)["shown"]["k"] == 4
+    assert _row(sm, ALL)["shown"]["ci"] == pytest.approx(list(_wilson_by_hand(5, 10)), abs=1e-4)
+    head, rows = table_rows(sm)
+    assert head[5] == "right and shown by default [95% CI]" and rows[0][5].startswith("50.0% [")
+    plain_head, _ = table_rows(_case())
+    assert _row(_case(), ALL)["shown"] is None and "right and shown by default [95% CI]" not in plain_head
+
+
 def test_a_slice_whose_interval_lies_below_the_whole_set_is_marked_short():
     # 100 WithMask faces, 80 right; the 20 tagged ones are all wrong: 0/20 [0, 16.1%] against 80/100 [71.1, 86.7%]
     truth = [M] * 100
@@ -263,6 +280,9 @@ def test_detect_truth_with_slices_on_real_tagged_photos(tmp_path, capsys):
     for c, n in rows[ALL]["by_class"].items():
         assert n == sum(labels[r["label"]] == c for r in tagged)
     assert all(r["small"] for r in sm["rows"][1:])  # a few photos: every slice too small to rank
+    # right and shown: the faces labelled right whose box the model's threshold shows, never more than right
+    assert all(r["shown"]["k"] <= r["overall"]["k"] for r in sm["rows"])
+    assert "right and shown by default" in (out / "report.html").read_text()
     html = (out / "report.html").read_text()
     assert "<h2>Slices: kinds of face</h2>" in html and '<img src="plots/slices.png"' in html
     assert "&lt;h2&gt;" not in html and "&lt;table" not in html  # the slice section is HTML, not escaped text

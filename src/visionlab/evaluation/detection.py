@@ -254,8 +254,10 @@ def add_slices(m: dict, tags: dict, tag_names: Sequence[str]) -> dict:
     if not faces:
         raise DataError("--slices tags none of the evaluated faces: check that it tags faces of these photos")
     values = np.array([tags[(Path(f["source"]).name, f["index"])] for f in faces], bool).reshape(len(faces), -1)
+    shown_p = m.get("shown_face_prob", SHOWN_FACE_PROB)
     m["slices"] = slice_metrics([f["truth"] for f in faces], [f["guess"] for f in faces], values, tag_names,
-                                m["confusion"]["classes"])
+                                m["confusion"]["classes"],
+                                shown=[f["face"] is not None and f["face"] >= shown_p for f in faces])
     m["_slice_faces"] = (faces, values)
     return m
 

@@ -23,7 +23,10 @@ each tag, "no tag"):
 - overall: the share of the slice's faces found and labelled right, its gap to the whole set's per-class recalls
   weighted by the slice's own class mix (a slice of mostly unmasked faces is compared with how unmasked faces do,
   not with a set that is mostly masked), and a rank by that gap, worst first. A slice with fewer than
-  ``min_faces`` faces is marked ``small`` ("too small to rank") and not ranked; its intervals are still shown.
+  ``min_faces`` faces is marked ``small`` ("too small to rank") and not ranked; its intervals are still shown;
+- with ``shown`` (detection: the face's box is shown by default, its face probability at least the model's
+  threshold): the share found, labelled right *and* shown, what a user of `visionlab detect` sees. A face labelled
+  right whose box the classifier's Background class pushed under the threshold is right but hidden.
 """
 from __future__ import annotations
 
@@ -257,9 +260,11 @@ def _cells(truth: np.ndarray, guess: np.ndarray, classes: Sequence[str]) -> dict
 
 
 def slice_metrics(truth: Sequence[str], guess: Sequence[Optional[str]], tags: np.ndarray, tag_names: Sequence[str],
-                  classes: Sequence[str], min_faces: int = MIN_FACES) -> dict:
+                  classes: Sequence[str], min_faces: int = MIN_FACES,
+                  shown: Optional[Sequence[bool]] = None) -> dict:
     """The module docstring's figures for faces of true class ``truth[i]``, labelled ``guess[i]`` (None: missed),
-    with ``tags[i, t]`` set where face i has tag ``tag_names[t]``."""
+    with ``tags[i, t]`` set where face i has tag ``tag_names[t]``; ``shown[i]``: face i's box is shown by default
+    (detection), for each slice's ``shown`` rate (None: not counted)."""
     truth = np.asarray(truth, dtype=object)
     guess = np.asarray([g if g is not None else "" for g in guess], dtype=object)
     tags = np.asarray(tags, bool).reshape(len(truth), len(tag_names))
@@ -284,7 +289,10 @@ def slice_metrics(truth: Sequence[str], guess: Sequence[Optional[str]], tags: np
         expected = sum(k * r["k"] / r["n"] for k, r in mix if k) / n if n else None
         overall["expected"] = None if expected is None else round(expected, 4)
         overall["gap"] = None if expected is None else round(overall["k"] / n - expected, 4)
-        rows.append({"slice": name, "faces": n, "small": n < min_faces and name != ALL,
+        right = truth[sel] == guess[sel]
+        seen = (None if shown is None
+                else wilson_rate(int((right & np.asarray(shown, bool)[sel]).sum()), n))
+        rows.append({"slice": name, "faces": n, "small": n < min_faces and name != ALL, "shown": seen,
                      "short": [f"{c} {w}" for c in classes for w in ("recall", "precision") if cells[c][w]["short"]],
                      "overall": overall, "per_class": cells, "rank": None,
                      "by_class": {c: int((truth[sel] == c).sum()) for c in classes}})
@@ -319,7 +327,9 @@ def _gap(v: Optional[float]) -> str:
 def table_rows(sm: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the slice table (one row per slice), as text."""
     classes = sm["classes"]
-    head = ["slice", "faces", "right [95% CI]", "gap (mix-matched)", "rank"]
+    with_shown = any(r.get("shown") is not None for r in sm["rows"])
+    head = ["slice", "faces", "right [95% CI]", "gap (mix-matched)", "rank"] + \
+        (["right and shown by default [95% CI]"] if with_shown else [])
     for c in classes:
         head += [f"{c} recall", "gap", f"{c} precision", "gap"]
     rows = []
@@ -328,7 +338,8 @@ def table_rows(sm: dict) -> tuple[list[str], list[list[str]]]:
         gap = (lambda v: "") if whole else _gap
         status = (f"under {sm['min_faces']} faces: not ranked" if r["small"] else str(r["rank"] or "")) + \
             (f"; below the whole set: {', '.join(r['short'])}" if r["short"] else "")
-        row = [r["slice"], str(r["faces"]), _pct(r["overall"]), gap(r["overall"]["gap"]), status]
+        row = [r["slice"], str(r["faces"]), _pct(r["overall"]), gap(r["overall"]["gap"]), status] + \
+            ([_pct(r["shown"]) if r.get("shown") else "-"] if with_shown else [])
         for c in classes:
             cell = r["per_class"][c]
             row += [_pct(cell["recall"]), gap(cell["recall"]["gap"]),
@@ -352,8 +363,9 @@ def table_html(sm: dict) -> "Markup":
             f"points against all tagged faces (the overall gap against the whole set's per-class recall weighted by "
             f"the slice's class mix). Ranked worst first; a slice of fewer than {sm['min_faces']} faces is too small "
             f"to rank (its intervals show how little it says); a cell is marked below the whole set when its "
-            f"interval lies wholly below the whole set's (cells of {MIN_SHORT}+ faces). Tags set by eye are "
-            f"noisy.</p>")
+            f"interval lies wholly below the whole set's (cells of {MIN_SHORT}+ faces). Right and shown: labelled "
+            f"right with a box shown at the default settings (a face the Background class pushed under the "
+            f"threshold is right but hidden). Tags set by eye are noisy.</p>")
     return Markup(f"{note}<table><tr>{th}</tr>{body}</table>")
 
 
