@@ -125,6 +125,14 @@ def shown_threshold(folds: Path) -> float:
     return float(json.loads(f.read_text())["min_face_prob"]) if f.is_file() else SHOWN_FACE_PROB
 
 
+def _print_slices(title: str, slices: dict) -> None:
+    print(title)
+    for name, v in slices.items():
+        if v["n"]:
+            print(f"  {name:<16} n={v['n']:>3}  {v['a']['rate']:.1%} -> {v['b']['rate']:.1%}  {v['diff']:+.3f} "
+                  f"[{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]  ({v['fixed']}/{v['broken']})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("a", type=Path)
@@ -175,16 +183,9 @@ def main() -> None:
     w = result["mwi_recall_matched"]
     print(f"  MaskWornIncorrectly recall of matched faces: {w['a']['k']}/{w['n']} -> {w['b']['k']}/{w['n']}, "
           f"{w['diff']:+.3f} [{w['ci'][0]:+.3f}, {w['ci'][1]:+.3f}]")
-    print("tagged faces labelled right, A -> B, B - A [95%] (fixed/broken):")
-    for name, v in result["slices"].items():
-        if v["n"]:
-            print(f"  {name:<16} n={v['n']:>3}  {v['a']['rate']:.1%} -> {v['b']['rate']:.1%}  {v['diff']:+.3f} "
-                  f"[{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]  ({v['fixed']}/{v['broken']})")
-    print(f"tagged faces labelled right and shown (face probability >= {ta} / {tb}), A -> B:")
-    for name, v in result["slices_shown"].items():
-        if v["n"]:
-            print(f"  {name:<16} n={v['n']:>3}  {v['a']['rate']:.1%} -> {v['b']['rate']:.1%}  {v['diff']:+.3f} "
-                  f"[{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]  ({v['fixed']}/{v['broken']})")
+    _print_slices("tagged faces labelled right, A -> B, B - A [95%] (fixed/broken):", result["slices"])
+    _print_slices(f"tagged faces labelled right and shown (face probability >= {ta} / {tb}), A -> B:",
+                  result["slices_shown"])
     print(out, png)
 
 
