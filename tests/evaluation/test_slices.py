@@ -105,9 +105,9 @@ def test_right_and_shown_counts_only_faces_labelled_right_whose_box_is_shown():
     assert _row(sm, "dark_mask")["shown"]["k"] == 1 and _row(sm, NONE)["shown"]["k"] == 4
     assert _row(sm, ALL)["shown"]["ci"] == pytest.approx(list(_wilson_by_hand(5, 10)), abs=1e-4)
     head, rows = table_rows(sm)
-    assert head[5] == "right and shown by default [95% CI]" and rows[0][5].startswith("50.0% [")
+    assert head[5] == "right and shown [95% CI]" and rows[0][5].startswith("50.0% [")
     plain_head, _ = table_rows(_case())
-    assert _row(_case(), ALL)["shown"] is None and "right and shown by default [95% CI]" not in plain_head
+    assert _row(_case(), ALL)["shown"] is None and "right and shown [95% CI]" not in plain_head
 
 
 def test_a_slice_whose_interval_lies_below_the_whole_set_is_marked_short():
@@ -282,7 +282,7 @@ def test_detect_truth_with_slices_on_real_tagged_photos(tmp_path, capsys):
     assert all(r["small"] for r in sm["rows"][1:])  # a few photos: every slice too small to rank
     # right and shown: the faces labelled right whose box the model's threshold shows, never more than right
     assert all(r["shown"]["k"] <= r["overall"]["k"] for r in sm["rows"])
-    assert "right and shown by default" in (out / "report.html").read_text()
+    assert "right and shown [95% CI]" in (out / "report.html").read_text()
     html = (out / "report.html").read_text()
     assert "<h2>Slices: kinds of face</h2>" in html and '<img src="plots/slices.png"' in html
     assert "&lt;h2&gt;" not in html and "&lt;table" not in html  # the slice section is HTML, not escaped text

@@ -329,7 +329,7 @@ def table_rows(sm: dict) -> tuple[list[str], list[list[str]]]:
     classes = sm["classes"]
     with_shown = any(r.get("shown") is not None for r in sm["rows"])
     head = ["slice", "faces", "right [95% CI]", "gap (mix-matched)", "rank"] + \
-        (["right and shown by default [95% CI]"] if with_shown else [])
+        (["right and shown [95% CI]"] if with_shown else [])
     for c in classes:
         head += [f"{c} recall", "gap", f"{c} precision", "gap"]
     rows = []
