@@ -381,6 +381,18 @@ def _check_counts(synthetic_incorrect: int, turned_copies: int) -> None:
                           f"{min(synthetic_incorrect, turned_copies)}")
 
 
+def _check_options(folds: Optional[int], fold: Optional[int], synthetic_incorrect: int, turned_copies: int,
+                   margin: float, background_max_score: Optional[float]) -> None:
+    """Every option of ``cut_faces`` that can be wrong, checked before anything is read or written."""
+    _check_folds(folds, fold)
+    _check_counts(synthetic_incorrect, turned_copies)
+    if margin < 0:  # the pipeline refuses such a profile; its crops would be 1 px squares blown up to --size
+        raise ConfigError(f"--margin is a share of the face box's longer side on each edge, 0 or more, not {margin}")
+    if background_max_score is not None and not 0 < background_max_score <= 1:
+        raise ConfigError(f"--background-max-score is a detector score above 0 and at most 1, not "
+                          f"{background_max_score}")
+
+
 def _check_folds(folds: Optional[int], fold: Optional[int]) -> None:
     """--folds K and --fold I go together, with 2 <= K and 0 <= I < K."""
     if folds is None and fold is None:
@@ -435,13 +447,7 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
 
     if not sources:
         raise ConfigError("give at least one source: a boxes.csv, a VOC folder or an ImageFolder")
-    _check_folds(folds, fold)
-    _check_counts(synthetic_incorrect, turned_copies)
-    if background_max_score is not None and not 0 < background_max_score <= 1:
-        raise ConfigError(f"--background-max-score is a detector score above 0 and at most 1, not "
-                          f"{background_max_score}")
-    if margin < 0:  # the pipeline refuses such a profile; its crops would be 1 px squares blown up to --size
-        raise ConfigError(f"--margin is a share of the face box's longer side on each edge, 0 or more, not {margin}")
+    _check_options(folds, fold, synthetic_incorrect, turned_copies, margin, background_max_score)
     # crops are never mixed with old ones: a folder that holds files is refused (a file or read-only: one line)
     out = claim_out(out, "faces", policy="refuse")
     boxed, folders = _sort_sources(sources, images, label_map)
