@@ -151,8 +151,9 @@ def main() -> None:
         sys.exit("error: the two runs scored different photos")
     truths = [t for t in read_annotations(data / "boxes.csv", data / "images", None) if t.path.name in names]
     classes = sorted({b.label for t in truths for b in t.boxes})
-    ma = evaluate_detections(rec_a, truths, classes, draws=0)
-    mb = evaluate_detections(rec_b, truths, classes, draws=0)
+    ta, tb = shown_threshold(args.a), shown_threshold(args.b)
+    ma = evaluate_detections(rec_a, truths, classes, draws=0, shown_face_prob=ta)
+    mb = evaluate_detections(rec_b, truths, classes, draws=0, shown_face_prob=tb)
     result = {"a": str(args.a), "b": str(args.b), "photos": len(names), "photo_level": paired_photos(ma, mb, classes)}
     fa_, fb_ = _faces_by_key(ma), _faces_by_key(mb)
     keys = sorted(fa_)
@@ -168,9 +169,8 @@ def main() -> None:
     right_b = np.array([fb_[k]["guess"] == fb_[k]["truth"] for k in tagged], bool)
     members = slice_members(values, tf.names)
     result["slices"] = {name: paired_faces(right_a[sel], right_b[sel]) for name, sel in members.items()}
-    ta, tb = shown_threshold(args.a), shown_threshold(args.b)
-    seen_a = right_a & np.array([(fa_[k]["face"] or 0.0) >= ta for k in tagged], bool)
-    seen_b = right_b & np.array([(fb_[k]["face"] or 0.0) >= tb for k in tagged], bool)
+    seen_a = right_a & np.array([fa_[k]["shown"] for k in tagged], bool)
+    seen_b = right_b & np.array([fb_[k]["shown"] for k in tagged], bool)
     result["shown_thresholds"] = {"a": ta, "b": tb}
     result["slices_shown"] = {name: paired_faces(seen_a[sel], seen_b[sel]) for name, sel in members.items()}
     out = args.out or args.b / "compare.json"

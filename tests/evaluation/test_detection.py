@@ -72,9 +72,12 @@ def test_map_recall_confusion_and_false_boxes_match_a_hand_computed_case(case, t
     # scored with the best guess only, the WithoutMask face is never a WithoutMask detection: AP 0
     assert m["map50_top1"] < m["map50"]
     assert [d["truth"] for d in m["_misses"]] == ["WithMask"]
-    # every annotated face's outcome carries its box's face probability (None where no box matched it)
-    assert [f["face"] for f in m["_faces"]] == [pytest.approx(1.0), None, pytest.approx(1.0), pytest.approx(1.0),
-                                                pytest.approx(1.0)]
+    # every annotated face's outcome says whether a user sees its box (found, face probability >= the threshold)
+    assert [f["shown"] for f in m["_faces"]] == [True, False, True, True, True]
+    records[0]["faces"][1]["face"] = 0.3  # the WithoutMask face's box: the classifier's Background took 70%
+    hidden = evaluate_detections(records, truths, CLASSES, draws=0)
+    assert [f["shown"] for f in hidden["_faces"]] == [True, False, False, True, True]
+    assert [f["guess"] for f in hidden["_faces"]] == [f["guess"] for f in m["_faces"]]  # still found and labelled
     assert m["_mistakes"][0]["truth"] == "WithoutMask" and m["_mistakes"][0]["guess"] == "WithMask"
 
     report = write_detection_report(m, tmp_path / "eval")

@@ -104,9 +104,9 @@ def _tally_photo(t: _Tally, rec: dict, truth: AnnotatedImage, faces: list[dict],
     matched_gt = {g: d for d, g, _ in pairs_}
     t.false_boxes += len(faces) - len(pairs_)
     # what a user sees at the default --min-face-prob 0.5
-    shown = [k for k, f in enumerate(faces) if f.get("face", 1.0) >= shown_p]
+    shown = {k for k, f in enumerate(faces) if f.get("face", 1.0) >= shown_p}
     t.n_shown += len(shown)
-    t.false_shown += len(set(shown) - {d for d, _, _ in pairs_})
+    t.false_shown += len(shown - {d for d, _, _ in pairs_})
     for g, b in enumerate(truth.boxes):
         side = min(b.w, b.h)
         band = next(name for lo, hi, name in SIZE_BANDS if lo <= side < hi)
@@ -115,7 +115,7 @@ def _tally_photo(t: _Tally, rec: dict, truth: AnnotatedImage, faces: list[dict],
         t.faces.append({"source": rec["source"], "index": g, "truth": b.label, "truth_box": [b.x0, b.y0, b.w, b.h],
                         "side": side, "guess": None if f is None else f["guess"],
                         "confidence": None if f is None else f["confidence"],
-                        "face": None if f is None else f.get("face", 1.0)})
+                        "shown": g in matched_gt and matched_gt[g] in shown})
         if g in matched_gt:
             t.band_hits[band] += 1
             f = faces[matched_gt[g]]
@@ -254,10 +254,8 @@ def add_slices(m: dict, tags: dict, tag_names: Sequence[str]) -> dict:
     if not faces:
         raise DataError("--slices tags none of the evaluated faces: check that it tags faces of these photos")
     values = np.array([tags[(Path(f["source"]).name, f["index"])] for f in faces], bool).reshape(len(faces), -1)
-    shown_p = m.get("shown_face_prob", SHOWN_FACE_PROB)
     m["slices"] = slice_metrics([f["truth"] for f in faces], [f["guess"] for f in faces], values, tag_names,
-                                m["confusion"]["classes"],
-                                shown=[f["face"] is not None and f["face"] >= shown_p for f in faces])
+                                m["confusion"]["classes"], shown=[f["shown"] for f in faces])
     m["_slice_faces"] = (faces, values)
     return m
 

@@ -268,6 +268,8 @@ def slice_metrics(truth: Sequence[str], guess: Sequence[Optional[str]], tags: np
     truth = np.asarray(truth, dtype=object)
     guess = np.asarray([g if g is not None else "" for g in guess], dtype=object)
     tags = np.asarray(tags, bool).reshape(len(truth), len(tag_names))
+    shown = None if shown is None else np.asarray(shown, bool)
+    right = truth == guess
     classes = list(classes)
     whole = _cells(truth, guess, classes)
     sets = [(ALL, np.ones(len(truth), bool))] + [(t, tags[:, i]) for i, t in enumerate(tag_names)]
@@ -283,15 +285,13 @@ def slice_metrics(truth: Sequence[str], guess: Sequence[Optional[str]], tags: np
                 mine["short"] = bool(mine["ci"] and ref["ci"] and mine["n"] >= MIN_SHORT
                                      and mine["ci"][1] < ref["ci"][0])
         n = int(sel.sum())
-        overall = wilson_rate(int((truth[sel] == guess[sel]).sum()), n)
+        overall = wilson_rate(int(right[sel].sum()), n)
         # the whole set's recall of each class, weighted by this slice's class mix
         mix = [(int((truth[sel] == c).sum()), whole[c]["recall"]) for c in classes]
         expected = sum(k * r["k"] / r["n"] for k, r in mix if k) / n if n else None
         overall["expected"] = None if expected is None else round(expected, 4)
         overall["gap"] = None if expected is None else round(overall["k"] / n - expected, 4)
-        right = truth[sel] == guess[sel]
-        seen = (None if shown is None
-                else wilson_rate(int((right & np.asarray(shown, bool)[sel]).sum()), n))
+        seen = None if shown is None else wilson_rate(int((right & shown)[sel].sum()), n)
         rows.append({"slice": name, "faces": n, "small": n < min_faces and name != ALL, "shown": seen,
                      "short": [f"{c} {w}" for c in classes for w in ("recall", "precision") if cells[c][w]["short"]],
                      "overall": overall, "per_class": cells, "rank": None,
