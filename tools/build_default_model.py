@@ -125,8 +125,9 @@ def work_folder(a: argparse.Namespace) -> Path:
 SETTINGS = ("folds", "model", "epochs", "image_size", "seed", "synthetic_incorrect", "turned_copies", "augment_policy",
             "limit_photos", "no_one_face_photos", "cut_search", "train_seed", "members", "loss", "margin",
             "background_max_score")
+# settings added since a study's settings.json was written: what it ran with
 UNRECORDED = {"cut_search": "nms", "train_seed": None, "members": 1, "loss": DEFAULT_LOSS,
-              "margin": DEFAULT_MARGIN, "background_max_score": None}  # settings added since a study's settings.json was written: what it ran with
+              "margin": DEFAULT_MARGIN, "background_max_score": None}
 
 
 def check_settings(a: argparse.Namespace) -> None:

@@ -332,8 +332,7 @@ def _cut_photo(w: _Writer, r: AnnotatedImage, img: np.ndarray, raw: np.ndarray, 
         return 0
     m = iou_matrix(xywh_to_xyxy(fixed), gt).max(1) if len(gt) else np.zeros(len(fixed))
     alone = np.flatnonzero(m < 0.2)
-    face_like = (raw[alone, 14] >= background_max_score if background_max_score is not None
-                 else np.zeros(len(alone), bool))
+    face_like = raw[alone, 14] >= (np.inf if background_max_score is None else background_max_score)
     for d in alone[~face_like]:
         w.write(sp, BACKGROUND, f"{stem}_bg{d:03d}.jpg", w.crop(img, fixed[d], margin))
     return int(face_like.sum())
