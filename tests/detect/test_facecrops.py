@@ -13,7 +13,7 @@ from PIL import Image
 from visionlab.data.boxes import AnnotatedImage, read_boxes_csv
 from visionlab.detect.facecrops import (cut_faces, dhash, fold_photos, fold_split, hamming, phash, photo_groups,
                                         split_photos)
-from visionlab.errors import ConfigError
+from visionlab.errors import ConfigError, DataError
 
 from .conftest import shared_file
 
@@ -164,6 +164,12 @@ def test_fold_options_are_checked_before_any_work(tmp_path):
                     ({"background_max_score": 1.5}, "above 0 and at most 1, not 1.5")):
         with pytest.raises(ConfigError, match=msg):
             cut_faces([boxes], tmp_path / "out", show_progress=False, **kw)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_source_that_cannot_be_read_leaves_no_out_folder(tmp_path):
+    with pytest.raises(DataError, match="no such file or folder"):
+        cut_faces([tmp_path / "absent.csv"], tmp_path / "out", show_progress=False)
     assert not (tmp_path / "out").exists()
 
 

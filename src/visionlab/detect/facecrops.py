@@ -447,9 +447,9 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     if not sources:
         raise ConfigError("give at least one source: a boxes.csv, a VOC folder or an ImageFolder")
     _check_options(folds, fold, synthetic_incorrect, turned_copies, margin, background_max_score)
+    boxed, folders = _sort_sources(sources, images, label_map)  # a source that cannot be read leaves no --out behind
     # crops are never mixed with old ones: a folder that holds files is refused (a file or read-only: one line)
     out = claim_out(out, "faces", policy="refuse")
-    boxed, folders = _sort_sources(sources, images, label_map)
     rng = np.random.default_rng(seed)
     w = _Writer(out, size)
     manifest: dict = {"format": "visionlab-face-crops-v1", "sources": [str(s) for s in sources], "seed": seed,
