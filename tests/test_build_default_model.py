@@ -191,7 +191,7 @@ def test_train_seed_changes_training_alone(tool):
 
     a = argparse.Namespace(seed=0, train_seed=None, synthetic_incorrect=0, turned_copies=0, cut_search="nms", margin=0.2,
                            model="efficientnet_lite2", image_size=64, epochs=6, augment_policy="faces", threads=1,
-                           loss="cross_entropy", background_max_score=None)
+                           loss="cross_entropy", background_max_score=None, lr=1e-3)
     args = (["vl"], Path("c"), Path("r"), a)
     assert tool.train_cmd(*args)[tool.train_cmd(*args).index("--seed") + 1] == "0"
     a.train_seed = 3
@@ -201,6 +201,10 @@ def test_train_seed_changes_training_alone(tool):
     assert tool.train_cmd(*args)[-2:] == ["--threads", "1"] and "focal" in tool.train_cmd(*args)
     cut = tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)
     assert cut[cut.index("--seed") + 1] == "0"
+    lr = tool.train_cmd(*args).index("--lr") + 1
+    assert tool.train_cmd(*args)[lr] == "1e-3"  # the bundled recipe's recorded command, unchanged
+    a.lr = 3e-4
+    assert tool.train_cmd(*args)[lr] == "0.0003" and float(tool.train_cmd(*args)[lr]) == a.lr
 
 
 def test_members_train_with_consecutive_seeds_and_detect_averaged(tool, tmp_path):
@@ -211,7 +215,7 @@ def test_members_train_with_consecutive_seeds_and_detect_averaged(tool, tmp_path
 
     a = argparse.Namespace(seed=0, train_seed=5, synthetic_incorrect=0, turned_copies=0, cut_search="nms", margin=0.2,
                            model="efficientnet_lite2", image_size=64, epochs=6, augment_policy="faces", threads=1,
-                           loss="cross_entropy")
+                           loss="cross_entropy", lr=1e-3)
     runs = tool.member_runs(tmp_path, 3)
     assert [r.name for r in runs] == ["run", "run-m1", "run-m2"]
     seeds = [tool.train_cmd(["vl"], Path("c"), r, a, m) for m, r in enumerate(runs)]

@@ -124,10 +124,11 @@ def work_folder(a: argparse.Namespace) -> Path:
 
 SETTINGS = ("folds", "model", "epochs", "image_size", "seed", "synthetic_incorrect", "turned_copies", "augment_policy",
             "limit_photos", "no_one_face_photos", "cut_search", "train_seed", "members", "loss", "margin",
-            "background_max_score")
+            "background_max_score", "lr")
 # settings added since a study's settings.json was written: what it ran with
 UNRECORDED = {"cut_search": "nms", "train_seed": None, "members": 1, "loss": DEFAULT_LOSS,
-              "margin": DEFAULT_MARGIN, "background_max_score": None}
+              "margin": DEFAULT_MARGIN, "background_max_score": None, "lr": 1e-3}
+DEFAULT_LR = UNRECORDED["lr"]
 
 
 def check_settings(a: argparse.Namespace) -> None:
@@ -210,12 +211,17 @@ def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace, mem
     """The one training recipe: the main build and every fold train alike; member i of an averaged model trains
     with the training seed plus i."""
     return (vl + ["train", "--data", str(crops), "--model", a.model, "--mode", "full",
-                  "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", "1e-3", "--schedule", "cosine",
+                  "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", lr_text(a.lr), "--schedule", "cosine",
                   "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
                   "--seed", str(base_seed(a) + member), "--out", str(runf), "--quiet"]
             + (["--augment-policy", a.augment_policy] if a.augment_policy != "crop_flip" else [])
             + (["--loss", a.loss] if a.loss != DEFAULT_LOSS else [])
             + (["--threads", str(a.threads)] if a.threads else []))
+
+
+def lr_text(lr: float) -> str:
+    """The learning rate as train's flag: the bundled recipe's 1e-3 written as its recorded commands have it."""
+    return "1e-3" if lr == DEFAULT_LR else f"{lr:g}"
 
 
 AVERAGED = Path("averaged") / assets.CLASSIFIER  # an averaged model's first file in WORK (or a fold), as installed
@@ -268,6 +274,7 @@ def main() -> None:
     ap.add_argument("--background-max-score", type=float, default=None, help="visionlab data faces' "
                     "--background-max-score: detector boxes on no annotated face scoring this or more are taken for "
                     "faces the annotators left out and are not Background crops")
+    ap.add_argument("--lr", type=float, default=DEFAULT_LR, help="visionlab train's --lr (Adam, cosine schedule)")
     ap.add_argument("--loss", default=DEFAULT_LOSS, choices=LOSSES.names(), help="visionlab train's --loss")
     ap.add_argument("--augment-policy", default="crop_flip", help="visionlab train's --augment-policy (faces: also "
                     "brightness, contrast, gamma and a horizontal squeeze, for dark and turned faces)")
@@ -795,7 +802,7 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     result = {
         "k": a.folds, "seed": a.seed, "train_seed": a.train_seed, "model": a.model, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
         "synthetic_incorrect": a.synthetic_incorrect, "turned_copies": a.turned_copies, "cut_search": a.cut_search,
-        "members": a.members, "loss": a.loss, "margin": a.margin,
+        "members": a.members, "loss": a.loss, "margin": a.margin, "lr": a.lr,
         "background_max_score": a.background_max_score, "limit_photos": a.limit_photos,
         "one_face_photos": not a.no_one_face_photos, "test_photos": len(test or []),
         "note": "Validation of each fold = that fold's photo groups, never trained on; the held-out Test part is "
