@@ -122,13 +122,13 @@ def work_folder(a: argparse.Namespace) -> Path:
     return work
 
 
+DEFAULT_LR = 1e-3  # train's --lr in the bundled recipe (Adam, cosine schedule)
 SETTINGS = ("folds", "model", "epochs", "image_size", "seed", "synthetic_incorrect", "turned_copies", "augment_policy",
             "limit_photos", "no_one_face_photos", "cut_search", "train_seed", "members", "loss", "margin",
             "background_max_score", "lr")
 # settings added since a study's settings.json was written: what it ran with
 UNRECORDED = {"cut_search": "nms", "train_seed": None, "members": 1, "loss": DEFAULT_LOSS,
-              "margin": DEFAULT_MARGIN, "background_max_score": None, "lr": 1e-3}
-DEFAULT_LR = UNRECORDED["lr"]
+              "margin": DEFAULT_MARGIN, "background_max_score": None, "lr": DEFAULT_LR}
 
 
 def check_settings(a: argparse.Namespace) -> None:
@@ -211,8 +211,8 @@ def train_cmd(vl: list[str], crops: Path, runf: Path, a: argparse.Namespace, mem
     """The one training recipe: the main build and every fold train alike; member i of an averaged model trains
     with the training seed plus i."""
     return (vl + ["train", "--data", str(crops), "--model", a.model, "--mode", "full",
-                  "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", lr_text(a.lr), "--schedule", "cosine",
-                  "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
+                  "--image-size", str(a.image_size), "--optimizer", "adam", "--lr", lr_text(a.lr),
+                  "--schedule", "cosine", "--epochs", str(a.epochs), "--label-smoothing", "0.1", "--augment",
                   "--seed", str(base_seed(a) + member), "--out", str(runf), "--quiet"]
             + (["--augment-policy", a.augment_policy] if a.augment_policy != "crop_flip" else [])
             + (["--loss", a.loss] if a.loss != DEFAULT_LOSS else [])
