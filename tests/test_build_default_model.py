@@ -207,6 +207,15 @@ def test_train_seed_changes_training_alone(tool):
     assert tool.train_cmd(*args)[lr] == "0.0003" and float(tool.train_cmd(*args)[lr]) == a.lr
 
 
+@pytest.mark.parametrize("lr", ["0", "-1e-3", "nan"])
+def test_a_learning_rate_that_cannot_train_is_one_line_before_any_work(lr, tmp_path):
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "build_default_model.py"), f"--lr={lr}", "--folds", "2",
+                        "--work", str(tmp_path / "w")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.strip().count("\n") == 0
+    assert r.stderr.startswith(f"error: --lr {float(lr)}: give a learning rate above 0")
+    assert not (tmp_path / "w").exists()  # refused before the work folder or any crop
+
+
 def test_members_train_with_consecutive_seeds_and_detect_averaged(tool, tmp_path):
     """--members 3: runs run, run-m1, run-m2 trained with seeds S, S+1, S+2 on the same crops; one `export
     --average` writing the averaged model (done when its last member is written), which detection then uses; a

@@ -322,6 +322,8 @@ def main() -> None:
         sys.exit("error: --limit-photos and --no-one-face-photos go with --folds (the build itself uses all photos)")
     if a.members < 1:
         sys.exit(f"error: --members {a.members}: give 1 (one network) or more (averaged)")
+    if not a.lr > 0:  # train refuses it too, but only after the crops are cut (minutes)
+        sys.exit(f"error: --lr {a.lr}: give a learning rate above 0 (the bundled recipe's is {lr_text(DEFAULT_LR)})")
     if a.folds is not None and a.folds < 2:
         sys.exit(f"error: --folds {a.folds}: give at least 2 folds")
     if (a.resume or a.only_folds is not None) and a.folds is None:
