@@ -144,7 +144,7 @@ def test_the_cut_search_reaches_data_faces_and_the_searches_tried(tool, tmp_path
     import argparse
 
     a = argparse.Namespace(seed=0, synthetic_incorrect=0, turned_copies=0, cut_search="wbf_mirror", margin=0.2,
-                           background_max_score=None)
+                           background_max_score=None, box_correction="linear")
     cmd = tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)
     assert cmd[-3:] == ["--box-merge", "wbf", "--mirror-search"]
     assert "--box-merge" not in tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"),
@@ -168,7 +168,7 @@ def test_the_margin_reaches_data_faces_and_the_study_records_it(tool, tmp_path):
     import argparse
 
     a = argparse.Namespace(seed=0, synthetic_incorrect=0, turned_copies=0, cut_search="nms", margin=0.35,
-                           background_max_score=None)
+                           background_max_score=None, box_correction="linear")
     assert tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)[-2:] == ["--margin", "0.35"]
     a.margin = tool.DEFAULT_MARGIN
     assert "--margin" not in tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)
@@ -185,13 +185,34 @@ def test_the_margin_reaches_data_faces_and_the_study_records_it(tool, tmp_path):
         tool.check_settings(s)
 
 
+def test_the_box_correction_reaches_data_faces_and_the_study_records_it(tool, tmp_path):
+    """--box-correction quadratic: `data faces` fits it (the profile carries it to detect); the default, the bundled
+    recipe's linear one, adds no flag; a study recorded before the setting was cut with the linear one."""
+    import argparse
+
+    a = argparse.Namespace(seed=0, synthetic_incorrect=0, turned_copies=0, cut_search="nms", margin=0.2,
+                           background_max_score=None, box_correction="quadratic")
+    assert tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)[-2:] == \
+        ["--box-correction", "quadratic"]
+    a.box_correction = "linear"
+    assert "--box-correction" not in tool.data_faces_cmd(["vl"], [Path("b.csv")], Path("c"), Path("f.onnx"), a)
+    s = argparse.Namespace(work=tmp_path, **{k: None for k in tool.SETTINGS})
+    s.folds, s.box_correction = 4, "linear"
+    (tmp_path / "settings.json").write_text(json.dumps({k: v for k, v in vars(s).items()
+                                                        if k in tool.SETTINGS and k != "box_correction"}))
+    tool.check_settings(s)  # resumed as what it was: linear
+    s.box_correction = "quadratic"
+    with pytest.raises(SystemExit, match=r"--box-correction quadratic \(the study has linear\)"):
+        tool.check_settings(s)
+
+
 def test_train_seed_changes_training_alone(tool):
     """--train-seed: the same folds and crops (data faces keeps --seed), another training seed."""
     import argparse
 
     a = argparse.Namespace(seed=0, train_seed=None, synthetic_incorrect=0, turned_copies=0, cut_search="nms", margin=0.2,
                            model="efficientnet_lite2", image_size=64, epochs=6, augment_policy="faces", threads=1,
-                           loss="cross_entropy", background_max_score=None, lr=1e-3)
+                           loss="cross_entropy", background_max_score=None, lr=1e-3, box_correction="linear")
     args = (["vl"], Path("c"), Path("r"), a)
     assert tool.train_cmd(*args)[tool.train_cmd(*args).index("--seed") + 1] == "0"
     a.train_seed = 3

@@ -39,6 +39,7 @@ from typing import NamedTuple, Optional
 
 from visionlab.io import atomic_write_text, sha256_file, write_via
 from visionlab import assets
+from visionlab.boxes import BOX_FEATURES, DEFAULT_BOX_FEATURES
 from visionlab.detect.pipeline import DEFAULT_MARGIN
 from visionlab.inference.average import member_names
 from visionlab.models.backbones import LITE_VARIANTS
@@ -125,10 +126,11 @@ def work_folder(a: argparse.Namespace) -> Path:
 DEFAULT_LR = 1e-3  # train's --lr in the bundled recipe (Adam, cosine schedule)
 SETTINGS = ("folds", "model", "epochs", "image_size", "seed", "synthetic_incorrect", "turned_copies", "augment_policy",
             "limit_photos", "no_one_face_photos", "cut_search", "train_seed", "members", "loss", "margin",
-            "background_max_score", "lr")
+            "background_max_score", "lr", "box_correction")
 # settings added since a study's settings.json was written: what it ran with
 UNRECORDED = {"cut_search": "nms", "train_seed": None, "members": 1, "loss": DEFAULT_LOSS,
-              "margin": DEFAULT_MARGIN, "background_max_score": None, "lr": DEFAULT_LR}
+              "margin": DEFAULT_MARGIN, "background_max_score": None, "lr": DEFAULT_LR,
+              "box_correction": DEFAULT_BOX_FEATURES}
 
 
 def check_settings(a: argparse.Namespace) -> None:
@@ -194,7 +196,8 @@ def data_faces_cmd(vl: list[str], sources: list[Path], crops: Path, face: Path, 
         (["--turned-copies", str(a.turned_copies)] if a.turned_copies else []) + \
         (search_flags(SEARCHES[a.cut_search][0]) if a.cut_search != "nms" else []) + \
         (["--margin", str(a.margin)] if a.margin != DEFAULT_MARGIN else []) + \
-        (["--background-max-score", str(a.background_max_score)] if a.background_max_score is not None else [])
+        (["--background-max-score", str(a.background_max_score)] if a.background_max_score is not None else []) + \
+        (["--box-correction", a.box_correction] if a.box_correction != DEFAULT_BOX_FEATURES else [])
 
 
 def lite_title(model: str) -> str:
@@ -274,6 +277,9 @@ def main() -> None:
     ap.add_argument("--background-max-score", type=float, default=None, help="visionlab data faces' "
                     "--background-max-score: detector boxes on no annotated face scoring this or more are taken for "
                     "faces the annotators left out and are not Background crops")
+    ap.add_argument("--box-correction", default=DEFAULT_BOX_FEATURES, choices=BOX_FEATURES.names(),
+                    help="visionlab data faces' --box-correction: the inputs of the box correction fitted on the "
+                    "Train photos (quadratic also bends with face size and pose); the profile carries it to detect")
     ap.add_argument("--lr", type=float, default=DEFAULT_LR, help="visionlab train's --lr (Adam, cosine schedule)")
     ap.add_argument("--loss", default=DEFAULT_LOSS, choices=LOSSES.names(), help="visionlab train's --loss")
     ap.add_argument("--augment-policy", default="crop_flip", help="visionlab train's --augment-policy (faces: also "
@@ -804,7 +810,7 @@ def cross_validate(a: argparse.Namespace, vl: list[str], data: Path, face: Path)
     result = {
         "k": a.folds, "seed": a.seed, "train_seed": a.train_seed, "model": a.model, "epochs": a.epochs, "image_size": a.image_size, "augment_policy": a.augment_policy,
         "synthetic_incorrect": a.synthetic_incorrect, "turned_copies": a.turned_copies, "cut_search": a.cut_search,
-        "members": a.members, "loss": a.loss, "margin": a.margin, "lr": a.lr,
+        "members": a.members, "loss": a.loss, "margin": a.margin, "lr": a.lr, "box_correction": a.box_correction,
         "background_max_score": a.background_max_score, "limit_photos": a.limit_photos,
         "one_face_photos": not a.no_one_face_photos, "test_photos": len(test or []),
         "note": "Validation of each fold = that fold's photo groups, never trained on; the held-out Test part is "

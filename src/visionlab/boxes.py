@@ -6,19 +6,22 @@ many faces it finds overlap their annotation by IoU 0.3-0.5 only and count as mi
 ridge regression (scikit-learn) from the detector's box shape and five landmarks (relative to the box) to the
 shift and log-scale that turn the box into the annotated one, fitted on the training photos' matched pairs. On the
 first 300 photos of ``facemask_boxes`` (fitted on 200, checked on 100, YuNet at 3x) it lifts the share of faces
-matched at IoU >= 0.5 from 85% to 96%.
+matched at IoU >= 0.5 from 85% to 96%. Its inputs are a family (``BOX_FEATURES``): ``linear``, the 13 features
+above, and ``quadratic``, those with their squares and their products with the box's log width, so that the
+offsets may bend with size and pose (tiny and turned faces: docs/detection.md); a stored correction names its own.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence, get_args
+from typing import Callable, Literal, Optional, Sequence, get_args
 
 import numpy as np
 
 from .errors import ModelError
+from .registry import Registry
 
-FEATURES = "landmarks-rel-v1"  # bump when ``features`` changes: a stored correction names what it expects
+FEATURES = "landmarks-rel-v1"  # the linear set's record name; a stored correction names what it expects
 
 
 def features(xywh: np.ndarray, landmarks: Optional[np.ndarray], score: np.ndarray) -> np.ndarray:
@@ -31,6 +34,37 @@ def features(xywh: np.ndarray, landmarks: Optional[np.ndarray], score: np.ndarra
         lm = np.asarray(landmarks, np.float64).reshape(len(xywh), 5, 2)
         lm = np.stack([(lm[:, :, 0] - x[:, None]) / w[:, None], (lm[:, :, 1] - y[:, None]) / h[:, None]], -1)
     return np.c_[lm[:, :, 0], lm[:, :, 1], np.log(w), np.log(h / w), score]
+
+
+def quadratic_features(xywh: np.ndarray, landmarks: Optional[np.ndarray], score: np.ndarray) -> np.ndarray:
+    """N x 39: ``features``, their squares, and their products with the log width (column 10)."""
+    f = features(xywh, landmarks, score)
+    return np.c_[f, f ** 2, f * f[:, 10:11]]
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """One input set of the box correction: the name a stored correction records, its width, how it is made."""
+
+    record: str  # bump when ``make`` changes
+    width: int
+    make: Callable[[np.ndarray, Optional[np.ndarray], np.ndarray], np.ndarray]
+
+
+BOX_FEATURES: Registry[FeatureSet] = Registry("box correction")
+BOX_FEATURES.register("linear")(FeatureSet(FEATURES, 13, features))
+BOX_FEATURES.register("quadratic")(FeatureSet("landmarks-rel-quad-v1", 39, quadratic_features))
+DEFAULT_BOX_FEATURES = "linear"
+
+
+def feature_set(record: str) -> FeatureSet:
+    """The set a stored correction's ``features`` names; another is one line that says which this visionlab reads."""
+    known = [BOX_FEATURES.get(n) for n in BOX_FEATURES.names()]
+    for fs in known:
+        if fs.record == record:
+            return fs
+    raise ModelError(f"box correction made for features {record!r}; this visionlab reads "
+                     f"{', '.join(repr(fs.record) for fs in known)}: rebuild it with `visionlab data faces`")
 
 
 def box_targets(det_xywh: np.ndarray, truth_xyxy: np.ndarray) -> np.ndarray:
@@ -87,15 +121,18 @@ class BoxCorrection:
 
     @classmethod
     def fit(cls, det_xywh: np.ndarray, landmarks: Optional[np.ndarray], score: np.ndarray,
-            truth_xyxy: np.ndarray, alpha: float = 1.0, merge: BoxMerge = "nms") -> "BoxCorrection":
+            truth_xyxy: np.ndarray, alpha: float = 1.0, merge: BoxMerge = "nms",
+            kind: str = DEFAULT_BOX_FEATURES) -> "BoxCorrection":
+        """Ridge regression on the matched pairs with the inputs of ``kind`` (a ``BOX_FEATURES`` name)."""
         from sklearn.linear_model import Ridge
 
+        fs = BOX_FEATURES.get(kind)  # an unknown name: the registry's one line (ConfigError)
         if len(det_xywh) < 20:
             raise ModelError(f"a box correction needs at least 20 matched faces, got {len(det_xywh)}")
         if merge not in MERGES:
             raise ModelError(f"unknown box merge {merge!r}; choose one of: {', '.join(MERGES)}")
-        model = Ridge(alpha=alpha).fit(features(det_xywh, landmarks, score), box_targets(det_xywh, truth_xyxy))
-        return cls(np.asarray(model.coef_, np.float64), np.asarray(model.intercept_, np.float64), FEATURES,
+        model = Ridge(alpha=alpha).fit(fs.make(det_xywh, landmarks, score), box_targets(det_xywh, truth_xyxy))
+        return cls(np.asarray(model.coef_, np.float64), np.asarray(model.intercept_, np.float64), fs.record,
                    len(det_xywh), merge)
 
     def __call__(self, xywh: np.ndarray, landmarks: Optional[np.ndarray], score: np.ndarray) -> np.ndarray:
@@ -103,7 +140,8 @@ class BoxCorrection:
         xywh = np.asarray(xywh, np.float64).reshape(-1, 4)
         if not len(xywh):
             return xywh
-        t = features(xywh, landmarks, np.asarray(score, np.float64)) @ self.coef.T + self.intercept
+        t = feature_set(self.features).make(xywh, landmarks, np.asarray(score, np.float64)) @ self.coef.T \
+            + self.intercept
         t[:, 2:] = np.clip(t[:, 2:], -1.0, 1.0)  # never more than e-fold: a wild box stays near the detector's
         x, y, w, h = (xywh[:, i] for i in range(4))
         cx, cy = x + w / 2 + t[:, 0] * w, y + h / 2 + t[:, 1] * h
@@ -111,25 +149,26 @@ class BoxCorrection:
         return np.c_[cx - nw / 2, cy - nh / 2, nw, nh]
 
     def to_dict(self) -> dict:
-        d = {"features": self.features, "coef": self.coef.round(6).tolist(),
-             "intercept": self.intercept.round(6).tolist(), "pairs": self.pairs}
+        # 6 decimals, as shipped profiles hold; squared inputs reach ~20, so the quadratic set keeps 12 (boxes
+        # read back within 1e-6 px, not 1e-3)
+        digits = 6 if self.features == FEATURES else 12
+        d = {"features": self.features, "coef": self.coef.round(digits).tolist(),
+             "intercept": self.intercept.round(digits).tolist(), "pairs": self.pairs}
         return d | ({"merge": self.merge} if self.merge != "nms" else {})  # older profiles: nms, as written
 
     @classmethod
     def from_dict(cls, d: dict) -> "BoxCorrection":
         try:
-            if d["features"] != FEATURES:
-                raise ModelError(f"box correction made for features {d['features']!r}; this visionlab reads "
-                                 f"{FEATURES!r}: rebuild it with `visionlab data faces`")
+            fs = feature_set(d["features"])
             coef, intercept = np.asarray(d["coef"], np.float64), np.asarray(d["intercept"], np.float64)
-            if coef.shape != (4, 13) or intercept.shape != (4,) or not np.isfinite(coef).all():
+            if coef.shape != (4, fs.width) or intercept.shape != (4,) or not np.isfinite(coef).all():
                 raise ModelError(f"box correction has coef {coef.shape} / intercept {intercept.shape}; "
-                                 f"expected (4, 13) and (4,)")
+                                 f"expected (4, {fs.width}) and (4,)")
             merge = d.get("merge", "nms")
             if merge not in MERGES:
                 raise ModelError(f"box correction fitted on boxes merged by {merge!r}; this visionlab knows "
                                  f"{', '.join(MERGES)}")
-            return cls(coef, intercept, FEATURES, int(d.get("pairs", 0)), merge)
+            return cls(coef, intercept, fs.record, int(d.get("pairs", 0)), merge)
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"unreadable box correction ({type(e).__name__}: {e})") from None
 

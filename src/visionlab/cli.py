@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .boxes import BoxMerge
+from .boxes import BOX_FEATURES, DEFAULT_BOX_FEATURES, BoxMerge
 from .cli_errors import run_app
 from .cli_options import options_from
 from .config import RunConfig
@@ -502,7 +502,11 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                                              "mirror) become one box per face: nms or wbf (as `detect --box-merge`; "
                                              "the crops and box correction are then those of the fused boxes)"),
                mirror_search: bool = typer.Option(False, "--mirror-search/--no-mirror-search",
-                                                  help="also search each photo mirrored (as `detect`)")) -> None:
+                                                  help="also search each photo mirrored (as `detect`)"),
+               box_correction: str = typer.Option(DEFAULT_BOX_FEATURES, "--box-correction",
+                                                  help=f"inputs of the box correction fitted on the Train photos: "
+                                                       f"{' or '.join(BOX_FEATURES.names())} (quadratic also bends "
+                                                       f"with face size and pose)")) -> None:
     """Cut a face-crop ImageFolder (Train/Validation/Test, split by photo group) with the detection pipeline's crop
     geometry, plus detect.json (detector settings and a learned box correction) for the trained model.
     --folds K --fold I: Validation = fold I of the photos outside the held-out Test part."""
@@ -515,7 +519,8 @@ def data_faces(sources: list[Path] = typer.Argument(..., help="boxes.csv / PASCA
                   balance=balance, background=background, label_map=parse_label_map(label_map) or None,
                   detector=detector, folds=folds, fold=fold, dhash_bits=dhash_bits, phash_bits=phash_bits,
                   synthetic_incorrect=synthetic_incorrect, turned_copies=turned_copies,
-                  box_merge=box_merge, mirror_search=mirror_search, background_max_score=background_max_score)
+                  box_merge=box_merge, mirror_search=mirror_search, background_max_score=background_max_score,
+                  box_correction=box_correction)
     out.print(str(s))
     out.print(f"split and settings: {out_dir / 'faces.json'}; detector profile: {out_dir / 'detect.json'}")
 

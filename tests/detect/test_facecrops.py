@@ -161,7 +161,8 @@ def test_fold_options_are_checked_before_any_work(tmp_path):
                     ({"synthetic_incorrect": -1}, "counts of 0 or more, not -1"),
                     ({"margin": -1.0}, "--margin is a share .* 0 or more, not -1.0"),
                     ({"background_max_score": 0.0}, "--background-max-score is a detector score .* not 0.0"),
-                    ({"background_max_score": 1.5}, "above 0 and at most 1, not 1.5")):
+                    ({"background_max_score": 1.5}, "above 0 and at most 1, not 1.5"),
+                    ({"box_correction": "cubic"}, "unknown box correction 'cubic'; choose one of: linear, quadratic")):
         with pytest.raises(ConfigError, match=msg):
             cut_faces([boxes], tmp_path / "out", show_progress=False, **kw)
     assert not (tmp_path / "out").exists()
@@ -280,6 +281,39 @@ def test_crops_cut_with_the_fused_search_fit_the_correction_detect_applies(yunet
     single = BoxCorrection(corr.coef, corr.intercept, corr.features, corr.pairs, "nms")
     other = build_detector("yunet", **{**opts, "box_correction": single}).detect(img)
     assert [f.box for f in other] != [f.box for f in found]
+
+
+def test_a_quadratic_box_correction_is_fitted_recorded_and_applied(yunet_path, tmp_path):
+    """`data faces --box-correction quadratic`: faces.json and the profile say so, the profile reads back as a
+    correction of 39 inputs, and a detector built from it places the boxes of a Train photo nearer their annotation
+    than without a correction (the fit is of these photos)."""
+    from visionlab.boxes import match, xywh_to_xyxy
+    from visionlab.detect.faces import build_detector
+    from visionlab.detect.pipeline import _to_bgr
+    from visionlab.data.boxes import read_boxes_csv
+    from visionlab.inference.profile import read_profile
+
+    src, boxes, names = _first_photos(tmp_path, 12)
+    cut_faces([boxes], tmp_path / "q", images=src.parent / "images", face_model=yunet_path, upscale=2.0, size=32,
+              seed=0, balance=False, background=False, show_progress=False, box_correction="quadratic")
+    m = json.loads((tmp_path / "q" / "faces.json").read_text())
+    assert m["detector"]["box_correction"] == "quadratic"
+    raw = json.loads((tmp_path / "q" / "detect.json").read_text())["box_correction"]
+    assert raw["features"] == "landmarks-rel-quad-v1" and np.asarray(raw["coef"]).shape == (4, 39)
+    opts = read_profile(tmp_path / "q" / "detect.json").detector_options("accurate")
+    assert opts["box_correction"]["features"] == "landmarks-rel-quad-v1"  # the detector reads it (FaceDetector)
+    truth = {r.path.name: r for r in read_boxes_csv(boxes, src.parent / "images")}
+    ious = {}
+    for name, o in (("quadratic", opts), ("none", {**opts, "box_correction": None})):
+        det = build_detector("yunet", **o)
+        got = []
+        for photo in m["photos"]["Train"]:
+            img = _to_bgr(np.asarray(Image.open(src.parent / "images" / photo).convert("RGB")), "rgb")
+            gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in truth[photo].boxes])
+            found = xywh_to_xyxy(np.array([f.box for f in det.detect(img)]))
+            got += [iou for _, _, iou in match(found, gt, 0.3)]
+        ious[name] = np.mean(got)
+    assert ious["quadratic"] > ious["none"] + 0.05
 
 
 def test_high_scoring_boxes_on_no_annotated_face_are_left_out_of_background(yunet_path, tmp_path):

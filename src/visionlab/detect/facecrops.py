@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..boxes import BoxMerge
+from ..boxes import DEFAULT_BOX_FEATURES, BoxMerge
 from ..errors import ConfigError, DataError
 from .cropnames import face_name, jitter_name
 from .pipeline import DEFAULT_MARGIN
@@ -295,9 +295,11 @@ def _detect_all(boxed: Sequence[AnnotatedImage], det, show_progress: bool) -> tu
     return imgs, raw
 
 
-def _fit_correction(boxed: Sequence[AnnotatedImage], split: list[str], raw: dict, merge: BoxMerge = "nms"):
+def _fit_correction(boxed: Sequence[AnnotatedImage], split: list[str], raw: dict, merge: BoxMerge = "nms",
+                    kind: str = DEFAULT_BOX_FEATURES):
     """The box correction from the training photos' matched pairs (IoU >= 0.3: the offsets it must learn), of the
-    boxes the detector's search gave (``merge``: single boxes, or fused ones with their fused scores)."""
+    boxes the detector's search gave (``merge``: single boxes, or fused ones with their fused scores), with the
+    inputs ``kind`` names (boxes.BOX_FEATURES)."""
     from ..boxes import BoxCorrection, match, xywh_to_xyxy
 
     X, L, S, T = [], [], [], []
@@ -307,7 +309,7 @@ def _fit_correction(boxed: Sequence[AnnotatedImage], split: list[str], raw: dict
         gt = np.array([[b.x0, b.y0, b.x1, b.y1] for b in r.boxes])
         for d, g, _ in match(xywh_to_xyxy(raw[i][:, :4]), gt, 0.3):
             X.append(raw[i][d, :4]), L.append(raw[i][d, 4:14]), S.append(raw[i][d, 14]), T.append(gt[g])
-    return BoxCorrection.fit(np.array(X), np.array(L), np.array(S), np.array(T), merge=merge)
+    return BoxCorrection.fit(np.array(X), np.array(L), np.array(S), np.array(T), merge=merge, kind=kind)
 
 
 def _cut_photo(w: _Writer, r: AnnotatedImage, img: np.ndarray, raw: np.ndarray, sp: str, correction,
@@ -342,9 +344,10 @@ def _cut_boxed(boxed: list[AnnotatedImage], det, w: _Writer, manifest: dict, rng
                split_ratios: tuple[float, float, float], seed: int, margin: float, balance: bool, max_jitter: int,
                background: bool, show_progress: bool, dhash_bits: int = DHASH_BITS, phash_bits: int = PHASH_BITS,
                folds: Optional[int] = None, fold: Optional[int] = None,
-               background_max_score: Optional[float] = None):
+               background_max_score: Optional[float] = None, box_correction: str = DEFAULT_BOX_FEATURES):
     """The box-annotated photos split by photo (recorded in ``manifest``) and cut; returns the box correction
-    fitted on the training photos. With ``folds``: Validation is fold ``fold``, Train the other folds."""
+    (inputs: ``box_correction``) fitted on the training photos. With ``folds``: Validation is fold ``fold``, Train
+    the other folds."""
     groups = photo_groups(boxed, dhash_bits, phash_bits if phash_bits >= 0 else None)
     if folds is None:
         split = split_photos(boxed, split_ratios, seed, groups)
@@ -359,7 +362,7 @@ def _cut_boxed(boxed: list[AnnotatedImage], det, w: _Writer, manifest: dict, rng
     manifest["grouping"] = {"dhash_bits": dhash_bits, "phash_bits": phash_bits}
     manifest["photo_groups"] = dict(sorted((r.name, g) for r, g in zip(boxed, groups)))
     imgs, raw = _detect_all(boxed, det, show_progress)
-    correction = _fit_correction(boxed, split, raw, det.box_merge)
+    correction = _fit_correction(boxed, split, raw, det.box_merge, box_correction)
     freq = Counter(b.label for i, r in enumerate(boxed) if split[i] == "Train" for b in r.boxes)
     top = max(freq.values()) if freq else 1
     copies = {c: (min(max_jitter, max(0, round(top / (2 * n)) - 1)) if balance else 0) for c, n in freq.items()}
@@ -381,8 +384,11 @@ def _check_counts(synthetic_incorrect: int, turned_copies: int) -> None:
 
 
 def _check_options(folds: Optional[int], fold: Optional[int], synthetic_incorrect: int, turned_copies: int,
-                   margin: float, background_max_score: Optional[float]) -> None:
+                   margin: float, background_max_score: Optional[float], box_correction: str) -> None:
     """Every option of ``cut_faces`` that can be wrong, checked before anything is read or written."""
+    from ..boxes import BOX_FEATURES
+
+    BOX_FEATURES.get(box_correction)  # an unknown name: one line naming the known ones
     _check_folds(folds, fold)
     _check_counts(synthetic_incorrect, turned_copies)
     if margin < 0:  # the pipeline refuses such a profile; its crops would be 1 px squares blown up to --size
@@ -424,7 +430,8 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
               fold: Optional[int] = None, dhash_bits: int = DHASH_BITS,
               phash_bits: int = PHASH_BITS, synthetic_incorrect: int = 0, turned_copies: int = 0,
               box_merge: BoxMerge = "nms", mirror_search: bool = False,
-              background_max_score: Optional[float] = None) -> FaceCropSummary:
+              background_max_score: Optional[float] = None,
+              box_correction: str = DEFAULT_BOX_FEATURES) -> FaceCropSummary:
     """Write a face-crop ImageFolder from box-annotated photo sets and/or ImageFolders of one-face photos.
     ``detector``: a YuNet-family name from ``FACE_DETECTORS`` (yunet, yunet_ort); the profile records it.
     ``folds``/``fold``: cross-validation over the box-annotated photos outside the held-out Test part
@@ -437,7 +444,8 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     those of the boxes `visionlab detect` will classify; the profile records it for the photo setting.
     ``background_max_score``: a detector box that overlaps no annotated face but scores this or more is taken for
     a face the annotators left out (turned-away and distant faces often are) and cut as nothing, not Background;
-    ``faces.json`` counts them per split. None: every such box is Background."""
+    ``faces.json`` counts them per split. None: every such box is Background. ``box_correction``: the inputs of
+    the box correction fitted on the Train photos (boxes.BOX_FEATURES: linear or quadratic)."""
     from ..boxes import BoxCorrection
     from .faces import build_detector
     from ..io import write_json
@@ -446,7 +454,7 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
 
     if not sources:
         raise ConfigError("give at least one source: a boxes.csv, a VOC folder or an ImageFolder")
-    _check_options(folds, fold, synthetic_incorrect, turned_copies, margin, background_max_score)
+    _check_options(folds, fold, synthetic_incorrect, turned_copies, margin, background_max_score, box_correction)
     boxed, folders = _sort_sources(sources, images, label_map)  # a source that cannot be read leaves no --out behind
     # crops are never mixed with old ones: a folder that holds files is refused (a file or read-only: one line)
     out = claim_out(out, "faces", policy="refuse")
@@ -455,7 +463,8 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
     manifest: dict = {"format": "visionlab-face-crops-v1", "sources": [str(s) for s in sources], "seed": seed,
                       "split_ratios": list(split_ratios), "margin": margin, "crop_size": size,
                       "detector": {"name": detector, "upscale": upscale, "score_threshold": score_threshold,
-                                   "box_merge": box_merge, "mirror_search": mirror_search},
+                                   "box_merge": box_merge, "mirror_search": mirror_search,
+                                   "box_correction": box_correction},
                       "photos": {}}
     unused: list[tuple[str, str]] = []
     det = build_detector(detector, model_path=face_model, score_threshold=score_threshold, upscale=upscale,
@@ -465,7 +474,8 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
         correction = _cut_boxed(boxed, det, w, manifest, rng, split_ratios=split_ratios, seed=seed, margin=margin,
                                 balance=balance, max_jitter=max_jitter, background=background,
                                 show_progress=show_progress, dhash_bits=dhash_bits, phash_bits=phash_bits,
-                                folds=folds, fold=fold, background_max_score=background_max_score)
+                                folds=folds, fold=fold, background_max_score=background_max_score,
+                                box_correction=box_correction)
     elif folds is not None:
         raise ConfigError("--folds needs box-annotated photos (a boxes.csv or a VOC folder) among the sources")
 
@@ -473,6 +483,21 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
         _cut_folder(root, det, correction, w, margin, unused, manifest, show_progress, label_map, split_ratios, seed)
 
     profile = _profile(det, detector, correction, margin, seed, named=face_model is not None)
+    _add_made(out, w, manifest, synthetic_incorrect, turned_copies, seed)
+    manifest["counts"] = {s: dict(sorted(c.items())) for s, c in w.counts.items()}
+    write_json(out / MANIFEST, manifest)
+    write_json(out / PROFILE, profile)
+    if unused:
+        _write_unused(out / UNUSED, unused)
+    photos = {s: len(v) for s, v in manifest["photos"].items()}
+    return FaceCropSummary(out, manifest["counts"], photos, len(unused), correction.pairs if correction else 0,
+                           sum(manifest.get("background", {}).get("left_out", {}).values()))
+
+
+def _add_made(out: Path, w: _Writer, manifest: dict, synthetic_incorrect: int, turned_copies: int,
+              seed: int) -> None:
+    """The Train crops made after the cut: masks moved below the nose (synthmask.py), then extra copies of faces
+    turned aside (turned.py); both counted in ``w`` and recorded in ``manifest``."""
     if synthetic_incorrect > 0:
         from .synthmask import MWI, synthesize
 
@@ -486,14 +511,6 @@ def cut_faces(sources: Sequence[str | Path], out: str | Path, *, images: str | P
         manifest["turned_copies"] = {"copies": turned_copies, "per_class": made_turned, "list": "turned.csv"}
         for c, n in made_turned.items():
             w.counts["Train"][c] += n["written"]
-    manifest["counts"] = {s: dict(sorted(c.items())) for s, c in w.counts.items()}
-    write_json(out / MANIFEST, manifest)
-    write_json(out / PROFILE, profile)
-    if unused:
-        _write_unused(out / UNUSED, unused)
-    photos = {s: len(v) for s, v in manifest["photos"].items()}
-    return FaceCropSummary(out, manifest["counts"], photos, len(unused), correction.pairs if correction else 0,
-                           sum(manifest.get("background", {}).get("left_out", {}).values()))
 
 
 def _profile(det, detector: str, correction, margin: float, seed: int, named: bool) -> dict:
