@@ -7,8 +7,9 @@ ridge regression (scikit-learn) from the detector's box shape and five landmarks
 shift and log-scale that turn the box into the annotated one, fitted on the training photos' matched pairs. On the
 first 300 photos of ``facemask_boxes`` (fitted on 200, checked on 100, YuNet at 3x) it lifts the share of faces
 matched at IoU >= 0.5 from 85% to 96%. Its inputs are a family (``BOX_FEATURES``): ``linear``, the 13 features
-above, and ``quadratic``, those with their squares and their products with the box's log width, so that the
-offsets may bend with size and pose (tiny and turned faces: docs/detection.md); a stored correction names its own.
+above, and ``quadratic``, those with their squares and their products with the box's log width (measured on the
+folds: no more faces found once boxes are whole pixels, so linear stays the default; docs/detection.md); a stored
+correction names its own set.
 """
 from __future__ import annotations
 
