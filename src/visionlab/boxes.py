@@ -50,11 +50,13 @@ class FeatureSet:
     record: str  # bump when ``make`` changes
     width: int
     make: Callable[[np.ndarray, Optional[np.ndarray], np.ndarray], np.ndarray]
+    digits: int  # decimals a stored correction keeps: its boxes read back within about 1e-6 px
 
 
 BOX_FEATURES: Registry[FeatureSet] = Registry("box correction")
-BOX_FEATURES.register("linear")(FeatureSet(FEATURES, 13, features))
-BOX_FEATURES.register("quadratic")(FeatureSet("landmarks-rel-quad-v1", 39, quadratic_features))
+# 6 decimals, as shipped profiles hold; squared inputs reach ~20, where 6 would move a box by up to 0.002 px
+BOX_FEATURES.register("linear")(FeatureSet(FEATURES, 13, features, 6))
+BOX_FEATURES.register("quadratic")(FeatureSet("landmarks-rel-quad-v1", 39, quadratic_features, 12))
 DEFAULT_BOX_FEATURES = "linear"
 
 
@@ -150,9 +152,7 @@ class BoxCorrection:
         return np.c_[cx - nw / 2, cy - nh / 2, nw, nh]
 
     def to_dict(self) -> dict:
-        # 6 decimals, as shipped profiles hold; squared inputs reach ~20, so the quadratic set keeps 12 (boxes
-        # read back within 1e-6 px, not 1e-3)
-        digits = 6 if self.features == FEATURES else 12
+        digits = feature_set(self.features).digits
         d = {"features": self.features, "coef": self.coef.round(digits).tolist(),
              "intercept": self.intercept.round(digits).tolist(), "pairs": self.pairs}
         return d | ({"merge": self.merge} if self.merge != "nms" else {})  # older profiles: nms, as written
