@@ -30,6 +30,7 @@ from ..io import sha256_file
 DETECT_MAX_SIDE = 1600  # larger photos are shrunk for the detector (a 40 MP frame would take seconds); boxes
 #                         come back in the original's pixels
 ANNOTATE_MAX_SIDE = 1600
+WARM_UP_FRAME = np.full((240, 320, 3), 128, np.uint8)  # Engine.warm_up's: flat grey, no face
 
 
 def local_face_model() -> Optional[Path]:
@@ -173,9 +174,10 @@ class Engine:
         return faces, {"detect_ms": pipe.detector.seconds * 1e3, "classify_ms": pipe.classifier.seconds * 1e3}
 
     def warm_up(self) -> None:
-        """One pass through the detector and the classifier, so the first request pays no lazy set-up."""
-        rng = np.random.default_rng(0)
-        self.predict(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))  # random pixels: no face, detector only
+        """One pass through the detector and the classifier, so the first request pays no lazy set-up. The frame
+        is flat grey, on which no detector finds a face (tests/serve/test_engine.py): the bundled model's photo
+        setting took random pixels for 92 faces, and classifying them all cost 25 s of every start."""
+        self.predict(WARM_UP_FRAME)
         s = int(self.classifier.image_size)
         self.classifier.predict_proba(np.zeros((2, 3, s, s), np.uint8))
 
