@@ -30,7 +30,8 @@ from ..io import sha256_file
 DETECT_MAX_SIDE = 1600  # larger photos are shrunk for the detector (a 40 MP frame would take seconds); boxes
 #                         come back in the original's pixels
 ANNOTATE_MAX_SIDE = 1600
-WARM_UP_FRAME = np.full((240, 320, 3), 128, np.uint8)  # Engine.warm_up's: flat grey, no face
+WARM_UP_FRAME = np.full((240, 320, 3), 128, np.uint8)  # Engine.warm_up's: flat grey, no face; every inference
+WARM_UP_FRAME.flags.writeable = False  # thread warms up on this one array at once, so nothing may write to it
 
 
 def local_face_model() -> Optional[Path]:
