@@ -99,11 +99,25 @@ def test_predict_reports_unreadable_and_goes_on(two_runs, tmp_path):
     (imgs / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     p = run("predict", str(two_runs / "cnn"), str(imgs), "--out", str(tmp_path / "pred"))
     assert "2 images predicted" in p.stdout
-    assert "broken.jpg" in p.stderr + p.stdout
+    assert f"{imgs / 'broken.jpg'}: truncated image file" in p.stderr  # whole, on one line
     res = json.loads((tmp_path / "pred" / "predictions.json").read_text())
     assert len(res["predictions"]) == 2 and len(res["unreadable"]) == 1
     assert all(r["label"] in ("WithMask", "WithoutMask") for r in res["predictions"])
     assert (tmp_path / "pred" / "annotated" / "a.jpg").is_file()
+
+
+def test_an_unreadable_files_long_name_with_brackets_is_printed_whole_on_one_line(two_runs, tmp_path):
+    from PIL import Image
+
+    imgs = tmp_path / ("a folder whose name is long enough to pass eighty columns " * 2)
+    imgs.mkdir()
+    Image.new("RGB", (64, 64), (20, 90, 200)).save(imgs / "good.png")
+    bad = imgs / "[red]photo[bold] 1.jpg"  # rich markup in a name must stay text
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    p = run("predict", str(two_runs / "cnn"), str(imgs), "--out", str(tmp_path / "pred"))
+    assert "1 image" in p.stdout
+    assert any(line.endswith(f"{bad}: truncated image file (Truncated File Read); copy it again or delete it")
+               for line in p.stderr.splitlines()), p.stderr
 
 
 def test_predict_applies_the_validation_threshold_and_says_so(two_runs, tmp_path):

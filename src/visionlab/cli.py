@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .boxes import BOX_FEATURES, DEFAULT_BOX_FEATURES, BoxMerge
@@ -69,7 +70,8 @@ def times_line(m: dict) -> str:
 def _warn_each(items, word: str) -> None:
     """One yellow line per (path, reason) a command passed over."""
     for p, why in items:
-        console.print(f"[yellow]{word}[/] {p}: {why}", highlight=False)
+        # escaped: a "[" in a file's name is part of the name, not rich markup
+        console.print(f"[yellow]{word}[/] {escape(str(p))}: {escape(str(why))}", highlight=False)
 
 
 config_options = options_from(RunConfig)  # train's and lr-find's flags: one per RunConfig field (cli_options.py)

@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-console = Console(stderr=True)
+# soft_wrap: a line is never cut at 80 columns where stderr is a file or a pipe (a path broken in two cannot be
+# copied or grepped); a terminal wraps it on screen by itself
+console = Console(stderr=True, soft_wrap=True)
 
 
 def line_interval() -> float:

@@ -314,7 +314,8 @@ class EpochEnd:
             self.early.load_state_dict(state["early"])
         self.status = state.get("status", "ok")
         start = int(state["epoch"]) + 1
-        console.print(f"resuming {self.folder.path} after epoch {start} of {p.cfg.epochs}")
+        console.print(f"resuming {self.folder.path} after epoch {start} of {p.cfg.epochs}", markup=False,
+                      highlight=False)
         return start
 
 
