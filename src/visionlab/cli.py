@@ -8,8 +8,8 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .boxes import BOX_FEATURES, DEFAULT_BOX_FEATURES, BoxMerge
 from .cli_errors import run_app
@@ -18,11 +18,18 @@ from .config import RunConfig
 from .detect.config import DetectConfig
 from .detect.pipeline import DEFAULT_MARGIN
 from .errors import ConfigError
-from .progress import console
+from .progress import say
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="visionlab: image classification from a folder of images to a deployed model.")
-out = Console(width=None if sys.stdout.isatty() else 160)  # tables stay readable when piped to a file
+# tables stay readable when piped to a file; markup off: the lines carry users' paths, and a "[" in a folder's name
+# is part of the name (the few coloured words are styled through ``headed``)
+out = Console(width=None if sys.stdout.isatty() else 160, markup=False)
+
+
+def headed(word: str, style: str, text: str) -> Text:
+    """``word`` in ``style``, then ``text`` as it is."""
+    return Text.assemble((word, style), text)
 
 
 def _parse_field(name: str, value: Any) -> Any:
@@ -70,8 +77,7 @@ def times_line(m: dict) -> str:
 def _warn_each(items, word: str) -> None:
     """One yellow line per (path, reason) a command passed over."""
     for p, why in items:
-        # escaped: a "[" in a file's name is part of the name, not rich markup
-        console.print(f"[yellow]{word}[/] {escape(str(p))}: {escape(str(why))}", highlight=False)
+        say(word, f"{p}: {why}")
 
 
 config_options = options_from(RunConfig)  # train's and lr-find's flags: one per RunConfig field (cli_options.py)
@@ -96,7 +102,7 @@ def train(config: Optional[Path] = typer.Option(None, "--config", help="a YAML R
     colour = "green" if res.status != "diverged" else "red"
     acc = f"test accuracy {m['test_acc']:.4f}" if m.get("test_acc") is not None else \
         f"validation accuracy {num(m.get('val_acc'))}"
-    out.print(f"[{colour}]{res.status}[/]: {acc} after {m['epochs_run']} epochs; {times_line(m)}")
+    out.print(headed(res.status, colour, f": {acc} after {m['epochs_run']} epochs; {times_line(m)}"))
     report = res.path / "report.html"  # --report metrics writes none: name what was written instead
     out.print(f"run folder: {res.path}   " + (f"report: {report}" if report.exists()
                                               else f"metrics: {res.path / 'metrics.json'}"), soft_wrap=True)
@@ -185,12 +191,12 @@ def demo(data: Optional[str] = typer.Option(None, "--data", help="a real image f
     m, d = res.metrics, res.detection
     if d:
         labels = ", ".join(f"{k} {v}" for k, v in sorted(d["labels"].items()))
-        out.print(f"[green]detection[/]: {d['processed']} bundled photos, {d['faces']} faces ({labels}) in "
-                  f"{d['seconds']:.1f} s; annotated photos in {res.root / 'detections'}")
-    out.print(f"[green]training[/]: test accuracy {m.get('test_acc') or 0:.4f}, {m['epochs_run']} epochs, "
-              f"{times_line(m)}; report: {res.path / 'report.html'}")
+        out.print(headed("detection", "green", f": {d['processed']} bundled photos, {d['faces']} faces ({labels}) in "
+                         f"{d['seconds']:.1f} s; annotated photos in {res.root / 'detections'}"))
+    out.print(headed("training", "green", f": test accuracy {m.get('test_acc') or 0:.4f}, {m['epochs_run']} epochs, "
+                     f"{times_line(m)}; report: {res.path / 'report.html'}"))
     if res.report is not None:
-        out.print(f"[green]demo finished[/]: open {res.report}")
+        out.print(headed("demo finished", "green", f": open {res.report}"))
 
 
 @app.command("predict")
@@ -357,7 +363,7 @@ def _print_detections(s: dict, out_dir: Path) -> None:
         rules = ", ".join(f"{r} {n}" for r, n in a["by_rule"].items())
         out.print(f"alerts: {a['events']} event{'' if a['events'] == 1 else 's'} ({rules}); {a['sent']} sent, "
                   f"{a['failed']} failed, {a['dropped']} dropped (queue full)", markup=False, soft_wrap=True)
-    out.print(f"output: {out_dir}  (JSON lines: {s['jsonl']})")
+    out.print(f"output: {out_dir}  (JSON lines: {s['jsonl']})", soft_wrap=True)
     if s.get("periods", 1) > 1:  # a camera or stream that rolled its files over (--rollover-seconds)
         out.print(f"rolled over: {s['periods']} periods; the plain names hold the last, each earlier one is in "
                   f"detections-<start>.jsonl, summary-<start>.csv" + (" and a video of its own" if s["video"] else ""),

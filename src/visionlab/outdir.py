@@ -36,9 +36,9 @@ def is_output_folder(path: Path) -> bool:
 
 
 def _say(line: str) -> None:
-    from .progress import console
+    from .progress import say
 
-    console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True, markup=True)
+    say("note:", line)
 
 
 def _fresh_sub(parent: Path, command: str) -> Path:

@@ -14,12 +14,19 @@ import time
 from typing import Any, Optional
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 # soft_wrap: a line is never cut at 80 columns where stderr is a file or a pipe (a path broken in two cannot be
 # copied or grepped); a terminal wraps it on screen by itself
 console = Console(stderr=True, soft_wrap=True)
+
+
+def say(word: str, text: str, style: str = "yellow") -> None:
+    """One stderr line: ``word`` in ``style``, then ``text`` as it is (escaped: a "[" in a file's name is part of
+    the name, not rich markup)."""
+    console.print(f"[{style}]{word}[/] {escape(text)}", highlight=False)
 
 
 def line_interval() -> float:

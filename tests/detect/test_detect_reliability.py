@@ -216,3 +216,24 @@ def test_fifos_and_devices_are_listed_as_skipped(tmp_path):
     text = one_line(p, "pipe.jpg: is a FIFO, not a regular file", "null.png: is a device, not a regular file",
                     rc=0)
     assert "1 image" in text and len(jsonl(tmp_path / "out" / "detections.jsonl")) == 1
+
+
+def test_skipped_files_with_markup_in_their_names_are_printed_whole_on_one_line(tmp_path):
+    dimg = photos(tmp_path / ("a folder whose name is long enough to pass eighty columns " * 2), 1)
+    bad = dimg / "[red]broken[bold].jpg"  # rich markup in a name must stay text
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    os.mkfifo(dimg / "[blue]pipe.jpg")
+    p = subprocess.run([sys.executable, "-m", "visionlab", "detect", str(dimg), "--out", str(tmp_path / "out"),
+                        "--quality", "fast"], capture_output=True, text=True, timeout=300)  # no COLUMNS: 80 wide
+    one_line(p, rc=0)
+    lines = p.stderr.splitlines()
+    assert any(line.startswith("warning: ") and f"{bad}: truncated image file" in line for line in lines), p.stderr
+    fifo = f"{dimg / '[blue]pipe.jpg'}: is a FIFO, not a regular file"
+    assert any(line.startswith("warning: ") and fifo in line for line in lines), p.stderr
+    assert f"output: {tmp_path / 'out'}" in p.stdout and "1 image: " in p.stdout
+
+
+def test_an_out_folder_with_markup_in_its_name_is_printed_whole(tmp_path):
+    out = tmp_path / "[green]results[/] 1"
+    p = vl("detect", str(photos(tmp_path / "dimg", 1)), "--out", str(out), "--quality", "fast")
+    one_line(p, f"output: {out}  (JSON lines: {out / 'detections.jsonl'})", rc=0)

@@ -136,12 +136,10 @@ def _resolve_input(input: str | os.PathLike | int, out: Path, only: Optional[Seq
         left_out: list[Path] = []
         files = [src] if kind == "image" else _list_images(src, out.resolve(), skipped, left_out)
         if left_out:
-            from ..progress import console
+            from ..progress import say
 
-            console.print(f"[yellow]note:[/] left out {len(left_out)} earlier visionlab output folder"
-                          f"{'s' if len(left_out) > 1 else ''} inside the input: "
-                          f"{', '.join(shown(p) for p in left_out[:5])}{' ...' if len(left_out) > 5 else ''}",
-                          highlight=False, soft_wrap=True)
+            say("note:", f"left out {len(left_out)} earlier visionlab output folder{'s' if len(left_out) > 1 else ''} "
+                f"inside the input: {', '.join(shown(p) for p in left_out[:5])}{' ...' if len(left_out) > 5 else ''}")
         if only is not None and kind == "folder":  # a subset of the folder (e.g. the validation photos)
             keep = {Path(f).resolve() for f in only}
             files = [f for f in files if f.resolve() in keep]
@@ -307,9 +305,11 @@ class _DetectionRun:
         err.errno = getattr(e, "errno", None)
         return err
 
-    def read_images(self, bar, files: Sequence[Path], console, first: Optional[np.ndarray] = None) -> None:
+    def read_images(self, bar, files: Sequence[Path], first: Optional[np.ndarray] = None) -> None:
         """Every image in turn (``first``: the first one, already decoded); one of a folder's that cannot be
         decoded is skipped with a warning line."""
+        from ..progress import say
+
         src, kind, summary = self.src, self.kind, self.summary
         task = bar.add_task(src.name, total=len(files), info="")
         for n, f in enumerate(files):
@@ -318,7 +318,7 @@ class _DetectionRun:
             except DataError as e:
                 if kind == "image":
                     raise
-                console.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
+                say("warning:", str(e))
                 summary["skipped"].append([shown(f), str(e)])
                 bar.advance(task)
                 continue
@@ -499,7 +499,7 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
     and JSON lines finalised. ``on_frame(record, annotated_bgr)`` is called after each image or frame. Returns a
     summary dict.
     """
-    from ..progress import console, progress
+    from ..progress import progress, say
 
     if out_dir is None:
         raise ConfigError("run_detection needs out_dir: where the annotated output and JSON lines go")
@@ -530,7 +530,7 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
                            faces_stored(cfg.privacy, cfg.save_frames))
     summary["skipped"] += odd
     for p, why in odd:
-        console.print(f"[yellow]warning:[/] {p}: {why}", highlight=False, soft_wrap=True)
+        say("warning:", f"{p}: {why}")
     run = _DetectionRun(pipe, src, kind, out, summary, save_frames=cfg.save_frames, blur=cfg.privacy, zone=zone,
                         on_frame=on_frame, anonymize=anonymize)
     run.live = cap if kind in ("camera", "stream") else None
@@ -542,7 +542,7 @@ def run_detection(input: str | os.PathLike | int, config: Optional[DetectConfig]
     try:
         with progress(disable=not show_progress or cfg.quiet) as bar:
             if kind in ("image", "folder"):
-                run.read_images(bar, files, console, first)
+                run.read_images(bar, files, first)
             else:
                 run.read_video(bar, cap, cfg.max_frames, video_summary, cfg.bin_seconds, cfg.track)
     except KeyboardInterrupt:
